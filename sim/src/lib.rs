@@ -1,0 +1,1 @@
+//! runnel's simulator.

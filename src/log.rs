@@ -1,0 +1,30 @@
+//! Storage: the partition log, in Kafka's on-disk layout.
+//!
+//! A partition is a directory `<log dir>/<topic>-<partition>/` holding segments
+//! (`<base offset>.log` with record batches, a sparse `.index` and a `.timeindex`) and a
+//! `partition.checkpoint`. `docs/formats.md` documents every byte.
+//!
+//! - [`batch`]: the Kafka RecordBatch v2 format, validation, record iteration.
+//! - [`index`], [`time_index`]: the sparse indexes, kept in memory, cached in files.
+//! - [`segment`]: one `.log` file with its indexes; scanning and truncation.
+//! - [`recovery`]: opening a directory after a crash.
+//! - [`checkpoint`]: the recovery point and log start offset, written atomically.
+//! - [`partition_log`]: append, read, roll, retention, flush policy, group commit.
+//! - [`manager`]: all the partition logs of a data directory and their background work.
+
+pub mod batch;
+pub mod checkpoint;
+pub mod config;
+pub mod index;
+pub mod manager;
+pub mod partition_log;
+pub mod recovery;
+pub mod segment;
+pub mod time_index;
+pub mod write_counter;
+
+pub use config::LogConfig;
+pub use manager::{LogManager, TopicPartition};
+pub use partition_log::{
+    AppendError, AppendInfo, LogError, LogOffsets, PartitionLog, ReadError, ReadResult,
+};

@@ -1,0 +1,758 @@
+//! A partition's log: ordered segments; appends that assign offsets; reads of whole batches;
+//! rolling, retention, the flush policy, group commit and checkpoints.
+//!
+//! Concurrency: all state sits behind one mutex that is never held across an `.await`. Slow
+//! work (fsync, checkpoint writes, reading batch bytes) happens outside it. Syncs are serialised
+//! by an async mutex: whoever holds it syncs everything appended so far, and everyone waiting
+//! behind it finds their data already covered (group commit).
+
+use super::batch::{self, BatchError, HEADER_LEN};
+use super::checkpoint::{self, LogCheckpoint};
+use super::config::LogConfig;
+use super::recovery::{self, RecoveryReport};
+use super::segment::{AppendedBatch, Segment, SegmentReadError, SyncMark};
+use super::write_counter::WriteCounter;
+use crate::env::disk::{Disk, DiskFile, read_exact_at};
+use crate::env::{Clock, Env};
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::watch;
+
+/// The offsets a log publishes whenever they change (for long-polling fetches).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogOffsets {
+    /// First offset in the log.
+    pub log_start: i64,
+    /// Offset after the last batch.
+    pub log_end: i64,
+    /// Every batch below this offset is synced.
+    pub durable_end: i64,
+}
+
+/// An append failed; nothing of it was written.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error("invalid record batch: {0}")]
+    InvalidBatch(#[from] BatchError),
+    #[error("storage error: {0}")]
+    Storage(String),
+}
+
+/// A read failed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ReadError {
+    #[error("offset {offset} is outside the log's range {log_start}..{log_end}")]
+    OffsetOutOfRange {
+        offset: i64,
+        log_start: i64,
+        log_end: i64,
+    },
+    #[error("storage error: {0}")]
+    Storage(String),
+}
+
+/// A log operation other than append or read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+    #[error("the log is offline: {0}")]
+    Offline(String),
+}
+
+impl From<SegmentReadError> for ReadError {
+    fn from(e: SegmentReadError) -> Self {
+        ReadError::Storage(e.to_string())
+    }
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset given to the first record.
+    pub first_offset: i64,
+    /// Offset given to the last record.
+    pub last_offset: i64,
+    /// Largest timestamp among the records.
+    pub max_timestamp: i64,
+    /// The log start offset after the append.
+    pub log_start_offset: i64,
+    /// Records appended.
+    pub record_count: i64,
+    /// The flush policy (`flush.messages`) asks for a sync before the append is answered.
+    pub flush_due: bool,
+}
+
+/// Batches read from the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadResult {
+    /// Whole batches, as stored. Empty if there was nothing to read.
+    pub records: Vec<u8>,
+    /// The log start offset when read.
+    pub log_start_offset: i64,
+    /// The log end offset when read.
+    pub log_end_offset: i64,
+}
+
+/// A partition log. Shared as `Arc<PartitionLog>`.
+pub struct PartitionLog {
+    /// The partition directory.
+    dir: PathBuf,
+    /// Where the files are.
+    disk: Arc<dyn Disk>,
+    /// Wall clock for timestamps of rolls and retention.
+    clock: Arc<dyn Clock>,
+    /// Everything that changes.
+    state: Mutex<LogState>,
+    /// Held by the task that is syncing; the others queue behind it.
+    sync_lock: tokio::sync::Mutex<()>,
+    /// Serialises checkpoint writes; holds the last checkpoint written.
+    checkpoint_lock: tokio::sync::Mutex<Option<LogCheckpoint>>,
+    /// Published offsets.
+    offsets_tx: watch::Sender<LogOffsets>,
+}
+
+/// The mutable state of a log.
+struct LogState {
+    /// Current configuration.
+    config: LogConfig,
+    /// Segments by base offset; the last is the active one. Never empty.
+    segments: BTreeMap<i64, Segment>,
+    /// First offset in the log.
+    log_start_offset: i64,
+    /// Offset the next record gets (the log end offset).
+    next_offset: i64,
+    /// Every batch below this is synced, with its directory entry.
+    durable_offset: i64,
+    /// Creations and removals of files in the directory against what syncs covered.
+    dir_writes: WriteCounter,
+    /// Records appended since the log opened.
+    appended_records: i64,
+    /// `appended_records` as of the start of the last completed sync.
+    synced_records: i64,
+    /// Wall-clock time of the last completed sync.
+    last_sync_ms: i64,
+    /// Whether a background sync task is queued and has not started yet.
+    background_sync_queued: bool,
+    /// Set when the log must take no more writes (an fsync failed, or it was closed).
+    offline: Option<String>,
+}
+
+/// What one sync covers.
+struct SyncPlan {
+    /// Files to sync, with the segment and what to mark afterwards.
+    files: Vec<(i64, Arc<dyn DiskFile>, SyncMark)>,
+    /// The directory's write count to mark, if the directory needs a sync.
+    dir: Option<u64>,
+    /// The log end offset when the plan was made: durable once the plan completes.
+    upto: i64,
+    /// `appended_records` when the plan was made.
+    records: i64,
+}
+
+impl LogState {
+    fn active(&self) -> &Segment {
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+
+    fn check_online(&self) -> Result<(), String> {
+        match &self.offline {
+            Some(why) => Err(why.clone()),
+            None => Ok(()),
+        }
+    }
+
+    fn offsets(&self) -> LogOffsets {
+        LogOffsets {
+            log_start: self.log_start_offset,
+            log_end: self.next_offset,
+            durable_end: self.durable_offset,
+        }
+    }
+
+    fn prepare_sync(&mut self, with_active_indexes: bool) -> SyncPlan {
+        let active_base = self.active().base_offset;
+        let mut files = Vec::new();
+        for (base, seg) in self.segments.iter_mut() {
+            let with_indexes = with_active_indexes || *base != active_base;
+            match seg.take_unsynced(with_indexes) {
+                Ok(f) => files.extend(f.into_iter().map(|(file, mark)| (*base, file, mark))),
+                Err(e) => {
+                    // Index files are caches; the log's data is what must be synced.
+                    tracing::warn!(segment = %seg.log_path().display(), error = %e, "could not write index entries");
+                    if let Ok(f) = seg.take_unsynced(false) {
+                        files.extend(f.into_iter().map(|(file, mark)| (*base, file, mark)));
+                    }
+                }
+            }
+        }
+        SyncPlan {
+            files,
+            dir: self
+                .dir_writes
+                .is_dirty()
+                .then(|| self.dir_writes.snapshot()),
+            upto: self.next_offset,
+            records: self.appended_records,
+        }
+    }
+}
+
+impl PartitionLog {
+    /// Opens the log in `dir`, creating the directory if needed and recovering what is there.
+    /// Everything recovered is synced before this returns.
+    pub async fn open(
+        env: &Env,
+        dir: &Path,
+        config: LogConfig,
+    ) -> Result<Arc<PartitionLog>, LogError> {
+        crate::env::disk::create_dir_durable(&*env.disk, dir).await?;
+        let now = env.clock.now_ms();
+        let mut recovered = recovery::recover(&*env.disk, dir, &config, now)?;
+        // What was not known to be synced before (at or past the checkpoint's recovery
+        // point) may still sit in the page cache after a process crash: sync it now.
+        let rp = recovered.report.checkpoint_recovery_point;
+        for seg in recovered.segments.values_mut() {
+            if seg.next_offset() > rp || seg.is_empty() {
+                seg.mark_dirty();
+            }
+        }
+        let state = LogState {
+            config,
+            segments: recovered.segments,
+            log_start_offset: recovered.log_start_offset,
+            next_offset: recovered.next_offset,
+            durable_offset: recovered.log_start_offset,
+            // Recovery may have created or deleted files: sync the directory with the data.
+            dir_writes: WriteCounter::dirty(),
+            appended_records: 0,
+            synced_records: 0,
+            last_sync_ms: now,
+            background_sync_queued: false,
+            offline: None,
+        };
+        let offsets = state.offsets();
+        let log = Arc::new(PartitionLog {
+            dir: dir.to_path_buf(),
+            disk: env.disk.clone(),
+            clock: env.clock.clone(),
+            state: Mutex::new(state),
+            sync_lock: tokio::sync::Mutex::new(()),
+            checkpoint_lock: tokio::sync::Mutex::new(None),
+            offsets_tx: watch::channel(offsets).0,
+        });
+        // Make everything that survived durable, then record that as the recovery point.
+        log.sync_all(true).await?;
+        log.checkpoint().await?;
+        log.set_last_recovery_report(recovered.report);
+        Ok(log)
+    }
+
+    fn set_last_recovery_report(&self, report: RecoveryReport) {
+        if report.bytes_truncated > 0 || report.segments_deleted > 0 {
+            tracing::info!(dir = %self.dir.display(), ?report, "log recovery changed the log");
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, LogState> {
+        // A panic while holding the lock is a bug that already failed loudly; the state
+        // itself is updated so that it stays consistent at every step.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn publish(&self, st: &LogState) {
+        self.offsets_tx.send_replace(st.offsets());
+    }
+
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> LogConfig {
+        self.lock().config.clone()
+    }
+
+    /// Replaces the configuration (applies to later appends, rolls and retention checks).
+    pub fn set_config(&self, config: LogConfig) {
+        self.lock().config = config;
+    }
+
+    /// The current offsets.
+    pub fn offsets(&self) -> LogOffsets {
+        self.lock().offsets()
+    }
+
+    /// First offset in the log.
+    pub fn log_start_offset(&self) -> i64 {
+        self.lock().log_start_offset
+    }
+
+    /// Offset after the last batch.
+    pub fn log_end_offset(&self) -> i64 {
+        self.lock().next_offset
+    }
+
+    /// Every batch below this offset is synced.
+    pub fn durable_offset(&self) -> i64 {
+        self.lock().durable_offset
+    }
+
+    /// What a consumer of this single replica may read up to: the log end with write caching
+    /// on (Kafka's behaviour), otherwise only what is synced, so no consumer ever sees a record
+    /// that a power loss could take back.
+    pub fn visible_end_offset(&self) -> i64 {
+        let st = self.lock();
+        if st.config.write_caching {
+            st.next_offset
+        } else {
+            st.durable_offset
+        }
+    }
+
+    /// Watches the log's offsets.
+    pub fn subscribe(&self) -> watch::Receiver<LogOffsets> {
+        self.offsets_tx.subscribe()
+    }
+
+    /// Total bytes of all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.lock().segments.values().map(Segment::size).sum()
+    }
+
+    /// Base offsets of the segments, oldest first.
+    pub fn segment_bases(&self) -> Vec<i64> {
+        self.lock().segments.keys().copied().collect()
+    }
+
+    /// Whether an answered append must wait for a sync: the flush policy says so, or the
+    /// producer asked for durability (acks=all) and write caching is off.
+    pub fn must_sync(&self, info: &AppendInfo, wants_durability: bool) -> bool {
+        info.flush_due || (wants_durability && !self.lock().config.write_caching)
+    }
+
+    /// Validates and appends a producer's record set (one or more v2 batches, as received),
+    /// assigning offsets and stamping `leader_epoch` into each batch header. All or nothing.
+    /// The data is written but not synced: see [`PartitionLog::sync_to`] and
+    /// [`PartitionLog::must_sync`].
+    pub fn append(
+        self: &Arc<Self>,
+        records: &mut [u8],
+        leader_epoch: i32,
+    ) -> Result<AppendInfo, AppendError> {
+        let max_bytes = self.lock().config.max_message_bytes;
+        let batches =
+            batch::validate_record_set(records, usize::try_from(max_bytes).unwrap_or(usize::MAX))?;
+        let now = self.clock.now_ms();
+        let mut st = self.lock();
+        st.check_online().map_err(AppendError::Storage)?;
+        let first_offset = st.next_offset;
+        let mut next = first_offset;
+        let mut appended = Vec::with_capacity(batches.len());
+        let mut max_timestamp = batch::NO_TIMESTAMP;
+        let mut record_count = 0i64;
+        for b in &batches {
+            let len = b.header.total_len();
+            batch::set_base_offset_and_epoch(
+                &mut records[b.position..b.position + len],
+                next,
+                leader_epoch,
+            );
+            let last = next + i64::from(b.header.last_offset_delta);
+            appended.push(AppendedBatch {
+                last_offset: last,
+                max_timestamp: b.header.max_timestamp,
+                len: len as u64,
+            });
+            max_timestamp = max_timestamp.max(b.header.max_timestamp);
+            record_count += i64::from(b.header.records_count);
+            next = last + 1;
+        }
+        let cfg = st.config.clone();
+        if st
+            .active()
+            .should_roll(&cfg, records.len() as u64, max_timestamp, next - 1, now)
+        {
+            self.roll(&mut st, now)
+                .map_err(|e| AppendError::Storage(e.to_string()))?;
+        }
+        if let Err(e) = st.active_mut().append(records, &appended, &cfg) {
+            if !e.trimmed {
+                st.offline = Some(format!("a failed write could not be cut back: {}", e.error));
+            }
+            return Err(AppendError::Storage(e.error.to_string()));
+        }
+        st.next_offset = next;
+        st.appended_records += record_count;
+        let flush_due = st.appended_records - st.synced_records >= cfg.flush_messages;
+        let info = AppendInfo {
+            first_offset,
+            last_offset: next - 1,
+            max_timestamp,
+            log_start_offset: st.log_start_offset,
+            record_count,
+            flush_due,
+        };
+        self.publish(&st);
+        let sync_soon = !cfg.write_caching && !st.background_sync_queued;
+        if sync_soon {
+            st.background_sync_queued = true;
+        }
+        drop(st);
+        if sync_soon {
+            self.spawn_background_sync();
+        }
+        Ok(info)
+    }
+
+    /// With write caching off, everything is synced promptly so consumers can see it; a
+    /// background task does that for appends nobody waits on (acks 0 and 1).
+    fn spawn_background_sync(self: &Arc<Self>) {
+        let log = self.clone();
+        let task = async move {
+            let target = {
+                let mut st = log.lock();
+                st.background_sync_queued = false;
+                st.next_offset
+            };
+            if let Err(e) = log.sync_to(target).await {
+                tracing::warn!(dir = %log.dir.display(), error = %e, "background sync failed");
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(task);
+            }
+            Err(_) => self.lock().background_sync_queued = false,
+        }
+    }
+
+    /// Starts a new active segment at the log end.
+    fn roll(&self, st: &mut LogState, now: i64) -> io::Result<()> {
+        let base = st.next_offset;
+        let seg = Segment::create(&*self.disk, &self.dir, base, &st.config, now)?;
+        st.active_mut().seal();
+        tracing::debug!(dir = %self.dir.display(), base, "rolled a new segment");
+        st.segments.insert(base, seg);
+        st.dir_writes.touch();
+        Ok(())
+    }
+
+    /// Rolls to a new segment now if the active one holds any batch (for tests and tools).
+    pub fn force_roll(&self) -> io::Result<()> {
+        let now = self.clock.now_ms();
+        let mut st = self.lock();
+        if st.active().is_empty() {
+            return Ok(());
+        }
+        self.roll(&mut st, now)
+    }
+
+    /// Waits until every batch below `offset` is synced, syncing if nobody else is.
+    pub async fn sync_to(&self, offset: i64) -> Result<(), LogError> {
+        loop {
+            {
+                let st = self.lock();
+                if st.durable_offset >= offset {
+                    return Ok(());
+                }
+                st.check_online().map_err(LogError::Offline)?;
+            }
+            let _turn = self.sync_lock.lock().await;
+            {
+                let st = self.lock();
+                if st.durable_offset >= offset {
+                    return Ok(());
+                }
+                st.check_online().map_err(LogError::Offline)?;
+            }
+            self.sync_locked(false).await?;
+        }
+    }
+
+    /// Syncs everything written so far; with `with_indexes`, the active segment's index files
+    /// too (at shutdown).
+    pub async fn sync_all(&self, with_indexes: bool) -> Result<(), LogError> {
+        let _turn = self.sync_lock.lock().await;
+        self.sync_locked(with_indexes).await
+    }
+
+    /// One sync round; the caller holds `sync_lock`.
+    async fn sync_locked(&self, with_active_indexes: bool) -> Result<(), LogError> {
+        let plan = self.lock().prepare_sync(with_active_indexes);
+        // Data first, then the directory: when a new segment's name becomes durable, the
+        // segments before it are already complete on disk.
+        for (_, file, _) in &plan.files {
+            if let Err(e) = file.clone().sync().await {
+                let why = format!("fsync failed: {e}");
+                tracing::error!(dir = %self.dir.display(), error = %e, "fsync failed; the log goes offline");
+                self.lock().offline = Some(why.clone());
+                return Err(LogError::Offline(why));
+            }
+        }
+        if plan.dir.is_some() {
+            if let Err(e) = self.disk.sync_dir(&self.dir).await {
+                let why = format!("directory fsync failed: {e}");
+                self.lock().offline = Some(why.clone());
+                return Err(LogError::Offline(why));
+            }
+        }
+        let now = self.clock.now_ms();
+        let mut st = self.lock();
+        for (base, _, mark) in plan.files {
+            if let Some(seg) = st.segments.get_mut(&base) {
+                seg.mark_synced(mark);
+            }
+        }
+        if let Some(snap) = plan.dir {
+            st.dir_writes.mark_synced(snap);
+        }
+        // Truncation (by recovery or a follower) may have moved the end below the plan.
+        let upto = plan.upto.min(st.next_offset);
+        if upto > st.durable_offset {
+            st.durable_offset = upto;
+        }
+        st.synced_records = st.synced_records.max(plan.records);
+        st.last_sync_ms = now;
+        self.publish(&st);
+        Ok(())
+    }
+
+    /// Syncs if `flush.ms` has passed since the last sync and something is unsynced.
+    pub async fn flush_if_due(&self) -> Result<bool, LogError> {
+        let now = self.clock.now_ms();
+        let target = {
+            let st = self.lock();
+            let dirty = st.next_offset > st.durable_offset;
+            let due = now.saturating_sub(st.last_sync_ms) >= st.config.flush_ms;
+            if !(dirty && due) {
+                return Ok(false);
+            }
+            st.next_offset
+        };
+        self.sync_to(target).await?;
+        Ok(true)
+    }
+
+    /// Writes the checkpoint (recovery point = what is synced now, log start offset) if it
+    /// changed since the last one written.
+    pub async fn checkpoint(&self) -> Result<(), LogError> {
+        let mut last = self.checkpoint_lock.lock().await;
+        let c = {
+            let st = self.lock();
+            LogCheckpoint {
+                recovery_point: st.durable_offset,
+                log_start_offset: st.log_start_offset,
+            }
+        };
+        if *last == Some(c) {
+            return Ok(());
+        }
+        checkpoint::write(&*self.disk, &self.dir, &c).await?;
+        *last = Some(c);
+        Ok(())
+    }
+
+    /// Reads whole batches starting with the one that holds `offset`, up to `max_bytes`
+    /// (but at least one batch if `min_one`), none at or past `max_offset` (the high
+    /// watermark). Every batch returned has passed its CRC check.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one: bool,
+    ) -> Result<ReadResult, ReadError> {
+        let (plan, result) = {
+            let st = self.lock();
+            let result = ReadResult {
+                records: Vec::new(),
+                log_start_offset: st.log_start_offset,
+                log_end_offset: st.next_offset,
+            };
+            if offset < st.log_start_offset || offset > st.next_offset {
+                return Err(ReadError::OffsetOutOfRange {
+                    offset,
+                    log_start: st.log_start_offset,
+                    log_end: st.next_offset,
+                });
+            }
+            if offset >= max_offset.min(st.next_offset) {
+                return Ok(result);
+            }
+            let mut plan = None;
+            let first = st
+                .segments
+                .range(..=offset)
+                .next_back()
+                .map_or(i64::MIN, |(b, _)| *b);
+            for seg in st.segments.range(first..).map(|(_, s)| s) {
+                if let Some((pos, header)) = seg.locate(offset)? {
+                    plan = Some((seg.log_file(), pos, seg.size(), header));
+                    break;
+                }
+            }
+            (plan, result)
+        };
+        let Some((file, pos, end, header)) = plan else {
+            return Ok(result);
+        };
+        let records = read_batches(&*file, pos, end, &header, max_bytes, max_offset, min_one)?;
+        Ok(ReadResult { records, ..result })
+    }
+
+    /// The first record at or after `timestamp` below `max_offset`: its offset and timestamp.
+    pub fn offset_for_timestamp(
+        &self,
+        timestamp: i64,
+        max_offset: i64,
+    ) -> Result<Option<(i64, i64)>, ReadError> {
+        let st = self.lock();
+        for seg in st.segments.values() {
+            if seg.max_timestamp() < timestamp {
+                continue;
+            }
+            if let Some((offset, ts)) = seg.find_offset_by_timestamp(timestamp)? {
+                if offset >= max_offset || offset < st.log_start_offset {
+                    return Ok(None);
+                }
+                return Ok(Some((offset, ts)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Applies retention: deletes the oldest closed segments while they are older than
+    /// `retention.ms` or the log is larger than `retention.bytes`. Never the active segment.
+    /// Returns how many segments were deleted.
+    pub async fn delete_expired_segments(&self) -> Result<usize, LogError> {
+        let now = self.clock.now_ms();
+        let removed: Vec<Segment> = {
+            let mut st = self.lock();
+            st.check_online().map_err(LogError::Offline)?;
+            let cfg = st.config.clone();
+            let mut total: i64 = st.segments.values().map(|s| s.size() as i64).sum();
+            let closed: Vec<i64> = st.segments.keys().rev().skip(1).rev().copied().collect();
+            let mut doomed = Vec::new();
+            for base in closed {
+                let seg = &st.segments[&base];
+                let by_time = cfg.retention_ms >= 0
+                    && seg.max_timestamp() >= 0
+                    && now.saturating_sub(seg.max_timestamp()) > cfg.retention_ms;
+                let by_size =
+                    cfg.retention_bytes >= 0 && total - seg.size() as i64 >= cfg.retention_bytes;
+                if !(by_time || by_size) {
+                    break;
+                }
+                total -= seg.size() as i64;
+                doomed.push(base);
+            }
+            let removed: Vec<Segment> = doomed
+                .iter()
+                .filter_map(|b| st.segments.remove(b))
+                .collect();
+            if let Some(first) = st.segments.keys().next().copied() {
+                st.log_start_offset = st.log_start_offset.max(first);
+                st.durable_offset = st.durable_offset.max(st.log_start_offset);
+            }
+            if !removed.is_empty() {
+                st.dir_writes.touch();
+                self.publish(&st);
+            }
+            removed
+        };
+        if removed.is_empty() {
+            return Ok(0);
+        }
+        // The new log start must be durable before the files go, or a crash could bring back
+        // segments below it with nothing saying they were deleted.
+        self.checkpoint().await?;
+        for seg in &removed {
+            tracing::info!(segment = %seg.log_path().display(), "retention deletes segment");
+            recovery::delete_segment_files(&*self.disk, &self.dir, seg.base_offset)?;
+        }
+        self.sync_all(false).await?;
+        Ok(removed.len())
+    }
+
+    /// Syncs everything, writes the checkpoint and stops taking writes.
+    pub async fn close(&self) -> Result<(), LogError> {
+        self.sync_all(true).await?;
+        self.checkpoint().await?;
+        self.lock().offline = Some("the log is closed".into());
+        Ok(())
+    }
+
+    /// Marks the log offline with `reason` without syncing (a crash of this log alone, or
+    /// the first step of deleting it).
+    pub fn take_offline(&self, reason: &str) {
+        self.lock().offline = Some(reason.to_string());
+    }
+}
+
+/// Reads batches from `file` starting at `pos` (whose header is `first`), stopping at `end`,
+/// at `max_bytes` (unless the first batch alone is larger and `min_one`), or at the first batch
+/// at or past `max_offset`. Verifies every batch's CRC; a damaged first batch is an error, a
+/// damaged later one ends the read before it.
+fn read_batches(
+    file: &dyn DiskFile,
+    pos: u64,
+    end: u64,
+    first: &batch::BatchHeader,
+    max_bytes: usize,
+    max_offset: i64,
+    min_one: bool,
+) -> Result<Vec<u8>, ReadError> {
+    if first.base_offset >= max_offset {
+        return Ok(Vec::new());
+    }
+    let available = usize::try_from(end - pos).unwrap_or(usize::MAX);
+    let first_len = first.total_len();
+    if first_len > available {
+        return Err(ReadError::Storage(format!(
+            "batch at position {pos} claims {first_len} bytes, {available} remain"
+        )));
+    }
+    let want = if max_bytes >= first_len {
+        max_bytes.min(available)
+    } else if min_one {
+        first_len
+    } else {
+        return Ok(Vec::new());
+    };
+    let mut buf = vec![0u8; want];
+    read_exact_at(file, &mut buf, pos).map_err(|e| ReadError::Storage(e.to_string()))?;
+    let mut p = 0usize;
+    while p + HEADER_LEN <= buf.len() {
+        let h = match batch::BatchHeader::parse(&buf[p..]) {
+            Ok(h) => h,
+            Err(e) if p == 0 => return Err(ReadError::Storage(format!("at position {pos}: {e}"))),
+            Err(_) => break,
+        };
+        if h.base_offset >= max_offset || p + h.total_len() > buf.len() {
+            break;
+        }
+        if let Err(e) = batch::check_integrity(&buf[p..p + h.total_len()]) {
+            if p == 0 {
+                return Err(ReadError::Storage(format!("at position {pos}: {e}")));
+            }
+            break;
+        }
+        p += h.total_len();
+    }
+    buf.truncate(p);
+    Ok(buf)
+}

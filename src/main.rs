@@ -1,0 +1,5 @@
+//! The `runnel` command.
+
+fn main() {
+    println!("runnel {}", env!("CARGO_PKG_VERSION"));
+}
