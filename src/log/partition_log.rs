@@ -756,3 +756,6 @@ fn read_batches(
     buf.truncate(p);
     Ok(buf)
 }
+
+#[cfg(test)]
+mod tests;
