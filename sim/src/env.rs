@@ -1,0 +1,232 @@
+//! The simulated seam: runnel's `Disk`, `Network` and `Clock` traits on turmoil's per-host
+//! filesystem, network and clock. Everything here must be called from inside a turmoil host.
+
+use runnel::env::disk::{DirEntry, Disk, DiskFile, FileMode};
+use runnel::env::net::{Connection, Listener, Network};
+use runnel::env::{BoxFuture, Clock, Env, SharedRng};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use turmoil::fs::shim::std::fs as simfs;
+
+/// How the simulated disk behaves beyond turmoil's own fault settings.
+#[derive(Debug, Clone)]
+pub struct DiskFaults {
+    /// fsync takes a random time in this range (so group commit has something to group and
+    /// a crash can land mid-sync).
+    pub fsync_latency: std::ops::Range<Duration>,
+    /// A planted bug: fsync reports success but syncs nothing, so a crash loses the data. The
+    /// checker must catch it.
+    pub lying_fsync: bool,
+}
+
+impl Default for DiskFaults {
+    fn default() -> Self {
+        DiskFaults {
+            fsync_latency: Duration::from_micros(100)..Duration::from_millis(2),
+            lying_fsync: false,
+        }
+    }
+}
+
+/// turmoil's filesystem behind runnel's `Disk`.
+#[derive(Clone)]
+pub struct SimDisk {
+    /// Extra behaviour.
+    faults: Arc<DiskFaults>,
+    /// Draws fsync latencies.
+    rng: SharedRng,
+}
+
+impl SimDisk {
+    pub fn new(faults: DiskFaults, rng: SharedRng) -> SimDisk {
+        SimDisk {
+            faults: Arc::new(faults),
+            rng,
+        }
+    }
+
+    fn latency(&self) -> Duration {
+        let r = &self.faults.fsync_latency;
+        if r.end <= r.start {
+            return r.start;
+        }
+        let span = (r.end - r.start).as_nanos() as u64;
+        r.start + Duration::from_nanos(self.rng.gen_range(0..span))
+    }
+
+    /// A future that waits the fsync latency, then runs `f` unless the disk lies.
+    fn slow_sync(
+        &self,
+        f: impl FnOnce() -> io::Result<()> + Send + 'static,
+    ) -> BoxFuture<'static, io::Result<()>> {
+        let delay = self.latency();
+        let lying = self.faults.lying_fsync;
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            if lying { Ok(()) } else { f() }
+        })
+    }
+}
+
+/// A file on turmoil's filesystem.
+struct SimFile {
+    file: simfs::File,
+    disk: SimDisk,
+}
+
+impl DiskFile for SimFile {
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        FileExt::read_at(&self.file, buf, pos)
+    }
+
+    fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+        FileExt::write_all_at(&self.file, buf, pos)
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+
+    fn sync(self: Arc<Self>) -> BoxFuture<'static, io::Result<()>> {
+        let disk = self.disk.clone();
+        disk.slow_sync(move || self.file.sync_data())
+    }
+}
+
+impl Disk for SimDisk {
+    fn open(&self, path: &Path, mode: FileMode) -> io::Result<Arc<dyn DiskFile>> {
+        let mut o = simfs::OpenOptions::new();
+        match mode {
+            FileMode::Read => o.read(true),
+            FileMode::ReadWrite => o.read(true).write(true),
+            FileMode::Create => o.read(true).write(true).create(true),
+            FileMode::CreateTruncate => o.read(true).write(true).create(true).truncate(true),
+        };
+        Ok(Arc::new(SimFile {
+            file: o.open(path)?,
+            disk: self.clone(),
+        }))
+    }
+
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        simfs::create_dir_all(path)
+    }
+
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
+        let mut out = Vec::new();
+        for entry in simfs::read_dir(path)? {
+            let entry = entry?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            let is_dir = entry.file_type()?.is_dir();
+            out.push(DirEntry { name, is_dir });
+        }
+        // turmoil lists from a hash set: sort, or the order would differ from run to run.
+        out.sort();
+        Ok(out)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        simfs::rename(from, to)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        simfs::remove_file(path)
+    }
+
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        simfs::remove_dir_all(path)
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        simfs::exists(path)
+    }
+
+    fn sync_dir(&self, path: &Path) -> BoxFuture<'static, io::Result<()>> {
+        let path = path.to_path_buf();
+        // `File::open(dir).sync_all()` does nothing in the shim; its `sync_dir` does.
+        self.slow_sync(move || simfs::sync_dir(&path))
+    }
+}
+
+/// turmoil's network behind runnel's `Network`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SimNetwork;
+
+struct SimListener {
+    inner: turmoil::net::TcpListener,
+}
+
+impl Listener for SimListener {
+    fn accept(&mut self) -> BoxFuture<'_, io::Result<(Box<dyn Connection>, SocketAddr)>> {
+        Box::pin(async move {
+            let (stream, peer) = self.inner.accept().await?;
+            Ok((Box::new(stream) as Box<dyn Connection>, peer))
+        })
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+impl Network for SimNetwork {
+    fn bind<'a>(&'a self, addr: &'a str) -> BoxFuture<'a, io::Result<Box<dyn Listener>>> {
+        Box::pin(async move {
+            // A host listens on all its addresses; only the port matters.
+            let port: u16 = addr
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse().ok())
+                .ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidInput, format!("bad address {addr}"))
+                })?;
+            let inner =
+                turmoil::net::TcpListener::bind((IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)).await?;
+            Ok(Box::new(SimListener { inner }) as Box<dyn Listener>)
+        })
+    }
+
+    fn connect<'a>(&'a self, addr: &'a str) -> BoxFuture<'a, io::Result<Box<dyn Connection>>> {
+        Box::pin(async move {
+            let stream = turmoil::net::TcpStream::connect(addr).await?;
+            Ok(Box::new(stream) as Box<dyn Connection>)
+        })
+    }
+}
+
+/// turmoil's wall clock: the pinned epoch plus simulated time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SimClock;
+
+impl Clock for SimClock {
+    fn now_ms(&self) -> i64 {
+        turmoil::since_epoch().map_or(0, |d| d.as_millis() as i64)
+    }
+}
+
+/// The epoch every simulation starts at: 2023-11-14T22:13:20Z, fixed so runs repeat.
+pub const EPOCH_MS: u64 = 1_700_000_000_000;
+
+/// The simulation's start time, for `turmoil::Builder::epoch`.
+pub fn epoch() -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + Duration::from_millis(EPOCH_MS)
+}
+
+/// A simulated `Env` for one host.
+pub fn sim_env(faults: DiskFaults, rng: SharedRng) -> Env {
+    Env {
+        disk: Arc::new(SimDisk::new(faults, rng.fork())),
+        net: Arc::new(SimNetwork),
+        clock: Arc::new(SimClock),
+        rng,
+    }
+}
