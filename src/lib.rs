@@ -15,3 +15,5 @@
 pub mod codec;
 pub mod env;
 pub mod log;
+#[doc(hidden)]
+pub mod testing;

@@ -33,6 +33,7 @@ pub struct DirEntry {
 }
 
 /// An open file.
+#[allow(clippy::len_without_is_empty)] // a file's emptiness is never the question
 pub trait DiskFile: Send + Sync {
     /// Reads up to `buf.len()` bytes at `pos`; returns how many were read (0 at the end).
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize>;

@@ -37,7 +37,7 @@ pub const BATCH_LENGTH_MIN: i32 = (HEADER_LEN - LOG_OVERHEAD) as i32;
 pub const NO_TIMESTAMP: i64 = -1;
 /// Upper bound on a compressed batch's records once decompressed, so a small "zip bomb" cannot
 /// make the broker allocate without limit.
-pub const DECOMPRESSED_BYTES_MAX: usize = 256 << 20;
+pub const DECOMPRESSED_BYTES_MAX: usize = 64 << 20;
 
 /// Byte positions of the header fields.
 pub mod field {
@@ -334,8 +334,7 @@ pub fn validate_batch(batch: &[u8]) -> Result<BatchHeader, BatchError> {
     let body = records_body(&header, batch)?;
     let mut max_ts = NO_TIMESTAMP;
     let mut iter = RecordIter::new(&header, &body);
-    let mut index = 0usize;
-    for record in &mut iter {
+    for (index, record) in (&mut iter).enumerate() {
         let record = record?;
         if record.offset_delta != index as i32 {
             return Err(BatchError::BadRecord {
@@ -347,7 +346,6 @@ pub fn validate_batch(batch: &[u8]) -> Result<BatchHeader, BatchError> {
             return Err(BatchError::BadTimestamp(record.timestamp));
         }
         max_ts = max_ts.max(record.timestamp);
-        index += 1;
     }
     if iter.remaining() != 0 {
         return Err(BatchError::TrailingBytes(iter.remaining()));
@@ -399,6 +397,9 @@ fn read_bounded(reader: impl Read) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// Snappy cannot expand a block by more than this factor.
+const SNAPPY_EXPANSION_MAX: usize = 24;
+
 /// Kafka's snappy: the xerial framing (a 16-byte magic header, then blocks each preceded by a
 /// big-endian u32 length), or plain raw snappy when the magic is absent, as the Java client
 /// accepts.
@@ -408,6 +409,14 @@ fn snappy_decompress(raw: &[u8]) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     let decode_block = |block: &[u8], out: &mut Vec<u8>| -> Result<(), String> {
         let n = snap::raw::decompress_len(block).map_err(|e| e.to_string())?;
+        // The length is the sender's claim. Snappy's best case is a 64-byte copy from a
+        // 3-byte op (< 22x), so a larger claim is a lie: refuse it before allocating.
+        if n > block.len().saturating_mul(SNAPPY_EXPANSION_MAX) {
+            return Err(format!(
+                "block of {} bytes claims {n} bytes uncompressed",
+                block.len()
+            ));
+        }
         if out.len() + n > DECOMPRESSED_BYTES_MAX {
             return Err(format!("output exceeds {DECOMPRESSED_BYTES_MAX} bytes"));
         }

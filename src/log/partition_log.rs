@@ -138,6 +138,8 @@ struct LogState {
     background_sync_queued: bool,
     /// Set when the log must take no more writes (an fsync failed, or it was closed).
     offline: Option<String>,
+    /// Sync rounds completed since the log opened.
+    sync_rounds: u64,
 }
 
 /// What one sync covers.
@@ -242,6 +244,7 @@ impl PartitionLog {
             last_sync_ms: now,
             background_sync_queued: false,
             offline: None,
+            sync_rounds: 0,
         };
         let offsets = state.offsets();
         let log = Arc::new(PartitionLog {
@@ -331,6 +334,11 @@ impl PartitionLog {
     /// Total bytes of all segments.
     pub fn size_bytes(&self) -> u64 {
         self.lock().segments.values().map(Segment::size).sum()
+    }
+
+    /// Sync rounds completed since the log opened (each covers every append before it).
+    pub fn sync_rounds(&self) -> u64 {
+        self.lock().sync_rounds
     }
 
     /// Base offsets of the segments, oldest first.
@@ -472,6 +480,9 @@ impl PartitionLog {
                 st.check_online().map_err(LogError::Offline)?;
             }
             let _turn = self.sync_lock.lock().await;
+            // Appenders woken by the previous sync are about to append: let them, so this
+            // sync covers them too instead of leaving them for another round.
+            tokio::task::yield_now().await;
             {
                 let st = self.lock();
                 if st.durable_offset >= offset {
@@ -527,6 +538,7 @@ impl PartitionLog {
         }
         st.synced_records = st.synced_records.max(plan.records);
         st.last_sync_ms = now;
+        st.sync_rounds += 1;
         self.publish(&st);
         Ok(())
     }

@@ -1,0 +1,108 @@
+//! Replays every saved fuzz input (`fuzz/corpus/<target>/*`, and crash reproducers in
+//! `fuzz/regressions/<target>/*`) through the same harness the fuzz target runs, on the stable
+//! toolchain, so a fixed fuzz finding stays fixed.
+
+use runnel::testing;
+use std::path::{Path, PathBuf};
+
+fn inputs(target: &str) -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let mut out = Vec::new();
+    for dir in ["corpus", "regressions"] {
+        if let Ok(rd) = std::fs::read_dir(root.join(dir).join(target)) {
+            out.extend(
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .filter(|p| p.is_file()),
+            );
+        }
+    }
+    out.sort();
+    out
+}
+
+fn replay(target: &str, harness: fn(&[u8]), at_least: usize) {
+    let files = inputs(target);
+    assert!(
+        files.len() >= at_least,
+        "{target}: only {} corpus inputs",
+        files.len()
+    );
+    for f in files {
+        let data = std::fs::read(&f).unwrap();
+        let result = std::panic::catch_unwind(|| harness(&data));
+        assert!(result.is_ok(), "{target}: input {} fails", f.display());
+    }
+}
+
+#[test]
+fn record_batch_corpus() {
+    replay("record_batch", testing::fuzz_record_batch, 3);
+}
+
+#[test]
+fn index_files_corpus() {
+    replay("index_files", testing::fuzz_index_files, 2);
+}
+
+#[test]
+fn segment_recovery_corpus() {
+    replay("segment_recovery", testing::fuzz_segment_recovery, 2);
+}
+
+/// Writes the seed corpus: valid inputs for the fuzzers to mutate. Run with
+/// `cargo test --test fuzz_corpus -- --ignored write_seed_corpus` after a format change.
+#[test]
+#[ignore]
+fn write_seed_corpus() {
+    use runnel::log::batch::{NewRecord, ProducerFields, encode_batch};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    let rec = |v: &str, ts: i64| NewRecord {
+        timestamp: ts,
+        key: Some(b"key".to_vec()),
+        value: Some(v.as_bytes().to_vec()),
+        headers: vec![(b"h".to_vec(), Some(b"v".to_vec()))],
+    };
+    let one = encode_batch(&[rec("a", 10)], ProducerFields::NONE);
+    let three = encode_batch(
+        &[rec("a", 10), rec("bb", 12), rec("", 11)],
+        ProducerFields::NONE,
+    );
+    let mut two = one.clone();
+    two.extend_from_slice(&three);
+    let write = |target: &str, name: &str, bytes: &[u8]| {
+        let d = root.join(target);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(name), bytes).unwrap();
+    };
+    write("record_batch", "one", &one);
+    write("record_batch", "three", &three);
+    write("record_batch", "two_batches", &two);
+    let entry = |o: u32, p: u32| [o.to_be_bytes(), p.to_be_bytes()].concat();
+    let mut ix = vec![0xff, 0xff, 0, 0, 0xff, 0xff, 0, 0];
+    ix.extend(entry(1, 0));
+    ix.extend(entry(4, 100));
+    write("index_files", "offset_index", &ix);
+    let mut tx = vec![0xff, 0xff, 0, 0, 0xff, 0xff, 0, 0];
+    tx.extend(10i64.to_be_bytes());
+    tx.extend(1u32.to_be_bytes());
+    write("index_files", "time_index", &tx);
+    // A segment of two batches, no indexes, a second segment of one batch, no checkpoint.
+    let mut seg0 = one.clone();
+    let mut b2 = three.clone();
+    b2[..8].copy_from_slice(&1i64.to_be_bytes());
+    seg0.extend_from_slice(&b2);
+    let mut seg1 = one.clone();
+    seg1[..8].copy_from_slice(&4i64.to_be_bytes());
+    let piece = |b: &[u8]| [(b.len() as u16).to_le_bytes().to_vec(), b.to_vec()].concat();
+    let mut input = piece(&seg0);
+    input.extend(piece(&[]));
+    input.extend(piece(&[]));
+    input.extend(piece(&seg1));
+    input.extend(piece(&[]));
+    input.extend(piece(&[]));
+    write("segment_recovery", "two_segments", &input);
+    let mut torn = piece(&seg0[..seg0.len() - 3]);
+    torn.extend(piece(&[]));
+    write("segment_recovery", "torn_tail", &torn);
+}
