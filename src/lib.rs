@@ -9,11 +9,19 @@
 //!   The simulated ones live in the `runnel-sim` crate.
 //! - [`codec`]: runnel's own framed, checksummed, versioned encoding for its files and RPCs.
 //! - [`log`]: storage: record batches, segments, indexes, recovery, the partition log.
+//! - [`protocol`]: Kafka wire framing, headers, supported API versions.
+//! - [`cluster`]: the metadata log (topics, ids, partition counts, configs) and its state.
+//! - [`config`]: broker and topic configuration, with Kafka's names and defaults.
+//! - [`broker`]: connections, request dispatch, one module per Kafka API.
 //!
 //! `docs/` holds the design, the on-disk formats byte by byte, and the simulator's guide.
 
+pub mod broker;
+pub mod cluster;
 pub mod codec;
+pub mod config;
 pub mod env;
 pub mod log;
+pub mod protocol;
 #[doc(hidden)]
 pub mod testing;

@@ -647,6 +647,23 @@ impl PartitionLog {
         Ok(None)
     }
 
+    /// The first record with the log's largest timestamp, below `max_offset` (ListOffsets -3).
+    pub fn offset_of_max_timestamp(
+        &self,
+        max_offset: i64,
+    ) -> Result<Option<(i64, i64)>, ReadError> {
+        let max = self
+            .lock()
+            .segments
+            .values()
+            .map(Segment::max_timestamp)
+            .max();
+        match max {
+            Some(ts) if ts >= 0 => self.offset_for_timestamp(ts, max_offset),
+            _ => Ok(None),
+        }
+    }
+
     /// Applies retention: deletes the oldest closed segments while they are older than
     /// `retention.ms` or the log is larger than `retention.bytes`. Never the active segment.
     /// Returns how many segments were deleted.

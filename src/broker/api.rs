@@ -1,0 +1,132 @@
+//! Request dispatch: one module per Kafka API, each holding validate, apply and build-response.
+
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod fetch;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+
+use super::Broker;
+use crate::env::BoxFuture;
+use crate::protocol::{RequestFrame, encode_response, supported_range};
+use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// What the connection does with a request.
+pub enum Reply {
+    /// Send this response now (in turn).
+    Ready(Bytes),
+    /// Send what this future yields, in turn; `None` closes the connection.
+    Later(BoxFuture<'static, Option<Bytes>>),
+    /// Send nothing (a produce with acks=0 that succeeded).
+    None,
+    /// Close the connection after the responses before this request, for this reason.
+    Close(String),
+}
+
+/// Where a late response goes: enough of the request to encode it.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplyTo {
+    pub api_key: ApiKey,
+    pub api_version: i16,
+    pub correlation_id: i32,
+}
+
+impl ReplyTo {
+    fn of(req: &RequestFrame) -> ReplyTo {
+        ReplyTo {
+            api_key: req.api_key,
+            api_version: req.api_version,
+            correlation_id: req.correlation_id,
+        }
+    }
+
+    /// Encodes `body` as this request's response; None (close the connection) if that fails.
+    pub fn encode<T: Encodable>(&self, body: &T) -> Option<Bytes> {
+        match encode_response(self.api_key, self.api_version, self.correlation_id, body) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                tracing::error!(api = ?self.api_key, version = self.api_version, error = %e, "could not encode a response");
+                None
+            }
+        }
+    }
+}
+
+/// Handles one request in arrival order.
+pub async fn dispatch(broker: &Arc<Broker>, req: RequestFrame, peer: SocketAddr) -> Reply {
+    tracing::trace!(%peer, api = ?req.api_key, version = req.api_version, correlation_id = req.correlation_id, client = ?req.client_id, "request");
+    if req.api_key == ApiKey::ApiVersions {
+        return api_versions::handle(&req);
+    }
+    let Some((lo, hi)) = supported_range(req.api_key) else {
+        return Reply::Close(format!(
+            "{:?} (key {}) is not supported",
+            req.api_key, req.api_key as i16
+        ));
+    };
+    if req.api_version < lo || req.api_version > hi {
+        return Reply::Close(format!(
+            "{:?} v{} is outside the supported versions {lo}..={hi}",
+            req.api_key, req.api_version
+        ));
+    }
+    match req.api_key {
+        ApiKey::Produce => produce::handle(broker, &req).await,
+        ApiKey::Fetch => fetch::handle(broker, &req),
+        ApiKey::ListOffsets => list_offsets::handle(broker, &req),
+        ApiKey::Metadata => metadata::handle(broker, &req).await,
+        ApiKey::CreateTopics => create_topics::handle(broker, &req).await,
+        ApiKey::DeleteTopics => delete_topics::handle(broker, &req).await,
+        ApiKey::CreatePartitions => create_partitions::handle(broker, &req).await,
+        ApiKey::DescribeConfigs => describe_configs::handle(broker, &req),
+        ApiKey::DescribeCluster => describe_cluster::handle(broker, &req),
+        other => Reply::Close(format!("{other:?} is not supported")),
+    }
+}
+
+/// Decodes a request body; a body that does not decode closes the connection, as in Kafka.
+/// The codec is not trusted never to panic on hostile bytes: a panic is caught and treated
+/// the same way.
+pub fn decode<T: Decodable>(req: &RequestFrame) -> Result<T, Reply> {
+    let mut body = req.body.clone();
+    let version = req.api_version;
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        T::decode(&mut body, version)
+    }));
+    match result {
+        Ok(Ok(t)) => Ok(t),
+        Ok(Err(e)) => Err(Reply::Close(format!(
+            "{:?} v{} request body does not decode: {e}",
+            req.api_key, req.api_version
+        ))),
+        Err(_) => Err(Reply::Close(format!(
+            "{:?} v{} request body made the decoder panic",
+            req.api_key, req.api_version
+        ))),
+    }
+}
+
+/// The response to `req`, ready now.
+pub fn respond<T: Encodable>(req: &RequestFrame, body: &T) -> Reply {
+    match ReplyTo::of(req).encode(body) {
+        Some(b) => Reply::Ready(b),
+        None => Reply::Close("could not encode the response".into()),
+    }
+}
+
+/// A string for a response field.
+pub fn str_bytes(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+#[cfg(test)]
+mod tests;

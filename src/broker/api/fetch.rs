@@ -1,0 +1,178 @@
+//! Fetch: read whole batches from each partition, at most to the high watermark; wait up to
+//! `max_wait_ms` for `min_bytes` (a long poll). runnel creates no fetch sessions (KIP-227
+//! allows a broker to decline): it always answers with session id 0, so clients send full
+//! requests.
+
+use super::super::{Broker, LEADER_EPOCH};
+use super::{Reply, ReplyTo, decode, respond};
+use crate::log::{LogOffsets, PartitionLog, ReadError};
+use crate::protocol::RequestFrame;
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// One partition asked for.
+struct Wanted {
+    topic: usize,
+    partition: i32,
+    offset: i64,
+    max_bytes: usize,
+    leader_epoch: i32,
+    log: Option<Arc<PartitionLog>>,
+}
+
+/// The epoch check Kafka does for clients that send their leader epoch (Fetch v9+).
+pub fn epoch_error(current_leader_epoch: i32) -> Option<ResponseError> {
+    match current_leader_epoch {
+        -1 => None,
+        e if e > LEADER_EPOCH => Some(ResponseError::UnknownLeaderEpoch),
+        e if e < LEADER_EPOCH => Some(ResponseError::FencedLeaderEpoch),
+        _ => None,
+    }
+}
+
+/// Reads every wanted partition once: the response partitions, the bytes read, and whether
+/// any partition has an error (which makes Kafka answer at once).
+fn read_all(
+    wanted: &[Wanted],
+    max_bytes: usize,
+    read_committed: bool,
+) -> (Vec<PartitionData>, usize, bool) {
+    let mut total = 0usize;
+    let mut any_error = false;
+    let mut out = Vec::with_capacity(wanted.len());
+    for w in wanted {
+        let mut pd = PartitionData::default()
+            .with_partition_index(w.partition)
+            .with_high_watermark(-1)
+            .with_last_stable_offset(-1)
+            .with_log_start_offset(-1)
+            .with_preferred_read_replica(BrokerId(-1))
+            .with_records(Some(Bytes::new()));
+        if read_committed {
+            pd.aborted_transactions = Some(Vec::new());
+        }
+        let error = match (&w.log, epoch_error(w.leader_epoch)) {
+            (None, _) => Some(ResponseError::UnknownTopicOrPartition),
+            (Some(_), Some(e)) => Some(e),
+            (Some(log), None) => {
+                let hw = log.visible_end_offset();
+                pd.high_watermark = hw;
+                pd.last_stable_offset = hw;
+                pd.log_start_offset = log.log_start_offset();
+                let limit = w.max_bytes.min(max_bytes.saturating_sub(total));
+                let min_one = total == 0;
+                match log.read(w.offset, limit, hw, min_one) {
+                    Ok(r) => {
+                        total += r.records.len();
+                        pd.records = Some(Bytes::from(r.records));
+                        None
+                    }
+                    Err(ReadError::OffsetOutOfRange { .. }) => {
+                        Some(ResponseError::OffsetOutOfRange)
+                    }
+                    Err(ReadError::Storage(why)) => {
+                        tracing::warn!(partition = w.partition, error = %why, "fetch read failed");
+                        Some(ResponseError::KafkaStorageError)
+                    }
+                }
+            }
+        };
+        if let Some(e) = error {
+            pd.error_code = e.code();
+            any_error = true;
+        }
+        out.push(pd);
+    }
+    (out, total, any_error)
+}
+
+fn build(names: &[TopicName], parts: Vec<PartitionData>, wanted: &[Wanted]) -> FetchResponse {
+    let mut topics: Vec<FetchableTopicResponse> = names
+        .iter()
+        .map(|n| FetchableTopicResponse::default().with_topic(n.clone()))
+        .collect();
+    for (pd, w) in parts.into_iter().zip(wanted) {
+        topics[w.topic].partitions.push(pd);
+    }
+    FetchResponse::default()
+        .with_session_id(0)
+        .with_responses(topics)
+}
+
+pub fn handle(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
+    let r: FetchRequest = match decode(req) {
+        Ok(r) => r,
+        Err(reply) => return reply,
+    };
+    if r.session_id != 0 || r.session_epoch > 0 {
+        let resp =
+            FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
+        return respond(req, &resp);
+    }
+    let mut names = Vec::with_capacity(r.topics.len());
+    let mut wanted = Vec::new();
+    for (ti, t) in r.topics.iter().enumerate() {
+        names.push(t.topic.clone());
+        for p in &t.partitions {
+            wanted.push(Wanted {
+                topic: ti,
+                partition: p.partition,
+                offset: p.fetch_offset,
+                max_bytes: usize::try_from(p.partition_max_bytes.max(0)).unwrap_or(0),
+                leader_epoch: p.current_leader_epoch,
+                log: broker.partition(&t.topic.0, p.partition),
+            });
+        }
+    }
+    let max_bytes = if r.max_bytes <= 0 {
+        usize::MAX
+    } else {
+        r.max_bytes as usize
+    };
+    let min_bytes = r.min_bytes.max(0) as usize;
+    let read_committed = r.isolation_level == 1;
+    let mut receivers: Vec<watch::Receiver<LogOffsets>> = wanted
+        .iter()
+        .filter_map(|w| w.log.as_ref().map(|l| l.subscribe()))
+        .collect();
+    for rx in &mut receivers {
+        rx.borrow_and_update();
+    }
+    let (parts, bytes, any_error) = read_all(&wanted, max_bytes, read_committed);
+    if bytes >= min_bytes.max(1) || any_error || r.max_wait_ms <= 0 {
+        return respond(req, &build(&names, parts, &wanted));
+    }
+    let reply_to = ReplyTo::of(req);
+    let wait = Duration::from_millis(r.max_wait_ms as u64);
+    let mut shutdown = broker.shutdown.clone();
+    Reply::Later(Box::pin(async move {
+        let deadline = crate::env::monotonic_now() + wait;
+        loop {
+            let changed = async {
+                if receivers.is_empty() {
+                    std::future::pending::<()>().await;
+                }
+                let futs = receivers.iter_mut().map(|rx| Box::pin(rx.changed()));
+                let _ = futures_util::future::select_all(futs).await;
+            };
+            let timed_out = tokio::select! {
+                biased;
+                _ = shutdown.changed() => true,
+                _ = tokio::time::sleep_until(deadline) => true,
+                _ = changed => false,
+            };
+            for rx in &mut receivers {
+                rx.borrow_and_update();
+            }
+            let (parts, bytes, any_error) = read_all(&wanted, max_bytes, read_committed);
+            if timed_out || bytes >= min_bytes || any_error {
+                return reply_to.encode(&build(&names, parts, &wanted));
+            }
+        }
+    }))
+}

@@ -1,0 +1,208 @@
+//! Produce: validate and append each partition's record set, then answer per `acks`:
+//! 0 (no answer), 1 (once written), all (once synced, unless `write.caching` is on). The flush
+//! policy (`flush.messages`) can make any append wait for a sync.
+
+use super::super::topics::ensure_topic;
+use super::super::{Broker, LEADER_EPOCH};
+use super::{Reply, ReplyTo, decode, respond, str_bytes};
+use crate::log::batch::BatchError;
+use crate::log::{AppendError, PartitionLog};
+use crate::protocol::RequestFrame;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The Kafka error for an invalid batch.
+pub fn batch_error_code(e: &BatchError) -> ResponseError {
+    match e {
+        BatchError::TooLarge { .. } => ResponseError::MessageTooLarge,
+        BatchError::Truncated { .. }
+        | BatchError::LengthTooSmall(_)
+        | BatchError::BadMagic(_)
+        | BatchError::CrcMismatch { .. }
+        | BatchError::TrailingBytes(_)
+        | BatchError::UnknownCompression(_)
+        | BatchError::Decompression { .. }
+        | BatchError::DecompressedTooLarge => ResponseError::CorruptMessage,
+        BatchError::BadTimestamp(_) | BatchError::MaxTimestampMismatch { .. } => {
+            ResponseError::InvalidTimestamp
+        }
+        BatchError::Empty
+        | BatchError::CountMismatch { .. }
+        | BatchError::BadRecord { .. }
+        | BatchError::ControlBatch
+        | BatchError::Transactional
+        | BatchError::BadOffset(_) => ResponseError::InvalidRecord,
+    }
+}
+
+/// One partition's outcome so far.
+struct Outcome {
+    topic: usize,
+    response: PartitionProduceResponse,
+    /// Set when the answer must wait for this log to be synced up to this offset.
+    wait: Option<(Arc<PartitionLog>, i64)>,
+}
+
+fn failed(index: i32, code: ResponseError, message: Option<String>) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(code.code())
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+        .with_error_message(message.map(str_bytes))
+}
+
+/// Appends one partition's records.
+async fn append_one(
+    broker: &Broker,
+    topic: &str,
+    index: i32,
+    records: Option<bytes::Bytes>,
+    acks: i16,
+) -> (PartitionProduceResponse, Option<(Arc<PartitionLog>, i64)>) {
+    let log = match ensure_topic(broker, topic, true).await {
+        Ok(Some(_)) => broker.partition(topic, index),
+        Ok(None) => None,
+        Err(e) => return (failed(index, e.code(), Some(e.to_string())), None),
+    };
+    let Some(log) = log else {
+        return (
+            failed(index, ResponseError::UnknownTopicOrPartition, None),
+            None,
+        );
+    };
+    let Some(records) = records.filter(|r| !r.is_empty()) else {
+        return (
+            failed(
+                index,
+                ResponseError::CorruptMessage,
+                Some("no records".into()),
+            ),
+            None,
+        );
+    };
+    let mut buf = records.to_vec();
+    match log.append(&mut buf, LEADER_EPOCH) {
+        Ok(info) => {
+            let resp = PartitionProduceResponse::default()
+                .with_index(index)
+                .with_base_offset(info.first_offset)
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(info.log_start_offset);
+            let wait = log
+                .must_sync(&info, acks == -1)
+                .then(|| (log, info.last_offset + 1));
+            (resp, wait)
+        }
+        Err(AppendError::InvalidBatch(e)) => {
+            let code = batch_error_code(&e);
+            let mut resp = failed(index, code, Some(e.to_string()));
+            resp.record_errors = vec![
+                BatchIndexAndErrorMessage::default()
+                    .with_batch_index(0)
+                    .with_batch_index_error_message(Some(str_bytes(e.to_string()))),
+            ];
+            (resp, None)
+        }
+        Err(AppendError::Storage(why)) => {
+            tracing::warn!(topic, partition = index, error = %why, "append failed");
+            (
+                failed(index, ResponseError::KafkaStorageError, Some(why)),
+                None,
+            )
+        }
+    }
+}
+
+pub async fn handle(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
+    let r: ProduceRequest = match decode(req) {
+        Ok(r) => r,
+        Err(reply) => return reply,
+    };
+    let acks = r.acks;
+    let mut topics: Vec<TopicProduceResponse> = Vec::with_capacity(r.topic_data.len());
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    for (ti, t) in r.topic_data.into_iter().enumerate() {
+        let name = t.name.0.to_string();
+        topics.push(TopicProduceResponse::default().with_name(t.name.clone()));
+        for p in t.partition_data {
+            let (response, wait) = if !matches!(acks, -1..=1) {
+                (
+                    failed(p.index, ResponseError::InvalidRequiredAcks, None),
+                    None,
+                )
+            } else if r.transactional_id.is_some() {
+                (
+                    failed(
+                        p.index,
+                        ResponseError::InvalidRequest,
+                        Some("transactions are not supported".into()),
+                    ),
+                    None,
+                )
+            } else {
+                append_one(broker, &name, p.index, p.records, acks).await
+            };
+            outcomes.push(Outcome {
+                topic: ti,
+                response,
+                wait,
+            });
+        }
+    }
+    if acks == 0 {
+        // No response; an error is signalled the only way Kafka can: by closing.
+        return match outcomes.iter().find(|o| o.response.error_code != 0) {
+            Some(o) => Reply::Close(format!(
+                "acks=0 produce failed with error {}",
+                o.response.error_code
+            )),
+            None => Reply::None,
+        };
+    }
+    let build = |topics: Vec<TopicProduceResponse>, outcomes: Vec<Outcome>| {
+        let mut topics = topics;
+        for o in outcomes {
+            topics[o.topic].partition_responses.push(o.response);
+        }
+        ProduceResponse::default().with_responses(topics)
+    };
+    if outcomes.iter().all(|o| o.wait.is_none()) {
+        return respond(req, &build(topics, outcomes));
+    }
+    let reply_to = ReplyTo::of(req);
+    let timeout = Duration::from_millis(r.timeout_ms.max(0) as u64);
+    Reply::Later(Box::pin(async move {
+        let mut outcomes = outcomes;
+        let waits = outcomes.iter_mut().filter_map(|o| {
+            let (log, upto) = o.wait.take()?;
+            Some(async move {
+                match tokio::time::timeout(timeout, log.sync_to(upto)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        o.response = failed(
+                            o.response.index,
+                            ResponseError::KafkaStorageError,
+                            Some(e.to_string()),
+                        );
+                    }
+                    Err(_) => {
+                        o.response = failed(
+                            o.response.index,
+                            ResponseError::RequestTimedOut,
+                            Some("the sync did not finish within the request timeout".into()),
+                        );
+                    }
+                }
+            })
+        });
+        futures_util::future::join_all(waits).await;
+        reply_to.encode(&build(topics, outcomes))
+    }))
+}
