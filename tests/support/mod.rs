@@ -1,0 +1,179 @@
+//! Shared harness for integration tests: start the real `runnel` binary on a free loopback
+//! port with a fresh data directory, and find the external clients `.ci/run` installs.
+#![allow(dead_code)] // each test binary uses part of it
+
+use std::io::Read;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A broker process, killed when dropped.
+pub struct BrokerProcess {
+    child: Option<Child>,
+    /// `127.0.0.1:<port>`.
+    pub addr: String,
+    /// The data directory (kept across restarts).
+    pub data_dir: PathBuf,
+    /// Keeps the temp dir alive.
+    _tmp: Option<tempfile::TempDir>,
+    /// Extra `--override` settings.
+    overrides: Vec<String>,
+    /// Where the broker's log goes.
+    log_path: PathBuf,
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl BrokerProcess {
+    /// Starts a broker with a fresh data directory and these `--override key=value` settings.
+    pub fn start(overrides: &[&str]) -> BrokerProcess {
+        let tmp = tempfile::tempdir().unwrap();
+        let data_dir = tmp.path().join("data");
+        let mut b = BrokerProcess {
+            child: None,
+            addr: format!("127.0.0.1:{}", free_port()),
+            log_path: tmp.path().join("broker.log"),
+            data_dir,
+            _tmp: Some(tmp),
+            overrides: overrides.iter().map(|s| s.to_string()).collect(),
+        };
+        b.spawn();
+        b
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_runnel"));
+        cmd.arg("broker")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--listen")
+            .arg(&self.addr);
+        for o in &self.overrides {
+            cmd.arg("--override").arg(o);
+        }
+        let child = cmd
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start runnel broker");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    /// Waits until the broker accepts connections.
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("broker exited with {status} before it was ready:\n{}", self.log());
+            }
+            if TcpStream::connect(&self.addr).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("broker did not start listening on {}:\n{}", self.addr, self.log());
+    }
+
+    /// The broker's log so far.
+    pub fn log(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.log_path) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    /// Sends a signal and waits for the process to exit; returns whether it exited cleanly.
+    fn signal_and_wait(&mut self, signal: &str) -> bool {
+        let mut child = self.child.take().expect("running");
+        let pid = child.id().to_string();
+        Command::new("kill").args([signal, &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.success();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("broker did not exit after {signal}:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, wait for a clean exit, start again on the same port and data.
+    pub fn restart_clean(&mut self) {
+        assert!(self.signal_and_wait("-TERM"), "unclean exit on SIGTERM:\n{}", self.log());
+        self.spawn();
+    }
+
+    /// kill -9 and start again on the same port and data.
+    pub fn restart_killed(&mut self) {
+        self.signal_and_wait("-KILL");
+        self.spawn();
+    }
+
+    /// Stops the broker with SIGTERM; returns whether it exited cleanly.
+    pub fn stop(&mut self) -> bool {
+        self.signal_and_wait("-TERM")
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The Python with kafka-python and confluent-kafka: `$RUNNEL_PYTHON`, else the repository's
+/// `.venv` that `.ci/run` creates.
+pub fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("RUNNEL_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    assert!(
+        venv.exists(),
+        "no Python with Kafka clients: run `bash .ci/run` (it creates .venv with kafka-python and confluent-kafka) or set RUNNEL_PYTHON"
+    );
+    venv
+}
+
+/// `kcat`, which `.ci/run` installs from Debian.
+pub fn kcat() -> PathBuf {
+    for p in ["/usr/bin/kcat", "/usr/local/bin/kcat"] {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    panic!("kcat not found: run `bash .ci/run` (it installs Debian's kcat) or `apt-get install kcat`");
+}
+
+/// Runs a Python script from `tests/python/` with `args`; panics with its output if it fails.
+pub fn run_python(script: &str, args: &[&str]) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(script);
+    let out = Command::new(python()).arg(&path).args(args).output().expect("run python");
+    check(&format!("python {script}"), &out)
+}
+
+/// Panics with the command's output unless it succeeded; returns its stdout.
+pub fn check(what: &str, out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
