@@ -9,10 +9,12 @@
 //!   The simulated ones live in the `runnel-sim` crate.
 //! - [`codec`]: runnel's own framed, checksummed, versioned encoding for its files and RPCs.
 //! - [`log`]: storage: record batches, segments, indexes, recovery, the partition log.
+//! - [`config`]: the broker's and topics' configuration, with Kafka's keys and defaults.
 //!
 //! `docs/` holds the design, the on-disk formats byte by byte, and the simulator's guide.
 
 pub mod codec;
+pub mod config;
 pub mod env;
 pub mod log;
 #[doc(hidden)]
