@@ -14,7 +14,6 @@ pub mod topics;
 use crate::cluster::{METADATA_TOPIC, MetadataError, MetadataLog};
 use crate::config::BrokerConfig;
 use crate::env::Env;
-use crate::log::manager::BackgroundIntervals;
 use crate::log::{LogError, LogManager, PartitionLog, TopicPartition};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -102,15 +101,6 @@ impl Broker {
         split_host_port(&self.config.advertised)
     }
 
-    /// Background work on the logs (retention, time-based flushes, checkpoints).
-    fn background_intervals(&self) -> BackgroundIntervals {
-        BackgroundIntervals {
-            retention_check_ms: self.config.retention_check_interval_ms,
-            flush_check_ms: self.config.flush_scheduler_interval_ms,
-            checkpoint_ms: self.config.offset_checkpoint_interval_ms,
-        }
-    }
-
     /// Syncs and closes every log (after the connections are done).
     pub async fn close(&self) {
         self.logs.close_all().await;
@@ -162,28 +152,27 @@ impl RunningBroker {
     }
 }
 
-/// Opens the broker and starts serving on `config.listen`.
-pub async fn start(env: Env, config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
+/// Binds `config.listen`, opens the broker and starts serving. With port 0, the advertised
+/// address gets the port actually bound.
+pub async fn start(env: Env, mut config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let listen = config.listen.clone();
-    let broker = Broker::open(env.clone(), config, shutdown_rx.clone()).await?;
-    let listener = env
-        .net
-        .bind(&listen)
-        .await
-        .map_err(|error| BrokerError::Bind {
-            addr: listen.clone(),
-            error,
-        })?;
-    let local_addr = listener.local_addr().map_err(|error| BrokerError::Bind {
+    let bind_error = |error| BrokerError::Bind {
         addr: listen.clone(),
         error,
-    })?;
+    };
+    let listener = env.net.bind(&listen).await.map_err(bind_error)?;
+    let local_addr = listener.local_addr().map_err(bind_error)?;
+    let (host, port) = split_host_port(&config.advertised);
+    if port == 0 {
+        config.advertised = format!("{}:{}", bracket(&host), local_addr.port());
+    }
+    let broker = Broker::open(env.clone(), config, shutdown_rx).await?;
     let background = tokio::spawn(
         broker
             .logs
             .clone()
-            .run_background(broker.background_intervals()),
+            .run_background(broker.config.background_intervals()),
     );
     let b = broker.clone();
     let task = tokio::spawn(async move {
@@ -197,4 +186,13 @@ pub async fn start(env: Env, config: BrokerConfig) -> Result<RunningBroker, Brok
         shutdown_tx,
         task,
     })
+}
+
+/// An IPv6 host in brackets, as `host:port` needs it.
+fn bracket(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
 }

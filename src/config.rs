@@ -1,118 +1,38 @@
-//! PLACEHOLDER until the config registry lands (branch `config`): just the shape the broker
-//! uses.
+//! The broker's configuration, with Apache Kafka's key names, types, defaults and meaning.
+//!
+//! - `keys`: the registry, one table of every key (and the Kafka keys runnel ignores).
+//! - [`value`]: Kafka's value types: parsing and checking a setting's text.
+//! - `properties`: the Java properties format of `server.properties`, and `--override`.
+//! - `listener`: `PLAINTEXT://HOST:PORT` listeners and which one runnel serves.
+//! - [`broker`]: [`BrokerConfig`]: loading, and a topic's effective [`LogConfig`].
+//! - [`describe`]: DescribeConfigs entries for the broker and for a topic.
+//!
+//! Where runnel differs from Kafka, on purpose:
+//!
+//! - One data directory: `log.dirs` with more than one entry is an error.
+//! - One PLAINTEXT listener for clients; a controller listener is skipped with a warning; TLS,
+//!   SASL and other listener names are errors. The advertised address defaults to the listen
+//!   address, and a wildcard listen address (`PLAINTEXT://:9092`, `0.0.0.0`) with nothing
+//!   advertised is an error asking for `advertised.listeners` (or `--advertised`), rather than
+//!   a guess that would send remote clients to the wrong host.
+//! - `log.flush.scheduler.interval.ms` defaults to 1000 (Kafka: never), so `flush.ms` is
+//!   honoured; `log.flush.interval.ms` defaults to never by itself instead of falling back to
+//!   the scheduler interval as Kafka's does.
+//! - `cleanup.policy=compact`, `message.timestamp.type=LogAppendTime` and any
+//!   `compression.type` but `producer` are refused, with the reason.
+//! - `write.caching` (Redpanda's name) is runnel's durability switch, off by default.
+//!
+//! [`LogConfig`]: crate::log::LogConfig
 
-use crate::log::LogConfig;
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+pub mod broker;
+pub mod describe;
+pub mod error;
+pub(crate) mod keys;
+pub(crate) mod listener;
+pub(crate) mod properties;
+pub mod value;
 
-/// A config problem, naming the key.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    #[error("unknown configuration key '{key}'")]
-    UnknownKey { key: String },
-    #[error("invalid value '{value}' for '{key}': {reason}")]
-    BadValue {
-        key: String,
-        value: String,
-        reason: String,
-    },
-}
-
-/// Where a config value came from (Kafka's ConfigSource codes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConfigSource {
-    DynamicTopic = 1,
-    StaticBroker = 4,
-    Default = 5,
-}
-
-/// Kafka's config types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConfigType {
-    Boolean = 1,
-    String = 2,
-    Int = 3,
-    Short = 4,
-    Long = 5,
-    Double = 6,
-    List = 7,
-}
-
-/// A synonym of a config entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigSynonym {
-    pub name: String,
-    pub value: Option<String>,
-    pub source: ConfigSource,
-}
-
-/// One described config.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigEntry {
-    pub name: String,
-    pub value: Option<String>,
-    pub source: ConfigSource,
-    pub read_only: bool,
-    pub sensitive: bool,
-    pub config_type: ConfigType,
-    pub documentation: String,
-    pub synonyms: Vec<ConfigSynonym>,
-}
-
-/// The broker's configuration.
-#[derive(Debug, Clone)]
-pub struct BrokerConfig {
-    pub node_id: i32,
-    pub log_dir: PathBuf,
-    pub listen: String,
-    pub advertised: String,
-    pub num_partitions: i32,
-    pub default_replication_factor: i16,
-    pub auto_create_topics_enable: bool,
-    pub delete_topic_enable: bool,
-    pub socket_request_max_bytes: u64,
-    pub retention_check_interval_ms: u64,
-    pub flush_scheduler_interval_ms: u64,
-    pub offset_checkpoint_interval_ms: u64,
-    pub log_defaults: LogConfig,
-}
-
-impl Default for BrokerConfig {
-    fn default() -> Self {
-        BrokerConfig {
-            node_id: 0,
-            log_dir: PathBuf::from("./runnel-data"),
-            listen: "127.0.0.1:9092".into(),
-            advertised: "127.0.0.1:9092".into(),
-            num_partitions: 1,
-            default_replication_factor: 1,
-            auto_create_topics_enable: true,
-            delete_topic_enable: true,
-            socket_request_max_bytes: 104_857_600,
-            retention_check_interval_ms: 300_000,
-            flush_scheduler_interval_ms: 1000,
-            offset_checkpoint_interval_ms: 60_000,
-            log_defaults: LogConfig::default(),
-        }
-    }
-}
-
-impl BrokerConfig {
-    pub fn topic_log_config(&self, _overrides: &BTreeMap<String, String>) -> LogConfig {
-        self.log_defaults.clone()
-    }
-    pub fn describe(&self, _keys: Option<&[String]>) -> Vec<ConfigEntry> {
-        Vec::new()
-    }
-    pub fn describe_topic(
-        &self,
-        _o: &BTreeMap<String, String>,
-        _keys: Option<&[String]>,
-    ) -> Vec<ConfigEntry> {
-        Vec::new()
-    }
-}
-
-pub fn validate_topic_configs(_c: &BTreeMap<String, String>) -> Result<(), ConfigError> {
-    Ok(())
-}
+pub use broker::{BrokerConfig, CliOverrides, validate_topic_config, validate_topic_configs};
+pub use describe::{ConfigEntry, ConfigSource, ConfigSynonym};
+pub use error::{ConfigError, Scope};
+pub use value::ConfigType;

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use runnel::config::BrokerConfig;
+use runnel::config::{BrokerConfig, CliOverrides};
 use runnel::env::Env;
 use std::path::PathBuf;
 
@@ -21,15 +21,21 @@ struct Cli {
 enum Command {
     /// Start a broker.
     Broker {
-        /// Data directory (Kafka's log.dirs).
-        #[arg(long, default_value = "./runnel-data")]
-        data_dir: PathBuf,
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:9092")]
-        listen: String,
-        /// Address Metadata tells clients to dial (defaults to the listen address).
+        /// Data directory (Kafka's log.dirs) [default: ./runnel-data]
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Address to listen on, HOST:PORT [default: 127.0.0.1:9092]
+        #[arg(long)]
+        listen: Option<String>,
+        /// Address Metadata tells clients to dial, HOST:PORT [default: the listen address]
         #[arg(long)]
         advertised: Option<String>,
+        /// A Kafka-style server.properties file.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// A setting by Kafka's name, over the file (repeatable): --override log.retention.ms=60000
+        #[arg(long = "override", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
     },
 }
 
@@ -53,27 +59,57 @@ fn main() -> anyhow::Result<()> {
             data_dir,
             listen,
             advertised,
-        } => rt.block_on(async {
-            let config = BrokerConfig {
-                log_dir: data_dir,
-                advertised: advertised.unwrap_or_else(|| listen.clone()),
-                listen,
-                ..BrokerConfig::default()
+            config,
+            overrides,
+        } => {
+            let properties = match &config {
+                Some(path) => Some(
+                    std::fs::read_to_string(path)
+                        .with_context(|| format!("reading {}", path.display()))?,
+                ),
+                None => None,
             };
-            let running = runnel::broker::start(Env::real(), config)
-                .await
-                .context("starting the broker")?;
-            let handle = running.shutdown_handle();
-            tokio::spawn(async move {
-                wait_for_signal().await;
-                tracing::info!("shutting down");
-                let _ = handle.send(true);
-            });
-            running.wait().await;
-            tracing::info!("stopped");
-            Ok(())
-        }),
+            let cli = CliOverrides {
+                listen,
+                advertised,
+                data_dir,
+            };
+            let (config, warnings) = BrokerConfig::load(properties.as_deref(), &overrides, &cli)
+                .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+            for w in warnings {
+                tracing::warn!("{w}");
+            }
+            rt.block_on(run_broker(config))
+        }
     }
+}
+
+async fn run_broker(config: BrokerConfig) -> anyhow::Result<()> {
+    let data_dir = config.log_dir.clone();
+    let settings: Vec<String> = config
+        .non_default_settings()
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let running = runnel::broker::start(Env::real(), config)
+        .await
+        .context("starting the broker")?;
+    tracing::info!(
+        listener = %running.local_addr,
+        advertised = %running.broker.config.advertised,
+        data_dir = %data_dir.display(),
+        non_default = %settings.join(" "),
+        "runnel broker started"
+    );
+    let handle = running.shutdown_handle();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests, syncing logs");
+        let _ = handle.send(true);
+    });
+    running.wait().await;
+    tracing::info!("stopped cleanly");
+    Ok(())
 }
 
 /// Waits for SIGINT or SIGTERM.

@@ -29,18 +29,27 @@ fn closed_by_broker(s: &mut TcpStream) -> bool {
     match s.read(&mut buf) {
         Ok(0) => true,
         Ok(_) => false,
-        Err(e) => matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe),
+        Err(e) => matches!(
+            e.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        ),
     }
 }
 
 /// Sends a request and reads its response body.
-fn call<Req: Encodable, Resp: Decodable>(s: &mut TcpStream, api: ApiKey, version: i16, body: &Req) -> Resp {
+fn call<Req: Encodable, Resp: Decodable>(
+    s: &mut TcpStream,
+    api: ApiKey,
+    version: i16,
+    body: &Req,
+) -> Resp {
     let header = RequestHeader::default()
         .with_request_api_key(api as i16)
         .with_request_api_version(version)
         .with_correlation_id(7)
         .with_client_id(Some(StrBytes::from_static_str("bad-input-test")));
-    s.write_all(&encode_request(&header, body).unwrap()).unwrap();
+    s.write_all(&encode_request(&header, body).unwrap())
+        .unwrap();
     let mut size = [0u8; 4];
     s.read_exact(&mut size).unwrap();
     let mut frame = vec![0u8; i32::from_be_bytes(size) as usize];
@@ -52,7 +61,12 @@ fn call<Req: Encodable, Resp: Decodable>(s: &mut TcpStream, api: ApiKey, version
 
 fn alive(addr: &str) {
     let mut s = connect(addr);
-    let r: ApiVersionsResponse = call(&mut s, ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    let r: ApiVersionsResponse = call(
+        &mut s,
+        ApiKey::ApiVersions,
+        3,
+        &ApiVersionsRequest::default(),
+    );
     assert_eq!(r.error_code, 0, "the broker stopped answering");
 }
 
@@ -61,20 +75,27 @@ fn end_offset(addr: &str, topic: &str) -> i64 {
     let req = ListOffsetsRequest::default().with_topics(vec![
         list_offsets_request::ListOffsetsTopic::default()
             .with_name(TopicName(StrBytes::from_string(topic.into())))
-            .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default().with_timestamp(-1)]),
+            .with_partitions(vec![
+                list_offsets_request::ListOffsetsPartition::default().with_timestamp(-1),
+            ]),
     ]);
     let r: ListOffsetsResponse = call(&mut s, ApiKey::ListOffsets, 5, &req);
     r.topics[0].partitions[0].offset
 }
 
 fn produce(s: &mut TcpStream, topic: &str, records: Vec<u8>) -> i16 {
-    let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![
-        produce_request::TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_string(topic.into())))
-            .with_partition_data(vec![
-                produce_request::PartitionProduceData::default().with_index(0).with_records(Some(records.into())),
-            ]),
-    ]);
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![
+            produce_request::TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_string(topic.into())))
+                .with_partition_data(vec![
+                    produce_request::PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(records.into())),
+                ]),
+        ]);
     let r: ProduceResponse = call(s, ApiKey::Produce, 8, &req);
     r.responses[0].partition_responses[0].error_code
 }
@@ -113,13 +134,22 @@ fn hostile_frames_close_only_their_connection() {
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("garbage", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()),
         ("negative size", (-5i32).to_be_bytes().to_vec()),
-        ("size over socket.request.max.bytes", (i32::MAX).to_be_bytes().to_vec()),
-        ("size of 2 MiB over a 1 MiB limit", (2i32 << 20).to_be_bytes().to_vec()),
+        (
+            "size over socket.request.max.bytes",
+            (i32::MAX).to_be_bytes().to_vec(),
+        ),
+        (
+            "size of 2 MiB over a 1 MiB limit",
+            (2i32 << 20).to_be_bytes().to_vec(),
+        ),
         ("frame too short for a header", framed(vec![0, 1, 2])),
         ("unknown API key", framed(header(9999, 0))),
         ("unsupported Produce version", framed(header(0, 99))),
         ("unsupported Fetch version", framed(header(1, 0))),
-        ("client id longer than the frame", framed([0, 3, 0, 1, 0, 0, 0, 9, 0x7f, 0x7f].to_vec())),
+        (
+            "client id longer than the frame",
+            framed([0, 3, 0, 1, 0, 0, 0, 9, 0x7f, 0x7f].to_vec()),
+        ),
         ("malformed Metadata body", framed(body_garbage)),
         ("array length claiming 2^31 topics", {
             let mut b = header(3, 1);
@@ -140,7 +170,11 @@ fn hostile_frames_close_only_their_connection() {
     alive(&broker.addr);
     drop(s);
     alive(&broker.addr);
-    assert!(!broker.log().contains("panicked"), "the broker panicked:\n{}", broker.log());
+    assert!(
+        !broker.log().contains("panicked"),
+        "the broker panicked:\n{}",
+        broker.log()
+    );
 }
 
 /// An ApiVersions request in a version the broker does not know gets the v0 answer with
@@ -161,11 +195,16 @@ fn unknown_api_versions_version_is_answered() {
     s.read_exact(&mut size).unwrap();
     let mut frame = vec![0u8; i32::from_be_bytes(size) as usize];
     s.read_exact(&mut frame).unwrap();
-    let (corr, mut body) = parse_response_header(Bytes::from(frame), ApiKey::ApiVersions, 0).unwrap();
+    let (corr, mut body) =
+        parse_response_header(Bytes::from(frame), ApiKey::ApiVersions, 0).unwrap();
     assert_eq!(corr, 5);
     let r = ApiVersionsResponse::decode(&mut body, 0).unwrap();
     assert_eq!(r.error_code, 35);
-    assert!(r.api_keys.iter().any(|k| k.api_key == 0 && k.min_version <= 3 && k.max_version >= 3));
+    assert!(
+        r.api_keys
+            .iter()
+            .any(|k| k.api_key == 0 && k.min_version <= 3 && k.max_version >= 3)
+    );
 }
 
 /// Bad batches get Kafka's error codes and append nothing; then real clients still read every
@@ -193,28 +232,55 @@ fn bad_batches_are_refused_and_nothing_else_is_harmed() {
         ("wrong magic", wrong_magic, 2),
         ("length beyond the bytes", lying_length, 2),
         ("a good batch then a bad one", good_then_bad, 2),
-        ("over message.max.bytes", good_batch(&"z".repeat(200), 100), 10),
+        (
+            "over message.max.bytes",
+            good_batch(&"z".repeat(200), 100),
+            10,
+        ),
         ("truncated header", vec![0; 30], 2),
     ];
     for (what, records, code) in cases {
         let mut s = connect(&broker.addr);
         assert_eq!(produce(&mut s, "t", records), code, "{what}");
-        assert_eq!(end_offset(&broker.addr, "t"), end, "{what}: something was appended");
+        assert_eq!(
+            end_offset(&broker.addr, "t"),
+            end,
+            "{what}: something was appended"
+        );
     }
 
     // kcat reads every earlier record and writes new ones.
     let out = Command::new(kcat())
-        .args(["-b", &broker.addr, "-C", "-t", "t", "-o", "beginning", "-e", "-q", "-f", "%s\n"])
+        .args([
+            "-b",
+            &broker.addr,
+            "-C",
+            "-t",
+            "t",
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+            "-f",
+            "%s\n",
+        ])
         .output()
         .unwrap();
     let values: Vec<String> = check("kcat -C", &out).lines().map(str::to_string).collect();
-    assert_eq!(values, (0..50).map(|i| format!("before-{i}")).collect::<Vec<_>>());
+    assert_eq!(
+        values,
+        (0..50).map(|i| format!("before-{i}")).collect::<Vec<_>>()
+    );
     let mut p = Command::new(kcat())
         .args(["-b", &broker.addr, "-P", "-t", "t", "-X", "acks=all"])
         .stdin(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    p.stdin.take().unwrap().write_all(b"after-1\nafter-2\n").unwrap();
+    p.stdin
+        .take()
+        .unwrap()
+        .write_all(b"after-1\nafter-2\n")
+        .unwrap();
     assert!(p.wait().unwrap().success());
     assert_eq!(end_offset(&broker.addr, "t"), 52);
 }

@@ -15,19 +15,49 @@ fn kcat_keyed_acks_all_round_trip() {
     let broker = BrokerProcess::start(&[]);
     run_python("admin.py", &[&broker.addr, "kc", "3"]);
     let n = 2000;
-    let input: String = (0..n).map(|i| format!("key-{}:value-{i}\n", i % 13)).collect();
+    let input: String = (0..n)
+        .map(|i| format!("key-{}:value-{i}\n", i % 13))
+        .collect();
     let mut child = Command::new(kcat())
-        .args(["-b", &broker.addr, "-P", "-t", "kc", "-K:", "-X", "acks=all", "-X", "linger.ms=5"])
+        .args([
+            "-b",
+            &broker.addr,
+            "-P",
+            "-t",
+            "kc",
+            "-K:",
+            "-X",
+            "acks=all",
+            "-X",
+            "linger.ms=5",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     check("kcat -P", &child.wait_with_output().unwrap());
 
     let out = Command::new(kcat())
-        .args(["-b", &broker.addr, "-C", "-t", "kc", "-o", "beginning", "-e", "-q", "-f", "%p\t%o\t%k\t%s\n"])
+        .args([
+            "-b",
+            &broker.addr,
+            "-C",
+            "-t",
+            "kc",
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+            "-f",
+            "%p\t%o\t%k\t%s\n",
+        ])
         .output()
         .unwrap();
     let stdout = check("kcat -C", &out);
@@ -37,21 +67,37 @@ fn kcat_keyed_acks_all_round_trip() {
     for line in stdout.lines() {
         let f: Vec<&str> = line.split('\t').collect();
         assert_eq!(f.len(), 4, "bad line {line:?}");
-        let (p, o, k, v) = (f[0].parse::<i32>().unwrap(), f[1].parse::<i64>().unwrap(), f[2], f[3]);
+        let (p, o, k, v) = (
+            f[0].parse::<i32>().unwrap(),
+            f[1].parse::<i64>().unwrap(),
+            f[2],
+            f[3],
+        );
         let i: usize = v.strip_prefix("value-").unwrap().parse().unwrap();
         assert!(!seen[i], "value {i} twice");
         seen[i] = true;
         assert_eq!(k, format!("key-{}", i % 13));
-        assert_eq!(*key_partition.entry(k.to_string()).or_insert(p), p, "key {k} in two partitions");
+        assert_eq!(
+            *key_partition.entry(k.to_string()).or_insert(p),
+            p,
+            "key {k} in two partitions"
+        );
         per_partition.entry(p).or_default().push((o, i));
     }
-    assert!(seen.iter().all(|s| *s), "missing records: {}", seen.iter().filter(|s| !**s).count());
+    assert!(
+        seen.iter().all(|s| *s),
+        "missing records: {}",
+        seen.iter().filter(|s| !**s).count()
+    );
     assert_eq!(per_partition.len(), 3, "keys spread over all 3 partitions");
     for (p, recs) in &per_partition {
         for (idx, (o, _)) in recs.iter().enumerate() {
             assert_eq!(*o, idx as i64, "partition {p}: offsets dense from 0");
         }
-        assert!(recs.windows(2).all(|w| w[0].1 < w[1].1), "partition {p}: out of send order");
+        assert!(
+            recs.windows(2).all(|w| w[0].1 < w[1].1),
+            "partition {p}: out of send order"
+        );
     }
 }
 
@@ -65,6 +111,9 @@ fn confluent_kafka_admin_produce_assign_seek_end_offsets() {
 #[test]
 fn kafka_python_admin_produce_assign_seek_end_offsets() {
     let broker = BrokerProcess::start(&[]);
-    let out = run_python("kafka_python_roundtrip.py", &[&broker.addr, "kp", "3000", "plain"]);
+    let out = run_python(
+        "kafka_python_roundtrip.py",
+        &[&broker.addr, "kp", "3000", "plain"],
+    );
     assert!(out.contains("ok: 3000 records"), "{out}");
 }

@@ -283,16 +283,17 @@ pub fn validate_record_set(
         let rest = &records[pos..];
         let header = BatchHeader::parse(rest)?;
         let len = header.total_len();
-        if len > batch_bytes_max {
-            return Err(BatchError::TooLarge {
-                size: len,
-                max: batch_bytes_max,
-            });
-        }
+        // A length beyond the bytes sent is damage, whatever the size limit.
         if rest.len() < len {
             return Err(BatchError::Truncated {
                 needed: len,
                 available: rest.len(),
+            });
+        }
+        if len > batch_bytes_max {
+            return Err(BatchError::TooLarge {
+                size: len,
+                max: batch_bytes_max,
             });
         }
         let header = validate_batch(&rest[..len])?;

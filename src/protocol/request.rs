@@ -62,6 +62,20 @@ pub fn parse_request(mut frame: Bytes) -> Result<RequestFrame, RequestError> {
         api_key: raw_key,
         correlation_id,
     })?;
+    // KIP-511: an ApiVersions request in a version the broker does not know must still be
+    // answered (with the v0 response), so its header is not parsed beyond the fixed prefix.
+    let unknown_api_versions = api_key == ApiKey::ApiVersions
+        && super::supported_range(api_key)
+            .is_none_or(|(lo, hi)| api_version < lo || api_version > hi);
+    if unknown_api_versions {
+        return Ok(RequestFrame {
+            api_key,
+            api_version,
+            correlation_id,
+            client_id: None,
+            body: Bytes::new(),
+        });
+    }
     let header_version = api_key.request_header_version(api_version);
     let header =
         RequestHeader::decode(&mut frame, header_version).map_err(|e| RequestError::BadHeader {

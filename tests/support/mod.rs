@@ -25,7 +25,11 @@ pub struct BrokerProcess {
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl BrokerProcess {
@@ -46,7 +50,11 @@ impl BrokerProcess {
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_runnel"));
         cmd.arg("broker")
             .arg("--data-dir")
@@ -71,14 +79,21 @@ impl BrokerProcess {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("broker exited with {status} before it was ready:\n{}", self.log());
+                panic!(
+                    "broker exited with {status} before it was ready:\n{}",
+                    self.log()
+                );
             }
             if TcpStream::connect(&self.addr).is_ok() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("broker did not start listening on {}:\n{}", self.addr, self.log());
+        panic!(
+            "broker did not start listening on {}:\n{}",
+            self.addr,
+            self.log()
+        );
     }
 
     /// The broker's log so far.
@@ -110,7 +125,11 @@ impl BrokerProcess {
 
     /// SIGTERM, wait for a clean exit, start again on the same port and data.
     pub fn restart_clean(&mut self) {
-        assert!(self.signal_and_wait("-TERM"), "unclean exit on SIGTERM:\n{}", self.log());
+        assert!(
+            self.signal_and_wait("-TERM"),
+            "unclean exit on SIGTERM:\n{}",
+            self.log()
+        );
         self.spawn();
     }
 
@@ -156,13 +175,21 @@ pub fn kcat() -> PathBuf {
             return PathBuf::from(p);
         }
     }
-    panic!("kcat not found: run `bash .ci/run` (it installs Debian's kcat) or `apt-get install kcat`");
+    panic!(
+        "kcat not found: run `bash .ci/run` (it installs Debian's kcat) or `apt-get install kcat`"
+    );
 }
 
 /// Runs a Python script from `tests/python/` with `args`; panics with its output if it fails.
 pub fn run_python(script: &str, args: &[&str]) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(script);
-    let out = Command::new(python()).arg(&path).args(args).output().expect("run python");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(script);
+    let out = Command::new(python())
+        .arg(&path)
+        .args(args)
+        .output()
+        .expect("run python");
     check(&format!("python {script}"), &out)
 }
 

@@ -15,10 +15,11 @@ async fn broker() -> Arc<Broker> {
         clock: Arc::new(crate::env::clock::ManualClock::new(1_700_000_000_000)),
         rng: SharedRng::seeded(5),
     };
-    let config = BrokerConfig {
-        log_dir: "/data".into(),
-        ..BrokerConfig::default()
+    let cli = crate::config::CliOverrides {
+        data_dir: Some("/data".into()),
+        ..Default::default()
     };
+    let (config, _) = BrokerConfig::load(None, &[], &cli).unwrap();
     let (_tx, rx) = tokio::sync::watch::channel(false);
     std::mem::forget(_tx);
     Broker::open(env, config, rx).await.unwrap()

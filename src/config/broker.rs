@@ -1,0 +1,443 @@
+//! The broker's configuration: loading it from `server.properties`, overrides and flags, and
+//! resolving a topic's effective settings from the broker's defaults and its overrides.
+
+use super::error::{ConfigError, Scope};
+use super::keys::{self, Key, Sets};
+use super::listener::{self, Listener};
+use super::properties;
+use super::value::{self, Value, split_list};
+use crate::log::LogConfig;
+use crate::log::manager::BackgroundIntervals;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Checked settings by key name.
+pub(super) type Settings = BTreeMap<&'static str, Value>;
+
+/// The command-line flags that set what `listeners`, `advertised.listeners` and `log.dirs`
+/// set. They win over the file and over `--override`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CliOverrides {
+    /// `--listen HOST:PORT`: where to listen for clients (`listeners=PLAINTEXT://HOST:PORT`).
+    pub listen: Option<String>,
+    /// `--advertised HOST:PORT`: the address clients are told to connect to
+    /// (`advertised.listeners=PLAINTEXT://HOST:PORT`).
+    pub advertised: Option<String>,
+    /// `--data-dir DIR`: the data directory (`log.dirs=DIR`).
+    pub data_dir: Option<PathBuf>,
+}
+
+impl CliOverrides {
+    /// The settings the flags stand for.
+    fn settings(&self) -> Result<Vec<(&'static str, String)>, ConfigError> {
+        let mut out = Vec::new();
+        if let Some(listen) = &self.listen {
+            out.push(("listeners", host_port_flag("listen", listen)?));
+        }
+        if let Some(advertised) = &self.advertised {
+            out.push((
+                "advertised.listeners",
+                host_port_flag("advertised", advertised)?,
+            ));
+        }
+        if let Some(dir) = &self.data_dir {
+            out.push(("log.dirs", data_dir_flag(dir)?));
+        }
+        Ok(out)
+    }
+}
+
+/// `HOST:PORT` as a PLAINTEXT listener.
+fn host_port_flag(flag: &'static str, value: &str) -> Result<String, ConfigError> {
+    let url = format!("PLAINTEXT://{value}");
+    match listener::parse(&url) {
+        Ok(_) => Ok(url),
+        Err(_) => Err(ConfigError::BadFlag {
+            flag,
+            value: value.to_owned(),
+            reason: "expected HOST:PORT".to_owned(),
+        }),
+    }
+}
+
+fn data_dir_flag(dir: &std::path::Path) -> Result<String, ConfigError> {
+    let bad = |reason: &str| ConfigError::BadFlag {
+        flag: "data-dir",
+        value: dir.display().to_string(),
+        reason: reason.to_owned(),
+    };
+    let text = dir.to_str().ok_or_else(|| bad("not valid UTF-8"))?;
+    // log.dirs is a comma-separated list, so a comma cannot be part of one directory's name.
+    if text.contains(',') {
+        return Err(bad("a comma cannot be part of the data directory's name"));
+    }
+    Ok(text.to_owned())
+}
+
+/// The broker's configuration, resolved. Built by [`BrokerConfig::load`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerConfig {
+    /// This broker's id (`node.id`, or `broker.id`).
+    pub node_id: i32,
+    /// The data directory (`log.dirs`, or `log.dir`).
+    pub log_dir: PathBuf,
+    /// `host:port` to listen on for clients (from `listeners`); `0.0.0.0` for every interface.
+    pub listen: String,
+    /// `host:port` clients are told to connect to (from `advertised.listeners`, else
+    /// `listen`); never a wildcard. Port 0 here (listening on port 0 with nothing advertised)
+    /// means the port the broker is bound to.
+    pub advertised: String,
+    /// Partitions of a topic created without a count (`num.partitions`).
+    pub num_partitions: i32,
+    /// Replicas of a topic created without a factor (`default.replication.factor`).
+    pub default_replication_factor: i16,
+    /// Whether requests for an unknown topic create it (`auto.create.topics.enable`).
+    pub auto_create_topics_enable: bool,
+    /// Whether DeleteTopics is allowed (`delete.topic.enable`).
+    pub delete_topic_enable: bool,
+    /// The largest request accepted, in bytes (`socket.request.max.bytes`).
+    pub socket_request_max_bytes: u32,
+    /// How often retention runs (`log.retention.check.interval.ms`).
+    pub retention_check_interval_ms: u64,
+    /// How often `flush.ms` is checked (`log.flush.scheduler.interval.ms`).
+    pub flush_scheduler_interval_ms: u64,
+    /// How often recovery points are checkpointed (`log.flush.offset.checkpoint.interval.ms`).
+    pub offset_checkpoint_interval_ms: u64,
+    /// How often log start offsets are checkpointed
+    /// (`log.flush.start.offset.checkpoint.interval.ms`).
+    pub start_offset_checkpoint_interval_ms: u64,
+    /// How long an idle producer id is remembered (`producer.id.expiration.ms`).
+    pub producer_id_expiration_ms: u64,
+    /// The log settings of a topic without overrides: the broker-level defaults.
+    pub log_defaults: LogConfig,
+    /// The keys set explicitly (file, overrides, flags), parsed and checked.
+    pub(super) explicit: Settings,
+    /// Every topic-level key's broker-level default (synonyms resolved, hours made ms).
+    pub(super) topic_defaults: Settings,
+}
+
+impl BrokerConfig {
+    /// Loads the configuration from a `server.properties` text (None: no file), then
+    /// `--override KEY=VALUE` strings, then the command-line flags, each winning over the
+    /// ones before. Returns it with the warnings to log (ignored Kafka keys, repeated keys).
+    /// An unknown key or a bad value is an error naming it.
+    pub fn load(
+        properties: Option<&str>,
+        overrides: &[String],
+        cli: &CliOverrides,
+    ) -> Result<(BrokerConfig, Vec<String>), ConfigError> {
+        let mut warnings = Vec::new();
+        let given = gather(properties, overrides, cli, &mut warnings)?;
+        let (explicit, ignored) = classify(given, &mut warnings)?;
+        let config = resolve(explicit, &ignored, &mut warnings)?;
+        Ok((config, warnings))
+    }
+
+    /// The keys set explicitly, normalised (`TRUE` reads `true`), sorted.
+    pub fn settings(&self) -> BTreeMap<String, String> {
+        self.explicit
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// The keys set explicitly to something other than their default, sorted: what the
+    /// start-up log line shows.
+    pub fn non_default_settings(&self) -> Vec<(String, String)> {
+        let differs = |(name, value): &(&&str, &Value)| {
+            keys::broker_key(name).and_then(Key::default_value).as_ref() != Some(*value)
+        };
+        self.explicit
+            .iter()
+            .filter(differs)
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// The largest record batch accepted by default (`message.max.bytes`).
+    pub fn message_max_bytes(&self) -> u64 {
+        self.log_defaults.max_message_bytes
+    }
+
+    /// The intervals of the log manager's background work.
+    pub fn background_intervals(&self) -> BackgroundIntervals {
+        BackgroundIntervals {
+            retention_check_ms: self.retention_check_interval_ms,
+            flush_check_ms: self.flush_scheduler_interval_ms,
+            checkpoint_ms: self.offset_checkpoint_interval_ms,
+        }
+    }
+
+    /// A topic's effective log settings: its overrides over the broker's defaults. The
+    /// overrides were checked by [`validate_topic_configs`] when the topic was created; one
+    /// that no longer parses (written by another version, say) is skipped with a log line.
+    pub fn topic_log_config(&self, overrides: &BTreeMap<String, String>) -> LogConfig {
+        log_config(&self.topic_values(overrides))
+    }
+
+    /// A topic's effective `min.insync.replicas`.
+    pub fn topic_min_insync_replicas(&self, overrides: &BTreeMap<String, String>) -> i32 {
+        let values = self.topic_values(overrides);
+        let n = values.get("min.insync.replicas").and_then(Value::as_int);
+        n.and_then(|n| i32::try_from(n).ok()).unwrap_or(1)
+    }
+
+    /// Every topic-level key's effective value for a topic with these overrides.
+    pub(super) fn topic_values(&self, overrides: &BTreeMap<String, String>) -> Settings {
+        let mut values = self.topic_defaults.clone();
+        for (name, text) in overrides {
+            match topic_value(name, text) {
+                Ok((name, value)) => {
+                    values.insert(name, value);
+                }
+                Err(e) => tracing::warn!(error = %e, "skipping a topic config override"),
+            }
+        }
+        values
+    }
+}
+
+/// Checks one topic-level setting (CreateTopics, `runnel topic create --config`).
+pub fn validate_topic_config(key: &str, value: &str) -> Result<(), ConfigError> {
+    topic_value(key, value).map(drop)
+}
+
+/// Checks a topic's settings; the first refused one is the error.
+pub fn validate_topic_configs(configs: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+    configs
+        .iter()
+        .try_for_each(|(k, v)| validate_topic_config(k, v))
+}
+
+/// Parses and checks topic-level `name=text`, giving the key's static name.
+pub(super) fn topic_value(name: &str, text: &str) -> Result<(&'static str, Value), ConfigError> {
+    let (topic_name, key) = keys::topic_keys()
+        .find(|(t, _)| *t == name)
+        .ok_or_else(|| unknown(name, Scope::Topic))?;
+    Ok((topic_name, checked(topic_name, key, text)?))
+}
+
+/// Parses `text` as a value of `key`'s type and checks it; errors name `name`.
+fn checked(name: &str, key: &Key, text: &str) -> Result<Value, ConfigError> {
+    value::parse(key.config_type, text)
+        .and_then(|v| key.check.check(&v).map(|()| v))
+        .map_err(|reason| ConfigError::BadValue {
+            key: name.to_owned(),
+            value: text.trim().to_owned(),
+            reason,
+        })
+}
+
+/// An unknown key, with a hint when it belongs to the other scope.
+fn unknown(name: &str, scope: Scope) -> ConfigError {
+    let hint = match scope {
+        Scope::Topic => keys::broker_key(name).map(|k| match k.sets {
+            Sets::Topic(t) => format!("{name} is a broker key; the topic-level key is {t}"),
+            Sets::Broker(_) => format!("{name} is a broker key"),
+        }),
+        Scope::Broker => keys::topic_keys()
+            .find(|(t, _)| *t == name)
+            .map(|(_, k)| format!("{name} is a topic-level key; the broker key is {}", k.name)),
+    };
+    ConfigError::UnknownKey {
+        key: name.to_owned(),
+        scope,
+        hint,
+    }
+}
+
+/// The file's entries, then the overrides, then the flags, later ones winning.
+fn gather(
+    properties: Option<&str>,
+    overrides: &[String],
+    cli: &CliOverrides,
+    warnings: &mut Vec<String>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut given = BTreeMap::new();
+    for p in properties
+        .map(properties::parse)
+        .transpose()?
+        .unwrap_or_default()
+    {
+        if given.insert(p.key.clone(), p.value).is_some() {
+            warnings.push(format!(
+                "line {}: {} is set again; the last value wins",
+                p.line, p.key
+            ));
+        }
+    }
+    for text in overrides {
+        let (key, value) = properties::parse_override(text)?;
+        given.insert(key, value);
+    }
+    for (key, value) in cli.settings()? {
+        given.insert(key.to_owned(), value);
+    }
+    Ok(given)
+}
+
+/// Parses and checks every known key; ignored Kafka keys become warnings (their values are
+/// kept for `controller.listener.names`); any other key is an error.
+fn classify(
+    given: BTreeMap<String, String>,
+    warnings: &mut Vec<String>,
+) -> Result<(Settings, BTreeMap<String, String>), ConfigError> {
+    let mut explicit = BTreeMap::new();
+    let mut ignored = BTreeMap::new();
+    for (name, text) in given {
+        if let Some(key) = keys::broker_key(&name) {
+            explicit.insert(key.name, checked(key.name, key, &text)?);
+        } else if let Some(why) = keys::ignored(&name) {
+            warnings.push(format!("ignoring {name}={text}: {why}"));
+            ignored.insert(name, text);
+        } else {
+            return Err(unknown(&name, Scope::Broker));
+        }
+    }
+    Ok((explicit, ignored))
+}
+
+/// The value of `sets`: from the first of its keys set explicitly, else the first with a
+/// default, scaled into the unit of what it sets.
+pub(super) fn resolve_setting(explicit: &Settings, sets: Sets) -> Option<Value> {
+    let scaled = |key: &Key, value: Value| match value {
+        // Kafka: a negative retention in any unit means "no limit" and stays -1.
+        Value::Int(n) if n >= 0 => Value::Int(n.saturating_mul(key.scale)),
+        other => other,
+    };
+    let set = keys::synonyms(sets).find_map(|k| explicit.get(k.name).map(|v| scaled(k, v.clone())));
+    set.or_else(|| keys::synonyms(sets).find_map(|k| k.default_value().map(|v| scaled(k, v))))
+}
+
+/// Builds the typed configuration from the checked settings.
+fn resolve(
+    explicit: Settings,
+    ignored: &BTreeMap<String, String>,
+    warnings: &mut Vec<String>,
+) -> Result<BrokerConfig, ConfigError> {
+    check_node_ids(&explicit)?;
+    let (listen, advertised) = listeners(&explicit, ignored, warnings)?;
+    let setting = |name: &'static str| resolve_setting(&explicit, Sets::Broker(name));
+    let int = |name| {
+        setting(name)
+            .as_ref()
+            .and_then(Value::as_int)
+            .unwrap_or_default()
+    };
+    let flag = |name| {
+        setting(name)
+            .as_ref()
+            .and_then(Value::as_bool)
+            .unwrap_or_default()
+    };
+    let log_dir = setting("log.dirs")
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    let topic_defaults: BTreeMap<_, _> = keys::topic_keys()
+        .filter_map(|(t, _)| Some((t, resolve_setting(&explicit, Sets::Topic(t))?)))
+        .collect();
+    Ok(BrokerConfig {
+        node_id: narrow(int("node.id")),
+        log_dir: split_list(&log_dir)
+            .into_iter()
+            .next()
+            .unwrap_or_default()
+            .into(),
+        listen: listen.address(),
+        advertised: advertised.address(),
+        num_partitions: narrow(int("num.partitions")),
+        default_replication_factor: narrow(int("default.replication.factor")),
+        auto_create_topics_enable: flag("auto.create.topics.enable"),
+        delete_topic_enable: flag("delete.topic.enable"),
+        socket_request_max_bytes: narrow(int("socket.request.max.bytes")),
+        retention_check_interval_ms: narrow(int("log.retention.check.interval.ms")),
+        flush_scheduler_interval_ms: narrow(int("log.flush.scheduler.interval.ms")),
+        offset_checkpoint_interval_ms: narrow(int("log.flush.offset.checkpoint.interval.ms")),
+        start_offset_checkpoint_interval_ms: narrow(int(
+            "log.flush.start.offset.checkpoint.interval.ms",
+        )),
+        producer_id_expiration_ms: narrow(int("producer.id.expiration.ms")),
+        log_defaults: log_config(&topic_defaults),
+        explicit,
+        topic_defaults,
+    })
+}
+
+/// Narrows a value its key's type and check already bounded.
+fn narrow<T: TryFrom<i64> + Default>(n: i64) -> T {
+    T::try_from(n).unwrap_or_default()
+}
+
+/// Kafka refuses a `broker.id` that differs from `node.id`.
+fn check_node_ids(explicit: &Settings) -> Result<(), ConfigError> {
+    match (explicit.get("node.id"), explicit.get("broker.id")) {
+        (Some(node), Some(broker)) if node != broker => Err(ConfigError::BadValue {
+            key: "broker.id".to_owned(),
+            value: broker.to_string(),
+            reason: format!("must equal node.id ({node}) when both are set"),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The listener to serve and the one to advertise.
+fn listeners(
+    explicit: &Settings,
+    ignored: &BTreeMap<String, String>,
+    warnings: &mut Vec<String>,
+) -> Result<(Listener, Listener), ConfigError> {
+    let controllers =
+        listener::controller_names(ignored.get("controller.listener.names").map(String::as_str));
+    let text = |name| resolve_setting(explicit, Sets::Broker(name)).map(|v| v.to_string());
+    let listens = text("listeners").unwrap_or_default();
+    let listen = listener::select("listeners", &listens, &controllers, warnings)?;
+    let Some(list) = text("advertised.listeners") else {
+        if listen.is_wildcard() {
+            return Err(ConfigError::NoAdvertisedAddress {
+                listen: listen.address(),
+            });
+        }
+        return Ok((listen.clone(), listen));
+    };
+    let advertised = listener::select("advertised.listeners", &list, &controllers, warnings)?;
+    let reason = if advertised.is_wildcard() {
+        "a wildcard address is no address to connect to: advertise a name or address clients \
+         can reach"
+    } else if advertised.port == 0 {
+        "port 0 is no port to connect to"
+    } else {
+        return Ok((listen, advertised));
+    };
+    let (key, value) = ("advertised.listeners".to_owned(), list);
+    Err(ConfigError::BadValue {
+        key,
+        value,
+        reason: reason.to_owned(),
+    })
+}
+
+/// A [`LogConfig`] from topic-level values; a missing one keeps `LogConfig`'s default.
+fn log_config(values: &Settings) -> LogConfig {
+    let d = LogConfig::default();
+    let int = |key: &str| values.get(key).and_then(Value::as_int);
+    let long = |key: &str, fallback: i64| int(key).unwrap_or(fallback);
+    let size = |key: &str, fallback: u64| int(key).map_or(fallback, narrow);
+    LogConfig {
+        segment_bytes: size("segment.bytes", d.segment_bytes),
+        segment_ms: long("segment.ms", d.segment_ms),
+        segment_index_bytes: size("segment.index.bytes", d.segment_index_bytes),
+        index_interval_bytes: size("index.interval.bytes", d.index_interval_bytes),
+        retention_ms: long("retention.ms", d.retention_ms),
+        retention_bytes: long("retention.bytes", d.retention_bytes),
+        flush_messages: long("flush.messages", d.flush_messages),
+        flush_ms: long("flush.ms", d.flush_ms),
+        max_message_bytes: size("max.message.bytes", d.max_message_bytes),
+        write_caching: values
+            .get("write.caching")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,416 @@
+//! DescribeConfigs: a topic's or the broker's settings, each with its value, where it comes
+//! from and the synonyms behind it, as Kafka reports them.
+//!
+//! Synonyms follow Kafka's order: the topic's override, then the broker keys that were set, then
+//! the broker keys' defaults, each group in precedence order (`log.retention.ms`,
+//! `log.retention.minutes`, `log.retention.hours`). An entry's source is its first synonym's.
+//!
+//! Two differences, both so that an entry shows where its value really comes from. For a topic
+//! key, Kafka drops the synonyms before the primary broker key, so its `retention.ms` lists no
+//! `log.retention.hours` (and calls an explicit `log.retention.hours` a default); runnel keeps
+//! them. And the primary key of a group of broker synonyms (`log.retention.ms`, `node.id`,
+//! `log.dirs`) shows the value the broker uses, from whichever synonym supplied it, where Kafka
+//! shows that key's own value (null for an unset `log.retention.ms`). Other synonyms show their
+//! own value, as in Kafka.
+
+use super::broker::{BrokerConfig, resolve_setting, topic_value};
+use super::keys::{self, Key, Sets};
+use super::value::{ConfigType, Value};
+use std::collections::BTreeMap;
+
+/// Where a value comes from: Kafka's `ConfigSource`, the three that runnel produces (it has no
+/// dynamic broker configs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(i8)]
+pub enum ConfigSource {
+    /// Set on the topic (CreateTopics or, later, AlterConfigs).
+    DynamicTopicConfig = 1,
+    /// Set in the broker's `server.properties`, an override or a flag.
+    StaticBrokerConfig = 4,
+    /// Nobody set it: Kafka's default.
+    DefaultConfig = 5,
+}
+
+impl ConfigSource {
+    /// The id on the wire (DescribeConfigs `config_source`).
+    pub fn id(self) -> i8 {
+        self as i8
+    }
+}
+
+/// One source of an entry's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigSynonym {
+    /// The key that supplies it (a topic key or a broker key).
+    pub name: String,
+    /// Its value there.
+    pub value: Option<String>,
+    /// Where that value comes from.
+    pub source: ConfigSource,
+}
+
+/// One DescribeConfigs result entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEntry {
+    /// The key.
+    pub name: String,
+    /// Its effective value; None for a broker key that has no default and was not set.
+    pub value: Option<String>,
+    /// Where the value comes from.
+    pub source: ConfigSource,
+    /// Whether it cannot be altered at run time: every broker key, no topic key.
+    pub read_only: bool,
+    /// Whether the value is a secret; runnel has none.
+    pub sensitive: bool,
+    /// The key's Kafka type.
+    pub config_type: ConfigType,
+    /// What it means.
+    pub documentation: String,
+    /// The sources of the value, the one in effect first.
+    pub synonyms: Vec<ConfigSynonym>,
+}
+
+impl BrokerConfig {
+    /// Every broker key (or those in `keys`: None or empty for all, unknown names skipped),
+    /// sorted by name.
+    pub fn describe(&self, keys: Option<&[String]>) -> Vec<ConfigEntry> {
+        let entries = keys::KEYS.iter().filter(|k| wanted(keys, k.name));
+        sorted(entries.map(|k| self.broker_entry(k)).collect())
+    }
+
+    /// Every topic-level key (or those in `keys`, as for [`BrokerConfig::describe`]) for a topic
+    /// with these overrides, sorted by name.
+    pub fn describe_topic(
+        &self,
+        overrides: &BTreeMap<String, String>,
+        keys: Option<&[String]>,
+    ) -> Vec<ConfigEntry> {
+        let entries = keys::topic_keys().filter(|(name, _)| wanted(keys, name));
+        sorted(
+            entries
+                .map(|(name, key)| self.topic_entry(name, key, overrides))
+                .collect(),
+        )
+    }
+
+    fn broker_entry(&self, key: &Key) -> ConfigEntry {
+        let mut synonyms = self.broker_synonyms(key.sets);
+        let primary = keys::synonyms(key.sets)
+            .next()
+            .is_some_and(|p| p.name == key.name);
+        let value = if primary {
+            // What the broker uses, wherever it came from: node.id shows a broker.id.
+            resolve_setting(&self.explicit, key.sets)
+        } else {
+            // As Kafka does: a synonym's own value, and its synonyms from itself on, so
+            // describing log.retention.hours does not list log.retention.ms.
+            let own = synonyms.iter().position(|s| s.name == key.name);
+            synonyms.drain(..own.unwrap_or(synonyms.len()));
+            self.explicit
+                .get(key.name)
+                .cloned()
+                .or_else(|| key.default_value())
+        };
+        let documentation = match key.sets {
+            Sets::Topic(t) => format!("{} The broker-wide default of topic key {t}.", key.doc),
+            Sets::Broker(_) => key.doc.to_owned(),
+        };
+        entry(key.name, value, key, true, documentation, synonyms)
+    }
+
+    fn topic_entry(
+        &self,
+        name: &'static str,
+        key: &Key,
+        overrides: &BTreeMap<String, String>,
+    ) -> ConfigEntry {
+        let own = overrides
+            .get(name)
+            .and_then(|text| topic_value(name, text).ok());
+        let own = own.map(|(_, value)| value);
+        let mut synonyms: Vec<_> = own
+            .iter()
+            .map(|v| synonym(name, v, ConfigSource::DynamicTopicConfig))
+            .collect();
+        synonyms.extend(self.broker_synonyms(Sets::Topic(name)));
+        let value = own.or_else(|| self.topic_defaults.get(name).cloned());
+        entry(name, value, key, false, key.doc.to_owned(), synonyms)
+    }
+
+    /// The keys of `sets` that were set, then those with a default, in precedence order.
+    fn broker_synonyms(&self, sets: Sets) -> Vec<ConfigSynonym> {
+        let static_source = ConfigSource::StaticBrokerConfig;
+        let set = keys::synonyms(sets)
+            .filter_map(|k| Some(synonym(k.name, self.explicit.get(k.name)?, static_source)));
+        let defaults = keys::synonyms(sets).filter_map(|k| {
+            Some(synonym(
+                k.name,
+                &k.default_value()?,
+                ConfigSource::DefaultConfig,
+            ))
+        });
+        set.chain(defaults).collect()
+    }
+}
+
+fn entry(
+    name: &str,
+    value: Option<Value>,
+    key: &Key,
+    read_only: bool,
+    documentation: String,
+    synonyms: Vec<ConfigSynonym>,
+) -> ConfigEntry {
+    ConfigEntry {
+        name: name.to_owned(),
+        value: value.map(|v| v.to_string()),
+        source: synonyms
+            .first()
+            .map_or(ConfigSource::DefaultConfig, |s| s.source),
+        read_only,
+        sensitive: false,
+        config_type: key.config_type,
+        documentation,
+        synonyms,
+    }
+}
+
+fn synonym(name: &str, value: &Value, source: ConfigSource) -> ConfigSynonym {
+    ConfigSynonym {
+        name: name.to_owned(),
+        value: Some(value.to_string()),
+        source,
+    }
+}
+
+/// Kafka's filter: no keys, or an empty list, means every key.
+fn wanted(keys: Option<&[String]>, name: &str) -> bool {
+    keys.is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| k == name))
+}
+
+fn sorted(mut entries: Vec<ConfigEntry>) -> Vec<ConfigEntry> {
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    entries
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::CliOverrides;
+    use ConfigSource::{DefaultConfig, DynamicTopicConfig, StaticBrokerConfig};
+
+    fn config(text: &str) -> BrokerConfig {
+        BrokerConfig::load(Some(text), &[], &CliOverrides::default())
+            .unwrap()
+            .0
+    }
+
+    fn find<'a>(entries: &'a [ConfigEntry], name: &str) -> &'a ConfigEntry {
+        entries
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap_or_else(|| panic!("no {name}"))
+    }
+
+    fn synonyms<'a>(entry: &'a ConfigEntry) -> Vec<(&'a str, &'a str, ConfigSource)> {
+        let row = |s: &'a ConfigSynonym| {
+            (
+                s.name.as_str(),
+                s.value.as_deref().unwrap_or("null"),
+                s.source,
+            )
+        };
+        entry.synonyms.iter().map(row).collect()
+    }
+
+    fn overrides(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn wire_ids_are_kafkas() {
+        let sources = [DynamicTopicConfig, StaticBrokerConfig, DefaultConfig].map(ConfigSource::id);
+        assert_eq!(sources, [1, 4, 5]);
+        let types = [
+            ConfigType::Boolean,
+            ConfigType::String,
+            ConfigType::Int,
+            ConfigType::Short,
+            ConfigType::Long,
+            ConfigType::Double,
+            ConfigType::List,
+            ConfigType::Class,
+            ConfigType::Password,
+        ];
+        assert_eq!(types.map(ConfigType::id), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    }
+
+    #[test]
+    fn a_topic_entry_comes_from_its_override_then_the_broker_then_the_default() {
+        let c = config("log.segment.bytes=5000\nlog.retention.minutes=2");
+        let topic = overrides(&[("segment.bytes", " 2000 "), ("cleanup.policy", "delete")]);
+        let entries = c.describe_topic(&topic, None);
+        assert_eq!(entries.len(), 20);
+        assert!(
+            entries.windows(2).all(|w| w[0].name < w[1].name),
+            "sorted by name"
+        );
+        assert!(
+            entries
+                .iter()
+                .all(|e| !e.read_only && !e.sensitive && !e.documentation.is_empty())
+        );
+
+        let segment = find(&entries, "segment.bytes");
+        assert_eq!(
+            (segment.value.as_deref(), segment.source),
+            (Some("2000"), DynamicTopicConfig)
+        );
+        assert_eq!(segment.config_type, ConfigType::Int);
+        assert_eq!(
+            synonyms(segment),
+            [
+                ("segment.bytes", "2000", DynamicTopicConfig),
+                ("log.segment.bytes", "5000", StaticBrokerConfig),
+                ("log.segment.bytes", "1073741824", DefaultConfig),
+            ]
+        );
+
+        let retention = find(&entries, "retention.ms");
+        assert_eq!(
+            (retention.value.as_deref(), retention.source),
+            (Some("120000"), StaticBrokerConfig)
+        );
+        assert_eq!(retention.config_type, ConfigType::Long);
+        assert_eq!(
+            synonyms(retention),
+            [
+                ("log.retention.minutes", "2", StaticBrokerConfig),
+                ("log.retention.hours", "168", DefaultConfig),
+            ]
+        );
+
+        let policy = find(&entries, "cleanup.policy");
+        assert_eq!(
+            (policy.config_type, policy.source),
+            (ConfigType::List, DynamicTopicConfig)
+        );
+
+        let segment_ms = find(&entries, "segment.ms");
+        assert_eq!(
+            (segment_ms.value.as_deref(), segment_ms.source),
+            (Some("604800000"), DefaultConfig)
+        );
+        assert_eq!(
+            synonyms(segment_ms),
+            [("log.roll.hours", "168", DefaultConfig)]
+        );
+
+        let caching = find(&entries, "write.caching");
+        assert_eq!(
+            (caching.config_type, caching.value.as_deref()),
+            (ConfigType::Boolean, Some("false"))
+        );
+        assert_eq!(
+            find(&entries, "compression.type").config_type,
+            ConfigType::String
+        );
+    }
+
+    #[test]
+    fn describe_can_be_limited_to_some_keys() {
+        let c = config("");
+        let keys = [
+            "retention.ms".to_string(),
+            "no.such.key".into(),
+            "flush.ms".into(),
+        ];
+        let names: Vec<_> = c
+            .describe_topic(&BTreeMap::new(), Some(&keys))
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(names, ["flush.ms", "retention.ms"]);
+        assert_eq!(c.describe_topic(&BTreeMap::new(), Some(&[])).len(), 20);
+        let keys = ["num.partitions".to_string()];
+        assert_eq!(c.describe(Some(&keys)).len(), 1);
+    }
+
+    #[test]
+    fn broker_entries_show_what_was_set_else_the_default() {
+        let c = config("num.partitions=3\nlog.retention.hours=24\nbroker.id=4");
+        let entries = c.describe(None);
+        assert_eq!(entries.len(), keys::KEYS.len());
+        assert!(
+            entries.windows(2).all(|w| w[0].name < w[1].name),
+            "sorted by name"
+        );
+        assert!(entries.iter().all(|e| e.read_only && !e.sensitive));
+
+        let partitions = find(&entries, "num.partitions");
+        assert_eq!(
+            (partitions.value.as_deref(), partitions.source),
+            (Some("3"), StaticBrokerConfig)
+        );
+        assert_eq!(
+            synonyms(partitions),
+            [
+                ("num.partitions", "3", StaticBrokerConfig),
+                ("num.partitions", "1", DefaultConfig)
+            ]
+        );
+
+        let hours = find(&entries, "log.retention.hours");
+        assert_eq!(
+            (hours.value.as_deref(), hours.config_type),
+            (Some("24"), ConfigType::Int)
+        );
+        assert!(
+            hours.documentation.contains("topic key retention.ms"),
+            "{}",
+            hours.documentation
+        );
+
+        // A primary key shows what the broker uses, and every synonym behind it.
+        let ms = find(&entries, "log.retention.ms");
+        assert_eq!(
+            (ms.value.as_deref(), ms.source),
+            (Some("86400000"), StaticBrokerConfig)
+        );
+        let retention_synonyms = [
+            ("log.retention.hours", "24", StaticBrokerConfig),
+            ("log.retention.hours", "168", DefaultConfig),
+        ];
+        assert_eq!(synonyms(ms), retention_synonyms);
+        assert_eq!(synonyms(hours), retention_synonyms);
+        // A synonym without a default that nobody set is null, as in Kafka.
+        let minutes = find(&entries, "log.retention.minutes");
+        assert_eq!(
+            (minutes.value.as_deref(), minutes.source),
+            (None, DefaultConfig)
+        );
+        assert!(minutes.synonyms.is_empty(), "{:?}", minutes.synonyms);
+
+        let node = find(&entries, "node.id");
+        assert_eq!(
+            (node.value.as_deref(), node.source),
+            (Some("4"), StaticBrokerConfig)
+        );
+        let expected = [
+            ("broker.id", "4", StaticBrokerConfig),
+            ("node.id", "0", DefaultConfig),
+        ];
+        assert_eq!(synonyms(node), expected);
+        // Kafka drops only the synonyms before the key itself.
+        assert_eq!(synonyms(find(&entries, "broker.id")), expected);
+        assert_eq!(find(&entries, "advertised.listeners").value, None);
+        let listeners = find(&entries, "listeners");
+        assert_eq!(
+            listeners.value.as_deref(),
+            Some("PLAINTEXT://127.0.0.1:9092")
+        );
+    }
+}

@@ -1,0 +1,385 @@
+//! The registry: every key runnel knows, with Apache Kafka's name, type, default and meaning,
+//! and the Kafka keys it accepts but ignores.
+//!
+//! One table, [`KEYS`], holds the broker keys. A key either sets a broker setting or is the
+//! broker-wide default of a topic-level key. Keys that set the same thing are synonyms, listed
+//! in Kafka's precedence order: the first one set wins (`log.retention.ms` over
+//! `log.retention.minutes` over `log.retention.hours`), else the first one with a default.
+//! A topic-level key takes its type, check and documentation from its first broker key.
+
+use super::listener;
+use super::value::{Check, ConfigType, Value, at_least, split_list};
+
+/// What a key sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sets {
+    /// A broker setting, named by its primary key.
+    Broker(&'static str),
+    /// The broker-wide default of this topic-level key.
+    Topic(&'static str),
+}
+
+/// One broker key.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Key {
+    /// Kafka's name for it.
+    pub(crate) name: &'static str,
+    /// What it sets; keys that set the same thing are synonyms.
+    pub(crate) sets: Sets,
+    /// Its Kafka type.
+    pub(crate) config_type: ConfigType,
+    /// Kafka's default, as text; None where Kafka has none (a synonym supplies it).
+    pub(crate) default: Option<&'static str>,
+    /// Multiplier into the unit of what it sets (hours and minutes into milliseconds).
+    pub(crate) scale: i64,
+    /// What values it accepts beyond its type.
+    pub(crate) check: Check,
+    /// What it means, for DescribeConfigs.
+    pub(crate) doc: &'static str,
+}
+
+/// A key that sets a broker setting of its own name.
+const fn broker(
+    name: &'static str,
+    config_type: ConfigType,
+    default: Option<&'static str>,
+    check: Check,
+    doc: &'static str,
+) -> Key {
+    let sets = Sets::Broker(name);
+    Key {
+        name,
+        sets,
+        config_type,
+        default,
+        scale: 1,
+        check,
+        doc,
+    }
+}
+
+/// A key that is the broker-wide default of topic-level key `topic`.
+const fn topic(
+    name: &'static str,
+    topic: &'static str,
+    config_type: ConfigType,
+    default: Option<&'static str>,
+    check: Check,
+    doc: &'static str,
+) -> Key {
+    Key {
+        sets: Sets::Topic(topic),
+        ..broker(name, config_type, default, check, doc)
+    }
+}
+
+impl Key {
+    /// This key is an older or coarser name for broker setting `primary`.
+    const fn synonym_of(self, primary: &'static str) -> Key {
+        Key {
+            sets: Sets::Broker(primary),
+            ..self
+        }
+    }
+
+    /// This key's value is multiplied by `scale` (hours to milliseconds, say).
+    const fn scaled(self, scale: i64) -> Key {
+        Key { scale, ..self }
+    }
+
+    /// The default, parsed; None if the key has none.
+    pub(crate) fn default_value(&self) -> Option<Value> {
+        super::value::parse(self.config_type, self.default?).ok()
+    }
+}
+
+use ConfigType::{Boolean, Int, List, Long, String as Str};
+
+const HOUR_MS: i64 = 60 * 60 * 1000;
+const MINUTE_MS: i64 = 60 * 1000;
+const LONG_MAX: &str = "9223372036854775807";
+/// Kafka's type for `default.replication.factor` is int, but CreateTopics carries an int16.
+const SHORT_MAX: i64 = i16::MAX as i64;
+
+const CLEANUP_POLICY: Check = Check::OneOf {
+    supported: &["delete"],
+    known: &["compact", "delete"],
+    why: "compaction is not supported: runnel only deletes old segments (cleanup.policy=delete)",
+};
+
+const TIMESTAMP_TYPE: Check = Check::OneOf {
+    supported: &["CreateTime"],
+    known: &["CreateTime", "LogAppendTime"],
+    why: "LogAppendTime is not supported: runnel keeps the producer's timestamps (CreateTime)",
+};
+
+const COMPRESSION_TYPE: Check = Check::OneOf {
+    supported: &["producer"],
+    known: &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"],
+    why: "not supported: runnel stores batches as the producer compressed them \
+          (compression.type=producer)",
+};
+
+/// Every broker key, synonyms together in precedence order.
+#[rustfmt::skip]
+pub(crate) const KEYS: &[Key] = &[
+    // Broker defaults of topic-level keys.
+    topic("log.segment.bytes", "segment.bytes", Int, Some("1073741824"), at_least(14),
+        "Roll to a new segment before the active one would exceed this many bytes."),
+    topic("log.roll.ms", "segment.ms", Long, None, at_least(1),
+        "Roll to a new segment once the active segment's first record is this many \
+         milliseconds old, even if it is not full."),
+    topic("log.roll.hours", "segment.ms", Int, Some("168"), at_least(1),
+        "log.roll.ms in hours; used only when log.roll.ms is not set.")
+        .scaled(HOUR_MS),
+    topic("log.roll.jitter.ms", "segment.jitter.ms", Long, None, at_least(0),
+        "The most random jitter subtracted from the roll time, to avoid thundering herds of \
+         segment rolls. Accepted; runnel does not apply jitter yet."),
+    topic("log.roll.jitter.hours", "segment.jitter.ms", Int, Some("0"), at_least(0),
+        "log.roll.jitter.ms in hours; used only when log.roll.jitter.ms is not set.")
+        .scaled(HOUR_MS),
+    topic("log.index.size.max.bytes", "segment.index.bytes", Int, Some("10485760"), at_least(4),
+        "The largest offset index file of a segment; the segment rolls when its index is full."),
+    topic("log.index.interval.bytes", "index.interval.bytes", Int, Some("4096"), at_least(0),
+        "Add an offset index entry after this many bytes of record batches: larger means a \
+         smaller index and longer scans."),
+    topic("log.retention.ms", "retention.ms", Long, None, Check::Unlimited,
+        "Delete closed segments whose newest record is older than this many milliseconds; \
+         -1 keeps them forever."),
+    topic("log.retention.minutes", "retention.ms", Int, None, Check::Unlimited,
+        "log.retention.ms in minutes; used only when log.retention.ms is not set.")
+        .scaled(MINUTE_MS),
+    topic("log.retention.hours", "retention.ms", Int, Some("168"), Check::Unlimited,
+        "log.retention.ms in hours; used only when neither log.retention.ms nor \
+         log.retention.minutes is set.")
+        .scaled(HOUR_MS),
+    topic("log.retention.bytes", "retention.bytes", Long, Some("-1"), Check::Any,
+        "Delete the oldest closed segments while a partition is larger than this many bytes; \
+         -1 for no size limit."),
+    topic("log.flush.interval.messages", "flush.messages", Long, Some(LONG_MAX), at_least(1),
+        "Sync a partition to disk once this many records were appended since the last sync."),
+    topic("log.flush.interval.ms", "flush.ms", Long, Some(LONG_MAX), at_least(0),
+        "Sync a partition to disk once its oldest unsynced record is this many milliseconds \
+         old. Unlike Kafka, an unset value does not fall back to \
+         log.flush.scheduler.interval.ms."),
+    topic("message.max.bytes", "max.message.bytes", Int, Some("1048588"), at_least(0),
+        "The largest record batch accepted, in bytes."),
+    topic("write.caching", "write.caching", Boolean, Some("false"), Check::Any,
+        "Off (the default): a produce with acks=all is answered only once its records are \
+         synced to disk on the in-sync replicas. On: Kafka's behaviour, acknowledged from the \
+         page cache. Redpanda's name for the switch."),
+    topic("log.cleanup.policy", "cleanup.policy", List, Some("delete"), CLEANUP_POLICY,
+        "What happens to old segments: delete, the only policy runnel supports."),
+    topic("min.insync.replicas", "min.insync.replicas", Int, Some("1"), at_least(1),
+        "A produce with acks=all fails with NOT_ENOUGH_REPLICAS when fewer replicas than this \
+         are in sync."),
+    topic("unclean.leader.election.enable", "unclean.leader.election.enable", Boolean,
+        Some("false"), Check::Any,
+        "Whether a replica outside the in-sync set may become leader as a last resort, at the \
+         cost of losing acknowledged records."),
+    topic("log.message.timestamp.type", "message.timestamp.type", Str, Some("CreateTime"),
+        TIMESTAMP_TYPE,
+        "Which timestamp records keep: CreateTime, the producer's, the only one runnel supports."),
+    topic("compression.type", "compression.type", Str, Some("producer"), COMPRESSION_TYPE,
+        "How stored batches are compressed: producer, as the producer sent them, the only \
+         choice runnel supports."),
+    topic("log.segment.delete.delay.ms", "file.delete.delay.ms", Long, Some("60000"),
+        at_least(0),
+        "How long a deleted segment's files wait before they are removed from disk."),
+    topic("log.preallocate", "preallocate", Boolean, Some("false"), Check::Any,
+        "Whether a new segment file is preallocated to its full size."),
+    topic("log.message.timestamp.before.max.ms", "message.timestamp.before.max.ms", Long,
+        Some(LONG_MAX), at_least(0),
+        "Refuse a batch whose timestamp is more than this many milliseconds before the \
+         broker's clock."),
+    topic("log.message.timestamp.after.max.ms", "message.timestamp.after.max.ms", Long,
+        Some(LONG_MAX), at_least(0),
+        "Refuse a batch whose timestamp is more than this many milliseconds after the \
+         broker's clock."),
+    // Broker settings.
+    broker("node.id", Int, Some("0"), at_least(0),
+        "This broker's id in the cluster."),
+    broker("broker.id", Int, None, at_least(0),
+        "The older name of node.id; when both are set they must be equal.")
+        .synonym_of("node.id"),
+    broker("log.dirs", Str, Some("./runnel-data"), Check::Custom(one_directory),
+        "The directory holding the partition logs. runnel uses exactly one directory."),
+    broker("log.dir", Str, None, Check::Custom(one_directory),
+        "The directory holding the partition logs; used only when log.dirs is not set.")
+        .synonym_of("log.dirs"),
+    broker("listeners", Str, Some("PLAINTEXT://127.0.0.1:9092"), Check::Custom(listener_list),
+        "Where the broker listens for clients: one PLAINTEXT://HOST:PORT (an empty host is \
+         every interface). A controller listener (controller.listener.names) is ignored."),
+    broker("advertised.listeners", Str, None, Check::Custom(listener_list),
+        "The PLAINTEXT://HOST:PORT clients are told to connect to; when not set, the listen \
+         address (which must then not be a wildcard)."),
+    broker("num.partitions", Int, Some("1"), at_least(1),
+        "The number of partitions of a topic created without one."),
+    broker("default.replication.factor", Int, Some("1"), Check::Range { min: 1, max: SHORT_MAX },
+        "The replication factor of a topic created without one."),
+    broker("auto.create.topics.enable", Boolean, Some("true"), Check::Any,
+        "Whether metadata and produce requests for an unknown topic create it."),
+    broker("delete.topic.enable", Boolean, Some("true"), Check::Any,
+        "Whether topics can be deleted."),
+    broker("socket.request.max.bytes", Int, Some("104857600"), at_least(1),
+        "The largest request accepted on a connection, in bytes."),
+    broker("log.retention.check.interval.ms", Long, Some("300000"), at_least(1),
+        "How often, in milliseconds, partitions are checked for segments to delete."),
+    broker("log.flush.scheduler.interval.ms", Long, Some("1000"), at_least(1),
+        "How often, in milliseconds, partitions are checked against flush.ms. Kafka's default \
+         is never (Long.MAX), which leaves flush.ms unchecked; runnel checks every second."),
+    broker("log.flush.offset.checkpoint.interval.ms", Int, Some("60000"), at_least(0),
+        "How often, in milliseconds, the recovery points are checkpointed."),
+    broker("log.flush.start.offset.checkpoint.interval.ms", Int, Some("60000"), at_least(0),
+        "How often, in milliseconds, the log start offsets are checkpointed."),
+    broker("producer.id.expiration.ms", Int, Some("86400000"), at_least(1),
+        "How long, in milliseconds, the broker remembers an idle producer id."),
+];
+
+const QUORUM: &str = "runnel's controller quorum is not configured through this key yet";
+
+/// Kafka keys that real `server.properties` files carry and runnel accepts with a warning,
+/// each with the reason it is ignored.
+#[rustfmt::skip]
+const IGNORED: &[(&str, &str)] = &[
+    ("process.roles", "runnel nodes have no configurable roles"),
+    ("controller.quorum.voters", QUORUM),
+    ("controller.quorum.bootstrap.servers", QUORUM),
+    ("controller.listener.names", "runnel has no separate controller listener"),
+    ("inter.broker.listener.name", "runnel serves brokers and clients on one listener"),
+    ("listener.security.protocol.map", "runnel supports only PLAINTEXT"),
+    ("num.network.threads", "runnel sizes its own tasks"),
+    ("num.io.threads", "runnel sizes its own tasks"),
+    ("socket.send.buffer.bytes", "runnel uses the operating system's socket buffer sizes"),
+    ("socket.receive.buffer.bytes", "runnel uses the operating system's socket buffer sizes"),
+    ("num.recovery.threads.per.data.dir", "runnel recovers partitions on its own tasks"),
+    ("offsets.topic.replication.factor", "not used by runnel yet"),
+    ("transaction.state.log.replication.factor", "runnel has no transactions"),
+    ("transaction.state.log.min.isr", "runnel has no transactions"),
+    ("group.initial.rebalance.delay.ms", "not used by runnel yet"),
+    ("share.coordinator.state.topic.replication.factor", "runnel has no share groups"),
+    ("share.coordinator.state.topic.min.isr", "runnel has no share groups"),
+    ("zookeeper.connect", "runnel has no ZooKeeper"),
+    ("zookeeper.connection.timeout.ms", "runnel has no ZooKeeper"),
+];
+
+/// The broker key `name`.
+pub(crate) fn broker_key(name: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|k| k.name == name)
+}
+
+/// The keys that set `sets`, in precedence order.
+pub(crate) fn synonyms(sets: Sets) -> impl Iterator<Item = &'static Key> {
+    KEYS.iter().filter(move |k| k.sets == sets)
+}
+
+/// Every topic-level key, each with its primary broker key (the first that sets it: its type,
+/// check and documentation are the topic key's), in table order.
+pub(crate) fn topic_keys() -> impl Iterator<Item = (&'static str, &'static Key)> {
+    KEYS.iter().enumerate().filter_map(|(i, k)| match k.sets {
+        Sets::Topic(t) if !KEYS[..i].iter().any(|e| e.sets == k.sets) => Some((t, k)),
+        _ => None,
+    })
+}
+
+/// Why Kafka key `name` is ignored, if it is one runnel accepts without using.
+pub(crate) fn ignored(name: &str) -> Option<&'static str> {
+    IGNORED
+        .iter()
+        .find(|(k, _)| *k == name)
+        .map(|(_, why)| *why)
+}
+
+/// `log.dirs`: runnel keeps every partition in one directory.
+fn one_directory(value: &Value) -> Result<(), String> {
+    match split_list(value.as_str().unwrap_or_default()).len() {
+        0 => Err("empty: expected a directory".to_owned()),
+        1 => Ok(()),
+        n => Err(format!(
+            "{n} directories: runnel uses exactly one data directory"
+        )),
+    }
+}
+
+/// `listeners`, `advertised.listeners`: each entry is NAME://HOST:PORT.
+fn listener_list(value: &Value) -> Result<(), String> {
+    let entries = split_list(value.as_str().unwrap_or_default());
+    if entries.is_empty() {
+        return Err("empty: expected PLAINTEXT://HOST:PORT".to_owned());
+    }
+    entries
+        .iter()
+        .try_for_each(|e| listener::parse(e).map(drop))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn names_are_unique_and_none_is_both_known_and_ignored() {
+        let mut names = BTreeSet::new();
+        for key in KEYS {
+            assert!(names.insert(key.name), "{} twice", key.name);
+            assert!(
+                ignored(key.name).is_none(),
+                "{} known and ignored",
+                key.name
+            );
+            assert!(!key.doc.is_empty(), "{} has no doc", key.name);
+        }
+        for (name, _) in IGNORED {
+            assert!(names.insert(name), "{name} twice");
+        }
+    }
+
+    #[test]
+    fn every_default_parses_and_passes_its_own_check() {
+        for key in KEYS {
+            assert!(
+                key.check.applies_to(key.config_type),
+                "{}: check vs type",
+                key.name
+            );
+            let Some(text) = key.default else { continue };
+            let value = super::super::value::parse(key.config_type, text);
+            let value = value.unwrap_or_else(|e| panic!("{}: default {text}: {e}", key.name));
+            key.check
+                .check(&value)
+                .unwrap_or_else(|e| panic!("{}: {e}", key.name));
+        }
+    }
+
+    #[test]
+    fn every_setting_but_advertised_listeners_has_a_default() {
+        for key in KEYS {
+            let has_default = synonyms(key.sets).any(|k| k.default.is_some());
+            assert!(
+                has_default || key.name == "advertised.listeners",
+                "{}",
+                key.name
+            );
+            // Synonyms sit together, so precedence is table order within a run.
+            let first = KEYS.iter().position(|k| k.sets == key.sets).unwrap();
+            let count = synonyms(key.sets).count();
+            assert!(
+                KEYS[first..first + count]
+                    .iter()
+                    .all(|k| k.sets == key.sets)
+            );
+        }
+    }
+
+    #[test]
+    fn a_topic_key_shares_its_type_with_every_unscaled_synonym() {
+        for (name, primary) in topic_keys() {
+            assert_eq!(primary.scale, 1, "{name}");
+            for key in synonyms(Sets::Topic(name)).filter(|k| k.scale == 1) {
+                assert_eq!(key.config_type, primary.config_type, "{}", key.name);
+            }
+        }
+        let names: Vec<_> = topic_keys().map(|(t, _)| t).collect();
+        assert_eq!(names.len(), 20, "{names:?}");
+    }
+}
