@@ -204,3 +204,140 @@ pub fn check(what: &str, out: &Output) -> String {
     );
     stdout
 }
+
+/// What a `produce_log.py` run reported.
+#[derive(Debug, Default)]
+pub struct ProduceLog {
+    /// Acknowledged record index -> (partition, offset).
+    pub acked: std::collections::BTreeMap<u64, (i32, i64)>,
+    /// Record indexes whose send failed definitely or with an unknown outcome.
+    pub failed: std::collections::BTreeSet<u64>,
+    /// Whether the producer finished.
+    pub done: bool,
+}
+
+/// Parses a `produce_log.py` output file.
+pub fn read_produce_log(path: &Path) -> ProduceLog {
+    let mut log = ProduceLog::default();
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        match f.as_slice() {
+            ["ok", i, p, o] => {
+                log.acked
+                    .insert(i.parse().unwrap(), (p.parse().unwrap(), o.parse().unwrap()));
+            }
+            ["fail", i, ..] => {
+                log.failed.insert(i.parse().unwrap());
+            }
+            ["done"] => log.done = true,
+            _ => {}
+        }
+    }
+    log
+}
+
+/// Starts `produce_log.py` in the background.
+pub fn spawn_producer(
+    client: &str,
+    addr: &str,
+    topic: &str,
+    records: u64,
+    out: &Path,
+    mode: &str,
+    acks: &str,
+) -> Child {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/produce_log.py");
+    Command::new(python())
+        .arg(script)
+        .args([client, addr, topic, &records.to_string()])
+        .arg(out)
+        .args([mode, acks])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the producer")
+}
+
+/// Waits until the producer's log shows at least `acked` acknowledgements.
+pub fn wait_for_acks(out: &Path, acked: usize, producer: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while read_produce_log(out).acked.len() < acked {
+        if let Some(status) = producer.try_wait().unwrap() {
+            panic!("producer exited early with {status}");
+        }
+        assert!(Instant::now() < deadline, "producer made no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits for the producer to finish and returns its log.
+pub fn finish_producer(out: &Path, producer: Child) -> ProduceLog {
+    let output = producer.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "producer failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let log = read_produce_log(out);
+    assert!(log.done, "producer did not finish");
+    log
+}
+
+/// Every record in a topic, as `(partition, offset, record index)`, read by confluent-kafka.
+pub fn consume_all(addr: &str, topic: &str) -> Vec<(i32, i64, u64)> {
+    run_python("consume_all.py", &[addr, topic])
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let i = f[2].strip_prefix("value-").unwrap().parse().unwrap();
+            (f[0].parse().unwrap(), f[1].parse().unwrap(), i)
+        })
+        .collect()
+}
+
+/// Checks a topic against a producer's log: every acknowledged record is present exactly
+/// once at the offset it was acknowledged with; no record appears twice; records that were
+/// not acknowledged were at least sent. With `in_order`, each key's records (one partition per
+/// key) appear in the order they were sent.
+pub fn check_exactly_once(
+    log: &ProduceLog,
+    consumed: &[(i32, i64, u64)],
+    records: u64,
+    in_order: bool,
+) {
+    let mut seen = std::collections::BTreeMap::new();
+    for (p, o, i) in consumed {
+        assert!(*i < records, "record {i} was never sent");
+        if let Some(prev) = seen.insert(*i, (*p, *o)) {
+            panic!("record {i} appears twice: at {prev:?} and {:?}", (p, o));
+        }
+    }
+    for (i, at) in &log.acked {
+        match seen.get(i) {
+            Some(found) => assert_eq!(
+                found, at,
+                "record {i} acknowledged at {at:?} but found at {found:?}"
+            ),
+            None => panic!("acknowledged record {i} (at {at:?}) is lost"),
+        }
+    }
+    if in_order {
+        let mut by_partition: std::collections::BTreeMap<i32, Vec<(i64, u64)>> = Default::default();
+        for (p, o, i) in consumed {
+            by_partition.entry(*p).or_default().push((*o, *i));
+        }
+        for (p, mut recs) in by_partition {
+            recs.sort();
+            let mut last_by_key: std::collections::BTreeMap<u64, u64> = Default::default();
+            for (o, i) in recs {
+                if let Some(prev) = last_by_key.insert(i % 7, i) {
+                    assert!(
+                        prev < i,
+                        "partition {p} offset {o}: record {i} after {prev} of the same key"
+                    );
+                }
+            }
+        }
+    }
+}
