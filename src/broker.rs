@@ -8,6 +8,7 @@
 //! - [`topics`]: topic administration shared by the admin APIs and auto-creation.
 
 pub mod api;
+pub mod producer_ids;
 pub mod server;
 pub mod topics;
 
@@ -44,6 +45,8 @@ pub struct Broker {
     pub shutdown: watch::Receiver<bool>,
     /// Serialises topic creation, deletion and growth.
     pub admin: tokio::sync::Mutex<()>,
+    /// Producer ids for idempotent producers.
+    pub producer_ids: producer_ids::ProducerIds,
 }
 
 /// The leader epoch of every partition on a single node (replication will move it).
@@ -88,6 +91,7 @@ impl Broker {
             metadata,
             shutdown,
             admin: tokio::sync::Mutex::new(()),
+            producer_ids: producer_ids::ProducerIds::default(),
         }))
     }
 

@@ -10,6 +10,7 @@
 //! - [`recovery`]: opening a directory after a crash.
 //! - [`checkpoint`]: the recovery point and log start offset, written atomically.
 //! - [`partition_log`]: append, read, roll, retention, flush policy, group commit.
+//! - [`producer_state`], [`snapshot`]: idempotent producers' sequence state and its snapshots.
 //! - [`manager`]: all the partition logs of a data directory and their background work.
 
 pub mod batch;
@@ -18,8 +19,10 @@ pub mod config;
 pub mod index;
 pub mod manager;
 pub mod partition_log;
+pub mod producer_state;
 pub mod recovery;
 pub mod segment;
+pub mod snapshot;
 pub mod time_index;
 pub mod write_counter;
 

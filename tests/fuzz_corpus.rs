@@ -50,6 +50,11 @@ fn segment_recovery_corpus() {
     replay("segment_recovery", testing::fuzz_segment_recovery, 2);
 }
 
+#[test]
+fn request_decode_corpus() {
+    replay("request_decode", testing::fuzz_request_decode, 3);
+}
+
 /// Writes the seed corpus: valid inputs for the fuzzers to mutate. Run with
 /// `cargo test --test fuzz_corpus -- --ignored write_seed_corpus` after a format change.
 #[test]
@@ -102,7 +107,84 @@ fn write_seed_corpus() {
     input.extend(piece(&[]));
     input.extend(piece(&[]));
     write("segment_recovery", "two_segments", &input);
+    write_request_seeds(&|name, bytes| write("request_decode", name, bytes));
     let mut torn = piece(&seg0[..seg0.len() - 3]);
     torn.extend(piece(&[]));
     write("segment_recovery", "torn_tail", &torn);
+}
+
+/// Valid request frames of every supported API, for the request decoder to mutate.
+fn write_request_seeds(write: &dyn Fn(&str, &[u8])) {
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+    use runnel::protocol::encode_request;
+    let header = |api: ApiKey, v: i16| {
+        RequestHeader::default()
+            .with_request_api_key(api as i16)
+            .with_request_api_version(v)
+            .with_correlation_id(1)
+            .with_client_id(Some(StrBytes::from_static_str("seed")))
+    };
+    let topic = || TopicName(StrBytes::from_static_str("t"));
+    let batch = runnel::log::batch::encode_batch(
+        &[runnel::log::batch::NewRecord {
+            timestamp: 1,
+            value: Some(b"v".to_vec()),
+            ..Default::default()
+        }],
+        runnel::log::batch::ProducerFields::NONE,
+    );
+    for v in [3i16, 9] {
+        let produce = ProduceRequest::default()
+            .with_acks(-1)
+            .with_topic_data(vec![
+                produce_request::TopicProduceData::default()
+                    .with_name(topic())
+                    .with_partition_data(vec![
+                        produce_request::PartitionProduceData::default()
+                            .with_records(Some(batch.clone().into())),
+                    ]),
+            ]);
+        write(
+            &format!("produce_v{v}"),
+            &encode_request(&header(ApiKey::Produce, v), &produce).unwrap(),
+        );
+    }
+    for v in [4i16, 12] {
+        let fetch = FetchRequest::default().with_topics(vec![
+            fetch_request::FetchTopic::default()
+                .with_topic(topic())
+                .with_partitions(vec![fetch_request::FetchPartition::default()]),
+        ]);
+        write(
+            &format!("fetch_v{v}"),
+            &encode_request(&header(ApiKey::Fetch, v), &fetch).unwrap(),
+        );
+    }
+    for v in [1i16, 12] {
+        let md = MetadataRequest::default().with_topics(Some(vec![
+            metadata_request::MetadataRequestTopic::default().with_name(Some(topic())),
+        ]));
+        write(
+            &format!("metadata_v{v}"),
+            &encode_request(&header(ApiKey::Metadata, v), &md).unwrap(),
+        );
+    }
+    let ct = CreateTopicsRequest::default().with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(topic())
+            .with_num_partitions(3),
+    ]);
+    write(
+        "create_topics_v7",
+        &encode_request(&header(ApiKey::CreateTopics, 7), &ct).unwrap(),
+    );
+    write(
+        "api_versions_v3",
+        &encode_request(
+            &header(ApiKey::ApiVersions, 3),
+            &ApiVersionsRequest::default(),
+        )
+        .unwrap(),
+    );
 }

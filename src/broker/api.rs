@@ -7,6 +7,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod fetch;
+pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
@@ -89,6 +90,7 @@ pub async fn dispatch(broker: &Arc<Broker>, req: RequestFrame, peer: SocketAddr)
         ApiKey::CreatePartitions => create_partitions::handle(broker, &req).await,
         ApiKey::DescribeConfigs => describe_configs::handle(broker, &req),
         ApiKey::DescribeCluster => describe_cluster::handle(broker, &req),
+        ApiKey::InitProducerId => init_producer_id::handle(broker, &req).await,
         other => Reply::Close(format!("{other:?} is not supported")),
     }
 }

@@ -165,6 +165,8 @@ impl BrokerConfig {
             retention_check_ms: self.retention_check_interval_ms,
             flush_check_ms: self.flush_scheduler_interval_ms,
             checkpoint_ms: self.offset_checkpoint_interval_ms,
+            producer_id_expiration_ms: self.producer_id_expiration_ms,
+            ..BackgroundIntervals::default()
         }
     }
 

@@ -63,6 +63,11 @@ pub struct BackgroundIntervals {
     pub flush_check_ms: u64,
     /// `log.flush.offset.checkpoint.interval.ms` (Kafka default 1 minute).
     pub checkpoint_ms: u64,
+    /// `producer.id.expiration.ms`: idle idempotent producers are forgotten after this long
+    /// (Kafka default 1 day).
+    pub producer_id_expiration_ms: u64,
+    /// `producer.id.expiration.check.interval.ms` (Kafka default 10 minutes).
+    pub producer_expiration_check_ms: u64,
 }
 
 impl Default for BackgroundIntervals {
@@ -71,6 +76,8 @@ impl Default for BackgroundIntervals {
             retention_check_ms: 300_000,
             flush_check_ms: 1_000,
             checkpoint_ms: 60_000,
+            producer_id_expiration_ms: 86_400_000,
+            producer_expiration_check_ms: 600_000,
         }
     }
 }
@@ -188,28 +195,24 @@ impl LogManager {
     /// Runs retention checks, time-based flushes and checkpoints forever, at `intervals`.
     pub async fn run_background(self: Arc<Self>, intervals: BackgroundIntervals) {
         let start = crate::env::monotonic_now();
-        let period = |ms: u64| Duration::from_millis(ms.max(1));
-        let mut retention = tokio::time::interval_at(
-            start + period(intervals.retention_check_ms),
-            period(intervals.retention_check_ms),
-        );
-        let mut flush = tokio::time::interval_at(
-            start + period(intervals.flush_check_ms),
-            period(intervals.flush_check_ms),
-        );
-        let mut checkpoint = tokio::time::interval_at(
-            start + period(intervals.checkpoint_ms),
-            period(intervals.checkpoint_ms),
-        );
-        for i in [&mut retention, &mut flush, &mut checkpoint] {
+        // An interval whose first tick is one period from now (not at once).
+        let every = |ms: u64| {
+            let period = Duration::from_millis(ms.max(1));
+            let mut i = tokio::time::interval_at(start + period, period);
             i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        }
+            i
+        };
+        let mut retention = every(intervals.retention_check_ms);
+        let mut flush = every(intervals.flush_check_ms);
+        let mut checkpoint = every(intervals.checkpoint_ms);
+        let mut producers = every(intervals.producer_expiration_check_ms);
         loop {
             tokio::select! {
                 biased;
                 _ = retention.tick() => self.retention_round().await,
                 _ = flush.tick() => self.flush_round().await,
                 _ = checkpoint.tick() => self.checkpoint_round().await,
+                _ = producers.tick() => self.expire_producers(intervals.producer_id_expiration_ms),
             }
         }
     }
@@ -232,6 +235,17 @@ impl LogManager {
         for (tp, log) in self.all() {
             if let Err(e) = log.flush_if_due().await {
                 tracing::warn!(partition = %tp, error = %e, "time-based flush failed");
+            }
+        }
+    }
+
+    /// Forgets idempotent producers idle for longer than `expiration_ms`, in every log.
+    pub fn expire_producers(&self, expiration_ms: u64) {
+        let ms = i64::try_from(expiration_ms).unwrap_or(i64::MAX);
+        for (tp, log) in self.all() {
+            let n = log.expire_idle_producers(ms);
+            if n > 0 {
+                tracing::info!(partition = %tp, producers = n, "expired idle producer ids");
             }
         }
     }

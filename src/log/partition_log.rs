@@ -9,8 +9,10 @@
 use super::batch::{self, BatchError, HEADER_LEN};
 use super::checkpoint::{self, LogCheckpoint};
 use super::config::LogConfig;
+use super::producer_state::{BatchMeta, ProducerError, ProducerStates, Verdict, seq_add};
 use super::recovery::{self, RecoveryReport};
 use super::segment::{AppendedBatch, Segment, SegmentReadError, SyncMark};
+use super::snapshot;
 use super::write_counter::WriteCounter;
 use crate::env::disk::{Disk, DiskFile, read_exact_at};
 use crate::env::{Clock, Env};
@@ -36,6 +38,8 @@ pub struct LogOffsets {
 pub enum AppendError {
     #[error("invalid record batch: {0}")]
     InvalidBatch(#[from] BatchError),
+    #[error("{0}")]
+    Producer(#[from] ProducerError),
     #[error("storage error: {0}")]
     Storage(String),
 }
@@ -83,6 +87,9 @@ pub struct AppendInfo {
     pub record_count: i64,
     /// The flush policy (`flush.messages`) asks for a sync before the append is answered.
     pub flush_due: bool,
+    /// An idempotent producer's retry of batches already written: nothing was appended and
+    /// the offsets are those the batch was first given.
+    pub duplicate: bool,
 }
 
 /// Batches read from the log.
@@ -140,6 +147,8 @@ struct LogState {
     offline: Option<String>,
     /// Sync rounds completed since the log opened.
     sync_rounds: u64,
+    /// Idempotent producers' sequence state.
+    producers: ProducerStates,
 }
 
 /// What one sync covers.
@@ -231,6 +240,7 @@ impl PartitionLog {
                 seg.mark_dirty();
             }
         }
+        let producers = recover_producers(&*env.disk, dir, &recovered, now)?;
         let state = LogState {
             config,
             segments: recovered.segments,
@@ -245,6 +255,7 @@ impl PartitionLog {
             background_sync_queued: false,
             offline: None,
             sync_rounds: 0,
+            producers,
         };
         let offsets = state.offsets();
         let log = Arc::new(PartitionLog {
@@ -367,6 +378,17 @@ impl PartitionLog {
         let now = self.clock.now_ms();
         let mut st = self.lock();
         st.check_online().map_err(AppendError::Storage)?;
+        if let Some(dup) = check_producers(&st.producers, &batches)? {
+            return Ok(AppendInfo {
+                first_offset: dup.first_offset,
+                last_offset: dup.last_offset,
+                max_timestamp: batch::NO_TIMESTAMP,
+                log_start_offset: st.log_start_offset,
+                record_count: 0,
+                flush_due: false,
+                duplicate: true,
+            });
+        }
         let first_offset = st.next_offset;
         let mut next = first_offset;
         let mut appended = Vec::with_capacity(batches.len());
@@ -405,6 +427,9 @@ impl PartitionLog {
         }
         st.next_offset = next;
         st.appended_records += record_count;
+        for (b, a) in batches.iter().zip(&appended) {
+            record_producer_batch(&mut st.producers, &b.header, a.last_offset, now);
+        }
         let flush_due = st.appended_records - st.synced_records >= cfg.flush_messages;
         let info = AppendInfo {
             first_offset,
@@ -413,6 +438,7 @@ impl PartitionLog {
             log_start_offset: st.log_start_offset,
             record_count,
             flush_due,
+            duplicate: false,
         };
         self.publish(&st);
         let sync_soon = !cfg.write_caching && !st.background_sync_queued;
@@ -453,6 +479,10 @@ impl PartitionLog {
         let base = st.next_offset;
         let seg = Segment::create(&*self.disk, &self.dir, base, &st.config, now)?;
         st.active_mut().seal();
+        // A snapshot at each roll bounds what recovery replays to the active segment.
+        if let Err(e) = snapshot::write(&*self.disk, &self.dir, base, &st.producers) {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "could not write a producer snapshot");
+        }
         tracing::debug!(dir = %self.dir.display(), base, "rolled a new segment");
         st.segments.insert(base, seg);
         st.dir_writes.touch();
@@ -697,6 +727,11 @@ impl PartitionLog {
                 st.log_start_offset = st.log_start_offset.max(first);
                 st.durable_offset = st.durable_offset.max(st.log_start_offset);
             }
+            let log_start = st.log_start_offset;
+            let expired = st.producers.expire_below(log_start);
+            if expired > 0 {
+                tracing::info!(dir = %self.dir.display(), expired, "producers whose batches retention deleted are forgotten");
+            }
             if !removed.is_empty() {
                 st.dir_writes.touch();
                 self.publish(&st);
@@ -717,8 +752,26 @@ impl PartitionLog {
         Ok(removed.len())
     }
 
+    /// Forgets idempotent producers idle for longer than `expiration_ms`
+    /// (`producer.id.expiration.ms`). Returns how many.
+    pub fn expire_idle_producers(&self, expiration_ms: i64) -> usize {
+        let now = self.clock.now_ms();
+        self.lock().producers.expire_idle(now, expiration_ms)
+    }
+
+    /// A copy of the idempotent producers' state (for tests and tools).
+    pub fn producer_states(&self) -> ProducerStates {
+        self.lock().producers.clone()
+    }
+
     /// Syncs everything, writes the checkpoint and stops taking writes.
     pub async fn close(&self) -> Result<(), LogError> {
+        {
+            let st = self.lock();
+            if let Err(e) = snapshot::write(&*self.disk, &self.dir, st.next_offset, &st.producers) {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "could not write a producer snapshot");
+            }
+        }
         self.sync_all(true).await?;
         self.checkpoint().await?;
         self.lock().offline = Some("the log is closed".into());
@@ -730,6 +783,101 @@ impl PartitionLog {
     pub fn take_offline(&self, reason: &str) {
         self.lock().offline = Some(reason.to_string());
     }
+}
+
+/// Checks every idempotent batch of a record set against the producers' state, in order
+/// (a set may hold several batches of one producer). Returns the first duplicate, if any:
+/// Kafka answers the whole append with it.
+fn check_producers(
+    producers: &ProducerStates,
+    batches: &[batch::ValidBatch],
+) -> Result<Option<BatchMeta>, ProducerError> {
+    let idempotent = batches.iter().filter(|b| b.header.producer_id >= 0).count();
+    if idempotent == 0 {
+        return Ok(None);
+    }
+    // Later batches must follow earlier ones of the same set: check against a staged copy.
+    let mut staged = (idempotent > 1).then(|| producers.clone());
+    for b in batches.iter().filter(|b| b.header.producer_id >= 0) {
+        let h = &b.header;
+        let view = staged.as_ref().unwrap_or(producers);
+        match view.check(
+            h.producer_id,
+            h.producer_epoch,
+            h.base_sequence,
+            h.records_count,
+        )? {
+            Verdict::Duplicate(meta) => return Ok(Some(meta)),
+            Verdict::Append => {
+                if let Some(s) = staged.as_mut() {
+                    // Offsets are not assigned yet; only the sequence matters for the next check.
+                    record_producer_batch(s, h, h.base_offset + i64::from(h.last_offset_delta), 0);
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Records an appended batch of an idempotent producer whose last offset is `last_offset`.
+fn record_producer_batch(
+    producers: &mut ProducerStates,
+    h: &batch::BatchHeader,
+    last_offset: i64,
+    now_ms: i64,
+) {
+    if h.producer_id < 0 {
+        return;
+    }
+    let meta = BatchMeta {
+        first_seq: h.base_sequence,
+        last_seq: seq_add(h.base_sequence, h.last_offset_delta),
+        first_offset: last_offset - i64::from(h.last_offset_delta),
+        last_offset,
+    };
+    let ts = if h.max_timestamp >= 0 {
+        h.max_timestamp
+    } else {
+        now_ms
+    };
+    producers.record(h.producer_id, h.producer_epoch, meta, ts);
+}
+
+/// Rebuilds the producers' state after recovery: the newest snapshot the log still covers,
+/// then every batch after it; producers whose batches are all below the log start are gone.
+fn recover_producers(
+    disk: &dyn Disk,
+    dir: &Path,
+    recovered: &recovery::Recovered,
+    now_ms: i64,
+) -> Result<ProducerStates, LogError> {
+    let (from, mut producers) = match snapshot::load_for_recovery(
+        disk,
+        dir,
+        recovered.log_start_offset,
+        recovered.next_offset,
+    )? {
+        Some((offset, states)) => (offset, states),
+        None => (recovered.log_start_offset, ProducerStates::default()),
+    };
+    for seg in recovered.segments.values() {
+        if seg.next_offset() <= from {
+            continue;
+        }
+        seg.for_each_header(from, |h| {
+            if h.producer_id >= 0 {
+                let ts = if h.max_timestamp >= 0 {
+                    h.max_timestamp
+                } else {
+                    now_ms
+                };
+                producers.replay(h, ts);
+            }
+        })
+        .map_err(|e| LogError::Io(io::Error::other(e.to_string())))?;
+    }
+    producers.expire_below(recovered.log_start_offset);
+    Ok(producers)
 }
 
 /// Reads batches from `file` starting at `pos` (whose header is `first`), stopping at `end`,

@@ -52,18 +52,32 @@ impl ProducerEntry {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProducerError {
     #[error("producer {producer_id} epoch {epoch} is older than the current epoch {current}")]
-    InvalidEpoch { producer_id: i64, epoch: i16, current: i16 },
-    #[error("producer {producer_id} epoch {epoch}: sequence {first_seq} does not follow {expected}")]
+    InvalidEpoch {
+        producer_id: i64,
+        epoch: i16,
+        current: i16,
+    },
+    #[error(
+        "producer {producer_id} epoch {epoch}: sequence {first_seq} does not follow {expected}"
+    )]
     OutOfOrder {
         producer_id: i64,
         epoch: i16,
         first_seq: i32,
         expected: String,
     },
-    #[error("producer {producer_id} is unknown to this partition (expired or deleted by retention); sequence {first_seq} is not 0")]
+    #[error(
+        "producer {producer_id} is unknown to this partition (expired or deleted by retention); sequence {first_seq} is not 0"
+    )]
     UnknownProducer { producer_id: i64, first_seq: i32 },
-    #[error("producer {producer_id} sent epoch {epoch} and sequence {first_seq}: both must be non-negative")]
-    InvalidFields { producer_id: i64, epoch: i16, first_seq: i32 },
+    #[error(
+        "producer {producer_id} sent epoch {epoch} and sequence {first_seq}: both must be non-negative"
+    )]
+    InvalidFields {
+        producer_id: i64,
+        epoch: i16,
+        first_seq: i32,
+    },
 }
 
 /// What to do with a batch.
@@ -108,16 +122,29 @@ impl ProducerStates {
     }
 
     /// Decides what to do with a batch of `records` records from an idempotent producer.
-    pub fn check(&self, producer_id: i64, epoch: i16, first_seq: i32, records: i32) -> Result<Verdict, ProducerError> {
+    pub fn check(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        first_seq: i32,
+        records: i32,
+    ) -> Result<Verdict, ProducerError> {
         if epoch < 0 || first_seq < 0 {
-            return Err(ProducerError::InvalidFields { producer_id, epoch, first_seq });
+            return Err(ProducerError::InvalidFields {
+                producer_id,
+                epoch,
+                first_seq,
+            });
         }
         let last_seq = seq_add(first_seq, records - 1);
         let Some(entry) = self.producers.get(&producer_id) else {
             return if first_seq == 0 {
                 Ok(Verdict::Append)
             } else {
-                Err(ProducerError::UnknownProducer { producer_id, first_seq })
+                Err(ProducerError::UnknownProducer {
+                    producer_id,
+                    first_seq,
+                })
             };
         };
         if epoch < entry.epoch {
@@ -162,11 +189,14 @@ impl ProducerStates {
     /// Records an appended batch (checked by [`ProducerStates::check`], or replayed from the
     /// log on recovery, where it is trusted).
     pub fn record(&mut self, producer_id: i64, epoch: i16, meta: BatchMeta, now_ms: i64) {
-        let entry = self.producers.entry(producer_id).or_insert_with(|| ProducerEntry {
-            epoch,
-            batches: VecDeque::new(),
-            last_timestamp_ms: now_ms,
-        });
+        let entry = self
+            .producers
+            .entry(producer_id)
+            .or_insert_with(|| ProducerEntry {
+                epoch,
+                batches: VecDeque::new(),
+                last_timestamp_ms: now_ms,
+            });
         if epoch != entry.epoch {
             entry.epoch = epoch;
             entry.batches.clear();
@@ -236,19 +266,37 @@ mod tests {
     fn sequence_rules() {
         let mut s = ProducerStates::default();
         assert_eq!(s.check(7, 0, 0, 3), Ok(Verdict::Append));
-        assert!(matches!(s.check(7, 0, 5, 3), Err(ProducerError::UnknownProducer { .. })));
+        assert!(matches!(
+            s.check(7, 0, 5, 3),
+            Err(ProducerError::UnknownProducer { .. })
+        ));
         s.record(7, 0, meta(0, 3, 100), 1);
         // Next in sequence, a gap, a retry of the last batch.
         assert_eq!(s.check(7, 0, 3, 2), Ok(Verdict::Append));
-        assert!(matches!(s.check(7, 0, 4, 2), Err(ProducerError::OutOfOrder { .. })));
+        assert!(matches!(
+            s.check(7, 0, 4, 2),
+            Err(ProducerError::OutOfOrder { .. })
+        ));
         assert_eq!(s.check(7, 0, 0, 3), Ok(Verdict::Duplicate(meta(0, 3, 100))));
         // A retry with a different batch boundary is not the same batch.
-        assert!(matches!(s.check(7, 0, 0, 2), Err(ProducerError::OutOfOrder { .. })));
+        assert!(matches!(
+            s.check(7, 0, 0, 2),
+            Err(ProducerError::OutOfOrder { .. })
+        ));
         // Epochs: older is fenced, newer must start at 0.
-        assert!(matches!(s.check(7, -1, 0, 1), Err(ProducerError::InvalidFields { .. })));
+        assert!(matches!(
+            s.check(7, -1, 0, 1),
+            Err(ProducerError::InvalidFields { .. })
+        ));
         s.record(7, 2, meta(0, 1, 110), 2);
-        assert!(matches!(s.check(7, 1, 3, 1), Err(ProducerError::InvalidEpoch { current: 2, .. })));
-        assert!(matches!(s.check(7, 3, 1, 1), Err(ProducerError::OutOfOrder { .. })));
+        assert!(matches!(
+            s.check(7, 1, 3, 1),
+            Err(ProducerError::InvalidEpoch { current: 2, .. })
+        ));
+        assert!(matches!(
+            s.check(7, 3, 1, 1),
+            Err(ProducerError::OutOfOrder { .. })
+        ));
         assert_eq!(s.check(7, 3, 0, 1), Ok(Verdict::Append));
     }
 
@@ -261,7 +309,10 @@ mod tests {
         assert_eq!(s.get(1).unwrap().batches.len(), BATCHES_PER_PRODUCER);
         assert!(matches!(s.check(1, 0, 7, 1), Ok(Verdict::Duplicate(_))));
         assert!(matches!(s.check(1, 0, 3, 1), Ok(Verdict::Duplicate(_))));
-        assert!(matches!(s.check(1, 0, 2, 1), Err(ProducerError::OutOfOrder { .. })));
+        assert!(matches!(
+            s.check(1, 0, 2, 1),
+            Err(ProducerError::OutOfOrder { .. })
+        ));
     }
 
     #[test]

@@ -527,6 +527,28 @@ impl Segment {
         Ok(None)
     }
 
+    /// Calls `visit` with the header of every batch that ends at or after `offset`, in order.
+    pub fn for_each_header(
+        &self,
+        offset: i64,
+        mut visit: impl FnMut(&BatchHeader),
+    ) -> Result<(), SegmentReadError> {
+        let Some((mut pos, _)) = self.locate(offset)? else {
+            return Ok(());
+        };
+        let mut hdr = [0u8; HEADER_LEN];
+        while pos + HEADER_LEN as u64 <= self.size {
+            read_with_retries(&*self.log, &mut hdr, pos)?;
+            let h = BatchHeader::parse(&hdr).map_err(|e| SegmentReadError::Corrupt {
+                position: pos,
+                reason: e.to_string(),
+            })?;
+            visit(&h);
+            pos += h.total_len() as u64;
+        }
+        Ok(())
+    }
+
     /// The first record at or after `timestamp` in this segment: its offset and timestamp.
     pub fn find_offset_by_timestamp(
         &self,

@@ -24,7 +24,7 @@ try:
 except Exception as e:
     assert "TOPIC_ALREADY_EXISTS" in str(e) or "already exists" in str(e), e
 
-producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5, "enable.idempotence": len(sys.argv) > 4 and sys.argv[4] == "idempotent"})
 acked = {}
 errors = []
 def on_delivery(err, msg):

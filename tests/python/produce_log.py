@@ -50,11 +50,12 @@ if client == "confluent":
     assert left == 0, f"{left} records never reported"
 else:
     from kafka import KafkaProducer
-    kw = dict(bootstrap_servers=bootstrap, acks=-1 if acks == "all" else int(acks),
-              enable_idempotence=idempotent, linger_ms=2, request_timeout_ms=30000,
-              reconnect_backoff_max_ms=500, delivery_timeout_ms=120000)
-    if not idempotent:
-        kw["retries"] = 0
+    if idempotent:
+        # KafkaProducer's own defaults: idempotence on, acks=all, retries.
+        kw = dict(bootstrap_servers=bootstrap)
+    else:
+        kw = dict(bootstrap_servers=bootstrap, acks=-1 if acks == "all" else int(acks),
+                  enable_idempotence=False, linger_ms=2, retries=0)
     p = KafkaProducer(**kw)
     pending = []
     for i in range(n):

@@ -6,6 +6,7 @@ use super::super::topics::ensure_topic;
 use super::super::{Broker, LEADER_EPOCH};
 use super::{Reply, ReplyTo, decode, respond, str_bytes};
 use crate::log::batch::BatchError;
+use crate::log::producer_state::ProducerError;
 use crate::log::{AppendError, PartitionLog};
 use crate::protocol::RequestFrame;
 use kafka_protocol::error::ResponseError;
@@ -109,6 +110,15 @@ async fn append_one(
                     .with_batch_index_error_message(Some(str_bytes(e.to_string()))),
             ];
             (resp, None)
+        }
+        Err(AppendError::Producer(e)) => {
+            let code = match e {
+                ProducerError::InvalidEpoch { .. } => ResponseError::InvalidProducerEpoch,
+                ProducerError::OutOfOrder { .. } => ResponseError::OutOfOrderSequenceNumber,
+                ProducerError::UnknownProducer { .. } => ResponseError::UnknownProducerId,
+                ProducerError::InvalidFields { .. } => ResponseError::InvalidRecord,
+            };
+            (failed(index, code, Some(e.to_string())), None)
         }
         Err(AppendError::Storage(why)) => {
             tracing::warn!(topic, partition = index, error = %why, "append failed");

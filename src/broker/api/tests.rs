@@ -128,6 +128,12 @@ fn request(api: ApiKey, version: i16, correlation_id: i32) -> bytes::Bytes {
             ]),
         ),
         ApiKey::DescribeCluster => encode_request(&header, &DescribeClusterRequest::default()),
+        ApiKey::InitProducerId => encode_request(
+            &header,
+            &InitProducerIdRequest::default()
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        ),
         other => panic!("no request for {other:?}"),
     };
     frame.unwrap().slice(4..)
@@ -146,6 +152,7 @@ fn decode_response(api: ApiKey, version: i16, mut body: bytes::Bytes) {
         ApiKey::DescribeConfigs => DescribeConfigsResponse::decode(&mut body, version).is_ok(),
         ApiKey::CreatePartitions => CreatePartitionsResponse::decode(&mut body, version).is_ok(),
         ApiKey::DescribeCluster => DescribeClusterResponse::decode(&mut body, version).is_ok(),
+        ApiKey::InitProducerId => InitProducerIdResponse::decode(&mut body, version).is_ok(),
         _ => false,
     };
     assert!(ok, "{api:?} v{version} response does not decode");
