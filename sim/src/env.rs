@@ -21,6 +21,8 @@ pub struct DiskFaults {
     /// A planted bug: fsync reports success but syncs nothing, so a crash loses the data. The
     /// checker must catch it.
     pub lying_fsync: bool,
+    /// Faults the nemesis turns on and off while the simulation runs.
+    pub switches: Arc<DiskSwitches>,
 }
 
 impl Default for DiskFaults {
@@ -28,7 +30,35 @@ impl Default for DiskFaults {
         DiskFaults {
             fsync_latency: Duration::from_micros(100)..Duration::from_millis(2),
             lying_fsync: false,
+            switches: Arc::new(DiskSwitches::default()),
         }
+    }
+}
+
+/// Disk faults that can be switched while the simulation runs (turmoil fixes its own
+/// filesystem settings when the simulation is built).
+#[derive(Debug, Default)]
+pub struct DiskSwitches {
+    /// Per mille chance that a read or a write fails with EIO (transient: the next try may
+    /// succeed).
+    pub io_error_per_mille: std::sync::atomic::AtomicU32,
+    /// While set, every write fails with ENOSPC (the disk is full).
+    pub full: std::sync::atomic::AtomicBool,
+}
+
+impl DiskSwitches {
+    /// Whether this read or write fails, and how.
+    fn fault(&self, rng: &SharedRng, writing: bool) -> Option<io::Error> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if writing && self.full.load(Relaxed) {
+            return Some(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "No space left on device (simulated)",
+            ));
+        }
+        let p = self.io_error_per_mille.load(Relaxed);
+        (p > 0 && rng.gen_range(0..1000) < u64::from(p))
+            .then(|| io::Error::other("I/O error (simulated)"))
     }
 }
 
@@ -80,10 +110,16 @@ struct SimFile {
 
 impl DiskFile for SimFile {
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        if let Some(e) = self.disk.faults.switches.fault(&self.disk.rng, false) {
+            return Err(e);
+        }
         FileExt::read_at(&self.file, buf, pos)
     }
 
     fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+        if let Some(e) = self.disk.faults.switches.fault(&self.disk.rng, true) {
+            return Err(e);
+        }
         FileExt::write_all_at(&self.file, buf, pos)
     }
 

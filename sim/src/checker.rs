@@ -1,0 +1,570 @@
+//! The checker: reads a [`History`] and reports, per partition, the anomalies Jepsen's Kafka
+//! checker names. It draws no randomness and depends only on the history.
+//!
+//! What a power loss may take back: writes acknowledged without a sync (write caching on, or
+//! acks=1) that were not synced before the power went. Consumers of a topic with write caching
+//! may also have seen such writes before they vanished. Everything else must hold always.
+
+use crate::history::{Event, History, Micros, Promise, Tp};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// The kinds of anomaly, with Jepsen's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    /// An acknowledged write that no consumer ever saw (and that was required to survive).
+    LostWrite,
+    /// One offset holding two different values, as seen by consumers.
+    InconsistentOffsets,
+    /// One value at two offsets.
+    Duplicate,
+    /// A value read at an offset other than the one its send was acknowledged with.
+    UnexpectedOffset,
+    /// A producer's later acknowledged send at a lower offset in the same partition.
+    NonmonotonicSend,
+    /// A consumer's successive reads skipped offsets without a seek.
+    PollSkip,
+    /// A consumer's successive reads went back without a seek.
+    NonmonotonicPoll,
+    /// A value whose send definitely failed is visible (Jepsen's G1a).
+    AbortedRead,
+    /// A record whose content does not match its checksum.
+    Corrupted,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::LostWrite => "lost-write",
+            Kind::InconsistentOffsets => "inconsistent-offsets",
+            Kind::Duplicate => "duplicate",
+            Kind::UnexpectedOffset => "unexpected-offset",
+            Kind::NonmonotonicSend => "nonmonotonic-send",
+            Kind::PollSkip => "poll-skip",
+            Kind::NonmonotonicPoll => "nonmonotonic-poll",
+            Kind::AbortedRead => "aborted-read",
+            Kind::Corrupted => "corrupted-record",
+        })
+    }
+}
+
+/// One anomaly found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anomaly {
+    pub kind: Kind,
+    pub tp: Tp,
+    /// What happened, naming values, offsets and processes.
+    pub detail: String,
+    /// The simulated time that locates it in the history (for the failure report).
+    pub at: Micros,
+}
+
+impl fmt::Display for Anomaly {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} on {}: {}", self.kind, self.tp, self.detail)
+    }
+}
+
+/// What the checker found.
+#[derive(Debug, Clone, Default)]
+pub struct Verdict {
+    /// Broken promises: the run fails.
+    pub violations: Vec<Anomaly>,
+    /// Anomalies the system's promises allow (writes cached when the power went, duplicates
+    /// from producers that retry without idempotence); reported, not failures.
+    pub allowed: Vec<Anomaly>,
+    /// Acknowledged sends checked.
+    pub acknowledged: usize,
+    /// Distinct records read.
+    pub records_read: usize,
+}
+
+/// Per-partition facts gathered from the history.
+#[derive(Default)]
+struct PartitionFacts {
+    /// offset -> value -> first time seen.
+    seen_at: BTreeMap<i64, BTreeMap<String, Micros>>,
+    /// value -> offsets it was seen at.
+    offsets_of: BTreeMap<String, BTreeSet<i64>>,
+    /// Acknowledged sends: value -> (offset, promise, time, producer).
+    acked: BTreeMap<String, (i64, Promise, Micros, String)>,
+    /// Sends that definitely failed.
+    failed: BTreeSet<String>,
+    /// Largest offset any consumer saw.
+    max_seen: Option<i64>,
+}
+
+/// Checks a history.
+pub fn check(h: &History) -> Verdict {
+    let power_losses: Vec<Micros> = h
+        .entries
+        .iter()
+        .filter_map(|e| matches!(e.event, Event::PowerLoss { .. }).then_some(e.at))
+        .collect();
+    let power_loss_between = |a: Micros, b: Micros| {
+        power_losses
+            .iter()
+            .any(|t| *t >= a.min(b) && *t <= a.max(b))
+    };
+    let power_loss_after = |a: Micros| power_losses.iter().any(|t| *t >= a);
+    let mut facts: BTreeMap<Tp, PartitionFacts> = BTreeMap::new();
+    let mut sender: BTreeMap<String, String> = BTreeMap::new();
+    let mut v = Verdict::default();
+    for e in &h.entries {
+        match &e.event {
+            Event::SendInvoke { process, value, .. } => {
+                sender.insert(value.clone(), process.clone());
+            }
+            Event::SendOk {
+                process,
+                tp,
+                value,
+                offset,
+                promise,
+            } => {
+                facts
+                    .entry(tp.clone())
+                    .or_default()
+                    .acked
+                    .insert(value.clone(), (*offset, *promise, e.at, process.clone()));
+            }
+            Event::SendFail { tp, value, .. } => {
+                facts
+                    .entry(tp.clone())
+                    .or_default()
+                    .failed
+                    .insert(value.clone());
+            }
+            Event::Poll { tp, records, .. } => {
+                let f = facts.entry(tp.clone()).or_default();
+                for (o, val) in records {
+                    f.seen_at
+                        .entry(*o)
+                        .or_default()
+                        .entry(val.clone())
+                        .or_insert(e.at);
+                    f.offsets_of.entry(val.clone()).or_default().insert(*o);
+                    f.max_seen = Some(f.max_seen.map_or(*o, |m| m.max(*o)));
+                }
+            }
+            Event::Corrupt {
+                tp,
+                offset,
+                detail,
+                process,
+            } => v.violations.push(Anomaly {
+                kind: Kind::Corrupted,
+                tp: tp.clone(),
+                detail: format!("{process} read offset {offset}: {detail}"),
+                at: e.at,
+            }),
+            _ => {}
+        }
+    }
+    for (tp, f) in &facts {
+        let caching = h.write_caching.get(&tp.topic).copied().unwrap_or(false);
+        let log_start = h.log_start.get(tp).copied().unwrap_or(0);
+        v.records_read += f.offsets_of.len();
+        v.acknowledged += f.acked.len();
+        // One offset, two values.
+        for (offset, values) in &f.seen_at {
+            if values.len() < 2 {
+                continue;
+            }
+            let mut by_time: Vec<(&Micros, &String)> =
+                values.iter().map(|(val, t)| (t, val)).collect();
+            by_time.sort();
+            let excused = caching
+                && by_time
+                    .windows(2)
+                    .all(|w| power_loss_between(*w[0].0, *w[1].0));
+            let a = Anomaly {
+                kind: Kind::InconsistentOffsets,
+                tp: tp.clone(),
+                detail: format!(
+                    "offset {offset} read as {:?}",
+                    by_time.iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>()
+                ),
+                at: *by_time[1].0,
+            };
+            if excused {
+                v.allowed.push(a)
+            } else {
+                v.violations.push(a)
+            }
+        }
+        // One value, two offsets.
+        for (val, offsets) in &f.offsets_of {
+            if offsets.len() < 2 {
+                continue;
+            }
+            let producer = sender.get(val).cloned().unwrap_or_default();
+            let idempotent = h.idempotent.get(&producer).copied().unwrap_or(false);
+            let a = Anomaly {
+                kind: Kind::Duplicate,
+                tp: tp.clone(),
+                detail: format!(
+                    "{val} (from {producer}{}) at offsets {offsets:?}",
+                    if idempotent { ", idempotent" } else { "" }
+                ),
+                at: 0,
+            };
+            if idempotent {
+                v.violations.push(a)
+            } else {
+                v.allowed.push(a)
+            }
+        }
+        // Acknowledged writes: present, and where they were acknowledged.
+        for (val, (offset, promise, at, producer)) in &f.acked {
+            let required = promise.durable || !power_loss_after(*at);
+            match f.offsets_of.get(val) {
+                None if *offset < log_start => {}
+                None => {
+                    let a = Anomaly {
+                        kind: Kind::LostWrite,
+                        tp: tp.clone(),
+                        detail: format!(
+                            "{val} from {producer} acknowledged at offset {offset}{} was never read{}",
+                            if promise.durable { " (durable)" } else { "" },
+                            match f.max_seen {
+                                Some(m) if m > *offset => format!("; offsets up to {m} were"),
+                                _ => String::new(),
+                            }
+                        ),
+                        at: *at,
+                    };
+                    if required {
+                        v.violations.push(a)
+                    } else {
+                        v.allowed.push(a)
+                    }
+                }
+                Some(offsets) if !offsets.contains(offset) => {
+                    let a = Anomaly {
+                        kind: Kind::UnexpectedOffset,
+                        tp: tp.clone(),
+                        detail: format!(
+                            "{val} acknowledged at offset {offset} but read at {offsets:?}"
+                        ),
+                        at: *at,
+                    };
+                    if required {
+                        v.violations.push(a)
+                    } else {
+                        v.allowed.push(a)
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        // Definitely failed sends must stay invisible.
+        for val in &f.failed {
+            if let Some(offsets) = f.offsets_of.get(val) {
+                v.violations.push(Anomaly {
+                    kind: Kind::AbortedRead,
+                    tp: tp.clone(),
+                    detail: format!("{val} failed definitely but was read at {offsets:?}"),
+                    at: 0,
+                });
+            }
+        }
+    }
+    check_send_order(h, &power_losses, &mut v);
+    check_polls(h, &mut v);
+    v
+}
+
+/// A producer's acknowledged sends to one partition land in the order it sent them. Required
+/// of idempotent producers and of producers with one request in flight; pairs with a power loss
+/// between them are excused when the earlier write was not durable (its offset was reused).
+fn check_send_order(h: &History, power_losses: &[Micros], v: &mut Verdict) {
+    // (producer, tp) -> sends in invoke order: (value, invoke time).
+    let mut order: BTreeMap<(String, Tp), Vec<String>> = BTreeMap::new();
+    let mut acked: BTreeMap<String, (i64, Promise, Micros)> = BTreeMap::new();
+    for e in &h.entries {
+        match &e.event {
+            Event::SendInvoke { process, tp, value } => {
+                order
+                    .entry((process.clone(), tp.clone()))
+                    .or_default()
+                    .push(value.clone());
+            }
+            Event::SendOk {
+                value,
+                offset,
+                promise,
+                ..
+            } => {
+                acked.insert(value.clone(), (*offset, *promise, e.at));
+            }
+            _ => {}
+        }
+    }
+    for ((producer, tp), values) in order {
+        let strict = h.idempotent.get(&producer).copied().unwrap_or(false)
+            || h.ordered.get(&producer).copied().unwrap_or(false);
+        let oks: Vec<(&String, &(i64, Promise, Micros))> = values
+            .iter()
+            .filter_map(|val| acked.get(val).map(|a| (val, a)))
+            .collect();
+        for w in oks.windows(2) {
+            let ((va, (oa, pa, ta)), (vb, (ob, _, tb))) = (w[0], w[1]);
+            if ob > oa {
+                continue;
+            }
+            let reused = !pa.durable && power_losses.iter().any(|t| *t >= *ta.min(tb));
+            let a = Anomaly {
+                kind: Kind::NonmonotonicSend,
+                tp: tp.clone(),
+                detail: format!(
+                    "{producer} sent {va} then {vb}, acknowledged at offsets {oa} then {ob}"
+                ),
+                at: *tb,
+            };
+            if strict && !reused {
+                v.violations.push(a)
+            } else {
+                v.allowed.push(a)
+            }
+        }
+    }
+}
+
+/// A consumer's reads of a partition move forward one offset at a time, except where it seeks.
+fn check_polls(h: &History, v: &mut Verdict) {
+    let mut next: BTreeMap<(String, Tp), i64> = BTreeMap::new();
+    for e in &h.entries {
+        match &e.event {
+            Event::Seek {
+                process,
+                tp,
+                offset,
+            } => {
+                next.insert((process.clone(), tp.clone()), *offset);
+            }
+            Event::Poll {
+                process,
+                tp,
+                records,
+            } => {
+                let key = (process.clone(), tp.clone());
+                for (o, _) in records {
+                    let expected = next.get(&key).copied();
+                    match expected {
+                        Some(x) if *o > x => v.violations.push(Anomaly {
+                            kind: Kind::PollSkip,
+                            tp: tp.clone(),
+                            detail: format!(
+                                "{process} read offset {o} after {}, skipping {}",
+                                x - 1,
+                                o - x
+                            ),
+                            at: e.at,
+                        }),
+                        Some(x) if *o < x => v.violations.push(Anomaly {
+                            kind: Kind::NonmonotonicPoll,
+                            tp: tp.clone(),
+                            detail: format!("{process} read offset {o} after {}", x - 1),
+                            at: e.at,
+                        }),
+                        _ => {}
+                    }
+                    next.insert(key.clone(), o + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::Event::*;
+
+    fn tp() -> Tp {
+        Tp {
+            topic: "t".into(),
+            partition: 0,
+        }
+    }
+
+    fn send(h: &mut History, at: u64, p: &str, val: &str, offset: Option<i64>, durable: bool) {
+        h.push(
+            at,
+            SendInvoke {
+                process: p.into(),
+                tp: tp(),
+                value: val.into(),
+            },
+        );
+        if let Some(o) = offset {
+            h.push(
+                at + 1,
+                SendOk {
+                    process: p.into(),
+                    tp: tp(),
+                    value: val.into(),
+                    offset: o,
+                    promise: Promise { durable },
+                },
+            );
+        }
+    }
+
+    fn poll(h: &mut History, at: u64, c: &str, recs: &[(i64, &str)]) {
+        h.push(
+            at,
+            Poll {
+                process: c.into(),
+                tp: tp(),
+                records: recs.iter().map(|(o, v)| (*o, v.to_string())).collect(),
+            },
+        );
+    }
+
+    fn kinds(v: &[Anomaly]) -> Vec<Kind> {
+        v.iter().map(|a| a.kind).collect()
+    }
+
+    #[test]
+    fn a_clean_history_passes() {
+        let mut h = History::default();
+        h.idempotent.insert("p".into(), true);
+        send(&mut h, 1, "p", "a", Some(0), true);
+        send(&mut h, 2, "p", "b", Some(1), true);
+        h.push(
+            3,
+            Seek {
+                process: "c".into(),
+                tp: tp(),
+                offset: 0,
+            },
+        );
+        poll(&mut h, 4, "c", &[(0, "a"), (1, "b")]);
+        let v = check(&h);
+        assert!(v.violations.is_empty(), "{:?}", v.violations);
+        assert_eq!((v.acknowledged, v.records_read), (2, 2));
+    }
+
+    #[test]
+    fn each_anomaly_is_named() {
+        let mut h = History::default();
+        h.idempotent.insert("p".into(), true);
+        send(&mut h, 1, "p", "a", Some(0), true);
+        send(&mut h, 2, "p", "lost", Some(1), true);
+        send(&mut h, 3, "p", "c", Some(2), true);
+        send(&mut h, 4, "p", "d", Some(3), true);
+        h.push(
+            5,
+            SendInvoke {
+                process: "p".into(),
+                tp: tp(),
+                value: "x".into(),
+            },
+        );
+        h.push(
+            6,
+            SendFail {
+                process: "p".into(),
+                tp: tp(),
+                value: "x".into(),
+                error: "CORRUPT_MESSAGE".into(),
+            },
+        );
+        send(&mut h, 7, "p", "e", Some(1), true); // acknowledged at a lower offset than d
+        h.push(
+            8,
+            Seek {
+                process: "c".into(),
+                tp: tp(),
+                offset: 0,
+            },
+        );
+        poll(
+            &mut h,
+            9,
+            "c",
+            &[(0, "a"), (2, "c"), (3, "d"), (3, "x"), (3, "a"), (1, "e")],
+        );
+        h.push(
+            10,
+            Corrupt {
+                process: "c".into(),
+                tp: tp(),
+                offset: 3,
+                detail: "checksum".into(),
+            },
+        );
+        let v = check(&h);
+        let k = kinds(&v.violations);
+        for want in [
+            Kind::LostWrite,
+            Kind::InconsistentOffsets,
+            Kind::Duplicate,
+            Kind::NonmonotonicSend,
+            Kind::PollSkip,
+            Kind::NonmonotonicPoll,
+            Kind::AbortedRead,
+            Kind::Corrupted,
+        ] {
+            assert!(k.contains(&want), "{want} missing from {k:?}");
+        }
+    }
+
+    #[test]
+    fn power_loss_excuses_only_what_was_not_durable() {
+        let mut h = History::default();
+        h.write_caching.insert("t".into(), true);
+        send(&mut h, 1, "p", "cached", Some(0), false);
+        send(&mut h, 2, "p", "synced", Some(1), true);
+        send(&mut h, 2, "p", "cached-unread", Some(2), false);
+        poll(&mut h, 3, "c1", &[(0, "cached")]);
+        h.push(
+            4,
+            PowerLoss {
+                host: "broker".into(),
+            },
+        );
+        send(&mut h, 5, "p", "after", Some(0), false);
+        h.push(
+            6,
+            Seek {
+                process: "c2".into(),
+                tp: tp(),
+                offset: 0,
+            },
+        );
+        poll(&mut h, 7, "c2", &[(0, "after")]);
+        let v = check(&h);
+        // "cached" lost and overwritten: allowed. "synced" lost: a violation.
+        assert_eq!(kinds(&v.violations), vec![Kind::LostWrite]);
+        assert!(v.violations[0].detail.contains("synced"));
+        assert!(kinds(&v.allowed).contains(&Kind::InconsistentOffsets));
+        assert!(kinds(&v.allowed).contains(&Kind::LostWrite));
+        // Without write caching, consumers never see unsynced data: the same reads are a violation.
+        h.write_caching.insert("t".into(), false);
+        assert!(kinds(&check(&h).violations).contains(&Kind::InconsistentOffsets));
+    }
+
+    #[test]
+    fn retention_and_plain_producers() {
+        let mut h = History::default();
+        h.log_start.insert(tp(), 5);
+        send(&mut h, 1, "p", "old", Some(2), true);
+        send(&mut h, 2, "p", "twice", Some(6), false);
+        h.push(
+            3,
+            Seek {
+                process: "c".into(),
+                tp: tp(),
+                offset: 6,
+            },
+        );
+        poll(&mut h, 4, "c", &[(6, "twice"), (7, "twice")]);
+        let v = check(&h);
+        assert!(v.violations.is_empty(), "{:?}", v.violations);
+        assert_eq!(kinds(&v.allowed), vec![Kind::Duplicate]);
+    }
+}

@@ -1,0 +1,200 @@
+//! The history: every client operation, Jepsen-style. An operation is invoked, then completes
+//! `Ok` (with the offset assigned or the records read), `Fail` (a definite error: the write
+//! did not happen) or `Info` (unknown: a timeout, a lost connection). Faults are in the
+//! history too, so the checker knows what the system was allowed to lose.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Simulated time in microseconds since the start.
+pub type Micros = u64;
+
+/// A topic partition in the simulation.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Tp {
+    pub topic: String,
+    pub partition: i32,
+}
+
+impl fmt::Display for Tp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// How a producer's writes were promised to be kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Promise {
+    /// The write was synced before it was acknowledged (acks=all without write caching, or
+    /// the flush policy syncs every append): it must survive anything.
+    pub durable: bool,
+}
+
+/// One event in the history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A producer sends `value` to `tp`.
+    SendInvoke {
+        process: String,
+        tp: Tp,
+        value: String,
+    },
+    /// The send was acknowledged at `offset`.
+    SendOk {
+        process: String,
+        tp: Tp,
+        value: String,
+        offset: i64,
+        promise: Promise,
+    },
+    /// The send definitely did not happen (`error` is the Kafka error name).
+    SendFail {
+        process: String,
+        tp: Tp,
+        value: String,
+        error: String,
+    },
+    /// The send's outcome is unknown.
+    SendInfo {
+        process: String,
+        tp: Tp,
+        value: String,
+        error: String,
+    },
+    /// A consumer positioned itself at `offset` (start, seek, or reset after out-of-range).
+    Seek {
+        process: String,
+        tp: Tp,
+        offset: i64,
+    },
+    /// A consumer read records `(offset, value)`, in the order returned.
+    Poll {
+        process: String,
+        tp: Tp,
+        records: Vec<(i64, String)>,
+    },
+    /// A consumer read a record whose content does not match its own checksum.
+    Corrupt {
+        process: String,
+        tp: Tp,
+        offset: i64,
+        detail: String,
+    },
+    /// A fault began or ended.
+    Fault { description: String },
+    /// The broker lost power: unsynced writes may be gone.
+    PowerLoss { host: String },
+    /// The faults are over and the network is healed.
+    Healed,
+}
+
+/// An event with its time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// When it happened.
+    pub at: Micros,
+    pub event: Event,
+}
+
+impl fmt::Display for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = self.at as f64 / 1e6;
+        match &self.event {
+            Event::SendInvoke { process, tp, value } => {
+                write!(f, "{t:10.6} {process} send {tp} {value}")
+            }
+            Event::SendOk {
+                process,
+                tp,
+                value,
+                offset,
+                promise,
+            } => write!(
+                f,
+                "{t:10.6} {process} ok   {tp} {value} @{offset}{}",
+                if promise.durable { " durable" } else { "" }
+            ),
+            Event::SendFail {
+                process,
+                tp,
+                value,
+                error,
+            } => write!(f, "{t:10.6} {process} fail {tp} {value} {error}"),
+            Event::SendInfo {
+                process,
+                tp,
+                value,
+                error,
+            } => write!(f, "{t:10.6} {process} info {tp} {value} {error}"),
+            Event::Seek {
+                process,
+                tp,
+                offset,
+            } => write!(f, "{t:10.6} {process} seek {tp} @{offset}"),
+            Event::Poll {
+                process,
+                tp,
+                records,
+            } => {
+                let first = records.first().map(|r| r.0).unwrap_or(-1);
+                let last = records.last().map(|r| r.0).unwrap_or(-1);
+                write!(
+                    f,
+                    "{t:10.6} {process} poll {tp} {} records @{first}..={last}",
+                    records.len()
+                )
+            }
+            Event::Corrupt {
+                process,
+                tp,
+                offset,
+                detail,
+            } => write!(f, "{t:10.6} {process} CORRUPT {tp} @{offset} {detail}"),
+            Event::Fault { description } => write!(f, "{t:10.6} nemesis {description}"),
+            Event::PowerLoss { host } => write!(f, "{t:10.6} nemesis power loss on {host}"),
+            Event::Healed => write!(f, "{t:10.6} nemesis healed everything"),
+        }
+    }
+}
+
+/// The whole history of a run.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    pub entries: Vec<Entry>,
+    /// Producers that are idempotent (a duplicate from them is a violation).
+    pub idempotent: BTreeMap<String, bool>,
+    /// Producers with at most one request in flight (their sends must land in order).
+    pub ordered: BTreeMap<String, bool>,
+    /// Topics with write caching on (consumers may see writes a power loss takes back).
+    pub write_caching: BTreeMap<String, bool>,
+    /// The log start offset of each partition at the end (records below were deleted by
+    /// retention, not lost).
+    pub log_start: BTreeMap<Tp, i64>,
+}
+
+impl History {
+    /// Appends an event at `at`.
+    pub fn push(&mut self, at: Micros, event: Event) {
+        self.entries.push(Entry { at, event });
+    }
+
+    /// A stable hash of the whole history, for the determinism check (FNV-1a over the text).
+    pub fn hash(&self) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for e in &self.entries {
+            for b in e.to_string().bytes().chain(std::iter::once(b'\n')) {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+            if let Event::Poll { records, .. } = &e.event {
+                for (o, v) in records {
+                    for b in o.to_le_bytes().iter().copied().chain(v.bytes()) {
+                        h ^= u64::from(b);
+                        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+                    }
+                }
+            }
+        }
+        h
+    }
+}
