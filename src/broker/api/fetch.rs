@@ -158,13 +158,20 @@ pub fn handle(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
                     std::future::pending::<()>().await;
                 }
                 let futs = receivers.iter_mut().map(|rx| Box::pin(rx.changed()));
-                let _ = futures_util::future::select_all(futs).await;
+                let (result, index, _) = futures_util::future::select_all(futs).await;
+                // A closed channel (the partition was deleted) would wake us forever: drop it.
+                result.is_err().then_some(index)
             };
             let timed_out = tokio::select! {
                 biased;
                 _ = shutdown.changed() => true,
                 _ = tokio::time::sleep_until(deadline) => true,
-                _ = changed => false,
+                closed = changed => {
+                    if let Some(i) = closed {
+                        receivers.swap_remove(i);
+                    }
+                    false
+                }
             };
             for rx in &mut receivers {
                 rx.borrow_and_update();

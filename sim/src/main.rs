@@ -1,0 +1,132 @@
+//! `runnel-sim`: runs seeds of the simulation and reports each failure with the command that
+//! replays it.
+//!
+//! Exit codes: 0 all passed; 2 a safety violation (the checker found an anomaly); 3 a liveness
+//! violation (after the faults ended, the system did not make progress in time); 4 a panic in
+//! the simulated code; 5 the same seed gave two different traces; 64 bad arguments.
+
+use clap::Parser;
+use runnel_sim::run::{Outcome, PlantedBug, RunOptions, run_seed};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "runnel-sim",
+    about = "runnel's deterministic simulator: faults from a seed, checked histories"
+)]
+struct Args {
+    /// Run this one seed.
+    #[arg(long, conflicts_with = "seeds")]
+    seed: Option<u64>,
+    /// Run a range of seeds, A..B (B excluded).
+    #[arg(long, value_name = "A..B")]
+    seeds: Option<String>,
+    /// Run each seed twice in this process and fail if the two traces differ.
+    #[arg(long)]
+    check_determinism: bool,
+    /// Plant a known bug, to show the checker catches it: lying-fsync.
+    #[arg(long, value_name = "BUG")]
+    planted_bug: Option<String>,
+    /// Print the whole event trace.
+    #[arg(long)]
+    verbose: bool,
+}
+
+fn parse_range(s: &str) -> Option<(u64, u64)> {
+    let (a, b) = s.split_once("..")?;
+    let (a, b) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+    (a < b).then_some((a, b))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let planted_bug = match args.planted_bug.as_deref() {
+        None => None,
+        Some("lying-fsync") => Some(PlantedBug::LyingFsync),
+        Some(other) => {
+            eprintln!("unknown planted bug '{other}'; known: lying-fsync");
+            return ExitCode::from(64);
+        }
+    };
+    let (from, to, single) = match (args.seed, args.seeds.as_deref()) {
+        (Some(s), None) => (s, s + 1, true),
+        (None, Some(r)) => match parse_range(r) {
+            Some((a, b)) => (a, b, false),
+            None => {
+                eprintln!("--seeds takes A..B with A < B, got '{r}'");
+                return ExitCode::from(64);
+            }
+        },
+        _ => {
+            eprintln!("give --seed N or --seeds A..B");
+            return ExitCode::from(64);
+        }
+    };
+    let opts = RunOptions {
+        planted_bug,
+        verbose: args.verbose,
+        quiet: !single,
+    };
+    let mut flags = String::new();
+    if let Some(b) = &args.planted_bug {
+        flags.push_str(&format!(" --planted-bug {b}"));
+    }
+    if args.check_determinism {
+        flags.push_str(" --check-determinism");
+    }
+    let reproduce =
+        |seed: u64| format!("reproduce: cargo run --release -p runnel-sim -- --seed {seed}{flags}");
+    let mut worst = 0u8;
+    let mut failures: Vec<(u64, String)> = Vec::new();
+    let mut passed = 0u64;
+    let mut sim_secs = 0.0;
+    let started = std::time::Instant::now();
+    for seed in from..to {
+        let result = run_seed(seed, &opts);
+        sim_secs += result.simulated.as_secs_f64();
+        let mut code = result.outcome.exit_code();
+        let mut what = result.outcome.summary();
+        if args.check_determinism && code == 0 {
+            let again = run_seed(
+                seed,
+                &RunOptions {
+                    quiet: true,
+                    verbose: false,
+                    ..opts.clone()
+                },
+            );
+            if again.trace_hash != result.trace_hash {
+                code = 5;
+                what = format!(
+                    "nondeterminism: trace hash {:016x} then {:016x}",
+                    result.trace_hash, again.trace_hash
+                );
+                println!("seed {seed}: {what}");
+            }
+        }
+        if code == 0 {
+            passed += 1;
+        } else {
+            if single || !matches!(result.outcome, Outcome::Pass) {
+                println!("{}", reproduce(seed));
+            }
+            failures.push((seed, what));
+            worst = worst.max(code);
+        }
+    }
+    if !single {
+        let wall = started.elapsed().as_secs_f64();
+        println!(
+            "\n{passed} passed, {} failed of {} seeds ({:.0} simulated seconds in {:.1} s: {:.1} simulated s per wall s)",
+            failures.len(),
+            to - from,
+            sim_secs,
+            wall,
+            sim_secs / wall.max(1e-9)
+        );
+        for (seed, what) in &failures {
+            println!("  seed {seed}: {what}\n    {}", reproduce(*seed));
+        }
+    }
+    ExitCode::from(worst)
+}
