@@ -31,6 +31,8 @@ enum Command {
         #[arg(long)]
         advertised: Option<String>,
     },
+    #[command(flatten)]
+    Client(runnel::cli::ClientCommand),
 }
 
 fn init_tracing() {
@@ -73,6 +75,9 @@ fn main() -> anyhow::Result<()> {
             tracing::info!("stopped");
             Ok(())
         }),
+        Command::Client(command) => {
+            std::process::exit(rt.block_on(runnel::cli::run(command, Env::real())))
+        }
     }
 }
 
