@@ -254,9 +254,12 @@ struct Outstanding {
 impl Outstanding {
     /// Counts the deliveries at the front that are settled (they settle mostly in order).
     fn settle_ready(&mut self, out: &mut impl Write) -> std::io::Result<()> {
+        // One clock reading for every delivery settled since the last look.
+        let mut now = None;
         while let Some(result) = self.queue.front().and_then(|(_, d)| d.try_result()) {
             let (sent, _) = self.queue.pop_front().expect("front exists");
-            self.count(result, sent, out)?;
+            let at = *now.get_or_insert_with(monotonic_now);
+            self.count(result, sent, at, out)?;
         }
         Ok(())
     }
@@ -265,7 +268,7 @@ impl Outstanding {
     async fn settle_all(&mut self, out: &mut impl Write) -> std::io::Result<()> {
         while let Some((sent, d)) = self.queue.pop_front() {
             let result = d.wait().await;
-            self.count(result, sent, out)?;
+            self.count(result, sent, monotonic_now(), out)?;
         }
         Ok(())
     }
@@ -274,9 +277,9 @@ impl Outstanding {
         &mut self,
         result: Result<crate::client::RecordMetadata, ClientError>,
         sent: Instant,
+        now: Instant,
         out: &mut impl Write,
     ) -> std::io::Result<()> {
-        let now = monotonic_now();
         match result {
             Ok(_) => {
                 let latency = now.saturating_duration_since(sent).as_millis() as i32;

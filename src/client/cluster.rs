@@ -169,32 +169,32 @@ impl Cluster {
 
     /// A topic's metadata, refreshing the cache if the topic is missing or the cache stale.
     /// Waits (up to `default.api.timeout.ms`) while the topic has no leaders yet or the
-    /// cluster is unreachable; a topic that does not exist is an error at once.
+    /// cluster is unreachable; a topic that a fresh answer says does not exist is an error at
+    /// once (Kafka calls UNKNOWN_TOPIC_OR_PARTITION retriable, but asking again will not
+    /// create it).
     pub async fn topic(&self, name: &str) -> Result<TopicMetadata, ClientError> {
         let names = [name.to_string()];
-        self.retrying(&format!("metadata for topic '{name}'"), true, || async {
+        let what = format!("metadata for topic '{name}'");
+        let found = self.retrying(&what, true, || async {
             let md = if self.needs_refresh() || !self.metadata().topics.contains_key(name) {
                 self.refresh(&names).await?
             } else {
                 self.metadata()
             };
             if let Some(t) = md.topics.get(name) {
-                return Ok(t.clone());
+                return Ok(Ok(t.clone()));
             }
-            let code = md
-                .topic_errors
-                .get(name)
-                .copied()
-                .unwrap_or(ResponseError::UnknownTopicOrPartition);
             self.mark_stale();
-            let what = if code == ResponseError::UnknownTopicOrPartition {
-                format!("topic '{name}' does not exist")
-            } else {
-                format!("topic '{name}'")
-            };
-            Err(ClientError::kafka(code, what, None))
-        })
-        .await
+            match md.topic_errors.get(name).copied() {
+                None | Some(ResponseError::UnknownTopicOrPartition) => Ok(Err(ClientError::kafka(
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("topic '{name}' does not exist"),
+                    None,
+                ))),
+                Some(code) => Err(ClientError::kafka(code, format!("topic '{name}'"), None)),
+            }
+        });
+        found.await?
     }
 
     /// Runs `op` until it succeeds, fails for good, or `default.api.timeout.ms` passes,

@@ -20,8 +20,8 @@ use super::ClientConfig;
 use super::error::{ClientError, check_code};
 use crate::env::Env;
 use crate::env::net::Connection;
-use crate::protocol::{encode_request, parse_response_header, read_frame, supported_range};
-use bytes::Bytes;
+use crate::protocol::{encode_request_into, parse_response_header, read_frame, supported_range};
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader};
 use kafka_protocol::protocol::{Decodable, Request, StrBytes};
@@ -39,6 +39,17 @@ const SOFTWARE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// What a response frame delivers to the request waiting for it: the body after the header.
 type Reply = Result<Bytes, ClientError>;
+
+/// A frame buffer larger than this is not kept for reuse after an unusually large request.
+const FRAME_BUFFER_KEEP_MAX: usize = 4 << 20;
+
+/// The sending side: the stream and a frame buffer reused from request to request.
+struct Writer {
+    /// The stream's write half.
+    half: WriteHalf<Box<dyn Connection>>,
+    /// Where the next frame is encoded.
+    buf: BytesMut,
+}
 
 /// A request written and waiting for its answer.
 struct Waiting {
@@ -177,8 +188,8 @@ pub struct BrokerConnection {
     addr: String,
     /// The versions the broker advertised: API key to (min, max).
     versions: BTreeMap<i16, (i16, i16)>,
-    /// The sending half; the lock keeps frames from interleaving.
-    writer: tokio::sync::Mutex<WriteHalf<Box<dyn Connection>>>,
+    /// The sending side; the lock keeps frames from interleaving.
+    writer: tokio::sync::Mutex<Writer>,
     /// Shared with the reader task.
     shared: Arc<Shared>,
     /// One permit per request in flight (`max.in.flight.requests.per.connection`).
@@ -241,7 +252,10 @@ impl BrokerConnection {
         BrokerConnection {
             addr: addr.to_string(),
             versions: BTreeMap::new(),
-            writer: tokio::sync::Mutex::new(wr),
+            writer: tokio::sync::Mutex::new(Writer {
+                half: wr,
+                buf: BytesMut::new(),
+            }),
             shared,
             in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
             client_id: StrBytes::from_string(config.client_id.clone()),
@@ -349,13 +363,7 @@ impl BrokerConnection {
         let api = api_key::<R>()?;
         let permit = self.acquire_slot(api).await?;
         let (id, rx) = self.shared.register(api, version, permit)?;
-        let frame = match self.encode(req, api, version, id) {
-            Ok(f) => f,
-            Err(e) => {
-                self.shared.abandon(id);
-                return Err(e);
-            }
-        };
+        // If encoding or writing fails, dropping this abandons the request.
         let in_flight = InFlight {
             id,
             api,
@@ -365,7 +373,7 @@ impl BrokerConnection {
             timeout: self.request_timeout,
             _response: PhantomData,
         };
-        self.write(&frame, api).await?;
+        self.write(req, api, version, id).await?;
         Ok(in_flight)
     }
 
@@ -382,8 +390,7 @@ impl BrokerConnection {
             st.next_correlation_id = id.checked_add(1).unwrap_or(0);
             id
         };
-        let frame = self.encode(req, api, version, id)?;
-        self.write(&frame, api).await
+        self.write(req, api, version, id).await
     }
 
     /// Waits for a free in-flight slot. Slots free up as answers arrive (the reader task
@@ -405,13 +412,20 @@ impl BrokerConnection {
         }
     }
 
-    fn encode<R: Request>(
+    /// Encodes a request and writes the frame whole. A failed or stalled write breaks the
+    /// connection, since the broker may have seen part of it.
+    async fn write<R: Request>(
         &self,
         req: &R,
         api: ApiKey,
         version: i16,
         id: i32,
-    ) -> Result<Bytes, ClientError> {
+    ) -> Result<(), ClientError> {
+        let mut w = self.writer.lock().await;
+        if let Some(e) = self.shared.broken() {
+            return Err(e);
+        }
+        let Writer { half, buf } = &mut *w;
         let header = RequestHeader::default()
             .with_request_api_key(api as i16)
             .with_request_api_version(version)
@@ -419,23 +433,18 @@ impl BrokerConnection {
             .with_client_id(Some(self.client_id.clone()));
         // A request the codec refuses is this client's bug (a field set that the version
         // lacks); report it rather than panic.
-        encode_request(&header, req).map_err(|e| {
+        encode_request_into(buf, &header, req).map_err(|e| {
             ClientError::InvalidArgument(format!("cannot encode {api:?} v{version}: {e}"))
-        })
-    }
-
-    /// Writes one frame whole; a failed or stalled write breaks the connection, since the
-    /// broker may have seen part of it.
-    async fn write(&self, frame: &[u8], api: ApiKey) -> Result<(), ClientError> {
-        let mut w = self.writer.lock().await;
-        if let Some(e) = self.shared.broken() {
-            return Err(e);
-        }
+        })?;
         let io = async {
-            w.write_all(frame).await?;
-            w.flush().await
+            half.write_all(buf).await?;
+            half.flush().await
         };
-        match tokio::time::timeout(self.request_timeout, io).await {
+        let written = tokio::time::timeout(self.request_timeout, io).await;
+        if buf.capacity() > FRAME_BUFFER_KEEP_MAX {
+            *buf = BytesMut::new();
+        }
+        match written {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(self.fail(ClientError::Disconnected {
                 addr: self.addr.clone(),

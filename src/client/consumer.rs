@@ -337,7 +337,7 @@ impl Consumer {
                 let Some(r) = st.buffer.pop_front() else {
                     break;
                 };
-                st.position = Some(r.offset + 1);
+                st.position = Some(r.offset.saturating_add(1));
                 out.push(r);
                 took = true;
             }

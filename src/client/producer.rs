@@ -240,7 +240,7 @@ impl Delivery {
             offset: if ack.base_offset < 0 {
                 -1
             } else {
-                ack.base_offset + i64::from(self.index)
+                ack.base_offset.saturating_add(i64::from(self.index))
             },
             timestamp: if ack.log_append_time_ms >= 0 {
                 ack.log_append_time_ms
@@ -395,7 +395,7 @@ impl Producer {
             partition,
             new,
             size,
-            crate::env::monotonic_now(),
+            crate::env::monotonic_now,
         );
         let (rx, index, wake) = match appended {
             Ok(a) => a,
@@ -461,6 +461,11 @@ impl Producer {
         let sh = self.shared();
         let n = u32::try_from(size)
             .map_err(|_| ClientError::InvalidArgument("record too large".into()))?;
+        // The common case, room available, without arming a timer.
+        if let Ok(permit) = sh.memory.try_acquire_many(n) {
+            permit.forget();
+            return Ok(());
+        }
         let max_block = Duration::from_millis(sh.config.max_block_ms);
         match tokio::time::timeout(max_block, sh.memory.acquire_many(n)).await {
             // The permits come back when the batch is done.
@@ -514,3 +519,6 @@ impl Drop for FlushGuard<'_> {
         self.0.acc().end_flush();
     }
 }
+
+#[cfg(test)]
+mod tests;

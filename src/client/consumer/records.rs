@@ -90,7 +90,8 @@ fn read_batch(
     let share = |s: &[u8]| body.slice_ref(s);
     for record in RecordIter::new(header, &body) {
         let r = record?;
-        let offset = header.base_offset + i64::from(r.offset_delta);
+        // Broker-supplied numbers: saturate rather than overflow.
+        let offset = header.base_offset.saturating_add(i64::from(r.offset_delta));
         if offset < position {
             continue;
         }
@@ -185,6 +186,16 @@ mod tests {
         assert_eq!(d.next_offset, 1);
         // Nothing at all.
         assert_eq!(decode(&t, 0, &Bytes::new(), 5).unwrap().next_offset, 5);
+        // A base offset at the very end of the range saturates instead of overflowing.
+        let d = decode(
+            &t,
+            0,
+            &Bytes::from(batch(i64::MAX - 1, &["a", "b", "c"])),
+            0,
+        )
+        .unwrap();
+        assert_eq!(d.records.last().unwrap().offset, i64::MAX);
+        assert_eq!(d.next_offset, i64::MAX);
     }
 
     #[test]

@@ -164,14 +164,15 @@ impl Accumulator {
     /// Adds a record of `size` bytes (as [`record_size_max`] bounds it) to the partition's
     /// last batch, or to a new one if it does not fit. Returns the batch's outcome channel,
     /// the record's index in the batch, and whether the sender should look again (a batch
-    /// was created or filled).
+    /// was created or filled). `now` is read only when a batch is created: the clock costs
+    /// more than the rest of an append.
     pub fn append(
         &mut self,
         topic: &str,
         partition: i32,
         record: NewRecord,
         size: usize,
-        now: Instant,
+        now: impl FnOnce() -> Instant,
     ) -> Result<(watch::Receiver<Option<BatchOutcome>>, i32, bool), ClientError> {
         if self.closed {
             return Err(ClientError::Closed);
@@ -201,7 +202,7 @@ impl Accumulator {
             producer: ProducerFields::NONE,
             record_count: 1,
             size_bytes: BATCH_HEADER_BYTES + size,
-            created: now,
+            created: now(),
             attempts: 0,
             retry_at: None,
             memory_bytes: size,

@@ -61,7 +61,7 @@ fn record(value_len: usize) -> NewRecord {
 fn add(acc: &mut Accumulator, partition: i32, value_len: usize, now: Instant) -> (i32, bool) {
     let r = record(value_len);
     let size = record_size_max(&r);
-    let (_, index, wake) = acc.append("t", partition, r, size, now).unwrap();
+    let (_, index, wake) = acc.append("t", partition, r, size, || now).unwrap();
     (index, wake)
 }
 
@@ -114,7 +114,7 @@ fn a_batch_waits_for_linger_unless_full_flushing_or_closing() {
     );
     acc.close();
     assert_eq!(acc.ready(t0, &md).brokers, vec![0, 1]);
-    assert!(acc.append("t", 0, record(1), 41, t0).is_err());
+    assert!(acc.append("t", 0, record(1), 41, || t0).is_err());
 }
 
 #[test]
