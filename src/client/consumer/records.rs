@@ -88,8 +88,20 @@ fn read_batch(
         Cow::Owned(v) => Bytes::from(v),
     };
     let share = |s: &[u8]| body.slice_ref(s);
-    for record in RecordIter::new(header, &body) {
+    let mut previous = None;
+    for (index, record) in RecordIter::new(header, &body).enumerate() {
         let r = record?;
+        // A batch whose record offsets go backwards or past its end would break the
+        // consumer's promise of offset order; the CRC cannot catch a broker that wrote it so.
+        if previous.is_some_and(|p| r.offset_delta <= p)
+            || r.offset_delta > header.last_offset_delta
+        {
+            return Err(BatchError::BadRecord {
+                index,
+                reason: "offset delta out of sequence",
+            });
+        }
+        previous = Some(r.offset_delta);
         // Broker-supplied numbers: saturate rather than overflow.
         let offset = header.base_offset.saturating_add(i64::from(r.offset_delta));
         if offset < position {
@@ -221,6 +233,20 @@ mod tests {
         assert!(matches!(
             decode(&t, 0, &Bytes::from(data), 0),
             Err(ClientError::Corrupt { .. })
+        ));
+        // Records whose offsets go backwards, under a valid CRC.
+        let mut data = batch(0, &["a", "b"]);
+        let second =
+            crate::log::batch::HEADER_LEN + 1 + (data[crate::log::batch::HEADER_LEN] as usize >> 1);
+        data[second + 3] = 0; // offset delta 0 again
+        let crc = crate::log::batch::compute_crc(&data);
+        data[field::CRC..field::CRC + 4].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            decode(&t, 0, &Bytes::from(data), 0),
+            Err(ClientError::Corrupt {
+                reason: BatchError::BadRecord { index: 1, .. },
+                ..
+            })
         ));
         // Garbage of every short length never panics.
         for n in 0..80 {
