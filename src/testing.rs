@@ -172,7 +172,6 @@ pub fn fuzz_segment_recovery(data: &[u8]) {
 /// increasing offset order, or into an error.
 pub fn fuzz_client_response(data: &[u8]) {
     use crate::client::connection::decode_body;
-    use crate::client::consumer::records;
     use kafka_protocol::messages::*;
     let bytes = bytes::Bytes::copy_from_slice(data);
     let topic: Arc<str> = Arc::from("t");

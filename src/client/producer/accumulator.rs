@@ -401,18 +401,6 @@ impl Accumulator {
                 .values()
                 .all(|ps| ps.values().all(VecDeque::is_empty))
     }
-
-    /// Closes and takes every queued batch, to fail them (the producer is going away).
-    pub fn abort(&mut self) -> Vec<ProducerBatch> {
-        self.closed = true;
-        let mut out = Vec::new();
-        for parts in self.queues.values_mut() {
-            for queue in parts.values_mut() {
-                out.extend(queue.drain(..));
-            }
-        }
-        out
-    }
 }
 
 #[cfg(test)]
