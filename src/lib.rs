@@ -13,10 +13,14 @@
 //! - [`cluster`]: the metadata log (topics, ids, partition counts, configs) and its state.
 //! - [`config`]: broker and topic configuration, with Kafka's names and defaults.
 //! - [`broker`]: connections, request dispatch, one module per Kafka API.
+//! - [`client`]: runnel's own Kafka client (admin, producer, consumer), through the seam.
+//! - [`cli`]: the client commands of the `runnel` binary (topic, produce, consume, perf).
 //!
 //! `docs/` holds the design, the on-disk formats byte by byte, and the simulator's guide.
 
 pub mod broker;
+pub mod cli;
+pub mod client;
 pub mod cluster;
 pub mod codec;
 pub mod config;

@@ -37,6 +37,8 @@ enum Command {
         #[arg(long = "override", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
     },
+    #[command(flatten)]
+    Client(runnel::cli::ClientCommand),
 }
 
 fn init_tracing() {
@@ -80,6 +82,9 @@ fn main() -> anyhow::Result<()> {
                 tracing::warn!("{w}");
             }
             rt.block_on(run_broker(config))
+        }
+        Command::Client(command) => {
+            std::process::exit(rt.block_on(runnel::cli::run(command, Env::real())))
         }
     }
 }

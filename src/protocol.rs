@@ -8,7 +8,7 @@ pub mod versions;
 
 pub use frame::{FrameError, read_frame};
 pub use request::{
-    CodecError, RequestError, RequestFrame, encode_request, encode_response, parse_request,
-    parse_response_header,
+    CodecError, RequestError, RequestFrame, encode_request, encode_request_into, encode_response,
+    parse_request, parse_response_header,
 };
 pub use versions::{SUPPORTED_APIS, supported_range};

@@ -55,6 +55,11 @@ fn request_decode_corpus() {
     replay("request_decode", testing::fuzz_request_decode, 3);
 }
 
+#[test]
+fn client_response_corpus() {
+    replay("client_response", testing::fuzz_client_response, 2);
+}
+
 /// Writes the seed corpus: valid inputs for the fuzzers to mutate. Run with
 /// `cargo test --test fuzz_corpus -- --ignored write_seed_corpus` after a format change.
 #[test]
@@ -111,6 +116,18 @@ fn write_seed_corpus() {
     let mut torn = piece(&seg0[..seg0.len() - 3]);
     torn.extend(piece(&[]));
     write("segment_recovery", "torn_tail", &torn);
+    // Fetched records as a Fetch v12 body carries them, and the bare records.
+    use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+    use kafka_protocol::protocol::Encodable;
+    let fetch = kafka_protocol::messages::FetchResponse::default().with_responses(vec![
+        FetchableTopicResponse::default().with_partitions(vec![
+            PartitionData::default().with_records(Some(two.clone().into())),
+        ]),
+    ]);
+    let mut body = bytes::BytesMut::new();
+    fetch.encode(&mut body, 12).unwrap();
+    write("client_response", "fetch_v12", &body);
+    write("client_response", "records", &two);
 }
 
 /// Valid request frames of every supported API, for the request decoder to mutate.

@@ -233,7 +233,9 @@ impl SimConfig {
 
         let mut r = stream(seed, "disk+net");
         let block_size = pick(&mut r, &[1, 64, 512, 4096]);
-        let sync_probability = pick(&mut r, &[0.0, 0.01, 0.1]);
+        // Never zero: a real OS writes dirty pages back within seconds, and turmoil's cost grows
+        // with the writes left pending.
+        let sync_probability = pick(&mut r, &[0.002, 0.01, 0.1]);
         let min_latency = Duration::from_micros(pick(&mut r, &[0, 100, 500]));
         let max_latency = min_latency + Duration::from_micros(pick(&mut r, &[100, 2_000, 10_000]));
         let fault_phase = Duration::from_secs(r.random_range(5..=15));

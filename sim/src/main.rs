@@ -40,6 +40,14 @@ fn parse_range(s: &str) -> Option<(u64, u64)> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // RUST_LOG shows the simulated broker's and clients' own logs (simulated time is in the
+    // trace; these lines carry the machine's time).
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let planted_bug = match args.planted_bug.as_deref() {
         None => None,
         Some("lying-fsync") => Some(PlantedBug::LyingFsync),

@@ -11,10 +11,11 @@ use crate::checker::{self, Anomaly, Verdict};
 use crate::config::{Fault, SimConfig};
 use crate::env::{DiskFaults, DiskSwitches, epoch, sim_env};
 use crate::history::{Event, History, Micros, Promise, Tp};
+use kafka_protocol::error::ResponseError;
 use runnel::client::admin::{Admin, NewTopic, OffsetSpec};
 use runnel::client::consumer::{Consumer, ConsumerConfig, OffsetReset};
 use runnel::client::producer::{Acks, Producer, ProducerConfig, ProducerRecord};
-use runnel::client::{ClientConfig, TopicPartition};
+use runnel::client::{ClientConfig, ClientError, TopicPartition};
 use runnel::config::{BrokerConfig, CliOverrides};
 use runnel::env::SharedRng;
 use std::collections::{BTreeMap, VecDeque};
@@ -77,7 +78,12 @@ impl Outcome {
             Outcome::Pass => "pass".into(),
             Outcome::Safety(v) => format!(
                 "safety violation: {}",
-                v.iter().map(|a| a.kind.to_string()).collect::<std::collections::BTreeSet<_>>().into_iter().collect::<Vec<_>>().join(", ")
+                v.iter()
+                    .map(|a| a.kind.to_string())
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             Outcome::Liveness(why) => format!("liveness violation: {why}"),
             Outcome::Panic(why) => format!("panic: {why}"),
@@ -115,8 +121,16 @@ fn now() -> Micros {
 }
 
 fn record(shared: &SharedRef, event: Event) {
-    let at = now();
-    shared.lock().unwrap_or_else(|e| e.into_inner()).history.push(at, event);
+    record_at(shared, now(), event);
+}
+
+/// Records an event at `at`: the driver, outside every host, must give the time itself.
+fn record_at(shared: &SharedRef, at: Micros, event: Event) {
+    shared
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .history
+        .push(at, event);
 }
 
 /// A record value that carries its own checksum, so corruption is visible to consumers.
@@ -148,11 +162,17 @@ fn effective(cfg: &SimConfig, topic: &str, topic_key: &str, broker_key: &str) ->
     cfg.topics
         .iter()
         .find(|t| t.name == topic)
-        .and_then(|t| t.configs.iter().find(|(k, _)| k == topic_key).map(|(_, v)| v.clone()))
-        .or_else(|| {
-            cfg.broker_overrides
+        .and_then(|t| {
+            t.configs
                 .iter()
-                .find_map(|o| o.strip_prefix(&format!("{broker_key}=")).map(str::to_string))
+                .find(|(k, _)| k == topic_key)
+                .map(|(_, v)| v.clone())
+        })
+        .or_else(|| {
+            cfg.broker_overrides.iter().find_map(|o| {
+                o.strip_prefix(&format!("{broker_key}="))
+                    .map(str::to_string)
+            })
         })
 }
 
@@ -170,7 +190,9 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> RunResult {
         .tick_duration(Duration::from_millis(1))
         .min_message_latency(cfg.min_latency)
         .max_message_latency(cfg.max_latency);
-    b.fs().block_size(cfg.block_size).sync_probability(cfg.sync_probability);
+    b.fs()
+        .block_size(cfg.block_size)
+        .sync_probability(cfg.sync_probability);
     let mut sim = b.build();
 
     let shared: SharedRef = Arc::new(Mutex::new(Shared::default()));
@@ -178,17 +200,27 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> RunResult {
         let mut s = shared.lock().unwrap();
         for p in &cfg.producers {
             s.history.idempotent.insert(p.name.clone(), p.idempotent);
-            s.history.ordered.insert(p.name.clone(), p.max_in_flight == 1);
+            s.history
+                .ordered
+                .insert(p.name.clone(), p.max_in_flight == 1);
         }
         for t in &cfg.topics {
-            let caching = effective(&cfg, &t.name, "write.caching", "write.caching").as_deref() == Some("true");
+            let caching = effective(&cfg, &t.name, "write.caching", "write.caching").as_deref()
+                == Some("true");
             s.history.write_caching.insert(t.name.clone(), caching);
         }
     }
     let switches = Arc::new(DiskSwitches::default());
     let starts = Arc::new(AtomicU32::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    add_broker(&mut sim, &cfg, opts, switches.clone(), starts.clone(), shared.clone());
+    add_broker(
+        &mut sim,
+        &cfg,
+        opts,
+        switches.clone(),
+        starts.clone(),
+        shared.clone(),
+    );
     add_setup(&mut sim, &cfg, shared.clone());
     for (i, _) in cfg.producers.iter().enumerate() {
         add_producer(&mut sim, &cfg, i, shared.clone(), stop.clone());
@@ -202,7 +234,9 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> RunResult {
     let history = std::mem::take(&mut shared.lock().unwrap_or_else(|e| e.into_inner()).history);
     let verdict = checker::check(&history);
     let outcome = match outcome {
-        Outcome::Pass if !verdict.violations.is_empty() => Outcome::Safety(verdict.violations.clone()),
+        Outcome::Pass if !verdict.violations.is_empty() => {
+            Outcome::Safety(verdict.violations.clone())
+        }
         other => other,
     };
     let trace_hash = history.hash() ^ simulated.as_micros() as u64;
@@ -249,7 +283,7 @@ fn drive(
             sim.set_max_message_latency(cfg.max_latency);
             switches.io_error_per_mille.store(0, Ordering::SeqCst);
             switches.full.store(false, Ordering::SeqCst);
-            record(shared, Event::Healed);
+            record_at(shared, t.as_micros() as Micros, Event::Healed);
             healed = true;
         }
         if healed && t >= cfg.fault_phase + CALM {
@@ -287,6 +321,7 @@ fn apply(
     held: &mut Vec<String>,
     partitioned: &mut Vec<String>,
 ) {
+    let at = sim.elapsed().as_micros() as Micros;
     match fault {
         Fault::Partition { client } => {
             sim.partition(client.as_str(), BROKER);
@@ -312,13 +347,27 @@ fn apply(
         Fault::Restart => sim.bounce(BROKER),
         Fault::PowerLoss => {
             sim.crash(BROKER);
-            record(shared, Event::PowerLoss { host: BROKER.into() });
+            record_at(
+                shared,
+                at,
+                Event::PowerLoss {
+                    host: BROKER.into(),
+                },
+            );
             sim.bounce(BROKER);
         }
-        Fault::IoErrors { per_mille } => switches.io_error_per_mille.store(*per_mille, Ordering::SeqCst),
+        Fault::IoErrors { per_mille } => switches
+            .io_error_per_mille
+            .store(*per_mille, Ordering::SeqCst),
         Fault::DiskFull { full } => switches.full.store(*full, Ordering::SeqCst),
     }
-    record(shared, Event::Fault { description: fault.to_string() });
+    record_at(
+        shared,
+        at,
+        Event::Fault {
+            description: fault.to_string(),
+        },
+    );
 }
 
 /// The broker host: starts the real broker on the simulated seam, and starts it again if it
@@ -335,14 +384,20 @@ fn add_broker(
     let seed = cfg.seed;
     let lying = opts.planted_bug == Some(PlantedBug::LyingFsync);
     sim.host(BROKER, move || {
-        let (overrides, switches, starts, _shared) = (overrides.clone(), switches.clone(), starts.clone(), shared.clone());
+        let (overrides, switches, starts, _shared) = (
+            overrides.clone(),
+            switches.clone(),
+            starts.clone(),
+            shared.clone(),
+        );
         async move {
             let cli = CliOverrides {
                 listen: Some("0.0.0.0:9092".into()),
                 advertised: Some(BROKER_ADDR.into()),
                 data_dir: Some("/data".into()),
             };
-            let (config, _) = BrokerConfig::load(None, &overrides, &cli).map_err(|e| e.to_string())?;
+            let (config, _) =
+                BrokerConfig::load(None, &overrides, &cli).map_err(|e| e.to_string())?;
             loop {
                 let n = starts.fetch_add(1, Ordering::SeqCst);
                 let faults = DiskFaults {
@@ -383,27 +438,48 @@ fn add_setup(sim: &mut turmoil::Sim<'_>, cfg: &SimConfig, shared: SharedRef) {
                 }
             }
         }
-        shared.lock().unwrap_or_else(|e| e.into_inner()).topics_ready = true;
+        shared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .topics_ready = true;
         Ok(())
     });
 }
 
 async fn wait_for_topics(shared: &SharedRef) {
-    while !shared.lock().unwrap_or_else(|e| e.into_inner()).topics_ready {
+    while !shared
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .topics_ready
+    {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 /// A producer client: sends numbered values to random partitions, up to `max_in_flight`
 /// outstanding, recording every invocation and outcome.
-fn add_producer(sim: &mut turmoil::Sim<'_>, cfg: &SimConfig, i: usize, shared: SharedRef, stop: Arc<AtomicBool>) {
+fn add_producer(
+    sim: &mut turmoil::Sim<'_>,
+    cfg: &SimConfig,
+    i: usize,
+    shared: SharedRef,
+    stop: Arc<AtomicBool>,
+) {
     let spec = cfg.producers[i].clone();
     let topics: Vec<(String, i32, bool)> = cfg
         .topics
         .iter()
         .map(|t| {
-            let caching = effective(cfg, &t.name, "write.caching", "write.caching").as_deref() == Some("true");
-            let flush_each = effective(cfg, &t.name, "flush.messages", "log.flush.interval.messages").as_deref() == Some("1");
+            let caching = effective(cfg, &t.name, "write.caching", "write.caching").as_deref()
+                == Some("true");
+            let flush_each = effective(
+                cfg,
+                &t.name,
+                "flush.messages",
+                "log.flush.interval.messages",
+            )
+            .as_deref()
+                == Some("1");
             let durable = flush_each || (spec.acks == -1 && !caching);
             (t.name.clone(), t.partitions, durable)
         })
@@ -413,7 +489,10 @@ fn add_producer(sim: &mut turmoil::Sim<'_>, cfg: &SimConfig, i: usize, shared: S
         wait_for_topics(&shared).await;
         let rng = SharedRng::seeded(seed ^ (0x9f0d << 8) ^ i as u64);
         let env = sim_env(DiskFaults::default(), rng.fork());
-        let mut pc = ProducerConfig::new(client_config(&spec.name));
+        let mut pc = ProducerConfig {
+            client: client_config(&spec.name),
+            ..ProducerConfig::default()
+        };
         pc.acks = match spec.acks {
             -1 => Acks::All,
             0 => Acks::None,
@@ -428,19 +507,38 @@ fn add_producer(sim: &mut turmoil::Sim<'_>, cfg: &SimConfig, i: usize, shared: S
         let mut outstanding = futures_util::stream::FuturesUnordered::new();
         let mut n = 0u64;
         while !stop.load(Ordering::SeqCst) {
-            let (topic, partitions, durable) = &topics[rng.gen_range(0..topics.len() as u64) as usize];
+            let (topic, partitions, durable) =
+                &topics[rng.gen_range(0..topics.len() as u64) as usize];
             let partition = rng.gen_range(0..*partitions as u64) as i32;
             let value = value_for(&spec.name, n);
             n += 1;
-            let tp = Tp { topic: topic.clone(), partition };
-            record(&shared, Event::SendInvoke { process: spec.name.clone(), tp: tp.clone(), value: value.clone() });
-            let rec = ProducerRecord::new(topic.clone(), value.clone().into_bytes()).with_partition(partition);
+            let tp = Tp {
+                topic: topic.clone(),
+                partition,
+            };
+            record(
+                &shared,
+                Event::SendInvoke {
+                    process: spec.name.clone(),
+                    tp: tp.clone(),
+                    value: value.clone(),
+                },
+            );
+            let rec = ProducerRecord::new(topic.clone(), value.clone().into_bytes())
+                .with_partition(partition);
             match producer.submit(rec).await {
                 Ok(delivery) => {
                     let promise = Promise { durable: *durable };
                     outstanding.push(async move { (tp, value, promise, delivery.wait().await) });
                 }
-                Err(e) => record_outcome(&shared, &spec.name, tp, value, Promise { durable: *durable }, Err(e)),
+                Err(e) => record_outcome(
+                    &shared,
+                    &spec.name,
+                    tp,
+                    value,
+                    Promise { durable: *durable },
+                    Err(e),
+                ),
             }
             while outstanding.len() >= spec.max_in_flight * spec.batch_records.max(1) {
                 use futures_util::StreamExt;
@@ -455,7 +553,10 @@ fn add_producer(sim: &mut turmoil::Sim<'_>, cfg: &SimConfig, i: usize, shared: S
             record_outcome(&shared, &spec.name, tp, value, promise, result);
         }
         producer.close().await;
-        shared.lock().unwrap_or_else(|e| e.into_inner()).producers_done += 1;
+        shared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .producers_done += 1;
         Ok(())
     });
 }
@@ -466,29 +567,77 @@ fn record_outcome(
     tp: Tp,
     value: String,
     promise: Promise,
-    result: Result<runnel::client::producer::RecordMetadata, runnel::client::ClientError>,
+    result: Result<runnel::client::producer::RecordMetadata, ClientError>,
 ) {
     let process = process.to_string();
     let event = match result {
-        Ok(md) => Event::SendOk { process, tp, value, offset: md.offset, promise },
-        Err(e) if e.outcome_unknown() => Event::SendInfo { process, tp, value, error: e.to_string() },
-        Err(e) => Event::SendFail { process, tp, value, error: e.to_string() },
+        Ok(md) => Event::SendOk {
+            process,
+            tp,
+            value,
+            offset: md.offset,
+            promise,
+        },
+        Err(e) if definitely_not_written(&e) => Event::SendFail {
+            process,
+            tp,
+            value,
+            error: e.to_string(),
+        },
+        Err(e) => Event::SendInfo {
+            process,
+            tp,
+            value,
+            error: e.to_string(),
+        },
     };
     record(shared, event);
 }
 
+/// Whether a failed send certainly left nothing in the log. Only a batch the broker refused
+/// as invalid qualifies: for any other error an earlier attempt of the same send, retried by
+/// the client, may have been written.
+fn definitely_not_written(e: &ClientError) -> bool {
+    matches!(
+        e.code(),
+        Some(
+            ResponseError::MessageTooLarge
+                | ResponseError::CorruptMessage
+                | ResponseError::InvalidRecord
+                | ResponseError::InvalidTimestamp
+                | ResponseError::RecordListTooLarge
+        )
+    )
+}
+
 /// A consumer client: reads every partition of its topics from the start while the workload
 /// runs, then, once every producer is done, reads each partition to its end.
-fn add_consumer(sim: &mut turmoil::Sim<'_>, cfg: &SimConfig, i: usize, shared: SharedRef, stop: Arc<AtomicBool>) {
+fn add_consumer(
+    sim: &mut turmoil::Sim<'_>,
+    cfg: &SimConfig,
+    i: usize,
+    shared: SharedRef,
+    stop: Arc<AtomicBool>,
+) {
     let spec = cfg.consumers[i].clone();
-    let topics: Vec<(String, i32)> = cfg.topics.iter().map(|t| (t.name.clone(), t.partitions)).collect();
+    let topics: Vec<(String, i32)> = cfg
+        .topics
+        .iter()
+        .map(|t| (t.name.clone(), t.partitions))
+        .collect();
     let producers = cfg.producers.len();
     let seed = cfg.seed;
     sim.client(spec.name.clone(), async move {
         wait_for_topics(&shared).await;
-        let env = sim_env(DiskFaults::default(), SharedRng::seeded(seed ^ (0xc0 << 8) ^ i as u64));
+        let env = sim_env(
+            DiskFaults::default(),
+            SharedRng::seeded(seed ^ (0xc0 << 8) ^ i as u64),
+        );
         let admin = Admin::new(env.clone(), client_config(&spec.name))?;
-        let mut cc = ConsumerConfig::new(client_config(&spec.name));
+        let mut cc = ConsumerConfig {
+            client: client_config(&spec.name),
+            ..ConsumerConfig::default()
+        };
         cc.auto_offset_reset = OffsetReset::None;
         cc.max_partition_fetch_bytes = spec.partition_max_bytes;
         cc.fetch_max_wait_ms = 100;
@@ -503,15 +652,49 @@ fn add_consumer(sim: &mut turmoil::Sim<'_>, cfg: &SimConfig, i: usize, shared: S
         let mut final_ends: Option<BTreeMap<TopicPartition, i64>> = None;
         loop {
             let done_producing = stop.load(Ordering::SeqCst)
-                && shared.lock().unwrap_or_else(|e| e.into_inner()).producers_done == producers;
+                && shared
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .producers_done
+                    == producers;
             if done_producing && final_ends.is_none() {
-                match admin.list_offsets(&tps, OffsetSpec::Latest).await {
-                    Ok(ends) => final_ends = Some(ends.into_iter().map(|(tp, l)| (tp, l.offset)).collect()),
-                    Err(_) => continue,
+                let (Ok(starts), Ok(ends)) = (
+                    admin
+                        .list_offsets(&with_spec(&tps, OffsetSpec::Earliest))
+                        .await,
+                    admin
+                        .list_offsets(&with_spec(&tps, OffsetSpec::Latest))
+                        .await,
+                ) else {
+                    continue;
+                };
+                // The final read starts over from the log start: after a power loss took back
+                // cached writes, new ones reuse their offsets, below where this consumer was.
+                for tp in &tps {
+                    let start = starts[tp].offset;
+                    if consumer.seek(tp, start).is_ok() {
+                        next.insert(tp.clone(), start);
+                        let t = Tp {
+                            topic: tp.topic.to_string(),
+                            partition: tp.partition,
+                        };
+                        record(
+                            &shared,
+                            Event::Seek {
+                                process: spec.name.clone(),
+                                tp: t,
+                                offset: start,
+                            },
+                        );
+                    }
                 }
+                final_ends = Some(ends.into_iter().map(|(tp, l)| (tp, l.offset)).collect());
             }
             if let Some(ends) = &final_ends {
-                if tps.iter().all(|tp| next.get(tp).copied().unwrap_or(0) >= ends[tp]) {
+                if tps
+                    .iter()
+                    .all(|tp| next.get(tp).copied().unwrap_or(0) >= ends[tp])
+                {
                     break;
                 }
             }
@@ -524,10 +707,16 @@ fn add_consumer(sim: &mut turmoil::Sim<'_>, cfg: &SimConfig, i: usize, shared: S
             }
         }
         // Records below the log start were deleted by retention, not lost.
-        if let Ok(starts) = admin.list_offsets(&tps, OffsetSpec::Earliest).await {
+        if let Ok(starts) = admin
+            .list_offsets(&with_spec(&tps, OffsetSpec::Earliest))
+            .await
+        {
             let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
             for (tp, l) in starts {
-                let key = Tp { topic: tp.topic.to_string(), partition: tp.partition };
+                let key = Tp {
+                    topic: tp.topic.to_string(),
+                    partition: tp.partition,
+                };
                 let e = s.history.log_start.entry(key).or_insert(l.offset);
                 *e = (*e).max(l.offset);
             }
@@ -535,6 +724,10 @@ fn add_consumer(sim: &mut turmoil::Sim<'_>, cfg: &SimConfig, i: usize, shared: S
         }
         Ok(())
     });
+}
+
+fn with_spec(tps: &[TopicPartition], spec: OffsetSpec) -> Vec<(TopicPartition, OffsetSpec)> {
+    tps.iter().map(|tp| (tp.clone(), spec)).collect()
 }
 
 /// Puts every partition whose position is unknown or outside the log at the log start, and
@@ -549,8 +742,12 @@ async fn reposition(
 ) {
     loop {
         let (Ok(starts), Ok(ends)) = (
-            admin.list_offsets(tps, OffsetSpec::Earliest).await,
-            admin.list_offsets(tps, OffsetSpec::Latest).await,
+            admin
+                .list_offsets(&with_spec(tps, OffsetSpec::Earliest))
+                .await,
+            admin
+                .list_offsets(&with_spec(tps, OffsetSpec::Latest))
+                .await,
         ) else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
@@ -562,8 +759,18 @@ async fn reposition(
                 let to = start;
                 if consumer.seek(tp, to).is_ok() {
                     next.insert(tp.clone(), to);
-                    let t = Tp { topic: tp.topic.to_string(), partition: tp.partition };
-                    record(shared, Event::Seek { process: name.into(), tp: t, offset: to });
+                    let t = Tp {
+                        topic: tp.topic.to_string(),
+                        partition: tp.partition,
+                    };
+                    record(
+                        shared,
+                        Event::Seek {
+                            process: name.into(),
+                            tp: t,
+                            offset: to,
+                        },
+                    );
                 }
             }
         }
@@ -579,16 +786,41 @@ fn record_polls(
 ) {
     let mut by_tp: BTreeMap<Tp, Vec<(i64, String)>> = BTreeMap::new();
     for r in records {
-        let tp = Tp { topic: r.topic.to_string(), partition: r.partition };
-        let value = r.value.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
+        let tp = Tp {
+            topic: r.topic.to_string(),
+            partition: r.partition,
+        };
+        let value = r
+            .value
+            .as_ref()
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default();
         if !value_ok(&value) {
-            record(shared, Event::Corrupt { process: name.into(), tp: tp.clone(), offset: r.offset, detail: format!("value {value:?}") });
+            record(
+                shared,
+                Event::Corrupt {
+                    process: name.into(),
+                    tp: tp.clone(),
+                    offset: r.offset,
+                    detail: format!("value {value:?}"),
+                },
+            );
         }
-        next.insert(TopicPartition::new(r.topic.to_string(), r.partition), r.offset + 1);
+        next.insert(
+            TopicPartition::new(r.topic.to_string(), r.partition),
+            r.offset + 1,
+        );
         by_tp.entry(tp).or_default().push((r.offset, value));
     }
     for (tp, records) in by_tp {
-        record(shared, Event::Poll { process: name.into(), tp, records });
+        record(
+            shared,
+            Event::Poll {
+                process: name.into(),
+                tp,
+                records,
+            },
+        );
     }
 }
 
@@ -626,9 +858,19 @@ fn report(r: &RunResult, opts: &RunOptions) {
                 if anomalies.len() > 20 {
                     println!("  ... and {} more", anomalies.len() - 20);
                 }
-                let at = anomalies.iter().map(|a| a.at).filter(|t| *t > 0).min().unwrap_or(0);
+                let at = anomalies
+                    .iter()
+                    .map(|a| a.at)
+                    .filter(|t| *t > 0)
+                    .min()
+                    .unwrap_or(0);
                 println!("last events before it:");
-                let before: Vec<_> = r.history.entries.iter().filter(|e| e.at <= at.max(1)).collect();
+                let before: Vec<_> = r
+                    .history
+                    .entries
+                    .iter()
+                    .filter(|e| e.at <= at.max(1))
+                    .collect();
                 for e in before.iter().rev().take(15).rev() {
                     println!("  {e}");
                 }

@@ -314,8 +314,35 @@ impl Disk for MemDisk {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut s = self.lock();
         MemDisk::check_parent(&s, to)?;
-        let inode = s.files.remove(from).ok_or_else(|| not_found(from))?;
-        s.files.insert(to.to_path_buf(), inode);
+        if let Some(inode) = s.files.remove(from) {
+            s.files.insert(to.to_path_buf(), inode);
+            return Ok(());
+        }
+        if !s.dirs.contains(from) {
+            return Err(not_found(from));
+        }
+        // A directory: everything under it moves with it.
+        let moved = |p: &Path| to.join(p.strip_prefix(from).expect("under from"));
+        let files: Vec<_> = s
+            .files
+            .keys()
+            .filter(|p| p.starts_with(from))
+            .cloned()
+            .collect();
+        for p in files {
+            let inode = s.files.remove(&p).expect("listed");
+            s.files.insert(moved(&p), inode);
+        }
+        let dirs: Vec<_> = s
+            .dirs
+            .iter()
+            .filter(|p| p.starts_with(from))
+            .cloned()
+            .collect();
+        for p in dirs {
+            s.dirs.remove(&p);
+            s.dirs.insert(moved(&p));
+        }
         Ok(())
     }
 
@@ -423,6 +450,21 @@ mod tests {
             lens.insert(got.len());
         }
         assert!(lens.len() > 2, "torn lengths vary: {lens:?}");
+    }
+
+    #[test]
+    fn directories_rename_with_their_contents() {
+        let disk = MemDisk::new();
+        block_on(create_dir_durable(&disk, Path::new("/d/a"))).unwrap();
+        disk.open(Path::new("/d/a/f"), FileMode::Create)
+            .unwrap()
+            .write_at(b"x", 0)
+            .unwrap();
+        disk.rename(Path::new("/d/a"), Path::new("/d/b")).unwrap();
+        assert!(!disk.exists(Path::new("/d/a")) && !disk.exists(Path::new("/d/a/f")));
+        assert_eq!(disk.read_file(Path::new("/d/b/f")).unwrap(), b"x");
+        disk.remove_dir_all(Path::new("/d/b")).unwrap();
+        assert!(!disk.exists(Path::new("/d/b/f")));
     }
 
     #[test]

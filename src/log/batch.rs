@@ -692,7 +692,21 @@ pub fn encode_batch(records: &[NewRecord], producer: ProducerFields) -> Vec<u8> 
         .map(|r| r.timestamp)
         .max()
         .unwrap_or(NO_TIMESTAMP);
-    let mut out = vec![0u8; HEADER_LEN];
+    // Sized up front (records add at most 40 bytes beyond their contents): a producer's
+    // batch is up to a megabyte, and growing by doubling would copy it repeatedly.
+    let contents: usize = records
+        .iter()
+        .map(|r| {
+            let headers: usize = r
+                .headers
+                .iter()
+                .map(|(k, v)| 10 + k.len() + v.as_ref().map_or(0, Vec::len))
+                .sum();
+            40 + r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len) + headers
+        })
+        .sum();
+    let mut out = Vec::with_capacity(HEADER_LEN + contents);
+    out.resize(HEADER_LEN, 0);
     let mut rec = Vec::new();
     for (i, r) in records.iter().enumerate() {
         rec.clear();

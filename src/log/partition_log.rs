@@ -149,12 +149,16 @@ struct LogState {
     sync_rounds: u64,
     /// Idempotent producers' sequence state.
     producers: ProducerStates,
+    /// Snapshot files written since the last sync round; the next one syncs them.
+    unsynced_snapshots: Vec<Arc<dyn DiskFile>>,
 }
 
 /// What one sync covers.
 struct SyncPlan {
     /// Files to sync, with the segment and what to mark afterwards.
     files: Vec<(i64, Arc<dyn DiskFile>, SyncMark)>,
+    /// Producer snapshot files to sync.
+    snapshots: Vec<Arc<dyn DiskFile>>,
     /// The directory's write count to mark, if the directory needs a sync.
     dir: Option<u64>,
     /// The log end offset when the plan was made: durable once the plan completes.
@@ -211,6 +215,7 @@ impl LogState {
         }
         SyncPlan {
             files,
+            snapshots: std::mem::take(&mut self.unsynced_snapshots),
             dir: self
                 .dir_writes
                 .is_dirty()
@@ -256,6 +261,7 @@ impl PartitionLog {
             offline: None,
             sync_rounds: 0,
             producers,
+            unsynced_snapshots: Vec::new(),
         };
         let offsets = state.offsets();
         let log = Arc::new(PartitionLog {
@@ -480,8 +486,14 @@ impl PartitionLog {
         let seg = Segment::create(&*self.disk, &self.dir, base, &st.config, now)?;
         st.active_mut().seal();
         // A snapshot at each roll bounds what recovery replays to the active segment.
-        if let Err(e) = snapshot::write(&*self.disk, &self.dir, base, &st.producers) {
-            tracing::warn!(dir = %self.dir.display(), error = %e, "could not write a producer snapshot");
+        match snapshot::write(&*self.disk, &self.dir, base, &st.producers) {
+            Ok(file) => {
+                st.unsynced_snapshots.push(file);
+                st.dir_writes.touch();
+            }
+            Err(e) => {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "could not write a producer snapshot")
+            }
         }
         tracing::debug!(dir = %self.dir.display(), base, "rolled a new segment");
         st.segments.insert(base, seg);
@@ -536,7 +548,7 @@ impl PartitionLog {
         let plan = self.lock().prepare_sync(with_active_indexes);
         // Data first, then the directory: when a new segment's name becomes durable, the
         // segments before it are already complete on disk.
-        for (_, file, _) in &plan.files {
+        for file in plan.files.iter().map(|(_, f, _)| f).chain(&plan.snapshots) {
             if let Err(e) = file.clone().sync().await {
                 let why = format!("fsync failed: {e}");
                 tracing::error!(dir = %self.dir.display(), error = %e, "fsync failed; the log goes offline");
@@ -767,9 +779,15 @@ impl PartitionLog {
     /// Syncs everything, writes the checkpoint and stops taking writes.
     pub async fn close(&self) -> Result<(), LogError> {
         {
-            let st = self.lock();
-            if let Err(e) = snapshot::write(&*self.disk, &self.dir, st.next_offset, &st.producers) {
-                tracing::warn!(dir = %self.dir.display(), error = %e, "could not write a producer snapshot");
+            let mut st = self.lock();
+            match snapshot::write(&*self.disk, &self.dir, st.next_offset, &st.producers) {
+                Ok(file) => {
+                    st.unsynced_snapshots.push(file);
+                    st.dir_writes.touch();
+                }
+                Err(e) => {
+                    tracing::warn!(dir = %self.dir.display(), error = %e, "could not write a producer snapshot")
+                }
             }
         }
         self.sync_all(true).await?;

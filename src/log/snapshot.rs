@@ -8,9 +8,10 @@
 
 use super::producer_state::ProducerStates;
 use crate::codec;
-use crate::env::disk::{Disk, FileMode, TMP_SUFFIX, read_exact_at};
+use crate::env::disk::{Disk, DiskFile, FileMode, TMP_SUFFIX, read_exact_at};
 use std::io;
 use std::path::Path;
+use std::sync::Arc;
 
 /// The extension of snapshot files.
 pub const SUFFIX: &str = "snapshot";
@@ -47,9 +48,15 @@ pub fn decode(bytes: &[u8]) -> Result<ProducerStates, String> {
     codec::decode_payload(&frame).map_err(|e| e.to_string())
 }
 
-/// Writes the snapshot for `offset` (temp file, then rename; not synced: a cache), and deletes
-/// all but the newest few older ones.
-pub fn write(disk: &dyn Disk, dir: &Path, offset: i64, states: &ProducerStates) -> io::Result<()> {
+/// Writes the snapshot for `offset` (temp file, then rename), and deletes all but the newest
+/// few older ones. Not synced here: the caller syncs the returned file with the next sync of
+/// the log, so the snapshot becomes durable with the data it describes.
+pub fn write(
+    disk: &dyn Disk,
+    dir: &Path,
+    offset: i64,
+    states: &ProducerStates,
+) -> io::Result<Arc<dyn DiskFile>> {
     let path = dir.join(file_name(offset));
     let tmp = dir.join(format!("{}{TMP_SUFFIX}", file_name(offset)));
     let file = disk.open(&tmp, FileMode::CreateTruncate)?;
@@ -59,7 +66,7 @@ pub fn write(disk: &dyn Disk, dir: &Path, offset: i64, states: &ProducerStates) 
     for old in all.iter().rev().skip(KEEP + 1) {
         let _ = disk.remove_file(&dir.join(file_name(*old)));
     }
-    Ok(())
+    Ok(file)
 }
 
 /// The snapshot offsets present in `dir`, ascending.

@@ -143,19 +143,37 @@ pub fn parse_response_header(
 
 /// Encodes a request frame (size, header, body), for the client side.
 pub fn encode_request<B: Encodable>(header: &RequestHeader, body: &B) -> Result<Bytes, CodecError> {
+    let mut buf = BytesMut::new();
+    encode_request_into(&mut buf, header, body)?;
+    Ok(buf.freeze())
+}
+
+/// Encodes a request frame into `buf`, replacing what it held. A client that sends many large
+/// requests reuses one buffer, rather than having fresh megabytes mapped for each.
+pub fn encode_request_into<B: Encodable>(
+    buf: &mut BytesMut,
+    header: &RequestHeader,
+    body: &B,
+) -> Result<(), CodecError> {
     let api_key = ApiKey::try_from(header.request_api_key)
         .map_err(|_| CodecError(format!("unknown API key {}", header.request_api_key)))?;
     let header_version = api_key.request_header_version(header.request_api_version);
-    let mut buf = BytesMut::with_capacity(256);
+    // Sized up front: a produce request carries megabytes of batches, and growing the buffer
+    // by doubling would copy them again and again.
+    let body_size = body
+        .compute_size(header.request_api_version)
+        .map_err(CodecError::from_codec)?;
+    buf.clear();
+    buf.reserve(4 + 64 + body_size);
     buf.put_i32(0);
     header
-        .encode(&mut buf, header_version)
+        .encode(buf, header_version)
         .map_err(CodecError::from_codec)?;
-    body.encode(&mut buf, header.request_api_version)
+    body.encode(buf, header.request_api_version)
         .map_err(CodecError::from_codec)?;
     let size = i32::try_from(buf.len() - 4).map_err(CodecError::from_codec)?;
     buf[..4].copy_from_slice(&size.to_be_bytes());
-    Ok(buf.freeze())
+    Ok(())
 }
 
 /// The correlation id of a frame too damaged to parse, if it is long enough to carry one.

@@ -1,0 +1,544 @@
+//! The consumer: reads assigned partitions from their leaders, from a position it keeps.
+//!
+//! There are no consumer groups yet: the caller assigns partitions ([`Consumer::assign`]) and
+//! positions them ([`Consumer::seek`] and friends, or `auto.offset.reset`). [`Consumer::poll`]
+//! fetches from every leader at once with a long poll (`fetch.max.wait.ms`,
+//! `fetch.min.bytes`), checks every batch's CRC, and returns records in offset order per
+//! partition. A partition whose fetched records are not all returned yet is not fetched
+//! again until they are, so the position is always the next record the caller will see.
+
+pub mod records;
+
+use super::admin::{OffsetSpec, list_offsets};
+use super::cluster::Cluster;
+use super::error::ClientError;
+use super::{ClientConfig, RecordHeader, TopicPartition};
+use crate::env::{Env, monotonic_now};
+use bytes::Bytes;
+use futures_util::future::join_all;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use std::collections::{BTreeMap, VecDeque};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `auto.offset.reset`: where to start when there is no position, or it is out of range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetReset {
+    /// The log start.
+    Earliest,
+    /// The log end: only records produced from now on.
+    Latest,
+    /// Fail instead.
+    None,
+}
+
+impl FromStr for OffsetReset {
+    type Err = ClientError;
+
+    fn from_str(s: &str) -> Result<OffsetReset, ClientError> {
+        match s {
+            "earliest" => Ok(OffsetReset::Earliest),
+            "latest" => Ok(OffsetReset::Latest),
+            "none" => Ok(OffsetReset::None),
+            other => Err(ClientError::Config(format!(
+                "auto.offset.reset must be earliest, latest or none, not '{other}'"
+            ))),
+        }
+    }
+}
+
+/// The consumer's settings, named after the Java client's.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// Settings shared by every client.
+    pub client: ClientConfig,
+    /// `auto.offset.reset`. Default latest.
+    pub auto_offset_reset: OffsetReset,
+    /// `fetch.min.bytes`: the broker waits for this much data (up to `fetch.max.wait.ms`).
+    /// Default 1.
+    pub fetch_min_bytes: i32,
+    /// `fetch.max.bytes`: the most data one fetch returns (at least one batch is always
+    /// returned). Default 52428800.
+    pub fetch_max_bytes: i32,
+    /// `fetch.max.wait.ms`: how long the broker may hold a fetch waiting for data. Default 500.
+    pub fetch_max_wait_ms: u64,
+    /// `max.partition.fetch.bytes`: the most data per partition per fetch. Default 1048576.
+    pub max_partition_fetch_bytes: i32,
+    /// `max.poll.records`: the most records one poll returns. Default 500.
+    pub max_poll_records: usize,
+    /// `allow.auto.create.topics`: whether looking up a missing topic may create it (if the
+    /// broker allows). Default false here: a consumer that creates what it reads hides typos.
+    pub allow_auto_create_topics: bool,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        ConsumerConfig {
+            client: ClientConfig::default(),
+            auto_offset_reset: OffsetReset::Latest,
+            fetch_min_bytes: 1,
+            fetch_max_bytes: 52_428_800,
+            fetch_max_wait_ms: 500,
+            max_partition_fetch_bytes: 1_048_576,
+            max_poll_records: 500,
+            allow_auto_create_topics: false,
+        }
+    }
+}
+
+/// A record read from a partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerRecord {
+    /// Its topic (shared by the records of a partition).
+    pub topic: Arc<str>,
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// Its timestamp, ms since the epoch (-1 if none).
+    pub timestamp: i64,
+    /// Its key (`None` is null).
+    pub key: Option<Bytes>,
+    /// Its value (`None` is null).
+    pub value: Option<Bytes>,
+    /// Its headers.
+    pub headers: Vec<RecordHeader>,
+}
+
+/// One assigned partition.
+#[derive(Debug)]
+struct PartitionState {
+    /// The topic name, shared with its records.
+    topic: Arc<str>,
+    /// The next offset to return; `None` until reset.
+    position: Option<i64>,
+    /// How to find the position when it is `None` (a seek to the start or end, or an
+    /// automatic reset); `None` means `auto.offset.reset`.
+    reset: Option<OffsetSpec>,
+    /// Records fetched and not yet returned.
+    buffer: VecDeque<ConsumerRecord>,
+    /// The position once the buffer is returned (after the last batch fetched).
+    buffer_end: i64,
+}
+
+/// A consumer of assigned partitions.
+pub struct Consumer {
+    /// Connections and metadata.
+    cluster: Arc<Cluster>,
+    /// The settings.
+    config: ConsumerConfig,
+    /// Assigned partitions.
+    assigned: BTreeMap<TopicPartition, PartitionState>,
+    /// Rotates which partitions come first in fetches and polls, so none starves.
+    rotation: usize,
+}
+
+impl Consumer {
+    /// A consumer with its own connections; nothing is dialled until it is used.
+    pub fn new(env: Env, config: ConsumerConfig) -> Result<Consumer, ClientError> {
+        let cluster = Cluster::new(env, config.client.clone(), config.allow_auto_create_topics)?;
+        Ok(Consumer {
+            cluster,
+            config,
+            assigned: BTreeMap::new(),
+            rotation: 0,
+        })
+    }
+
+    /// Replaces the assignment. Partitions kept keep their position.
+    pub fn assign(&mut self, partitions: impl IntoIterator<Item = TopicPartition>) {
+        let mut next = BTreeMap::new();
+        for tp in partitions {
+            let state = self.assigned.remove(&tp).unwrap_or_else(|| PartitionState {
+                topic: Arc::from(tp.topic.as_str()),
+                position: None,
+                reset: None,
+                buffer: VecDeque::new(),
+                buffer_end: 0,
+            });
+            next.insert(tp, state);
+        }
+        let topics: Vec<String> = next.keys().map(|tp| tp.topic.clone()).collect();
+        self.cluster.add_interest(&topics);
+        self.assigned = next;
+    }
+
+    /// The assigned partitions.
+    pub fn assignment(&self) -> Vec<TopicPartition> {
+        self.assigned.keys().cloned().collect()
+    }
+
+    fn state(&mut self, tp: &TopicPartition) -> Result<&mut PartitionState, ClientError> {
+        self.assigned
+            .get_mut(tp)
+            .ok_or_else(|| ClientError::InvalidArgument(format!("partition {tp} is not assigned")))
+    }
+
+    /// Sets the next offset to read.
+    pub fn seek(&mut self, tp: &TopicPartition, offset: i64) -> Result<(), ClientError> {
+        if offset < 0 {
+            return Err(ClientError::InvalidArgument(format!(
+                "offset {offset} is negative"
+            )));
+        }
+        let st = self.state(tp)?;
+        st.position = Some(offset);
+        st.reset = None;
+        st.buffer.clear();
+        Ok(())
+    }
+
+    /// Moves to the log start of `partitions` (all assigned ones if empty), looked up at the
+    /// next poll or position call.
+    pub fn seek_to_beginning(&mut self, partitions: &[TopicPartition]) -> Result<(), ClientError> {
+        self.seek_lazily(partitions, OffsetSpec::Earliest)
+    }
+
+    /// Moves to the log end of `partitions` (all assigned ones if empty).
+    pub fn seek_to_end(&mut self, partitions: &[TopicPartition]) -> Result<(), ClientError> {
+        self.seek_lazily(partitions, OffsetSpec::Latest)
+    }
+
+    fn seek_lazily(
+        &mut self,
+        partitions: &[TopicPartition],
+        spec: OffsetSpec,
+    ) -> Result<(), ClientError> {
+        let all = self.assignment();
+        let chosen = if partitions.is_empty() {
+            &all[..]
+        } else {
+            partitions
+        };
+        for tp in chosen {
+            let st = self.state(tp)?;
+            st.position = None;
+            st.reset = Some(spec);
+            st.buffer.clear();
+        }
+        Ok(())
+    }
+
+    /// The offset of the next record `poll` will return for `tp`, looking it up if a seek or
+    /// reset is pending.
+    pub async fn position(&mut self, tp: &TopicPartition) -> Result<i64, ClientError> {
+        self.state(tp)?;
+        self.update_positions().await?;
+        self.state(tp)?
+            .position
+            .ok_or_else(|| ClientError::InvalidArgument(format!("partition {tp} has no position")))
+    }
+
+    /// The partitions of `topic`; an error if it does not exist.
+    pub async fn partitions_for(&self, topic: &str) -> Result<Vec<i32>, ClientError> {
+        let t = self.cluster.topic(topic).await?;
+        Ok(t.partitions.iter().map(|p| p.partition).collect())
+    }
+
+    /// The log end offsets (high watermarks) of `partitions`.
+    pub async fn end_offsets(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> Result<BTreeMap<TopicPartition, i64>, ClientError> {
+        let wanted: Vec<(TopicPartition, OffsetSpec)> = partitions
+            .iter()
+            .map(|tp| (tp.clone(), OffsetSpec::Latest))
+            .collect();
+        let found = list_offsets(&self.cluster, &wanted).await?;
+        Ok(found.into_iter().map(|(tp, o)| (tp, o.offset)).collect())
+    }
+
+    /// Looks up the positions of partitions that have none.
+    async fn update_positions(&mut self) -> Result<(), ClientError> {
+        let mut wanted = Vec::new();
+        for (tp, st) in &self.assigned {
+            if st.position.is_some() {
+                continue;
+            }
+            let spec = match (st.reset, self.config.auto_offset_reset) {
+                (Some(s), _) => s,
+                (None, OffsetReset::Earliest) => OffsetSpec::Earliest,
+                (None, OffsetReset::Latest) => OffsetSpec::Latest,
+                (None, OffsetReset::None) => {
+                    return Err(ClientError::InvalidArgument(format!(
+                        "partition {tp} has no position and auto.offset.reset is none; seek first"
+                    )));
+                }
+            };
+            wanted.push((tp.clone(), spec));
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let found = list_offsets(&self.cluster, &wanted).await?;
+        for (tp, listed) in found {
+            if let Some(st) = self.assigned.get_mut(&tp) {
+                if st.position.is_none() && listed.offset >= 0 {
+                    st.position = Some(listed.offset);
+                    st.reset = None;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Returns records fetched from the assigned partitions: at once if some are already
+    /// buffered, else after waiting up to `timeout` for some to arrive (an empty list then).
+    /// Network trouble is retried within the timeout; errors are returned only for what
+    /// retrying cannot fix (corruption, an out-of-range position with no reset, a topic that
+    /// no longer exists).
+    pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>, ClientError> {
+        let deadline = monotonic_now() + timeout;
+        loop {
+            if self.assigned.values().any(|s| !s.buffer.is_empty()) {
+                return Ok(self.take_buffered());
+            }
+            let step = async {
+                self.update_positions().await?;
+                let left = deadline.saturating_duration_since(monotonic_now());
+                let wait = left.min(Duration::from_millis(self.config.fetch_max_wait_ms));
+                self.fetch_once(wait).await
+            };
+            // The request timeout bounds a fetch; the poll timeout bounds the lookups.
+            match tokio::time::timeout_at(deadline, step).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) if e.is_retriable() => {
+                    tracing::debug!(error = %e, "fetch failed; retrying");
+                    if e.needs_metadata_refresh() {
+                        self.cluster.mark_stale();
+                    }
+                    let pause = Duration::from_millis(self.config.client.retry_backoff_ms);
+                    tokio::time::sleep_until(deadline.min(monotonic_now() + pause)).await;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {}
+            }
+            if monotonic_now() >= deadline && self.assigned.values().all(|s| s.buffer.is_empty()) {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    /// Takes up to `max.poll.records` buffered records, partition by partition, advancing
+    /// each partition's position past what it returns.
+    fn take_buffered(&mut self) -> Vec<ConsumerRecord> {
+        let mut out = Vec::new();
+        let limit = self.config.max_poll_records.max(1);
+        for tp in self.rotated_assignment() {
+            let Some(st) = self.assigned.get_mut(&tp) else {
+                continue;
+            };
+            let mut took = false;
+            while out.len() < limit {
+                let Some(r) = st.buffer.pop_front() else {
+                    break;
+                };
+                st.position = Some(r.offset.saturating_add(1));
+                out.push(r);
+                took = true;
+            }
+            if took && st.buffer.is_empty() {
+                // Past the whole fetched batch, including control records after the last
+                // record returned.
+                st.position = st.position.map(|p| p.max(st.buffer_end));
+            }
+        }
+        out
+    }
+
+    /// The assigned partitions, starting one further along each call, so no partition is
+    /// always first (in a fetch's byte budget) or last (in a poll's record budget).
+    fn rotated_assignment(&mut self) -> Vec<TopicPartition> {
+        let mut tps = self.assignment();
+        if !tps.is_empty() {
+            self.rotation = self.rotation.wrapping_add(1);
+            let start = self.rotation % tps.len();
+            tps.rotate_left(start);
+        }
+        tps
+    }
+
+    /// One round of fetches: one request per leader, all at once, each waiting up to `wait`.
+    async fn fetch_once(&mut self, wait: Duration) -> Result<(), ClientError> {
+        if self.cluster.needs_refresh() {
+            let topics: Vec<String> = self.assigned.keys().map(|tp| tp.topic.clone()).collect();
+            self.cluster.refresh(&topics).await?;
+        }
+        let plan = self.fetch_plan();
+        if plan.is_empty() {
+            // Nothing to fetch (every leader unknown): look again after a pause.
+            self.cluster.mark_stale();
+            let pause = Duration::from_millis(self.config.client.retry_backoff_ms);
+            tokio::time::sleep(pause.min(wait)).await;
+            return Ok(());
+        }
+        let fetches = plan
+            .into_iter()
+            .map(|(leader, parts)| fetch_from(&self.cluster, &self.config, leader, parts, wait));
+        let results = join_all(fetches).await;
+        let mut first_error = None;
+        for (parts, result) in results {
+            let outcome = match result {
+                Ok(resp) => self.absorb(&parts, resp),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = outcome {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// The partitions to fetch, grouped by leader: those with a position and nothing
+    /// buffered, in an order that rotates between rounds.
+    fn fetch_plan(&mut self) -> BTreeMap<i32, Vec<(TopicPartition, i64, i32)>> {
+        let md = self.cluster.metadata();
+        let mut plan: BTreeMap<i32, Vec<(TopicPartition, i64, i32)>> = BTreeMap::new();
+        for tp in self.rotated_assignment() {
+            let Some(st) = self.assigned.get(&tp) else {
+                continue;
+            };
+            let Some(position) = st.position.filter(|_| st.buffer.is_empty()) else {
+                continue;
+            };
+            match md.leader_id(&tp) {
+                Some(leader) => {
+                    let epoch = md.leader_epoch(&tp);
+                    plan.entry(leader).or_default().push((tp, position, epoch));
+                }
+                None => self.cluster.mark_stale(),
+            }
+        }
+        plan
+    }
+
+    /// Takes in a fetch response: records into the partition buffers, resets where the
+    /// position fell out of range.
+    fn absorb(
+        &mut self,
+        asked: &[(TopicPartition, i64, i32)],
+        resp: FetchResponse,
+    ) -> Result<(), ClientError> {
+        super::error::check_code(resp.error_code, || "fetch".to_string(), None)?;
+        let mut result = Ok(());
+        for t in resp.responses {
+            for p in t.partitions {
+                let tp = TopicPartition::new(t.topic.0.as_str(), p.partition_index);
+                let Some((_, position, _)) = asked.iter().find(|(a, _, _)| *a == tp) else {
+                    continue;
+                };
+                if let Err(e) = self.absorb_partition(&tp, *position, p.error_code, p.records) {
+                    if result.is_ok() {
+                        result = Err(e);
+                    }
+                }
+            }
+        }
+        result
+    }
+
+    fn absorb_partition(
+        &mut self,
+        tp: &TopicPartition,
+        asked_at: i64,
+        error_code: i16,
+        data: Option<Bytes>,
+    ) -> Result<(), ClientError> {
+        let reset = self.config.auto_offset_reset;
+        let Some(st) = self.assigned.get_mut(tp) else {
+            return Ok(());
+        };
+        // A seek while the fetch was out makes its answer moot.
+        if st.position != Some(asked_at) || !st.buffer.is_empty() {
+            return Ok(());
+        }
+        match ResponseError::try_from_code(error_code) {
+            None => {}
+            Some(ResponseError::OffsetOutOfRange) if reset != OffsetReset::None => {
+                tracing::debug!(partition = %tp, offset = asked_at, ?reset, "offset out of range; resetting");
+                st.position = None;
+                st.reset = Some(if reset == OffsetReset::Earliest {
+                    OffsetSpec::Earliest
+                } else {
+                    OffsetSpec::Latest
+                });
+                return Ok(());
+            }
+            Some(code) => {
+                return Err(ClientError::kafka(
+                    code,
+                    format!("fetching {tp} at offset {asked_at}"),
+                    None,
+                ));
+            }
+        }
+        let data = data.unwrap_or_default();
+        let decoded = records::decode(&st.topic, tp.partition, &data, asked_at)?;
+        st.buffer.extend(decoded.records);
+        st.buffer_end = decoded.next_offset;
+        if st.buffer.is_empty() {
+            // Only control records or records before the position: move past them.
+            st.position = Some(decoded.next_offset);
+        }
+        Ok(())
+    }
+}
+
+/// Sends one fetch to a leader.
+async fn fetch_from(
+    cluster: &Cluster,
+    config: &ConsumerConfig,
+    leader: i32,
+    parts: Vec<(TopicPartition, i64, i32)>,
+    wait: Duration,
+) -> (
+    Vec<(TopicPartition, i64, i32)>,
+    Result<FetchResponse, ClientError>,
+) {
+    let result = async {
+        let conn = cluster.broker(leader).await?;
+        let version = conn.version_for(ApiKey::Fetch)?;
+        let req = fetch_request(config, &parts, wait, version);
+        conn.start_at(&req, version).await?.wait().await
+    }
+    .await;
+    (parts, result)
+}
+
+/// A full (sessionless) fetch of `parts`.
+fn fetch_request(
+    config: &ConsumerConfig,
+    parts: &[(TopicPartition, i64, i32)],
+    wait: Duration,
+    version: i16,
+) -> FetchRequest {
+    let mut topics: Vec<FetchTopic> = Vec::new();
+    for (tp, offset, epoch) in parts {
+        let partition = FetchPartition::default()
+            .with_partition(tp.partition)
+            .with_fetch_offset(*offset)
+            .with_partition_max_bytes(config.max_partition_fetch_bytes)
+            // The leader epoch field exists from v9; it lets the leader fence stale readers.
+            .with_current_leader_epoch(if version >= 9 { *epoch } else { -1 });
+        match topics.iter_mut().find(|t| t.topic.0.as_str() == tp.topic) {
+            Some(t) => t.partitions.push(partition),
+            None => topics.push(
+                FetchTopic::default()
+                    .with_topic(TopicName(StrBytes::from_string(tp.topic.clone())))
+                    .with_partitions(vec![partition]),
+            ),
+        }
+    }
+    FetchRequest::default()
+        .with_max_wait_ms(i32::try_from(wait.as_millis()).unwrap_or(i32::MAX))
+        .with_min_bytes(config.fetch_min_bytes)
+        .with_max_bytes(config.fetch_max_bytes)
+        .with_isolation_level(0)
+        .with_session_id(0)
+        .with_session_epoch(-1)
+        .with_topics(topics)
+}

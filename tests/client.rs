@@ -1,0 +1,264 @@
+//! The client library against an in-process broker on an in-memory disk, both through the
+//! seam: the admin calls, the producer's partitioning and offsets, the consumer's positions
+//! and resets, and reconnection when the broker restarts.
+
+use runnel::broker::RunningBroker;
+use runnel::client::partitioner::partition_for_key;
+use runnel::client::{
+    Acks, Admin, ClientConfig, ClientError, ConfigResource, Consumer, ConsumerConfig,
+    ConsumerRecord, NewTopic, OffsetReset, OffsetSpec, Producer, ProducerConfig, ProducerRecord,
+    RecordHeader, TopicPartition,
+};
+use runnel::config::BrokerConfig;
+use runnel::env::{Disk, Env, MemDisk, RealDisk};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A broker on `port` over `disk`, its data in `dir`.
+async fn start_broker_on(disk: Arc<dyn Disk>, dir: &Path, port: u16) -> RunningBroker {
+    let addr = format!("127.0.0.1:{port}");
+    let cli = runnel::config::CliOverrides {
+        listen: Some(addr.clone()),
+        advertised: Some(addr),
+        data_dir: Some(dir.to_path_buf()),
+    };
+    let (config, _) = BrokerConfig::load(None, &[], &cli).unwrap();
+    runnel::broker::start(Env::with_disk(disk, 1), config)
+        .await
+        .unwrap()
+}
+
+/// A broker on an in-memory disk.
+async fn start_broker(disk: &MemDisk, port: u16) -> RunningBroker {
+    start_broker_on(Arc::new(disk.clone()), Path::new("/data"), port).await
+}
+
+fn client(port: u16) -> ClientConfig {
+    ClientConfig::new([format!("127.0.0.1:{port}")])
+}
+
+fn producer(port: u16) -> Producer {
+    let config = ProducerConfig {
+        client: client(port),
+        acks: Acks::All,
+        linger_ms: 1,
+        ..ProducerConfig::default()
+    };
+    Producer::new(Env::real(), config).unwrap()
+}
+
+fn consumer(port: u16, reset: OffsetReset) -> Consumer {
+    let config = ConsumerConfig {
+        client: client(port),
+        auto_offset_reset: reset,
+        ..ConsumerConfig::default()
+    };
+    Consumer::new(Env::real(), config).unwrap()
+}
+
+/// Polls until `n` records have arrived (or a minute passes).
+async fn poll_n(c: &mut Consumer, n: usize) -> Vec<ConsumerRecord> {
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while got.len() < n && tokio::time::Instant::now() < deadline {
+        got.extend(c.poll(Duration::from_millis(500)).await.unwrap());
+    }
+    got
+}
+
+fn value(r: &ConsumerRecord) -> &[u8] {
+    r.value.as_deref().unwrap()
+}
+
+/// On a real temporary directory: MemDisk cannot rename directories, which topic deletion
+/// does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_producer_and_consumer_against_a_broker() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_broker_on(Arc::new(RealDisk), dir.path(), port).await;
+    let admin = Admin::new(Env::real(), client(port)).unwrap();
+
+    let cluster = admin.describe_cluster().await.unwrap();
+    assert_eq!(cluster.brokers.len(), 1);
+    assert_eq!(cluster.brokers[0].port, i32::from(port));
+    let mut topic = NewTopic::new("events");
+    topic.partitions = 2;
+    topic.replication_factor = 1;
+    admin.create_topic(&topic).await.unwrap();
+    let e = admin.create_topic(&topic).await.unwrap_err();
+    assert_eq!(
+        e.code(),
+        Some(kafka_protocol::error::ResponseError::TopicAlreadyExists)
+    );
+    let listed = admin.list_topics().await.unwrap();
+    assert!(listed.iter().any(|t| t.name == "events"));
+    let d = admin.describe_topic("events").await.unwrap();
+    assert_eq!(d.partitions.len(), 2);
+    assert!(
+        d.partitions
+            .iter()
+            .all(|p| p.leader == Some(0) && p.isr == vec![0])
+    );
+    admin
+        .describe_configs(&ConfigResource::Broker(0))
+        .await
+        .unwrap();
+
+    // Ten records to partition 0, pipelined, with timestamps 1000.. and a header.
+    let p = producer(port);
+    let mut deliveries = Vec::new();
+    for i in 0..10i64 {
+        let mut r = ProducerRecord::new("events", format!("v{i}")).with_partition(0);
+        r.timestamp = Some(1000 + i);
+        r.headers = vec![RecordHeader {
+            key: "n".into(),
+            value: Some(i.to_string().into()),
+        }];
+        deliveries.push(p.submit(r).await.unwrap());
+    }
+    for (i, d) in deliveries.into_iter().enumerate() {
+        let m = d.wait().await.unwrap();
+        assert_eq!(
+            (m.partition, m.offset, m.timestamp),
+            (0, i as i64, 1000 + i as i64)
+        );
+    }
+    // A keyed record goes where Java's partitioner sends it.
+    let m = p
+        .send(
+            "events",
+            None,
+            Some(b"hello".to_vec()),
+            Some(b"k".to_vec()),
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(m.partition, partition_for_key(b"hello", 2));
+
+    let tp0 = TopicPartition::new("events", 0);
+    let end = 10 + i64::from(m.partition == 0);
+    for (spec, want) in [
+        (OffsetSpec::Latest, end),
+        (OffsetSpec::Earliest, 0),
+        (OffsetSpec::Timestamp(1005), 5),
+    ] {
+        let found = admin.list_offsets(&[(tp0.clone(), spec)]).await.unwrap();
+        assert_eq!(found[&tp0].offset, want, "{spec:?}");
+    }
+
+    // Read from the middle: the first record is exactly the one asked for.
+    let mut c = consumer(port, OffsetReset::None);
+    c.assign([tp0.clone()]);
+    c.seek(&tp0, 3).unwrap();
+    let got = poll_n(&mut c, 7).await;
+    let offsets: Vec<i64> = got.iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, (3..10).collect::<Vec<_>>());
+    assert_eq!(value(&got[0]), b"v3");
+    assert_eq!(got[0].timestamp, 1003);
+    assert_eq!(got[0].headers[0].value.as_deref(), Some(&b"3"[..]));
+    assert_eq!(&*got[0].topic, "events");
+    c.seek_to_end(&[]).unwrap();
+    assert_eq!(c.position(&tp0).await.unwrap(), end);
+    c.seek_to_beginning(std::slice::from_ref(&tp0)).unwrap();
+    assert_eq!(c.position(&tp0).await.unwrap(), 0);
+
+    // Out of range: an error without a reset policy, a reset with one.
+    c.seek(&tp0, 500).unwrap();
+    let e = c.poll(Duration::from_secs(10)).await.unwrap_err();
+    assert_eq!(
+        e.code(),
+        Some(kafka_protocol::error::ResponseError::OffsetOutOfRange),
+        "{e}"
+    );
+    let mut c = consumer(port, OffsetReset::Earliest);
+    c.assign([tp0.clone()]);
+    c.seek(&tp0, 500).unwrap();
+    let got = poll_n(&mut c, 1).await;
+    assert_eq!(got[0].offset, 0);
+
+    admin.create_partitions("events", 3).await.unwrap();
+    assert_eq!(
+        admin
+            .describe_topic("events")
+            .await
+            .unwrap()
+            .partitions
+            .len(),
+        3
+    );
+    admin.delete_topic("events").await.unwrap();
+    let e = admin.describe_topic("events").await.unwrap_err();
+    assert_eq!(
+        e.code(),
+        Some(kafka_protocol::error::ResponseError::UnknownTopicOrPartition)
+    );
+    p.close().await;
+    broker.shutdown().await;
+}
+
+/// The broker goes away and comes back on the same port with the same disk: the producer and
+/// the consumer reconnect on their own, and nothing acknowledged is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_reconnect_after_the_broker_restarts() {
+    let port = free_port();
+    let disk = MemDisk::new();
+    let broker = start_broker(&disk, port).await;
+    let admin = Admin::new(Env::real(), client(port)).unwrap();
+    let mut topic = NewTopic::new("r");
+    topic.partitions = 1;
+    admin.create_topic(&topic).await.unwrap();
+    let p = producer(port);
+    let first = p
+        .send("r", None, None, Some(b"before".to_vec()), vec![])
+        .await;
+    assert_eq!(first.unwrap().offset, 0);
+    let tp = TopicPartition::new("r", 0);
+    let mut c = consumer(port, OffsetReset::Earliest);
+    c.assign([tp.clone()]);
+    assert_eq!(value(&poll_n(&mut c, 1).await[0]), b"before");
+
+    broker.shutdown().await;
+    // While it is down, polls come back empty rather than failing.
+    assert!(c.poll(Duration::from_millis(300)).await.unwrap().is_empty());
+    let broker = start_broker(&disk, port).await;
+
+    let second = p
+        .send("r", None, None, Some(b"after".to_vec()), vec![])
+        .await;
+    assert_eq!(second.unwrap().offset, 1);
+    let got = poll_n(&mut c, 1).await;
+    assert_eq!((got[0].offset, value(&got[0])), (1, &b"after"[..]));
+    p.close().await;
+    broker.shutdown().await;
+}
+
+/// Records that can never be delivered fail with the reason, within the delivery timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_cluster_fails_sends_with_the_reason() {
+    let port = free_port();
+    let config = ProducerConfig {
+        client: ClientConfig {
+            default_api_timeout_ms: 1000,
+            ..client(port)
+        },
+        max_block_ms: 1000,
+        ..ProducerConfig::default()
+    };
+    let p = Producer::new(Env::real(), config).unwrap();
+    let e = p
+        .send("t", None, None, Some(b"x".to_vec()), vec![])
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ClientError::Connect { .. }), "{e}");
+}
