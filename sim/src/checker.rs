@@ -92,6 +92,8 @@ struct PartitionFacts {
     failed: BTreeSet<String>,
     /// Largest offset any consumer saw.
     max_seen: Option<i64>,
+    /// The final image: value -> offset, as a consumer's final full read found it.
+    final_image: BTreeMap<String, i64>,
 }
 
 /// Checks a history.
@@ -109,6 +111,9 @@ pub fn check(h: &History) -> Verdict {
     let power_loss_after = |a: Micros| power_losses.iter().any(|t| *t >= a);
     let mut facts: BTreeMap<Tp, PartitionFacts> = BTreeMap::new();
     let mut sender: BTreeMap<String, String> = BTreeMap::new();
+    // Consumers whose final read has begun.
+    let mut final_reading: BTreeSet<String> = BTreeSet::new();
+    let complete_final_read = !h.final_readers.is_empty();
     // When each value was sent: a write can only happen between its send and its answer.
     let mut sent_at: BTreeMap<String, Micros> = BTreeMap::new();
     let mut v = Verdict::default();
@@ -139,9 +144,21 @@ pub fn check(h: &History) -> Verdict {
                     .failed
                     .insert(value.clone());
             }
-            Event::Poll { tp, records, .. } => {
+            Event::FinalRead { process } => {
+                final_reading.insert(process.clone());
+            }
+            Event::Poll {
+                tp,
+                records,
+                process,
+            } => {
                 let f = facts.entry(tp.clone()).or_default();
+                let final_read =
+                    final_reading.contains(process) && h.final_readers.contains(process);
                 for (o, val) in records {
+                    if final_read {
+                        f.final_image.insert(val.clone(), *o);
+                    }
                     f.seen_at
                         .entry(*o)
                         .or_default()
@@ -175,13 +192,20 @@ pub fn check(h: &History) -> Verdict {
             if values.len() < 2 {
                 continue;
             }
-            let mut by_time: Vec<(&Micros, &String)> =
-                values.iter().map(|(val, t)| (t, val)).collect();
-            by_time.sort();
+            // In the order they were sent: each later value can only have taken the offset
+            // after a power loss erased the earlier one, so a loss must come after the earlier
+            // value was sent and before the later one was first seen.
+            let mut by_send: Vec<(Micros, Micros, &String)> = values
+                .iter()
+                .map(|(val, seen)| (sent_at.get(val).copied().unwrap_or(Micros::MAX), *seen, val))
+                .collect();
+            by_send.sort();
             let excused = caching
-                && by_time
+                && by_send
                     .windows(2)
-                    .all(|w| power_loss_between(*w[0].0, *w[1].0));
+                    .all(|w| w[0].0 <= w[1].1 && power_loss_between(w[0].0, w[1].1));
+            let by_time: Vec<(Micros, &String)> =
+                by_send.iter().map(|(_, seen, v)| (*seen, *v)).collect();
             let a = Anomaly {
                 kind: Kind::InconsistentOffsets,
                 tp: tp.clone(),
@@ -189,7 +213,7 @@ pub fn check(h: &History) -> Verdict {
                     "offset {offset} read as {:?}",
                     by_time.iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>()
                 ),
-                at: *by_time[1].0,
+                at: by_time.iter().map(|(t, _)| *t).min().unwrap_or(0),
             };
             if excused {
                 v.allowed.push(a)
@@ -227,47 +251,53 @@ pub fn check(h: &History) -> Verdict {
                 v.allowed.push(a)
             }
         }
-        // Acknowledged writes: present, and where they were acknowledged.
+        // Acknowledged writes: present at the end, where they were acknowledged. With a
+        // completed final read, "present" means in its image; without one (the run did not
+        // finish), a write counts as lost only if no consumer ever read it although later
+        // offsets were read.
         for (val, (offset, promise, at, producer)) in &f.acked {
             let required = promise.durable || !power_loss_after(*at);
-            match f.offsets_of.get(val) {
-                None if *offset < log_start => {}
-                None => {
-                    let a = Anomaly {
+            if *offset < log_start {
+                continue;
+            }
+            let found: Option<BTreeSet<i64>> = if complete_final_read {
+                f.final_image.get(val).map(|o| BTreeSet::from([*o]))
+            } else {
+                f.offsets_of.get(val).cloned()
+            };
+            let anomaly = match found {
+                None if complete_final_read || f.max_seen.is_some_and(|m| m > *offset) => {
+                    Some(Anomaly {
                         kind: Kind::LostWrite,
                         tp: tp.clone(),
                         detail: format!(
-                            "{val} from {producer} acknowledged at offset {offset}{} was never read{}",
+                            "{val} from {producer} acknowledged at offset {offset}{} is not in the log{}",
                             if promise.durable { " (durable)" } else { "" },
-                            match f.max_seen {
-                                Some(m) if m > *offset => format!("; offsets up to {m} were"),
-                                _ => String::new(),
+                            match f.offsets_of.get(val) {
+                                Some(seen) => format!(" (it had been read at {seen:?})"),
+                                None => String::new(),
                             }
                         ),
                         at: *at,
-                    };
-                    if required {
-                        v.violations.push(a)
-                    } else {
-                        v.allowed.push(a)
-                    }
+                    })
                 }
-                Some(offsets) if !offsets.contains(offset) => {
-                    let a = Anomaly {
-                        kind: Kind::UnexpectedOffset,
-                        tp: tp.clone(),
-                        detail: format!(
-                            "{val} acknowledged at offset {offset} but read at {offsets:?}"
-                        ),
-                        at: *at,
-                    };
-                    if required {
-                        v.violations.push(a)
-                    } else {
-                        v.allowed.push(a)
-                    }
+                None => None,
+                Some(offsets) if !offsets.contains(offset) => Some(Anomaly {
+                    kind: Kind::UnexpectedOffset,
+                    tp: tp.clone(),
+                    detail: format!(
+                        "{val} acknowledged at offset {offset} but read at {offsets:?}"
+                    ),
+                    at: *at,
+                }),
+                Some(_) => None,
+            };
+            if let Some(a) = anomaly {
+                if required {
+                    v.violations.push(a)
+                } else {
+                    v.allowed.push(a)
                 }
-                Some(_) => {}
             }
         }
         // Definitely failed sends must stay invisible.
@@ -548,6 +578,12 @@ mod tests {
         send(&mut h, 5, "p", "after", Some(0), false);
         h.push(
             6,
+            FinalRead {
+                process: "c2".into(),
+            },
+        );
+        h.push(
+            6,
             Seek {
                 process: "c2".into(),
                 tp: tp(),
@@ -555,6 +591,7 @@ mod tests {
             },
         );
         poll(&mut h, 7, "c2", &[(0, "after")]);
+        h.final_readers.insert("c2".into());
         let v = check(&h);
         // "cached" lost and overwritten: allowed. "synced" lost: a violation.
         assert_eq!(kinds(&v.violations), vec![Kind::LostWrite]);
@@ -564,6 +601,30 @@ mod tests {
         // Without write caching, consumers never see unsynced data: the same reads are a violation.
         h.write_caching.insert("t".into(), false);
         assert!(kinds(&check(&h).violations).contains(&Kind::InconsistentOffsets));
+    }
+
+    #[test]
+    fn the_final_image_decides_what_survived() {
+        // Read once, then gone from the log: lost, even though a consumer saw it.
+        let mut h = History::default();
+        send(&mut h, 1, "p", "a", Some(0), true);
+        poll(&mut h, 2, "c", &[(0, "a")]);
+        h.push(
+            3,
+            PowerLoss {
+                host: "broker".into(),
+            },
+        );
+        h.push(
+            4,
+            FinalRead {
+                process: "c".into(),
+            },
+        );
+        h.final_readers.insert("c".into());
+        let v = check(&h);
+        assert_eq!(kinds(&v.violations), vec![Kind::LostWrite]);
+        assert!(v.violations[0].detail.contains("had been read"));
     }
 
     #[test]

@@ -88,13 +88,19 @@ impl SimDisk {
         r.start + Duration::from_nanos(self.rng.gen_range(0..span))
     }
 
-    /// A future that waits the fsync latency, then runs `f` unless the disk lies.
+    /// A future that waits the fsync latency, then runs `f` unless the disk lies about
+    /// `path`. The planted lie is a bug in syncing partition data: it hits topic segments
+    /// (`.log` files) only, not the metadata log (losing the cluster's topics would only show
+    /// as a broker without topics) nor directories and checkpoints.
     fn slow_sync(
         &self,
+        path: &Path,
         f: impl FnOnce() -> io::Result<()> + Send + 'static,
     ) -> BoxFuture<'static, io::Result<()>> {
         let delay = self.latency();
-        let lying = self.faults.lying_fsync;
+        let p = path.to_string_lossy();
+        let lying =
+            self.faults.lying_fsync && p.ends_with(".log") && !p.contains("__cluster_metadata");
         Box::pin(async move {
             tokio::time::sleep(delay).await;
             if lying { Ok(()) } else { f() }
@@ -102,10 +108,19 @@ impl SimDisk {
     }
 }
 
+/// Unsynced writes a file may hold before the simulated kernel writes them back, as Linux
+/// starts writeback at a dirty threshold. Without it, turmoil keeps every unsynced write in one
+/// queue that each read walks, and a write-cached log that is never synced makes reads crawl.
+const WRITEBACK_WRITES: u32 = 64;
+
 /// A file on turmoil's filesystem.
 struct SimFile {
     file: simfs::File,
+    /// Where it is (for the planted lie, which spares the metadata log).
+    path: std::path::PathBuf,
     disk: SimDisk,
+    /// Writes since the file was last synced or written back.
+    dirty_writes: std::sync::atomic::AtomicU32,
 }
 
 impl DiskFile for SimFile {
@@ -120,7 +135,18 @@ impl DiskFile for SimFile {
         if let Some(e) = self.disk.faults.switches.fault(&self.disk.rng, true) {
             return Err(e);
         }
-        FileExt::write_all_at(&self.file, buf, pos)
+        FileExt::write_all_at(&self.file, buf, pos)?;
+        let dirty = self
+            .dirty_writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        if dirty >= WRITEBACK_WRITES {
+            self.dirty_writes
+                .store(0, std::sync::atomic::Ordering::Relaxed);
+            // Kernel writeback: durable data, not a promise the log relies on.
+            let _ = self.file.sync_data();
+        }
+        Ok(())
     }
 
     fn len(&self) -> io::Result<u64> {
@@ -133,7 +159,8 @@ impl DiskFile for SimFile {
 
     fn sync(self: Arc<Self>) -> BoxFuture<'static, io::Result<()>> {
         let disk = self.disk.clone();
-        disk.slow_sync(move || match self.file.sync_data() {
+        let path = self.path.clone();
+        disk.slow_sync(&path, move || match self.file.sync_data() {
             // POSIX syncs through the open descriptor, which outlives an unlink; turmoil's
             // shim syncs by path. A file deleted meanwhile has nothing left to make durable.
             Err(e) if e.to_string().contains("No such file") => Ok(()),
@@ -153,7 +180,9 @@ impl Disk for SimDisk {
         };
         Ok(Arc::new(SimFile {
             file: o.open(path)?,
+            path: path.to_path_buf(),
             disk: self.clone(),
+            dirty_writes: std::sync::atomic::AtomicU32::new(0),
         }))
     }
 
@@ -195,7 +224,8 @@ impl Disk for SimDisk {
     fn sync_dir(&self, path: &Path) -> BoxFuture<'static, io::Result<()>> {
         let path = path.to_path_buf();
         // `File::open(dir).sync_all()` does nothing in the shim; its `sync_dir` does.
-        self.slow_sync(move || simfs::sync_dir(&path))
+        let p = path.clone();
+        self.slow_sync(&p, move || simfs::sync_dir(&path))
     }
 }
 

@@ -86,6 +86,9 @@ pub enum Event {
     PowerLoss { host: String },
     /// The faults are over and the network is healed.
     Healed,
+    /// A consumer starts its final read: from here on, what it reads is the final image of
+    /// the log.
+    FinalRead { process: String },
 }
 
 /// An event with its time.
@@ -153,6 +156,9 @@ impl fmt::Display for Entry {
             Event::Fault { description } => write!(f, "{t:10.6} nemesis {description}"),
             Event::PowerLoss { host } => write!(f, "{t:10.6} nemesis power loss on {host}"),
             Event::Healed => write!(f, "{t:10.6} nemesis healed everything"),
+            Event::FinalRead { process } => {
+                write!(f, "{t:10.6} {process} final read from the log start")
+            }
         }
     }
 }
@@ -170,6 +176,8 @@ pub struct History {
     /// The log start offset of each partition at the end (records below were deleted by
     /// retention, not lost).
     pub log_start: BTreeMap<Tp, i64>,
+    /// Consumers that finished their final read of every partition.
+    pub final_readers: std::collections::BTreeSet<String>,
 }
 
 impl History {

@@ -178,7 +178,15 @@ fn effective(cfg: &SimConfig, topic: &str, topic_key: &str, broker_key: &str) ->
 
 /// Runs one seed.
 pub fn run_seed(seed: u64, opts: &RunOptions) -> RunResult {
-    let cfg = SimConfig::from_seed(seed);
+    let mut cfg = SimConfig::from_seed(seed);
+    if opts.planted_bug == Some(PlantedBug::LyingFsync)
+        && !cfg.faults.iter().any(|(_, f)| *f == Fault::PowerLoss)
+    {
+        // The lie only shows when the power goes: make sure it does.
+        let at = cfg.fault_phase / 2;
+        cfg.faults.push((at, Fault::PowerLoss));
+        cfg.faults.sort_by_key(|(t, _)| *t);
+    }
     if !opts.quiet {
         println!("seed: {seed}");
         print!("{cfg}");
@@ -233,10 +241,10 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> RunResult {
     let simulated = sim.elapsed();
     let history = std::mem::take(&mut shared.lock().unwrap_or_else(|e| e.into_inner()).history);
     let verdict = checker::check(&history);
+    // A broken promise outranks a run that did not finish (which may be its consequence).
     let outcome = match outcome {
-        Outcome::Pass if !verdict.violations.is_empty() => {
-            Outcome::Safety(verdict.violations.clone())
-        }
+        Outcome::Panic(why) => Outcome::Panic(why),
+        _ if !verdict.violations.is_empty() => Outcome::Safety(verdict.violations.clone()),
         other => other,
     };
     let trace_hash = history.hash() ^ simulated.as_micros() as u64;
@@ -670,6 +678,12 @@ fn add_consumer(
                 };
                 // The final read starts over from the log start: after a power loss took back
                 // cached writes, new ones reuse their offsets, below where this consumer was.
+                record(
+                    &shared,
+                    Event::FinalRead {
+                        process: spec.name.clone(),
+                    },
+                );
                 for tp in &tps {
                     let start = starts[tp].offset;
                     if consumer.seek(tp, start).is_ok() {
@@ -721,6 +735,7 @@ fn add_consumer(
                 *e = (*e).max(l.offset);
             }
             s.consumers_done += 1;
+            s.history.final_readers.insert(spec.name.clone());
         }
         Ok(())
     });

@@ -511,18 +511,12 @@ impl Segment {
     /// Finds the batch that holds `offset`, or the first after it: its position and header.
     /// None when the segment has no batch at or after `offset`.
     pub fn locate(&self, offset: i64) -> Result<Option<(u64, BatchHeader)>, SegmentReadError> {
-        let (_, mut pos) = self.index.lookup(offset);
-        let mut hdr = [0u8; HEADER_LEN];
-        while pos + HEADER_LEN as u64 <= self.size {
-            read_with_retries(&*self.log, &mut hdr, pos)?;
-            let h = BatchHeader::parse(&hdr).map_err(|e| SegmentReadError::Corrupt {
-                position: pos,
-                reason: e.to_string(),
-            })?;
+        let (_, pos) = self.index.lookup(offset);
+        let mut headers = HeaderScan::new(&*self.log, pos, self.size);
+        while let Some((pos, h)) = headers.next_header()? {
             if h.last_offset() >= offset {
                 return Ok(Some((pos, h)));
             }
-            pos += h.total_len() as u64;
         }
         Ok(None)
     }
@@ -533,18 +527,12 @@ impl Segment {
         offset: i64,
         mut visit: impl FnMut(&BatchHeader),
     ) -> Result<(), SegmentReadError> {
-        let Some((mut pos, _)) = self.locate(offset)? else {
+        let Some((pos, _)) = self.locate(offset)? else {
             return Ok(());
         };
-        let mut hdr = [0u8; HEADER_LEN];
-        while pos + HEADER_LEN as u64 <= self.size {
-            read_with_retries(&*self.log, &mut hdr, pos)?;
-            let h = BatchHeader::parse(&hdr).map_err(|e| SegmentReadError::Corrupt {
-                position: pos,
-                reason: e.to_string(),
-            })?;
+        let mut headers = HeaderScan::new(&*self.log, pos, self.size);
+        while let Some((_, h)) = headers.next_header()? {
             visit(&h);
-            pos += h.total_len() as u64;
         }
         Ok(())
     }
@@ -731,6 +719,58 @@ pub struct AppendIoError {
     /// Whether the file was cut back to its previous size afterwards (if not, the log must
     /// stop taking writes until it is recovered).
     pub trimmed: bool,
+}
+
+/// Walks batch headers from a position, reading the file in chunks rather than one small read
+/// per header (a header is 61 bytes; a chunk holds many).
+struct HeaderScan<'a> {
+    file: &'a dyn DiskFile,
+    /// Position of the next header.
+    pos: u64,
+    /// End of the valid data.
+    end: u64,
+    /// Bytes read from `buf_pos` on.
+    buf: Vec<u8>,
+    buf_pos: u64,
+}
+
+impl<'a> HeaderScan<'a> {
+    /// Bytes read at a time.
+    const CHUNK: u64 = 16 << 10;
+
+    fn new(file: &'a dyn DiskFile, pos: u64, end: u64) -> HeaderScan<'a> {
+        HeaderScan {
+            file,
+            pos,
+            end,
+            buf: Vec::new(),
+            buf_pos: pos,
+        }
+    }
+
+    /// The next header and its position; None at the end of the data.
+    fn next_header(&mut self) -> Result<Option<(u64, BatchHeader)>, SegmentReadError> {
+        if self.pos + HEADER_LEN as u64 > self.end {
+            return Ok(None);
+        }
+        let buffered_end = self.buf_pos + self.buf.len() as u64;
+        if self.pos < self.buf_pos || self.pos + HEADER_LEN as u64 > buffered_end {
+            let len = Self::CHUNK.min(self.end - self.pos).max(HEADER_LEN as u64) as usize;
+            self.buf.resize(len, 0);
+            read_with_retries(self.file, &mut self.buf, self.pos)?;
+            self.buf_pos = self.pos;
+        }
+        let at = (self.pos - self.buf_pos) as usize;
+        let h = BatchHeader::parse(&self.buf[at..at + HEADER_LEN]).map_err(|e| {
+            SegmentReadError::Corrupt {
+                position: self.pos,
+                reason: e.to_string(),
+            }
+        })?;
+        let here = self.pos;
+        self.pos += h.total_len() as u64;
+        Ok(Some((here, h)))
+    }
 }
 
 /// Reads exactly `buf.len()` bytes, retrying I/O errors a few times.
