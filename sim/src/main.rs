@@ -6,7 +6,7 @@
 //! the simulated code; 5 the same seed gave two different traces; 64 bad arguments.
 
 use clap::Parser;
-use runnel_sim::run::{Outcome, PlantedBug, RunOptions, run_seed};
+use runnel_sim::run::{PlantedBug, RunOptions, run_seeds};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -30,6 +30,10 @@ struct Args {
     /// Print the whole event trace.
     #[arg(long)]
     verbose: bool,
+    /// Seeds to run at once, one thread each (default: the machine's cores). Each seed is
+    /// its own simulation, so this changes only the wall time, never a result.
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
 }
 
 fn parse_range(s: &str) -> Option<(u64, u64)> {
@@ -89,39 +93,25 @@ fn main() -> ExitCode {
     let mut passed = 0u64;
     let mut sim_secs = 0.0;
     let started = std::time::Instant::now();
-    for seed in from..to {
-        let result = run_seed(seed, &opts);
-        sim_secs += result.simulated.as_secs_f64();
-        let mut code = result.outcome.exit_code();
-        let mut what = result.outcome.summary();
-        if args.check_determinism && code == 0 {
-            let again = run_seed(
-                seed,
-                &RunOptions {
-                    quiet: true,
-                    verbose: false,
-                    ..opts.clone()
-                },
-            );
-            if again.trace_hash != result.trace_hash {
-                code = 5;
-                what = format!(
-                    "nondeterminism: trace hash {:016x} then {:016x}",
-                    result.trace_hash, again.trace_hash
-                );
-                println!("seed {seed}: {what}");
-            }
-        }
+    let jobs = args.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let seeds: Vec<u64> = (from..to).collect();
+    run_seeds(&seeds, &opts, jobs, args.check_determinism, |r| {
+        print!("{}", r.report);
+        sim_secs += r.simulated.as_secs_f64();
+        let code = r.exit_code();
         if code == 0 {
             passed += 1;
         } else {
-            if single || !matches!(result.outcome, Outcome::Pass) {
-                println!("{}", reproduce(seed));
+            if r.second_hash.is_some() {
+                println!("seed {}: {}", r.seed, r.summary());
             }
-            failures.push((seed, what));
+            println!("{}", reproduce(r.seed));
+            failures.push((r.seed, r.summary()));
             worst = worst.max(code);
         }
-    }
+    });
     if !single {
         let wall = started.elapsed().as_secs_f64();
         println!(

@@ -91,6 +91,14 @@ impl Outcome {
     }
 }
 
+/// `writeln!` into a report string (writing to a `String` cannot fail).
+macro_rules! outln {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
 /// What a run produced.
 pub struct RunResult {
     pub seed: u64,
@@ -100,6 +108,107 @@ pub struct RunResult {
     pub verdict: Verdict,
     /// Simulated time the run took.
     pub simulated: Duration,
+    /// What to print for this run: the verdict, or the failure report (empty for a pass
+    /// in quiet mode).
+    pub report: String,
+}
+
+/// One seed's result in a sweep: what [`RunResult`] says, without the history.
+#[derive(Debug, Clone)]
+pub struct SeedResult {
+    pub seed: u64,
+    pub outcome: Outcome,
+    pub trace_hash: u64,
+    pub simulated: Duration,
+    pub report: String,
+    /// With the determinism check: the second run's trace hash, when it differed.
+    pub second_hash: Option<u64>,
+}
+
+impl SeedResult {
+    /// The exit code: the outcome's, or 5 for two different traces from one seed.
+    pub fn exit_code(&self) -> u8 {
+        match self.second_hash {
+            Some(_) if matches!(self.outcome, Outcome::Pass) => 5,
+            _ => self.outcome.exit_code(),
+        }
+    }
+
+    /// One line saying what happened.
+    pub fn summary(&self) -> String {
+        match self.second_hash {
+            Some(h) if matches!(self.outcome, Outcome::Pass) => format!(
+                "nondeterminism: trace hash {:016x} then {h:016x}",
+                self.trace_hash
+            ),
+            _ => self.outcome.summary(),
+        }
+    }
+}
+
+/// Runs seeds on `jobs` threads (each seed is its own simulation, so they are independent)
+/// and hands each result to `each` in seed order. With `check_determinism`, each passing seed
+/// runs twice and a different second trace hash is recorded.
+pub fn run_seeds(
+    seeds: &[u64],
+    opts: &RunOptions,
+    jobs: usize,
+    check_determinism: bool,
+    mut each: impl FnMut(SeedResult),
+) {
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::mpsc;
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = mpsc::channel::<(usize, SeedResult)>();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1).min(seeds.len().max(1)) {
+            let tx = tx.clone();
+            let next = &next;
+            scope.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&seed) = seeds.get(i) else { break };
+                    let r = run_seed(seed, opts);
+                    let mut second_hash = None;
+                    if check_determinism && matches!(r.outcome, Outcome::Pass) {
+                        let again = run_seed(
+                            seed,
+                            &RunOptions {
+                                quiet: true,
+                                verbose: false,
+                                ..opts.clone()
+                            },
+                        );
+                        if again.trace_hash != r.trace_hash {
+                            second_hash = Some(again.trace_hash);
+                        }
+                    }
+                    let result = SeedResult {
+                        seed,
+                        outcome: r.outcome,
+                        trace_hash: r.trace_hash,
+                        simulated: r.simulated,
+                        report: r.report,
+                        second_hash,
+                    };
+                    if tx.send((i, result)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        // Hand results over in seed order, holding back those that finish early.
+        let mut pending = BTreeMap::new();
+        let mut want = 0;
+        for (i, r) in rx {
+            pending.insert(i, r);
+            while let Some(r) = pending.remove(&want) {
+                each(r);
+                want += 1;
+            }
+        }
+    });
 }
 
 /// What the hosts share with the driver.
@@ -248,15 +357,16 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> RunResult {
         other => other,
     };
     let trace_hash = history.hash() ^ simulated.as_micros() as u64;
-    let result = RunResult {
+    let mut result = RunResult {
         seed,
         outcome,
         trace_hash,
         history,
         verdict,
         simulated,
+        report: String::new(),
     };
-    report(&result, opts);
+    result.report = report(&result, opts);
     result
 }
 
@@ -839,39 +949,93 @@ fn record_polls(
     }
 }
 
+/// Prints the history's operations on the values an anomaly names: their sends and answers,
+/// and each read that returned one of them (with the offset it was read at), plus the faults
+/// that could explain it (power losses, restarts).
+fn print_operations_involved(out: &mut String, h: &History, a: &Anomaly) {
+    outln!(out, "operations involved in {} on {}:", a.kind, a.tp);
+    let mut shown = 0;
+    for e in &h.entries {
+        let line = match &e.event {
+            Event::SendInvoke { value, tp, .. }
+            | Event::SendOk { value, tp, .. }
+            | Event::SendFail { value, tp, .. }
+            | Event::SendInfo { value, tp, .. }
+                if *tp == a.tp && a.detail.contains(value.as_str()) =>
+            {
+                Some(e.to_string())
+            }
+            Event::Poll {
+                process,
+                tp,
+                records,
+            } if *tp == a.tp => {
+                let hits: Vec<String> = records
+                    .iter()
+                    .filter(|(_, v)| a.detail.contains(v.as_str()))
+                    .map(|(o, v)| format!("{v}@{o}"))
+                    .collect();
+                (!hits.is_empty()).then(|| {
+                    format!(
+                        "{:10.6} {process} read {tp} {}",
+                        e.at as f64 / 1e6,
+                        hits.join(" ")
+                    )
+                })
+            }
+            Event::PowerLoss { .. } | Event::Healed => Some(e.to_string()),
+            Event::Fault { description } if description.contains("restart") => Some(e.to_string()),
+            _ => None,
+        };
+        if let Some(line) = line {
+            shown += 1;
+            if shown > 40 {
+                outln!(out, "  ... (--verbose prints the whole history)");
+                break;
+            }
+            outln!(out, "  {line}");
+        }
+    }
+}
+
 /// Prints the outcome: PASS and the trace hash, or the failure report.
-fn report(r: &RunResult, opts: &RunOptions) {
+fn report(r: &RunResult, opts: &RunOptions) -> String {
+    let mut out = String::new();
     if opts.verbose {
         for e in &r.history.entries {
-            println!("{e}");
+            outln!(out, "{e}");
         }
     }
     let quiet_pass = opts.quiet && matches!(r.outcome, Outcome::Pass);
     if quiet_pass {
-        return;
+        return out;
     }
     if opts.quiet {
-        println!("seed: {}", r.seed);
+        outln!(out, "seed: {}", r.seed);
     }
     match &r.outcome {
         Outcome::Pass => {
-            println!(
+            outln!(
+                out,
                 "PASS ({} acknowledged sends, {} records read, {} anomalies allowed by the promises, {:.1} simulated s)",
                 r.verdict.acknowledged,
                 r.verdict.records_read,
                 r.verdict.allowed.len(),
                 r.simulated.as_secs_f64()
             );
-            println!("trace hash: {:016x}", r.trace_hash);
+            outln!(out, "trace hash: {:016x}", r.trace_hash);
         }
         other => {
-            println!("FAIL: {}", other.summary());
+            outln!(out, "FAIL: {}", other.summary());
             if let Outcome::Safety(anomalies) = other {
                 for a in anomalies.iter().take(20) {
-                    println!("  {a}");
+                    outln!(out, "  {a}");
                 }
                 if anomalies.len() > 20 {
-                    println!("  ... and {} more", anomalies.len() - 20);
+                    outln!(out, "  ... and {} more", anomalies.len() - 20);
+                }
+                for a in anomalies.iter().take(3) {
+                    print_operations_involved(&mut out, &r.history, a);
                 }
                 let at = anomalies
                     .iter()
@@ -879,7 +1043,7 @@ fn report(r: &RunResult, opts: &RunOptions) {
                     .filter(|t| *t > 0)
                     .min()
                     .unwrap_or(0);
-                println!("last events before it:");
+                outln!(out, "last events before it:");
                 let before: Vec<_> = r
                     .history
                     .entries
@@ -887,10 +1051,11 @@ fn report(r: &RunResult, opts: &RunOptions) {
                     .filter(|e| e.at <= at.max(1))
                     .collect();
                 for e in before.iter().rev().take(15).rev() {
-                    println!("  {e}");
+                    outln!(out, "  {e}");
                 }
             }
-            println!("trace hash: {:016x}", r.trace_hash);
+            outln!(out, "trace hash: {:016x}", r.trace_hash);
         }
     }
+    out
 }
