@@ -159,13 +159,12 @@ pub fn check(h: &History) -> Verdict {
                 let final_read =
                     final_reading.contains(process) && h.final_readers.contains(process);
                 for (o, val) in records {
-                    if final_read {
-                        if f.final_image
+                    if final_read
+                        && f.final_image
                             .insert(val.clone(), *o)
                             .is_some_and(|old| old != *o)
-                        {
-                            f.final_duplicates.insert(val.clone());
-                        }
+                    {
+                        f.final_duplicates.insert(val.clone());
                     }
                     f.seen_at
                         .entry(*o)

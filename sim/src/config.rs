@@ -2,6 +2,7 @@
 //! settings, clients and faults. Each part draws from its own RNG stream (derived from the
 //! seed and the part's name), so changing how one part draws does not shift the others.
 
+use crate::env::{ArmedCrash, CrashPoint};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::fmt;
@@ -77,6 +78,13 @@ pub enum Fault {
     DiskFull {
         full: bool,
     },
+    /// Arm a crash at a point of the broker's disk work (mid-append, mid-roll,
+    /// mid-checkpoint...): when the broker reaches it, the process dies there, with the power
+    /// (unsynced writes lost or torn) or without.
+    CrashAt {
+        crash: ArmedCrash,
+        power: bool,
+    },
 }
 
 impl fmt::Display for Fault {
@@ -93,6 +101,14 @@ impl fmt::Display for Fault {
             Fault::DiskFull { full } => {
                 write!(f, "disk {}", if *full { "full" } else { "no longer full" })
             }
+            Fault::CrashAt { crash, power } => write!(
+                f,
+                "arm {} {} the {} {} from here",
+                if *power { "power loss" } else { "crash" },
+                if crash.after { "after" } else { "before" },
+                ordinal(crash.skip + 1),
+                crash.point.name()
+            ),
         }
     }
 }
@@ -245,7 +261,12 @@ impl SimConfig {
             .map(|p| p.name.clone())
             .chain(consumers.iter().map(|c| c.name.clone()))
             .collect();
-        let faults = draw_faults(&mut stream(seed, "nemesis"), &clients, fault_phase);
+        let mut faults = draw_faults(&mut stream(seed, "nemesis"), &clients, fault_phase);
+        faults.extend(draw_crash_points(
+            &mut stream(seed, "crash-points"),
+            fault_phase,
+        ));
+        faults.sort_by_key(|(t, _)| *t);
         SimConfig {
             seed,
             topics,
@@ -260,6 +281,40 @@ impl SimConfig {
             faults,
         }
     }
+}
+
+fn ordinal(n: u32) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
+/// Crashes aimed at points of the broker's disk work, from their own RNG stream (so adding
+/// them left every other fault of every seed where it was).
+fn draw_crash_points(r: &mut StdRng, phase: Duration) -> Vec<(Duration, Fault)> {
+    let phase_ms = phase.as_millis() as u64;
+    (0..pick(r, &[0, 0, 1, 1, 2]))
+        .map(|_| {
+            let at = Duration::from_millis(r.random_range(200..phase_ms));
+            let crash = ArmedCrash {
+                point: pick(r, &CrashPoint::ALL),
+                after: r.random_bool(0.5),
+                skip: pick(r, &[0, 0, 1, 3, 10, 30]),
+            };
+            (
+                at,
+                Fault::CrashAt {
+                    crash,
+                    power: r.random_bool(0.5),
+                },
+            )
+        })
+        .collect()
 }
 
 /// The fault schedule: faults at random times during the fault phase, each undone after a
@@ -381,10 +436,11 @@ mod tests {
                 );
             }
         }
-        // partition, repair, hold, release, max (latency), restart, power, disk (io/full x2).
+        // partition, repair, hold, release, max (latency), restart, power, disk (io/full x2),
+        // arm (crash points).
         assert_eq!(
             seen.len(),
-            8,
+            9,
             "every kind of fault appears in 300 seeds: {seen:?}"
         );
     }

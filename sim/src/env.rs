@@ -44,10 +44,107 @@ pub struct DiskSwitches {
     pub io_error_per_mille: std::sync::atomic::AtomicU32,
     /// While set, every write fails with ENOSPC (the disk is full).
     pub full: std::sync::atomic::AtomicBool,
+    /// A crash armed to happen at a chosen point of the broker's disk work.
+    pub armed: std::sync::Mutex<Option<ArmedCrash>>,
+    /// Set when an armed crash point was reached: the process is dead from here on (every
+    /// disk operation fails, every sync hangs) until the driver crashes the host.
+    pub tripped: std::sync::atomic::AtomicBool,
+}
+
+/// Where in the broker's disk work a targeted crash lands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// A write to a segment (`.log`): mid-append.
+    SegmentWrite,
+    /// A write to an offset or time index: between a batch and its index entry.
+    IndexWrite,
+    /// Creating a segment file: mid-roll (or mid-topic-creation).
+    SegmentCreate,
+    /// A rename: a checkpoint, a producer snapshot, or a topic deletion being committed.
+    Rename,
+    /// Deleting a file: retention, snapshot cleanup, recovery's own cleanup.
+    Delete,
+}
+
+impl CrashPoint {
+    pub const ALL: [CrashPoint; 5] = [
+        CrashPoint::SegmentWrite,
+        CrashPoint::IndexWrite,
+        CrashPoint::SegmentCreate,
+        CrashPoint::Rename,
+        CrashPoint::Delete,
+    ];
+
+    /// Kafka-ish words for the failure report.
+    pub fn name(self) -> &'static str {
+        match self {
+            CrashPoint::SegmentWrite => "segment write",
+            CrashPoint::IndexWrite => "index write",
+            CrashPoint::SegmentCreate => "segment roll",
+            CrashPoint::Rename => "rename (checkpoint, snapshot)",
+            CrashPoint::Delete => "file delete (retention)",
+        }
+    }
+}
+
+/// A crash waiting for its point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArmedCrash {
+    pub point: CrashPoint,
+    /// Crash after the operation took effect (else just before it).
+    pub after: bool,
+    /// Occurrences of the point to let pass first.
+    pub skip: u32,
 }
 
 impl DiskSwitches {
-    /// Whether this read or write fails, and how.
+    /// Called at each operation that may be a crash point: `Err` if the process is already
+    /// dead or dies right here, before the operation; `Ok(true)` if it dies right after it.
+    fn crash_point(&self, point: CrashPoint) -> io::Result<bool> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let dead = || io::Error::other("the process is crashing (simulated)");
+        if self.tripped.load(SeqCst) {
+            return Err(dead());
+        }
+        let mut armed = self.armed.lock().unwrap_or_else(|e| e.into_inner());
+        match armed.as_mut() {
+            Some(a) if a.point == point => {
+                if a.skip > 0 {
+                    a.skip -= 1;
+                    return Ok(false);
+                }
+                let after = a.after;
+                *armed = None;
+                self.tripped.store(true, SeqCst);
+                if after { Ok(true) } else { Err(dead()) }
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Whether the process is dead (an armed crash point was reached).
+    fn dead(&self) -> io::Result<()> {
+        if self.tripped.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(io::Error::other("the process is crashing (simulated)"));
+        }
+        Ok(())
+    }
+}
+
+/// The crash point, if any, that an operation on `path` is.
+fn write_point(path: &Path) -> Option<CrashPoint> {
+    let p = path.to_string_lossy();
+    if p.ends_with(".log") {
+        Some(CrashPoint::SegmentWrite)
+    } else if p.ends_with(".index") || p.ends_with(".timeindex") {
+        Some(CrashPoint::IndexWrite)
+    } else {
+        None
+    }
+}
+
+impl DiskSwitches {
+    /// Whether this read or write fails, and how (the disk faults the nemesis switches).
     fn fault(&self, rng: &SharedRng, writing: bool) -> Option<io::Error> {
         use std::sync::atomic::Ordering::Relaxed;
         if writing && self.full.load(Relaxed) {
@@ -101,8 +198,13 @@ impl SimDisk {
         let p = path.to_string_lossy();
         let lying =
             self.faults.lying_fsync && p.ends_with(".log") && !p.contains("__cluster_metadata");
+        let faults = self.faults.clone();
         Box::pin(async move {
             tokio::time::sleep(delay).await;
+            if faults.switches.dead().is_err() {
+                // A dead process never learns how its last fsync went.
+                std::future::pending::<()>().await;
+            }
             if lying { Ok(()) } else { f() }
         })
     }
@@ -125,6 +227,7 @@ struct SimFile {
 
 impl DiskFile for SimFile {
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        self.disk.faults.switches.dead()?;
         if let Some(e) = self.disk.faults.switches.fault(&self.disk.rng, false) {
             return Err(e);
         }
@@ -132,10 +235,19 @@ impl DiskFile for SimFile {
     }
 
     fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
-        if let Some(e) = self.disk.faults.switches.fault(&self.disk.rng, true) {
+        let switches = &self.disk.faults.switches;
+        switches.dead()?;
+        if let Some(e) = switches.fault(&self.disk.rng, true) {
             return Err(e);
         }
+        let dies_after = match write_point(&self.path) {
+            Some(point) => switches.crash_point(point)?,
+            None => false,
+        };
         FileExt::write_all_at(&self.file, buf, pos)?;
+        if dies_after {
+            return Err(io::Error::other("the process is crashing (simulated)"));
+        }
         let dirty = self
             .dirty_writes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -150,10 +262,12 @@ impl DiskFile for SimFile {
     }
 
     fn len(&self) -> io::Result<u64> {
+        self.disk.faults.switches.dead()?;
         Ok(self.file.metadata()?.len())
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
+        self.disk.faults.switches.dead()?;
         self.file.set_len(len)
     }
 
@@ -171,6 +285,12 @@ impl DiskFile for SimFile {
 
 impl Disk for SimDisk {
     fn open(&self, path: &Path, mode: FileMode) -> io::Result<Arc<dyn DiskFile>> {
+        let switches = &self.faults.switches;
+        switches.dead()?;
+        let creating = matches!(mode, FileMode::Create | FileMode::CreateTruncate)
+            && path.to_string_lossy().ends_with(".log")
+            && !simfs::exists(path);
+        let dies_after = creating && switches.crash_point(CrashPoint::SegmentCreate)?;
         let mut o = simfs::OpenOptions::new();
         match mode {
             FileMode::Read => o.read(true),
@@ -178,8 +298,12 @@ impl Disk for SimDisk {
             FileMode::Create => o.read(true).write(true).create(true),
             FileMode::CreateTruncate => o.read(true).write(true).create(true).truncate(true),
         };
+        let file = o.open(path)?;
+        if dies_after {
+            return Err(io::Error::other("the process is crashing (simulated)"));
+        }
         Ok(Arc::new(SimFile {
-            file: o.open(path)?,
+            file,
             path: path.to_path_buf(),
             disk: self.clone(),
             dirty_writes: std::sync::atomic::AtomicU32::new(0),
@@ -187,10 +311,12 @@ impl Disk for SimDisk {
     }
 
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.faults.switches.dead()?;
         simfs::create_dir_all(path)
     }
 
     fn list_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
+        self.faults.switches.dead()?;
         let mut out = Vec::new();
         for entry in simfs::read_dir(path)? {
             let entry = entry?;
@@ -206,14 +332,25 @@ impl Disk for SimDisk {
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        simfs::rename(from, to)
+        let dies_after = self.faults.switches.crash_point(CrashPoint::Rename)?;
+        simfs::rename(from, to)?;
+        if dies_after {
+            return Err(io::Error::other("the process is crashing (simulated)"));
+        }
+        Ok(())
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
-        simfs::remove_file(path)
+        let dies_after = self.faults.switches.crash_point(CrashPoint::Delete)?;
+        simfs::remove_file(path)?;
+        if dies_after {
+            return Err(io::Error::other("the process is crashing (simulated)"));
+        }
+        Ok(())
     }
 
     fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.faults.switches.dead()?;
         simfs::remove_dir_all(path)
     }
 

@@ -382,14 +382,25 @@ fn drive(
     let mut healed = false;
     let mut held: Vec<String> = Vec::new();
     let mut partitioned: Vec<String> = Vec::new();
+    // Whether the armed crash point cuts the power.
+    let armed_power = AtomicBool::new(false);
     loop {
+        crash_if_tripped(sim, switches, &armed_power, shared);
         let t = sim.elapsed();
         while let Some((at, _)) = faults.front() {
             if *at > t || healed {
                 break;
             }
             let (_, fault) = faults.pop_front().expect("a fault");
-            apply(sim, &fault, switches, shared, &mut held, &mut partitioned);
+            apply(
+                sim,
+                &fault,
+                switches,
+                shared,
+                &mut held,
+                &mut partitioned,
+                &armed_power,
+            );
         }
         if !healed && t >= cfg.fault_phase {
             for c in partitioned.drain(..) {
@@ -401,6 +412,7 @@ fn drive(
             sim.set_max_message_latency(cfg.max_latency);
             switches.io_error_per_mille.store(0, Ordering::SeqCst);
             switches.full.store(false, Ordering::SeqCst);
+            *switches.armed.lock().unwrap_or_else(|e| e.into_inner()) = None;
             record_at(shared, t.as_micros() as Micros, Event::Healed);
             healed = true;
         }
@@ -430,6 +442,55 @@ fn drive(
     }
 }
 
+/// Cuts the broker's power and starts it again: unsynced writes are lost or torn.
+fn power_loss(sim: &mut turmoil::Sim<'_>, shared: &SharedRef, at: Micros) {
+    sim.crash(BROKER);
+    record_at(
+        shared,
+        at,
+        Event::PowerLoss {
+            host: BROKER.into(),
+        },
+    );
+    sim.bounce(BROKER);
+}
+
+/// If the broker reached an armed crash point, kills it there (its disk refuses everything
+/// since) and starts it again.
+fn crash_if_tripped(
+    sim: &mut turmoil::Sim<'_>,
+    switches: &DiskSwitches,
+    armed_power: &AtomicBool,
+    shared: &SharedRef,
+) {
+    if !switches.tripped.load(Ordering::SeqCst) {
+        return;
+    }
+    let at = sim.elapsed().as_micros() as Micros;
+    let power = armed_power.load(Ordering::SeqCst);
+    if power {
+        power_loss(sim, shared, at);
+    } else {
+        sim.bounce(BROKER);
+    }
+    switches.tripped.store(false, Ordering::SeqCst);
+    record_at(
+        shared,
+        at,
+        Event::Fault {
+            description: format!(
+                "armed {} reached: broker {}",
+                if power { "power loss" } else { "crash" },
+                if power {
+                    "lost power and restarted"
+                } else {
+                    "killed and restarted"
+                }
+            ),
+        },
+    );
+}
+
 /// Applies one fault and records it.
 fn apply(
     sim: &mut turmoil::Sim<'_>,
@@ -438,6 +499,7 @@ fn apply(
     shared: &SharedRef,
     held: &mut Vec<String>,
     partitioned: &mut Vec<String>,
+    armed_power: &AtomicBool,
 ) {
     let at = sim.elapsed().as_micros() as Micros;
     match fault {
@@ -462,17 +524,17 @@ fn apply(
                 sim.set_max_message_latency(Duration::from_millis(*max_latency_ms));
             }
         }
-        Fault::Restart => sim.bounce(BROKER),
-        Fault::PowerLoss => {
-            sim.crash(BROKER);
-            record_at(
-                shared,
-                at,
-                Event::PowerLoss {
-                    host: BROKER.into(),
-                },
-            );
+        Fault::Restart => {
             sim.bounce(BROKER);
+            switches.tripped.store(false, Ordering::SeqCst);
+        }
+        Fault::PowerLoss => {
+            power_loss(sim, shared, at);
+            switches.tripped.store(false, Ordering::SeqCst);
+        }
+        Fault::CrashAt { crash, power } => {
+            *switches.armed.lock().unwrap_or_else(|e| e.into_inner()) = Some(*crash);
+            armed_power.store(*power, Ordering::SeqCst);
         }
         Fault::IoErrors { per_mille } => switches
             .io_error_per_mille

@@ -150,7 +150,7 @@ struct LogState {
     /// Idempotent producers' sequence state.
     producers: ProducerStates,
     /// Snapshot files written since the last sync round; the next one syncs them.
-    unsynced_snapshots: Vec<Arc<dyn DiskFile>>,
+    unsynced_snapshots: Vec<snapshot::PendingSnapshot>,
 }
 
 /// What one sync covers.
@@ -158,7 +158,7 @@ struct SyncPlan {
     /// Files to sync, with the segment and what to mark afterwards.
     files: Vec<(i64, Arc<dyn DiskFile>, SyncMark)>,
     /// Producer snapshot files to sync.
-    snapshots: Vec<Arc<dyn DiskFile>>,
+    snapshots: Vec<snapshot::PendingSnapshot>,
     /// The directory's write count to mark, if the directory needs a sync.
     dir: Option<u64>,
     /// The log end offset when the plan was made: durable once the plan completes.
@@ -548,7 +548,8 @@ impl PartitionLog {
         let plan = self.lock().prepare_sync(with_active_indexes);
         // Data first, then the directory: when a new segment's name becomes durable, the
         // segments before it are already complete on disk.
-        for file in plan.files.iter().map(|(_, f, _)| f).chain(&plan.snapshots) {
+        let snapshot_files = plan.snapshots.iter().map(|s| &s.file);
+        for file in plan.files.iter().map(|(_, f, _)| f).chain(snapshot_files) {
             if let Err(e) = file.clone().sync().await {
                 let why = format!("fsync failed: {e}");
                 tracing::error!(dir = %self.dir.display(), error = %e, "fsync failed; the log goes offline");
@@ -556,7 +557,13 @@ impl PartitionLog {
                 return Err(LogError::Offline(why));
             }
         }
-        if plan.dir.is_some() {
+        // Producer snapshots, synced, take their names now; the directory sync makes it last.
+        for snap in &plan.snapshots {
+            if let Err(e) = snapshot::publish(&*self.disk, &self.dir, snap) {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "could not publish a producer snapshot");
+            }
+        }
+        if plan.dir.is_some() || !plan.snapshots.is_empty() {
             if let Err(e) = self.disk.sync_dir(&self.dir).await {
                 let why = format!("directory fsync failed: {e}");
                 self.lock().offline = Some(why.clone());

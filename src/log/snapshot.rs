@@ -2,15 +2,18 @@
 //! state as it was after every batch below that offset (Kafka's file name and meaning), so
 //! recovery replays only the batches after the newest snapshot instead of the whole log.
 //!
-//! A snapshot is a cache, like the indexes: written without a sync (at roll, synced at close),
-//! checked by its frame CRC when loaded, and thrown away if damaged or if it claims more of the
-//! log than recovery found. One [`crate::codec`] frame, version 1, of [`ProducerStates`].
+//! A snapshot is a cache, like the indexes: written to a temp file at roll (and at close), then
+//! published under its name by the log's next sync, which syncs it with the data it describes
+//! and renames it before syncing the directory; checked by its frame CRC when loaded, and thrown
+//! away if damaged or if it claims more of the log than recovery found. A crash before the
+//! publish leaves only the temp file, which recovery removes. One [`crate::codec`] frame,
+//! version 1, of [`ProducerStates`].
 
 use super::producer_state::ProducerStates;
 use crate::codec;
 use crate::env::disk::{Disk, DiskFile, FileMode, TMP_SUFFIX, read_exact_at};
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The extension of snapshot files.
@@ -48,25 +51,39 @@ pub fn decode(bytes: &[u8]) -> Result<ProducerStates, String> {
     codec::decode_payload(&frame).map_err(|e| e.to_string())
 }
 
-/// Writes the snapshot for `offset` (temp file, then rename), and deletes all but the newest
-/// few older ones. Not synced here: the caller syncs the returned file with the next sync of
-/// the log, so the snapshot becomes durable with the data it describes.
+/// A snapshot written to its temp file, waiting to be synced and published.
+pub struct PendingSnapshot {
+    /// The temp file, to sync.
+    pub file: Arc<dyn DiskFile>,
+    tmp: PathBuf,
+    path: PathBuf,
+}
+
+/// Writes the snapshot for `offset` to a temp file beside its final name. Not synced here: the
+/// caller syncs [`PendingSnapshot::file`] with the next sync of the log, then calls
+/// [`publish`], so the snapshot appears under its name only once it is durable.
 pub fn write(
     disk: &dyn Disk,
     dir: &Path,
     offset: i64,
     states: &ProducerStates,
-) -> io::Result<Arc<dyn DiskFile>> {
+) -> io::Result<PendingSnapshot> {
     let path = dir.join(file_name(offset));
     let tmp = dir.join(format!("{}{TMP_SUFFIX}", file_name(offset)));
     let file = disk.open(&tmp, FileMode::CreateTruncate)?;
     file.write_at(&codec::encode(VERSION, states), 0)?;
-    disk.rename(&tmp, &path)?;
+    Ok(PendingSnapshot { file, tmp, path })
+}
+
+/// Publishes a synced snapshot under its name (the caller syncs the directory next), and
+/// deletes all but the newest few older ones.
+pub fn publish(disk: &dyn Disk, dir: &Path, snapshot: &PendingSnapshot) -> io::Result<()> {
+    disk.rename(&snapshot.tmp, &snapshot.path)?;
     let all = list(disk, dir)?;
     for old in all.iter().rev().skip(KEEP + 1) {
         let _ = disk.remove_file(&dir.join(file_name(*old)));
     }
-    Ok(file)
+    Ok(())
 }
 
 /// The snapshot offsets present in `dir`, ascending.

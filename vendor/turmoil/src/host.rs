@@ -425,6 +425,13 @@ impl StreamSocket {
 }
 
 impl Tcp {
+    /// runnel patch: the open stream sockets, in a fixed order.
+    pub(crate) fn stream_pairs(&self) -> Vec<SocketPair> {
+        let mut pairs: Vec<SocketPair> = self.sockets.keys().copied().collect();
+        pairs.sort_by_key(|p| (p.local, p.remote));
+        pairs
+    }
+
     fn new(capacity: usize) -> Self {
         Self {
             binds: IndexMap::new(),

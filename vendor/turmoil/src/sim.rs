@@ -167,6 +167,7 @@ impl<'a> Sim<'a> {
 
             self.world.borrow_mut().current = Some(h);
 
+            let pairs = begin_teardown(&self.world, h);
             World::enter(&self.world, || {
                 rt.crash();
 
@@ -181,6 +182,7 @@ impl<'a> Sim<'a> {
 
                 tracing::trace!(target: TRACING_TARGET, addr = ?h, "Crash");
             });
+            end_teardown(&self.world, pairs);
         }
 
         self.world.borrow_mut().current = None;
@@ -188,14 +190,22 @@ impl<'a> Sim<'a> {
 
     /// Bounces the resolved hosts. The software is restarted.
     pub fn bounce(&mut self, addrs: impl ToIpAddrs) {
-        self.run_with_hosts(addrs, |addr, rt| {
-            rt.bounce();
-
-            tracing::trace!(target: TRACING_TARGET, addr = ?addr, "Bounce");
-        });
+        let hosts = self.world.borrow_mut().lookup_many(addrs);
+        for h in hosts {
+            let rt = self.rts.get_mut(&h).expect("missing host");
+            self.world.borrow_mut().current = Some(h);
+            let pairs = begin_teardown(&self.world, h);
+            World::enter(&self.world, || {
+                rt.bounce();
+                tracing::trace!(target: TRACING_TARGET, addr = ?h, "Bounce");
+            });
+            end_teardown(&self.world, pairs);
+        }
+        self.world.borrow_mut().current = None;
     }
 
     /// Run `f` with the resolved hosts at `addrs` set on the world.
+    #[allow(dead_code)]
     fn run_with_hosts(&mut self, addrs: impl ToIpAddrs, mut f: impl FnMut(IpAddr, &mut Rt)) {
         let hosts = self.world.borrow_mut().lookup_many(addrs);
         for h in hosts {
@@ -1247,5 +1257,27 @@ mod test {
         });
 
         sim.run()
+    }
+}
+
+/// runnel patch: before a host's software is torn down, note its open connections and discard
+/// what its sockets send while tokio drops its tasks (in an order that depends on tokio's
+/// process-global task ids).
+fn begin_teardown(world: &RefCell<World>, host: IpAddr) -> Vec<crate::net::SocketPair> {
+    let mut w = world.borrow_mut();
+    w.discard_sends = true;
+    w.hosts
+        .get(&host)
+        .map(|h| h.tcp.stream_pairs())
+        .unwrap_or_default()
+}
+
+/// runnel patch: after the teardown, reset each connection the host had, in a fixed order, as
+/// the kernel of a killed process does.
+fn end_teardown(world: &RefCell<World>, pairs: Vec<crate::net::SocketPair>) {
+    let mut w = world.borrow_mut();
+    w.discard_sends = false;
+    for pair in pairs {
+        let _ = w.send_message(pair.local, pair.remote, crate::envelope::Protocol::Tcp(crate::envelope::Segment::Rst));
     }
 }

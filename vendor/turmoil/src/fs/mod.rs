@@ -1319,7 +1319,7 @@ impl Fs {
                 path: p, target, ..
             } = op
             {
-                if p == path {
+                if same_path(p, path) {
                     return Some(target.clone());
                 }
             }
@@ -1343,11 +1343,11 @@ impl Fs {
         let mut exists = self.persisted_files.contains_key(path);
         for op in &self.pending {
             match op {
-                PendingOp::CreateFile { path: p, .. } if p == path => exists = true,
-                PendingOp::CreateHardLink { path: p, .. } if p == path => exists = true,
-                PendingOp::RemoveFile { path: p } if p == path => exists = false,
-                PendingOp::Rename { from, to: _ } if from == path => exists = false,
-                PendingOp::Rename { from: _, to } if to == path => exists = true,
+                PendingOp::CreateFile { path: p, .. } if same_path(p, path) => exists = true,
+                PendingOp::CreateHardLink { path: p, .. } if same_path(p, path) => exists = true,
+                PendingOp::RemoveFile { path: p } if same_path(p, path) => exists = false,
+                PendingOp::Rename { from, to: _ } if same_path(from, path) => exists = false,
+                PendingOp::Rename { from: _, to } if same_path(to, path) => exists = true,
                 _ => {}
             }
         }
@@ -1359,16 +1359,16 @@ impl Fs {
         let mut exists = self.persisted_dirs.contains_key(path);
         for op in &self.pending {
             match op {
-                PendingOp::CreateDir { path: p, .. } if p == path => exists = true,
-                PendingOp::RemoveDir { path: p } if p == path => exists = false,
+                PendingOp::CreateDir { path: p, .. } if same_path(p, path) => exists = true,
+                PendingOp::RemoveDir { path: p } if same_path(p, path) => exists = false,
                 // For renames, we need to check if the source was a directory
-                PendingOp::Rename { from, to: _ } if from == path => {
+                PendingOp::Rename { from, to: _ } if same_path(from, path) => {
                     // Source directory is being renamed away
                     if self.persisted_dirs.contains_key(from) {
                         exists = false;
                     }
                 }
-                PendingOp::Rename { from, to } if to == path => {
+                PendingOp::Rename { from, to } if same_path(to, path) => {
                     // Something is being renamed to this path - only mark as directory
                     // if the source was a directory
                     if self.persisted_dirs.contains_key(from) {
@@ -1386,17 +1386,17 @@ impl Fs {
         let mut exists = self.persisted_symlinks.contains_key(path);
         for op in &self.pending {
             match op {
-                PendingOp::CreateSymlink { path: p, .. } if p == path => exists = true,
-                PendingOp::RemoveFile { path: p } if p == path => exists = false,
+                PendingOp::CreateSymlink { path: p, .. } if same_path(p, path) => exists = true,
+                PendingOp::RemoveFile { path: p } if same_path(p, path) => exists = false,
                 // For renames, we need to check if the source was a symlink
-                PendingOp::Rename { from, to: _ } if from == path => {
+                PendingOp::Rename { from, to: _ } if same_path(from, path) => {
                     // Source symlink is being renamed away - it no longer exists at 'from'
                     // Check both persisted and if 'exists' was set by a prior pending create
                     if self.persisted_symlinks.contains_key(from) || exists {
                         exists = false;
                     }
                 }
-                PendingOp::Rename { from, to } if to == path => {
+                PendingOp::Rename { from, to } if same_path(to, path) => {
                     // Something is being renamed to this path - only mark as symlink
                     // if the source was a symlink (persisted or pending)
                     if self.persisted_symlinks.contains_key(from)
@@ -1415,7 +1415,7 @@ impl Fs {
     fn was_symlink_created_at(&self, path: &Path) -> bool {
         for op in &self.pending {
             if let PendingOp::CreateSymlink { path: p, .. } = op {
-                if p == path {
+                if same_path(p, path) {
                     return true;
                 }
             }
@@ -1658,8 +1658,8 @@ impl Fs {
         // CreateFile is a directory entry op, handled by sync_dir
         let (to_flush, to_keep): (Vec<_>, Vec<_>) =
             self.pending.drain(..).partition(|op| match op {
-                PendingOp::Write { path: p, .. } => p == path,
-                PendingOp::SetLen { path: p, .. } => p == path,
+                PendingOp::Write { path: p, .. } => same_path(p, path),
+                PendingOp::SetLen { path: p, .. } => same_path(p, path),
                 _ => false,
             });
 
@@ -1674,7 +1674,7 @@ impl Fs {
                         path: p,
                         time,
                         mode,
-                    } if p == path => Some((*time, *mode)),
+                    } if same_path(p, path) => Some((*time, *mode)),
                     _ => None,
                 })
                 .unwrap_or((Duration::ZERO, 0o644));
@@ -1701,8 +1701,8 @@ impl Fs {
         // Flush only data ops (Write, SetLen), NOT CreateFile
         let (to_flush, to_keep): (Vec<_>, Vec<_>) =
             self.pending.drain(..).partition(|op| match op {
-                PendingOp::Write { path: p, .. } => p == path,
-                PendingOp::SetLen { path: p, .. } => p == path,
+                PendingOp::Write { path: p, .. } => same_path(p, path),
+                PendingOp::SetLen { path: p, .. } => same_path(p, path),
                 _ => false,
             });
 
@@ -1716,7 +1716,7 @@ impl Fs {
                         path: p,
                         time,
                         mode,
-                    } if p == path => Some((*time, *mode)),
+                    } if same_path(p, path) => Some((*time, *mode)),
                     _ => None,
                 })
                 .unwrap_or((Duration::ZERO, 0o644));
@@ -1751,7 +1751,7 @@ impl Fs {
         let (to_flush, to_keep): (Vec<_>, Vec<_>) = self.pending.drain(..).partition(|op| {
             match op {
                 // Directory's own creation
-                PendingOp::CreateDir { path: p, .. } if p == path => true,
+                PendingOp::CreateDir { path: p, .. } if same_path(p, path) => true,
                 // Files/dirs/symlinks/hardlinks created in this directory
                 PendingOp::CreateFile { path: p, .. } => p.parent() == Some(path),
                 PendingOp::CreateDir { path: p, .. } => p.parent() == Some(path),
@@ -1781,7 +1781,7 @@ impl Fs {
                     dir_modified = true;
                     self.synced_entries.insert(p.clone());
                 }
-                PendingOp::CreateDir { path: p, .. } if p == path => {
+                PendingOp::CreateDir { path: p, .. } if same_path(p, path) => {
                     // Directory's own creation - mark it as synced
                     self.synced_entries.insert(p.clone());
                 }
@@ -2086,10 +2086,10 @@ impl Fs {
         // Check pending ops first
         for op in self.pending.iter().rev() {
             match op {
-                PendingOp::SetPermissions { path: p, mode, .. } if p == path => {
+                PendingOp::SetPermissions { path: p, mode, .. } if same_path(p, path) => {
                     return Some(*mode);
                 }
-                PendingOp::CreateFile { path: p, mode, .. } if p == path => {
+                PendingOp::CreateFile { path: p, mode, .. } if same_path(p, path) => {
                     return Some(*mode);
                 }
                 _ => {}
@@ -2104,10 +2104,10 @@ impl Fs {
         // Check pending ops first
         for op in self.pending.iter().rev() {
             match op {
-                PendingOp::SetPermissions { path: p, mode, .. } if p == path => {
+                PendingOp::SetPermissions { path: p, mode, .. } if same_path(p, path) => {
                     return Some(*mode);
                 }
-                PendingOp::CreateDir { path: p, mode, .. } if p == path => {
+                PendingOp::CreateDir { path: p, mode, .. } if same_path(p, path) => {
                     return Some(*mode);
                 }
                 _ => {}
@@ -2130,7 +2130,7 @@ impl Fs {
         // Count pending hard links that reference this file as target
         for op in &self.pending {
             if let PendingOp::CreateHardLink { target, .. } = op {
-                if target == path {
+                if same_path(target, path) {
                     nlink += 1;
                 }
             }
@@ -2151,14 +2151,14 @@ impl Fs {
         // Apply pending ops that affect timestamps
         for op in &self.pending {
             match op {
-                PendingOp::CreateFile { path: p, time, .. } if p == path => {
+                PendingOp::CreateFile { path: p, time, .. } if same_path(p, path) => {
                     // New file creation sets all timestamps
                     timestamps = Some((*time, *time, *time));
                 }
                 PendingOp::Write { path: p, time, .. }
                 | PendingOp::SetLen { path: p, time, .. } => {
                     // Writes and truncates update mtime/ctime
-                    if (p == path || self.path_renamed_to(p, path)) && timestamps.is_some() {
+                    if (same_path(p, path) || self.path_renamed_to(p, path)) && timestamps.is_some() {
                         let (crtime, _, _) = timestamps.unwrap();
                         timestamps = Some((crtime, *time, *time));
                     }
@@ -2188,7 +2188,7 @@ impl Fs {
         // Apply pending ops that affect timestamps
         for op in &self.pending {
             match op {
-                PendingOp::CreateDir { path: p, time, .. } if p == path => {
+                PendingOp::CreateDir { path: p, time, .. } if same_path(p, path) => {
                     // New dir creation sets all timestamps
                     timestamps = Some((*time, *time, *time));
                 }
@@ -2245,7 +2245,7 @@ impl Fs {
         // Apply pending ops that affect timestamps
         for op in &self.pending {
             if let PendingOp::CreateSymlink { path: p, time, .. } = op {
-                if p == path {
+                if same_path(p, path) {
                     timestamps = Some((*time, *time, *time));
                 }
             }
