@@ -350,9 +350,14 @@ pub fn check(h: &History) -> Verdict {
         // offsets were read.
         let idempotent_producer = |p: &String| h.idempotent.get(p).copied().unwrap_or(false);
         for (val, (offset, promise, at, producer)) in &f.acked {
-            // Without write caching consumers see only synced data: a write anyone read was
-            // durable whatever its producer was promised.
-            let read_synced = !caching && f.offsets_of.contains_key(val);
+            // Without write caching consumers see only synced data: a write anyone read at its
+            // acknowledged offset was durable whatever its producer was promised. (A copy read
+            // elsewhere proves nothing about this one: a plain producer's retry may write the
+            // value twice, and only the first copy may have been synced.)
+            let read_synced = !caching
+                && f.offsets_of
+                    .get(val)
+                    .is_some_and(|seen| seen.contains(offset));
             let required = promise.durable || read_synced || !power_loss_after(*at);
             if *offset < log_start {
                 continue;
@@ -715,6 +720,43 @@ mod tests {
         final_read(&mut h, 10, "c2", 0, &[]);
         assert!(check(&h).violations.is_empty());
         assert_eq!(kinds(&check(&h).allowed), vec![Kind::LostWrite]);
+    }
+
+    #[test]
+    fn a_synced_first_copy_does_not_make_a_retry_durable() {
+        // Seed 700204: a plain producer's first attempt lands at 0 (synced, read); its retry
+        // lands at 3 and is acknowledged there (acks=1); a power loss takes 3. Allowed.
+        let mut h = History::default();
+        h.push(
+            1,
+            SendInvoke {
+                process: "p".into(),
+                tp: tp(),
+                value: "v".into(),
+            },
+        );
+        poll(&mut h, 2, "c1", &[(0, "v")]);
+        h.push(
+            4,
+            SendOk {
+                process: "p".into(),
+                tp: tp(),
+                value: "v".into(),
+                offset: 3,
+                promise: Promise { durable: false },
+            },
+        );
+        power_loss(&mut h, 5);
+        final_read(
+            &mut h,
+            10,
+            "c",
+            0,
+            &[(0, "v"), (1, "x"), (2, "y"), (3, "z")],
+        );
+        let v = check(&h);
+        assert!(v.violations.is_empty(), "{:?}", v.violations);
+        assert_eq!(kinds(&v.allowed), vec![Kind::UnexpectedOffset]);
     }
 
     #[test]
