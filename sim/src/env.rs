@@ -102,9 +102,8 @@ impl DiskSwitches {
     /// dead or dies right here, before the operation; `Ok(true)` if it dies right after it.
     fn crash_point(&self, point: CrashPoint) -> io::Result<bool> {
         use std::sync::atomic::Ordering::SeqCst;
-        let dead = || io::Error::other("the process is crashing (simulated)");
         if self.tripped.load(SeqCst) {
-            return Err(dead());
+            return Err(crashing());
         }
         let mut armed = self.armed.lock().unwrap_or_else(|e| e.into_inner());
         match armed.as_mut() {
@@ -116,7 +115,7 @@ impl DiskSwitches {
                 let after = a.after;
                 *armed = None;
                 self.tripped.store(true, SeqCst);
-                if after { Ok(true) } else { Err(dead()) }
+                if after { Ok(true) } else { Err(crashing()) }
             }
             _ => Ok(false),
         }
@@ -125,10 +124,15 @@ impl DiskSwitches {
     /// Whether the process is dead (an armed crash point was reached).
     fn dead(&self) -> io::Result<()> {
         if self.tripped.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(io::Error::other("the process is crashing (simulated)"));
+            return Err(crashing());
         }
         Ok(())
     }
+}
+
+/// The error every disk operation of a process that reached its armed crash point gets.
+fn crashing() -> io::Error {
+    io::Error::other("the process is crashing (simulated)")
 }
 
 /// The crash point, if any, that an operation on `path` is.
@@ -246,7 +250,7 @@ impl DiskFile for SimFile {
         };
         FileExt::write_all_at(&self.file, buf, pos)?;
         if dies_after {
-            return Err(io::Error::other("the process is crashing (simulated)"));
+            return Err(crashing());
         }
         let dirty = self
             .dirty_writes
@@ -300,7 +304,7 @@ impl Disk for SimDisk {
         };
         let file = o.open(path)?;
         if dies_after {
-            return Err(io::Error::other("the process is crashing (simulated)"));
+            return Err(crashing());
         }
         Ok(Arc::new(SimFile {
             file,
@@ -335,7 +339,7 @@ impl Disk for SimDisk {
         let dies_after = self.faults.switches.crash_point(CrashPoint::Rename)?;
         simfs::rename(from, to)?;
         if dies_after {
-            return Err(io::Error::other("the process is crashing (simulated)"));
+            return Err(crashing());
         }
         Ok(())
     }
@@ -344,7 +348,7 @@ impl Disk for SimDisk {
         let dies_after = self.faults.switches.crash_point(CrashPoint::Delete)?;
         simfs::remove_file(path)?;
         if dies_after {
-            return Err(io::Error::other("the process is crashing (simulated)"));
+            return Err(crashing());
         }
         Ok(())
     }
