@@ -13,6 +13,7 @@ pub mod clock;
 pub mod disk;
 pub mod mem;
 pub mod net;
+pub mod probe;
 pub mod rng;
 
 use std::future::Future;
@@ -23,6 +24,7 @@ pub use clock::{Clock, SystemClock, monotonic_now};
 pub use disk::{Disk, DiskFile, FileMode, RealDisk};
 pub use mem::MemDisk;
 pub use net::{Connection, Listener, Network, RealNetwork};
+pub use probe::{NoProbe, PlantedBugs, Probe, ProbeEvent};
 pub use rng::SharedRng;
 
 /// A boxed, sendable future: what the seam's asynchronous methods return, so the traits stay
@@ -40,6 +42,9 @@ pub struct Env {
     pub clock: Arc<dyn Clock>,
     /// The one random source handed down to everything that needs randomness.
     pub rng: SharedRng,
+    /// Where storage declares its state (the simulator checks it; nobody listens in the real
+    /// world).
+    pub probe: Arc<dyn Probe>,
 }
 
 impl Env {
@@ -51,6 +56,7 @@ impl Env {
             net: Arc::new(RealNetwork),
             clock: Arc::new(SystemClock),
             rng: SharedRng::from_os_entropy(),
+            probe: Arc::new(NoProbe),
         }
     }
 
@@ -62,6 +68,7 @@ impl Env {
             net: Arc::new(RealNetwork),
             clock: Arc::new(SystemClock),
             rng: SharedRng::seeded(seed),
+            probe: Arc::new(NoProbe),
         }
     }
 }

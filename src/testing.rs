@@ -125,6 +125,7 @@ pub fn fuzz_segment_recovery(data: &[u8]) {
             net: Arc::new(RealNetwork),
             clock: Arc::new(crate::env::clock::ManualClock::new(1_700_000_000_000)),
             rng: SharedRng::seeded(0),
+            probe: Arc::new(crate::env::NoProbe),
         };
         let cfg = LogConfig {
             index_interval_bytes: 64,

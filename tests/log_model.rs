@@ -159,6 +159,7 @@ async fn run(ops: Vec<Op>) {
         net: Arc::new(RealNetwork),
         clock: clock.clone(),
         rng: SharedRng::seeded(7),
+        probe: Arc::new(runnel::env::NoProbe),
     };
     let open = || PartitionLog::open(&env, Path::new(DIR), config());
     let mut log = open().await.unwrap();

@@ -143,6 +143,7 @@ async fn run(ops: Vec<Op>) {
         net: Arc::new(RealNetwork),
         clock: Arc::new(ManualClock::new(1_700_000_000_000)),
         rng: SharedRng::seeded(1),
+        probe: Arc::new(runnel::env::NoProbe),
     };
     let cfg = LogConfig {
         segment_bytes: 600,

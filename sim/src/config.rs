@@ -2,7 +2,7 @@
 //! settings, clients and faults. Each part draws from its own RNG stream (derived from the
 //! seed and the part's name), so changing how one part draws does not shift the others.
 
-use crate::env::{ArmedCrash, CrashPoint};
+use crate::env::{ArmedCrash, CrashPoint, Writeback};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::fmt;
@@ -44,44 +44,74 @@ pub struct ConsumerSpec {
     pub partition_max_bytes: i32,
 }
 
-/// One fault, applied at a time in the fault phase.
+/// One fault, applied at a time in the fault phase. Hosts are named: brokers `broker-N`,
+/// clients by their role (`producer-0`, `consumer-1`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
-    /// Cut the network between a client host and the broker, both ways.
+    /// Cut the network between two hosts, both ways.
     Partition {
-        client: String,
+        a: String,
+        b: String,
     },
     /// Restore it.
     Repair {
-        client: String,
+        a: String,
+        b: String,
     },
-    /// Hold messages between a client and the broker (delivered on release).
+    /// Drop every message from one host to another (the other way still works).
+    Cut {
+        from: String,
+        to: String,
+    },
+    /// Restore that direction.
+    Restore {
+        from: String,
+        to: String,
+    },
+    /// Hold messages between two hosts (delivered on release).
     Hold {
-        client: String,
+        a: String,
+        b: String,
     },
     Release {
-        client: String,
+        a: String,
+        b: String,
     },
     /// Raise the maximum message latency to this many milliseconds (0 restores the default).
     Slow {
         max_latency_ms: u64,
     },
-    /// Kill the broker process and start it again (the page cache survives).
-    Restart,
-    /// Cut the broker's power: unsynced writes are lost or torn; then start it again.
-    PowerLoss,
-    /// Transient disk I/O errors at this per mille rate (0 turns them off).
+    /// Kill a broker process and start it again (the page cache survives).
+    Restart {
+        host: String,
+    },
+    /// Cut a broker's power: unsynced writes are lost or torn; then start it again.
+    PowerLoss {
+        host: String,
+    },
+    /// Freeze a broker (SIGSTOP, a long GC pause): it runs nothing and messages to it wait.
+    Pause {
+        host: String,
+    },
+    /// Let it run again.
+    Resume {
+        host: String,
+    },
+    /// Transient disk I/O errors on a broker at this per mille rate (0 turns them off).
     IoErrors {
+        host: String,
         per_mille: u32,
     },
-    /// The disk is full (or no longer).
+    /// A broker's disk is full (or no longer).
     DiskFull {
+        host: String,
         full: bool,
     },
-    /// Arm a crash at a point of the broker's disk work (mid-append, mid-roll,
+    /// Arm a crash at a point of a broker's disk work (mid-append, mid-roll,
     /// mid-checkpoint...): when the broker reaches it, the process dies there, with the power
     /// (unsynced writes lost or torn) or without.
     CrashAt {
+        host: String,
         crash: ArmedCrash,
         power: bool,
     },
@@ -90,20 +120,28 @@ pub enum Fault {
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Fault::Partition { client } => write!(f, "partition {client} <-> broker"),
-            Fault::Repair { client } => write!(f, "repair {client} <-> broker"),
-            Fault::Hold { client } => write!(f, "hold {client} <-> broker"),
-            Fault::Release { client } => write!(f, "release {client} <-> broker"),
+            Fault::Partition { a, b } => write!(f, "partition {a} <-> {b}"),
+            Fault::Repair { a, b } => write!(f, "repair {a} <-> {b}"),
+            Fault::Cut { from, to } => write!(f, "cut {from} -> {to}"),
+            Fault::Restore { from, to } => write!(f, "restore {from} -> {to}"),
+            Fault::Hold { a, b } => write!(f, "hold {a} <-> {b}"),
+            Fault::Release { a, b } => write!(f, "release {a} <-> {b}"),
             Fault::Slow { max_latency_ms } => write!(f, "max message latency {max_latency_ms} ms"),
-            Fault::Restart => write!(f, "restart broker"),
-            Fault::PowerLoss => write!(f, "power loss on broker"),
-            Fault::IoErrors { per_mille } => write!(f, "disk I/O errors at {per_mille}/1000"),
-            Fault::DiskFull { full } => {
-                write!(f, "disk {}", if *full { "full" } else { "no longer full" })
+            Fault::Restart { host } => write!(f, "restart {host}"),
+            Fault::PowerLoss { host } => write!(f, "power loss on {host}"),
+            Fault::Pause { host } => write!(f, "pause {host}"),
+            Fault::Resume { host } => write!(f, "resume {host}"),
+            Fault::IoErrors { host, per_mille } => {
+                write!(f, "disk I/O errors on {host} at {per_mille}/1000")
             }
-            Fault::CrashAt { crash, power } => write!(
+            Fault::DiskFull { host, full } => write!(
                 f,
-                "arm {} {} the {} {} from here",
+                "disk of {host} {}",
+                if *full { "full" } else { "no longer full" }
+            ),
+            Fault::CrashAt { host, crash, power } => write!(
+                f,
+                "arm {} on {host} {} the {} {} from here",
                 if *power { "power loss" } else { "crash" },
                 if crash.after { "after" } else { "before" },
                 ordinal(crash.skip + 1),
@@ -113,10 +151,59 @@ impl fmt::Display for Fault {
     }
 }
 
+impl Fault {
+    /// The broker whose process or disk this fault hits, if it hits one.
+    pub fn host(&self) -> Option<&str> {
+        match self {
+            Fault::Restart { host }
+            | Fault::PowerLoss { host }
+            | Fault::Pause { host }
+            | Fault::Resume { host }
+            | Fault::IoErrors { host, .. }
+            | Fault::DiskFull { host, .. }
+            | Fault::CrashAt { host, .. } => Some(host),
+            _ => None,
+        }
+    }
+}
+
+/// The kinds of fault a seed may enable (swarm testing: each seed enables a random subset,
+/// each with a random weight).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FaultKind {
+    Partition,
+    OneWay,
+    Hold,
+    Slow,
+    Restart,
+    PowerLoss,
+    Pause,
+    IoErrors,
+    DiskFull,
+    CrashPoint,
+}
+
+impl FaultKind {
+    pub const ALL: [FaultKind; 10] = [
+        FaultKind::Partition,
+        FaultKind::OneWay,
+        FaultKind::Hold,
+        FaultKind::Slow,
+        FaultKind::Restart,
+        FaultKind::PowerLoss,
+        FaultKind::Pause,
+        FaultKind::IoErrors,
+        FaultKind::DiskFull,
+        FaultKind::CrashPoint,
+    ];
+}
+
 /// Everything a seed chooses.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     pub seed: u64,
+    /// The brokers' host names (`broker-1`...), each listening on port 9092.
+    pub brokers: Vec<String>,
     pub topics: Vec<TopicSpec>,
     /// Broker settings (`--override` strings).
     pub broker_overrides: Vec<String>,
@@ -124,24 +211,48 @@ pub struct SimConfig {
     pub consumers: Vec<ConsumerSpec>,
     /// Torn-write block size of the simulated disk.
     pub block_size: u64,
-    /// Chance that a write is synced on its own (random partial syncs).
-    pub sync_probability: f64,
+    /// The simulated kernel's writeback.
+    pub writeback: Writeback,
+    /// How long an fsync takes.
+    pub fsync_latency: std::ops::Range<Duration>,
     /// Network latency range.
     pub min_latency: Duration,
     pub max_latency: Duration,
     /// How long the workload runs with faults.
     pub fault_phase: Duration,
+    /// The fault kinds this seed enabled, with their weights.
+    pub fault_kinds: Vec<(FaultKind, u32)>,
     /// Faults by time from the start.
     pub faults: Vec<(Duration, Fault)>,
 }
 
-/// A RNG stream for one part of the configuration.
-fn stream(seed: u64, part: &str) -> StdRng {
+impl SimConfig {
+    /// A broker's address.
+    pub fn broker_addr(name: &str) -> String {
+        format!("{name}:9092")
+    }
+
+    /// The index of the broker named `name`.
+    pub fn broker_index(&self, name: &str) -> Option<usize> {
+        self.brokers.iter().position(|b| b == name)
+    }
+}
+
+/// The seed of the RNG stream named `name`: every random stream of a run (the configuration's
+/// parts, each host's disk, each client, the broker processes, torn writes) is derived from
+/// the seed by its name, never by the order things were built in, so adding a client or a
+/// fault leaves every other stream where it was.
+pub fn named_seed(seed: u64, name: &str) -> u64 {
     let mut h = seed ^ 0x5eed_5eed_5eed_5eed;
-    for b in part.bytes() {
+    for b in name.bytes() {
         h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
     }
-    StdRng::seed_from_u64(h)
+    h
+}
+
+/// A RNG stream for one part of the configuration.
+fn stream(seed: u64, part: &str) -> StdRng {
+    StdRng::seed_from_u64(named_seed(seed, part))
 }
 
 fn pick<T: Clone>(rng: &mut StdRng, choices: &[T]) -> T {
@@ -249,35 +360,41 @@ impl SimConfig {
 
         let mut r = stream(seed, "disk+net");
         let block_size = pick(&mut r, &[1, 64, 512, 4096]);
-        // Never zero: a real OS writes dirty pages back within seconds, and turmoil's cost grows
-        // with the writes left pending.
-        let sync_probability = pick(&mut r, &[0.002, 0.01, 0.1]);
+        let writeback = Writeback {
+            dirty_writes: pick(&mut r, &[None, Some(16), Some(64), Some(256)]),
+            sync_per_million: pick(&mut r, &[0, 0, 2_000, 10_000, 100_000]),
+        };
         let min_latency = Duration::from_micros(pick(&mut r, &[0, 100, 500]));
         let max_latency = min_latency + Duration::from_micros(pick(&mut r, &[100, 2_000, 10_000]));
         let fault_phase = Duration::from_secs(r.random_range(5..=15));
 
+        // N brokers; one until the cluster issue lands (the harness takes any number).
+        let brokers: Vec<String> = (1..=1).map(|i| format!("broker-{i}")).collect();
         let clients: Vec<String> = producers
             .iter()
             .map(|p| p.name.clone())
             .chain(consumers.iter().map(|c| c.name.clone()))
             .collect();
-        let mut faults = draw_faults(&mut stream(seed, "nemesis"), &clients, fault_phase);
-        faults.extend(draw_crash_points(
-            &mut stream(seed, "crash-points"),
-            fault_phase,
-        ));
-        faults.sort_by_key(|(t, _)| *t);
+        let mut r = stream(seed, "nemesis");
+        let fault_kinds: Vec<(FaultKind, u32)> = FaultKind::ALL
+            .iter()
+            .filter_map(|k| r.random_bool(0.6).then(|| (*k, r.random_range(1..=4))))
+            .collect();
+        let faults = draw_faults(&mut r, &fault_kinds, &brokers, &clients, fault_phase);
         SimConfig {
             seed,
+            brokers,
             topics,
             broker_overrides,
             producers,
             consumers,
             block_size,
-            sync_probability,
+            writeback,
+            fsync_latency: Duration::from_micros(100)..Duration::from_millis(2),
             min_latency,
             max_latency,
             fault_phase,
+            fault_kinds,
             faults,
         }
     }
@@ -294,70 +411,113 @@ fn ordinal(n: u32) -> String {
     format!("{n}{suffix}")
 }
 
-/// Crashes aimed at points of the broker's disk work, from their own RNG stream (so adding
-/// them left every other fault of every seed where it was).
-fn draw_crash_points(r: &mut StdRng, phase: Duration) -> Vec<(Duration, Fault)> {
-    let phase_ms = phase.as_millis() as u64;
-    (0..pick(r, &[0, 0, 1, 1, 2]))
-        .map(|_| {
-            let at = Duration::from_millis(r.random_range(200..phase_ms));
-            let crash = ArmedCrash {
-                point: pick(r, &CrashPoint::ALL),
-                after: r.random_bool(0.5),
-                skip: pick(r, &[0, 0, 1, 3, 10, 30]),
-            };
-            (
-                at,
-                Fault::CrashAt {
-                    crash,
-                    power: r.random_bool(0.5),
-                },
-            )
-        })
-        .collect()
-}
-
-/// The fault schedule: faults at random times during the fault phase, each undone after a
-/// while (partitions repaired, holds released, disk faults turned off).
-fn draw_faults(r: &mut StdRng, clients: &[String], phase: Duration) -> Vec<(Duration, Fault)> {
+/// The fault schedule: faults of the enabled kinds (drawn by weight) at random times during
+/// the fault phase, each undone after a while (partitions repaired, holds released, paused
+/// brokers resumed, disk faults turned off).
+fn draw_faults(
+    r: &mut StdRng,
+    kinds: &[(FaultKind, u32)],
+    brokers: &[String],
+    clients: &[String],
+    phase: Duration,
+) -> Vec<(Duration, Fault)> {
     let mut out = Vec::new();
+    let total: u32 = kinds.iter().map(|(_, w)| w).sum();
+    if total == 0 {
+        return out;
+    }
     let phase_ms = phase.as_millis() as u64;
-    let count = r.random_range(0..=8);
+    // Pairs of hosts a network fault may cut: each client with each broker, and (with more
+    // than one) each pair of brokers.
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for c in clients {
+        for b in brokers {
+            pairs.push((c.clone(), b.clone()));
+        }
+    }
+    for (i, a) in brokers.iter().enumerate() {
+        for b in &brokers[i + 1..] {
+            pairs.push((a.clone(), b.clone()));
+        }
+    }
+    let count = r.random_range(0..=10);
     for _ in 0..count {
+        let mut w = r.random_range(0..total);
+        let kind = kinds
+            .iter()
+            .find(|(_, weight)| {
+                if w < *weight {
+                    true
+                } else {
+                    w -= weight;
+                    false
+                }
+            })
+            .map_or(kinds[0].0, |(k, _)| *k);
         let at = Duration::from_millis(r.random_range(200..phase_ms));
         let lasts = Duration::from_millis(r.random_range(50..3_000));
-        let client = pick(r, clients);
-        let (start, end) = match r.random_range(0..9) {
-            0 | 1 => (
+        let (a, b) = pick(r, &pairs);
+        let host = pick(r, brokers);
+        let (start, end) = match kind {
+            FaultKind::Partition => (
                 Fault::Partition {
-                    client: client.clone(),
+                    a: a.clone(),
+                    b: b.clone(),
                 },
-                Some(Fault::Repair { client }),
+                Some(Fault::Repair { a, b }),
             ),
-            2 => (
+            FaultKind::OneWay => {
+                let (from, to) = if r.random_bool(0.5) { (a, b) } else { (b, a) };
+                (
+                    Fault::Cut {
+                        from: from.clone(),
+                        to: to.clone(),
+                    },
+                    Some(Fault::Restore { from, to }),
+                )
+            }
+            FaultKind::Hold => (
                 Fault::Hold {
-                    client: client.clone(),
+                    a: a.clone(),
+                    b: b.clone(),
                 },
-                Some(Fault::Release { client }),
+                Some(Fault::Release { a, b }),
             ),
-            3 => (
+            FaultKind::Slow => (
                 Fault::Slow {
                     max_latency_ms: r.random_range(20..500),
                 },
                 Some(Fault::Slow { max_latency_ms: 0 }),
             ),
-            4 => (Fault::Restart, None),
-            5 | 6 => (Fault::PowerLoss, None),
-            7 => (
+            FaultKind::Restart => (Fault::Restart { host }, None),
+            FaultKind::PowerLoss => (Fault::PowerLoss { host }, None),
+            FaultKind::Pause => (
+                Fault::Pause { host: host.clone() },
+                Some(Fault::Resume { host }),
+            ),
+            FaultKind::IoErrors => (
                 Fault::IoErrors {
+                    host: host.clone(),
                     per_mille: r.random_range(1..50),
                 },
-                Some(Fault::IoErrors { per_mille: 0 }),
+                Some(Fault::IoErrors { host, per_mille: 0 }),
             ),
-            _ => (
-                Fault::DiskFull { full: true },
-                Some(Fault::DiskFull { full: false }),
+            FaultKind::DiskFull => (
+                Fault::DiskFull {
+                    host: host.clone(),
+                    full: true,
+                },
+                Some(Fault::DiskFull { host, full: false }),
             ),
+            FaultKind::CrashPoint => {
+                let crash = ArmedCrash {
+                    point: pick(r, &CrashPoint::ALL),
+                    after: r.random_bool(0.5),
+                    skip: pick(r, &[0, 0, 1, 3, 10, 30]),
+                };
+                let power = r.random_bool(0.5);
+                (Fault::CrashAt { host, crash, power }, None)
+            }
         };
         out.push((at, start));
         if let Some(end) = end {
@@ -393,10 +553,25 @@ impl fmt::Display for SimConfig {
                 c.name, c.partition_max_bytes
             )?;
         }
+        writeln!(f, "brokers: {}", self.brokers.join(" "))?;
         writeln!(
             f,
-            "disk: block_size={} sync_probability={}; network latency {:?}..{:?}",
-            self.block_size, self.sync_probability, self.min_latency, self.max_latency
+            "disk: block_size={} writeback {} fsync {:?}..{:?}; network latency {:?}..{:?}",
+            self.block_size,
+            self.writeback,
+            self.fsync_latency.start,
+            self.fsync_latency.end,
+            self.min_latency,
+            self.max_latency
+        )?;
+        writeln!(
+            f,
+            "fault kinds: {}",
+            self.fault_kinds
+                .iter()
+                .map(|(k, w)| format!("{k:?}x{w}"))
+                .collect::<Vec<_>>()
+                .join(" ")
         )?;
         writeln!(f, "faults during the first {:?}:", self.fault_phase)?;
         for (t, fault) in &self.faults {
@@ -436,11 +611,11 @@ mod tests {
                 );
             }
         }
-        // partition, repair, hold, release, max (latency), restart, power, disk (io/full x2),
-        // arm (crash points).
+        // partition, repair, cut, restore, hold, release, max (latency), restart, power, pause,
+        // resume, disk (io/full x2), arm (crash points).
         assert_eq!(
             seen.len(),
-            9,
+            13,
             "every kind of fault appears in 300 seeds: {seen:?}"
         );
     }

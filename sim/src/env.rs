@@ -1,8 +1,10 @@
 //! The simulated seam: runnel's `Disk`, `Network` and `Clock` traits on turmoil's per-host
 //! filesystem, network and clock. Everything here must be called from inside a turmoil host.
 
+use crate::journal::{JournalRef, Observed, fnv};
 use runnel::env::disk::{DirEntry, Disk, DiskFile, FileMode};
 use runnel::env::net::{Connection, Listener, Network};
+use runnel::env::probe::{PlantedBugs, Probe, ProbeEvent};
 use runnel::env::{BoxFuture, Clock, Env, SharedRng};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -12,15 +14,50 @@ use std::sync::Arc;
 use std::time::Duration;
 use turmoil::fs::shim::std::fs as simfs;
 
+/// When the simulated kernel writes dirty data back on its own. turmoil's own random syncs are
+/// off: the disk draws these from its host's `disk/...` stream.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Writeback {
+    /// A file is written back once it holds this many unsynced writes (None: never; then only
+    /// fsync makes data durable, and a power loss takes everything since the last one).
+    pub dirty_writes: Option<u32>,
+    /// Chance, in millionths, that a write is synced on its own right after it is made.
+    pub sync_per_million: u32,
+}
+
+impl Default for Writeback {
+    fn default() -> Self {
+        Writeback {
+            dirty_writes: Some(64),
+            sync_per_million: 0,
+        }
+    }
+}
+
+impl std::fmt::Display for Writeback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.dirty_writes {
+            Some(n) => write!(f, "after {n} dirty writes")?,
+            None => write!(f, "never")?,
+        }
+        write!(f, ", partial syncs {}/1e6", self.sync_per_million)
+    }
+}
+
 /// How the simulated disk behaves beyond turmoil's own fault settings.
 #[derive(Debug, Clone)]
 pub struct DiskFaults {
     /// fsync takes a random time in this range (so group commit has something to group and
     /// a crash can land mid-sync).
     pub fsync_latency: std::ops::Range<Duration>,
-    /// A planted bug: fsync reports success but syncs nothing, so a crash loses the data. The
-    /// checker must catch it.
+    /// A planted bug: fsync of a topic's segment reports success but syncs nothing.
     pub lying_fsync: bool,
+    /// A planted bug: a directory fsync reports success but makes nothing durable.
+    pub lying_dir_sync: bool,
+    /// Bugs planted in runnel's own code, which asks the disk for them.
+    pub planted: PlantedBugs,
+    /// The kernel's writeback.
+    pub writeback: Writeback,
     /// Faults the nemesis turns on and off while the simulation runs.
     pub switches: Arc<DiskSwitches>,
 }
@@ -30,6 +67,9 @@ impl Default for DiskFaults {
         DiskFaults {
             fsync_latency: Duration::from_micros(100)..Duration::from_millis(2),
             lying_fsync: false,
+            lying_dir_sync: false,
+            planted: PlantedBugs::default(),
+            writeback: Writeback::default(),
             switches: Arc::new(DiskSwitches::default()),
         }
     }
@@ -163,20 +203,79 @@ impl DiskSwitches {
     }
 }
 
+/// Where a broker's disk reports: the journal, and which broker process it belongs to.
+#[derive(Clone)]
+pub struct DiskOwner {
+    pub journal: JournalRef,
+    /// The broker's index.
+    pub host: usize,
+    /// Which start of its process.
+    pub incarnation: u32,
+}
+
 /// turmoil's filesystem behind runnel's `Disk`.
 #[derive(Clone)]
 pub struct SimDisk {
     /// Extra behaviour.
     faults: Arc<DiskFaults>,
-    /// Draws fsync latencies.
+    /// Draws fsync latencies, I/O errors and writeback (the host's `disk/...` stream).
     rng: SharedRng,
+    /// Where operations and renames are reported (None for clients, which use no disk).
+    owner: Option<DiskOwner>,
+}
+
+/// Operation codes in the trace.
+#[derive(Clone, Copy)]
+enum Op {
+    Read = 1,
+    Write = 2,
+    SetLen = 3,
+    Sync = 4,
+    Open = 5,
+    Rename = 6,
+    Remove = 7,
+    SyncDir = 8,
+    List = 9,
+    CreateDir = 10,
+    RemoveDir = 11,
+}
+
+fn path_hash(path: &Path) -> u64 {
+    fnv(0xcbf2_9ce4_8422_2325, path.as_os_str().as_encoded_bytes())
+}
+
+/// An operation's outcome in the trace: 0 for success, else a code for the error.
+fn outcome<T>(r: &io::Result<T>) -> u64 {
+    match r {
+        Ok(_) => 0,
+        Err(e) => 1 + e.kind() as u64,
+    }
 }
 
 impl SimDisk {
-    pub fn new(faults: DiskFaults, rng: SharedRng) -> SimDisk {
+    pub fn new(faults: DiskFaults, rng: SharedRng, owner: Option<DiskOwner>) -> SimDisk {
         SimDisk {
             faults: Arc::new(faults),
             rng,
+            owner,
+        }
+    }
+
+    /// Folds an operation and its outcome into the trace.
+    fn trace(&self, op: Op, path: u64, a: u64, b: u64, result: u64) {
+        if let Some(o) = &self.owner {
+            o.journal
+                .lock()
+                .mix(&[o.host as u64, op as u64, path, a, b, result]);
+        }
+    }
+
+    /// Tells the journal what the broker did to a file the checker may be tracking.
+    fn observe(&self, what: Observed) {
+        if let Some(o) = &self.owner {
+            o.journal
+                .lock()
+                .observe(crate::journal::now(), o.host, o.incarnation, what);
         }
     }
 
@@ -189,80 +288,104 @@ impl SimDisk {
         r.start + Duration::from_nanos(self.rng.gen_range(0..span))
     }
 
-    /// A future that waits the fsync latency, then runs `f` unless the disk lies about
-    /// `path`. The planted lie is a bug in syncing partition data: it hits topic segments
-    /// (`.log` files) only, not the metadata log (losing the cluster's topics would only show
-    /// as a broker without topics) nor directories and checkpoints.
+    /// A future that waits the fsync latency, then runs `f` unless the disk lies about it.
+    /// The lying fsync is a bug in syncing partition data: it hits topic segments (`.log`
+    /// files) only, not the metadata log (losing the cluster's topics would only show as a
+    /// broker without topics) nor checkpoints. The lying directory sync hits every directory.
     fn slow_sync(
         &self,
         path: &Path,
+        op: Op,
         f: impl FnOnce() -> io::Result<()> + Send + 'static,
     ) -> BoxFuture<'static, io::Result<()>> {
         let delay = self.latency();
         let p = path.to_string_lossy();
-        let lying =
-            self.faults.lying_fsync && p.ends_with(".log") && !p.contains("__cluster_metadata");
-        let faults = self.faults.clone();
+        let lying = match op {
+            Op::SyncDir => self.faults.lying_dir_sync,
+            _ => {
+                self.faults.lying_fsync && p.ends_with(".log") && !p.contains("__cluster_metadata")
+            }
+        };
+        let disk = self.clone();
+        let ph = path_hash(path);
         Box::pin(async move {
             tokio::time::sleep(delay).await;
-            if faults.switches.dead().is_err() {
+            if disk.faults.switches.dead().is_err() {
                 // A dead process never learns how its last fsync went.
                 std::future::pending::<()>().await;
             }
-            if lying { Ok(()) } else { f() }
+            let r = if lying { Ok(()) } else { f() };
+            disk.trace(op, ph, 0, 0, outcome(&r));
+            r
         })
     }
 }
-
-/// Unsynced writes a file may hold before the simulated kernel writes them back, as Linux
-/// starts writeback at a dirty threshold. Without it, turmoil keeps every unsynced write in one
-/// queue that each read walks, and a write-cached log that is never synced makes reads crawl.
-const WRITEBACK_WRITES: u32 = 64;
 
 /// A file on turmoil's filesystem.
 struct SimFile {
     file: simfs::File,
     /// Where it is (for the planted lie, which spares the metadata log).
     path: std::path::PathBuf,
+    /// The path's hash, for the trace.
+    path_hash: u64,
     disk: SimDisk,
     /// Writes since the file was last synced or written back.
     dirty_writes: std::sync::atomic::AtomicU32,
 }
 
+impl SimFile {
+    /// The simulated kernel after a write: a random partial sync, or a writeback once enough
+    /// writes are dirty. Durable data, not a promise the log relies on.
+    fn written(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let wb = self.disk.faults.writeback;
+        let dirty = self.dirty_writes.fetch_add(1, Relaxed) + 1;
+        let by_chance = wb.sync_per_million > 0
+            && self.disk.rng.gen_range(0..1_000_000) < u64::from(wb.sync_per_million);
+        if by_chance || wb.dirty_writes.is_some_and(|n| dirty >= n) {
+            self.dirty_writes.store(0, Relaxed);
+            let _ = self.file.sync_data();
+        }
+    }
+}
+
 impl DiskFile for SimFile {
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
-        self.disk.faults.switches.dead()?;
-        if let Some(e) = self.disk.faults.switches.fault(&self.disk.rng, false) {
-            return Err(e);
-        }
-        FileExt::read_at(&self.file, buf, pos)
+        let r = (|| {
+            self.disk.faults.switches.dead()?;
+            if let Some(e) = self.disk.faults.switches.fault(&self.disk.rng, false) {
+                return Err(e);
+            }
+            FileExt::read_at(&self.file, buf, pos)
+        })();
+        let n = r.as_ref().map_or(0, |n| *n as u64);
+        self.disk
+            .trace(Op::Read, self.path_hash, pos, n, outcome(&r));
+        r
     }
 
     fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
-        let switches = &self.disk.faults.switches;
-        switches.dead()?;
-        if let Some(e) = switches.fault(&self.disk.rng, true) {
-            return Err(e);
-        }
-        let dies_after = match write_point(&self.path) {
-            Some(point) => switches.crash_point(point)?,
-            None => false,
-        };
-        FileExt::write_all_at(&self.file, buf, pos)?;
-        if dies_after {
-            return Err(crashing());
-        }
-        let dirty = self
-            .dirty_writes
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            + 1;
-        if dirty >= WRITEBACK_WRITES {
-            self.dirty_writes
-                .store(0, std::sync::atomic::Ordering::Relaxed);
-            // Kernel writeback: durable data, not a promise the log relies on.
-            let _ = self.file.sync_data();
-        }
-        Ok(())
+        let r = (|| {
+            let switches = &self.disk.faults.switches;
+            switches.dead()?;
+            if let Some(e) = switches.fault(&self.disk.rng, true) {
+                return Err(e);
+            }
+            let dies_after = match write_point(&self.path) {
+                Some(point) => switches.crash_point(point)?,
+                None => false,
+            };
+            FileExt::write_all_at(&self.file, buf, pos)?;
+            if dies_after {
+                return Err(crashing());
+            }
+            self.written();
+            Ok(())
+        })();
+        let len = buf.len() as u64;
+        self.disk
+            .trace(Op::Write, self.path_hash, pos, len, outcome(&r));
+        r
     }
 
     fn len(&self) -> io::Result<u64> {
@@ -271,91 +394,144 @@ impl DiskFile for SimFile {
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
-        self.disk.faults.switches.dead()?;
-        self.file.set_len(len)
+        let r = (|| {
+            self.disk.faults.switches.dead()?;
+            self.file.set_len(len)?;
+            self.written();
+            Ok(())
+        })();
+        self.disk
+            .trace(Op::SetLen, self.path_hash, len, 0, outcome(&r));
+        r
     }
 
     fn sync(self: Arc<Self>) -> BoxFuture<'static, io::Result<()>> {
         let disk = self.disk.clone();
         let path = self.path.clone();
-        disk.slow_sync(&path, move || match self.file.sync_data() {
-            // POSIX syncs through the open descriptor, which outlives an unlink; turmoil's
-            // shim syncs by path. A file deleted meanwhile has nothing left to make durable.
-            Err(e) if e.to_string().contains("No such file") => Ok(()),
-            other => other,
+        disk.slow_sync(&path, Op::Sync, move || {
+            self.dirty_writes
+                .store(0, std::sync::atomic::Ordering::Relaxed);
+            match self.file.sync_data() {
+                // POSIX syncs through the open descriptor, which outlives an unlink; turmoil's
+                // shim syncs by path. A file deleted meanwhile has nothing left to make
+                // durable. (turmoil does not follow a rename either: a file renamed before its
+                // sync is never made durable under its new name; see docs/simulation.md.)
+                Err(e) if e.to_string().contains("No such file") => Ok(()),
+                other => other,
+            }
         })
     }
 }
 
 impl Disk for SimDisk {
     fn open(&self, path: &Path, mode: FileMode) -> io::Result<Arc<dyn DiskFile>> {
-        let switches = &self.faults.switches;
-        switches.dead()?;
-        let creating = matches!(mode, FileMode::Create | FileMode::CreateTruncate)
-            && path.to_string_lossy().ends_with(".log")
-            && !simfs::exists(path);
-        let dies_after = creating && switches.crash_point(CrashPoint::SegmentCreate)?;
-        let mut o = simfs::OpenOptions::new();
-        match mode {
-            FileMode::Read => o.read(true),
-            FileMode::ReadWrite => o.read(true).write(true),
-            FileMode::Create => o.read(true).write(true).create(true),
-            FileMode::CreateTruncate => o.read(true).write(true).create(true).truncate(true),
-        };
-        let file = o.open(path)?;
-        if dies_after {
-            return Err(crashing());
-        }
-        Ok(Arc::new(SimFile {
-            file,
-            path: path.to_path_buf(),
-            disk: self.clone(),
-            dirty_writes: std::sync::atomic::AtomicU32::new(0),
-        }))
+        let r = (|| {
+            let switches = &self.faults.switches;
+            switches.dead()?;
+            let creating = matches!(mode, FileMode::Create | FileMode::CreateTruncate)
+                && path.to_string_lossy().ends_with(".log")
+                && !simfs::exists(path);
+            let dies_after = creating && switches.crash_point(CrashPoint::SegmentCreate)?;
+            let mut o = simfs::OpenOptions::new();
+            match mode {
+                FileMode::Read => o.read(true),
+                FileMode::ReadWrite => o.read(true).write(true),
+                FileMode::Create => o.read(true).write(true).create(true),
+                FileMode::CreateTruncate => o.read(true).write(true).create(true).truncate(true),
+            };
+            let file = o.open(path)?;
+            if dies_after {
+                return Err(crashing());
+            }
+            Ok(Arc::new(SimFile {
+                file,
+                path: path.to_path_buf(),
+                path_hash: path_hash(path),
+                disk: self.clone(),
+                dirty_writes: std::sync::atomic::AtomicU32::new(0),
+            }) as Arc<dyn DiskFile>)
+        })();
+        self.trace(Op::Open, path_hash(path), mode as u64, 0, outcome(&r));
+        r
     }
 
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        self.faults.switches.dead()?;
-        simfs::create_dir_all(path)
+        let r = self
+            .faults
+            .switches
+            .dead()
+            .and_then(|()| simfs::create_dir_all(path));
+        self.trace(Op::CreateDir, path_hash(path), 0, 0, outcome(&r));
+        r
     }
 
     fn list_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
-        self.faults.switches.dead()?;
-        let mut out = Vec::new();
-        for entry in simfs::read_dir(path)? {
-            let entry = entry?;
-            let Ok(name) = entry.file_name().into_string() else {
-                continue;
-            };
-            let is_dir = entry.file_type()?.is_dir();
-            out.push(DirEntry { name, is_dir });
-        }
-        // turmoil lists from a hash set: sort, or the order would differ from run to run.
-        out.sort();
-        Ok(out)
+        let r = (|| {
+            self.faults.switches.dead()?;
+            let mut out = Vec::new();
+            for entry in simfs::read_dir(path)? {
+                let entry = entry?;
+                let Ok(name) = entry.file_name().into_string() else {
+                    continue;
+                };
+                let is_dir = entry.file_type()?.is_dir();
+                out.push(DirEntry { name, is_dir });
+            }
+            // turmoil lists from a hash set: sort, or the order would differ from run to run.
+            out.sort();
+            Ok(out)
+        })();
+        let n = r.as_ref().map_or(0, |v| v.len() as u64);
+        self.trace(Op::List, path_hash(path), n, 0, outcome(&r));
+        r
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        let dies_after = self.faults.switches.crash_point(CrashPoint::Rename)?;
-        simfs::rename(from, to)?;
-        if dies_after {
-            return Err(crashing());
-        }
-        Ok(())
+        let r = (|| {
+            let dies_after = self.faults.switches.crash_point(CrashPoint::Rename)?;
+            simfs::rename(from, to)?;
+            // The contents now under `to`: a version the checker must accept there once the
+            // rename is durable, even before anyone declares it.
+            if let Ok(bytes) = simfs::read(to) {
+                self.observe(Observed::Renamed {
+                    to: to.to_path_buf(),
+                    crc: crc32fast::hash(&bytes),
+                    len: bytes.len(),
+                });
+            }
+            if dies_after {
+                return Err(crashing());
+            }
+            Ok(())
+        })();
+        self.trace(Op::Rename, path_hash(from), path_hash(to), 0, outcome(&r));
+        r
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
-        let dies_after = self.faults.switches.crash_point(CrashPoint::Delete)?;
-        simfs::remove_file(path)?;
-        if dies_after {
-            return Err(crashing());
-        }
-        Ok(())
+        let r = (|| {
+            let dies_after = self.faults.switches.crash_point(CrashPoint::Delete)?;
+            simfs::remove_file(path)?;
+            self.observe(Observed::Removed {
+                path: path.to_path_buf(),
+            });
+            if dies_after {
+                return Err(crashing());
+            }
+            Ok(())
+        })();
+        self.trace(Op::Remove, path_hash(path), 0, 0, outcome(&r));
+        r
     }
 
     fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
-        self.faults.switches.dead()?;
-        simfs::remove_dir_all(path)
+        let r = self
+            .faults
+            .switches
+            .dead()
+            .and_then(|()| simfs::remove_dir_all(path));
+        self.trace(Op::RemoveDir, path_hash(path), 0, 0, outcome(&r));
+        r
     }
 
     fn exists(&self, path: &Path) -> bool {
@@ -366,7 +542,11 @@ impl Disk for SimDisk {
         let path = path.to_path_buf();
         // `File::open(dir).sync_all()` does nothing in the shim; its `sync_dir` does.
         let p = path.clone();
-        self.slow_sync(&p, move || simfs::sync_dir(&path))
+        self.slow_sync(&p, Op::SyncDir, move || simfs::sync_dir(&path))
+    }
+
+    fn planted_bugs(&self) -> PlantedBugs {
+        self.faults.planted
     }
 }
 
@@ -433,12 +613,64 @@ pub fn epoch() -> std::time::SystemTime {
     std::time::UNIX_EPOCH + Duration::from_millis(EPOCH_MS)
 }
 
-/// A simulated `Env` for one host.
-pub fn sim_env(faults: DiskFaults, rng: SharedRng) -> Env {
+/// A simulated `Env` for one host, with `rng` for its software and `disk_rng` for its disk's
+/// faults: `owner` is set for a broker, whose disk reports to the journal and whose storage
+/// declares its state to the probe.
+pub fn sim_env(
+    faults: DiskFaults,
+    rng: SharedRng,
+    disk_rng: SharedRng,
+    owner: Option<DiskOwner>,
+) -> Env {
+    let probe: Arc<dyn Probe> = match &owner {
+        Some(o) => Arc::new(HostProbe(o.clone())),
+        None => Arc::new(runnel::env::NoProbe),
+    };
     Env {
-        disk: Arc::new(SimDisk::new(faults, rng.fork())),
+        disk: Arc::new(SimDisk::new(faults, disk_rng, owner)),
         net: Arc::new(SimNetwork),
         clock: Arc::new(SimClock),
         rng,
+        probe,
+    }
+}
+
+/// A broker process's probe: its declarations go to the journal.
+struct HostProbe(DiskOwner);
+
+/// The partition directory's name (`t0-1`) from its path.
+fn dir_name(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+impl Probe for HostProbe {
+    fn event(&self, event: ProbeEvent<'_>) {
+        let what = match event {
+            ProbeEvent::Recovered {
+                dir,
+                state,
+                producers,
+            } => Observed::Recovered {
+                dir: dir_name(dir),
+                state,
+                producers: producers.to_vec(),
+            },
+            ProbeEvent::State { dir, state } => Observed::State {
+                dir: dir_name(dir),
+                state,
+            },
+            ProbeEvent::Deleted { dir } => Observed::Deleted { dir: dir_name(dir) },
+            ProbeEvent::FileDurable { path, bytes } => Observed::FileDurable {
+                path: path.to_path_buf(),
+                crc: crc32fast::hash(bytes),
+                len: bytes.len(),
+            },
+        };
+        let o = &self.0;
+        o.journal
+            .lock()
+            .observe(crate::journal::now(), o.host, o.incarnation, what);
     }
 }

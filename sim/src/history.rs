@@ -96,6 +96,9 @@ pub enum Event {
 pub struct Entry {
     /// When it happened.
     pub at: Micros,
+    /// Its place in the run's one order of history entries and broker observations (0 in
+    /// histories built by hand).
+    pub seq: u64,
     pub event: Event,
 }
 
@@ -183,7 +186,7 @@ pub struct History {
 impl History {
     /// Appends an event at `at`.
     pub fn push(&mut self, at: Micros, event: Event) {
-        self.entries.push(Entry { at, event });
+        self.entries.push(Entry { at, seq: 0, event });
     }
 
     /// A stable hash of the whole history, for the determinism check (FNV-1a over the text).

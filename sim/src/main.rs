@@ -24,9 +24,10 @@ struct Args {
     /// Run each seed twice in this process and fail if the two traces differ.
     #[arg(long)]
     check_determinism: bool,
-    /// Plant a known bug, to show the checker catches it: lying-fsync.
-    #[arg(long, value_name = "BUG")]
-    planted_bug: Option<String>,
+    /// Plant a known bug, to show the checker catches it (the run steers the seed's faults
+    /// and settings toward what exposes it).
+    #[arg(long, value_name = "BUG", value_enum)]
+    planted_bug: Option<PlantedBug>,
     /// Print the whole event trace.
     #[arg(long)]
     verbose: bool,
@@ -43,7 +44,19 @@ fn parse_range(s: &str) -> Option<(u64, u64)> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            // Help and version are not errors; anything else is a bad argument (exit 64, so
+            // it is never mistaken for a failed seed).
+            return if e.use_stderr() {
+                ExitCode::from(64)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     // RUST_LOG shows the simulated broker's and clients' own logs (simulated time is in the
     // trace; these lines carry the machine's time).
     if std::env::var_os("RUST_LOG").is_some() {
@@ -52,14 +65,7 @@ fn main() -> ExitCode {
             .with_writer(std::io::stderr)
             .init();
     }
-    let planted_bug = match args.planted_bug.as_deref() {
-        None => None,
-        Some("lying-fsync") => Some(PlantedBug::LyingFsync),
-        Some(other) => {
-            eprintln!("unknown planted bug '{other}'; known: lying-fsync");
-            return ExitCode::from(64);
-        }
-    };
+    let planted_bug = args.planted_bug;
     let (from, to, single) = match (args.seed, args.seeds.as_deref()) {
         (Some(s), None) => (s, s + 1, true),
         (None, Some(r)) => match parse_range(r) {
@@ -80,8 +86,8 @@ fn main() -> ExitCode {
         quiet: !single,
     };
     let mut flags = String::new();
-    if let Some(b) = &args.planted_bug {
-        flags.push_str(&format!(" --planted-bug {b}"));
+    if let Some(b) = args.planted_bug {
+        flags.push_str(&format!(" --planted-bug {}", b.name()));
     }
     if args.check_determinism {
         flags.push_str(" --check-determinism");

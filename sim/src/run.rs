@@ -8,20 +8,19 @@
 //! operation succeeds for [`LIVENESS_BOUND`] before everything is done (or it is not done
 //! within [`RUN_CAP`]), the run fails as a liveness violation.
 
-use crate::checker::{self, Anomaly, Verdict};
-use crate::config::{Fault, SimConfig};
-use crate::env::{DiskFaults, DiskSwitches, epoch, sim_env};
-use crate::history::{Event, History, Micros, Promise, Tp};
-use kafka_protocol::error::ResponseError;
-use runnel::client::admin::{Admin, NewTopic, OffsetSpec};
-use runnel::client::consumer::{Consumer, ConsumerConfig, OffsetReset};
-use runnel::client::producer::{Acks, Producer, ProducerConfig, ProducerRecord};
-use runnel::client::{ClientConfig, ClientError, TopicPartition};
-use runnel::config::{BrokerConfig, CliOverrides};
-use runnel::env::SharedRng;
+use crate::checks::state::StateChecker;
+use crate::checks::{self, Anomaly, Verdict};
+use crate::cluster::{self, Broker, BrokerDisk, DATA_DIR};
+use crate::config::{Fault, FaultKind, SimConfig};
+use crate::env::{Writeback, epoch};
+use crate::history::{Event, History, Micros};
+use crate::journal::JournalRef;
+use crate::nemesis::Nemesis;
+use crate::workload::{self, effective};
+use runnel::env::probe::PlantedBugs;
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Fault-free workload after the heal, before producers stop.
@@ -34,14 +33,46 @@ pub const LIVENESS_BOUND: Duration = Duration::from_secs(30);
 /// After the heal, the run must be done within this long however steady its progress.
 pub const RUN_CAP: Duration = Duration::from_secs(600);
 
-const BROKER: &str = "broker";
-const BROKER_ADDR: &str = "broker:9092";
-
-/// A bug planted on purpose, to show the checker catches it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A bug planted on purpose, to show the checker catches it. Each may steer what the seed
+/// draws toward the faults and workload that expose it ([`steer`]); the run stays a pure
+/// function of the seed and the flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PlantedBug {
-    /// fsync reports success but syncs nothing.
+    /// fsync of a topic's segment reports success but syncs nothing.
     LyingFsync,
+    /// A directory fsync (after a create or a rename) reports success but does nothing.
+    LyingDirSync,
+    /// acks=all is answered before its sync completes.
+    EarlyAck,
+    /// A checkpoint is renamed into place before its contents are synced.
+    RenameBeforeSync,
+    /// The idempotent producers' state is not rebuilt when a log is opened.
+    ForgetProducerState,
+    /// Recovery keeps a batch whose CRC fails.
+    KeepTornBatch,
+}
+
+impl PlantedBug {
+    /// The name `--planted-bug` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            PlantedBug::LyingFsync => "lying-fsync",
+            PlantedBug::LyingDirSync => "lying-dir-sync",
+            PlantedBug::EarlyAck => "early-ack",
+            PlantedBug::RenameBeforeSync => "rename-before-sync",
+            PlantedBug::ForgetProducerState => "forget-producer-state",
+            PlantedBug::KeepTornBatch => "keep-torn-batch",
+        }
+    }
+
+    pub const ALL: [PlantedBug; 6] = [
+        PlantedBug::LyingFsync,
+        PlantedBug::LyingDirSync,
+        PlantedBug::EarlyAck,
+        PlantedBug::RenameBeforeSync,
+        PlantedBug::ForgetProducerState,
+        PlantedBug::KeepTornBatch,
+    ];
 }
 
 /// How to run.
@@ -113,6 +144,8 @@ pub struct RunResult {
     pub verdict: Verdict,
     /// Simulated time the run took.
     pub simulated: Duration,
+    /// Where the state checker stopped the run (step, simulated time), if it did.
+    pub stopped: Option<(u64, Micros)>,
     /// What to print for this run: the verdict, or the failure report (empty for a pass
     /// in quiet mode).
     pub report: String,
@@ -131,29 +164,30 @@ pub struct SeedResult {
 }
 
 impl SeedResult {
-    /// The exit code: the outcome's, or 5 for two different traces from one seed.
+    /// The exit code: 5 for two different traces from one seed, else the outcome's.
     pub fn exit_code(&self) -> u8 {
         match self.second_hash {
-            Some(_) if matches!(self.outcome, Outcome::Pass) => 5,
-            _ => self.outcome.exit_code(),
+            Some(_) => 5,
+            None => self.outcome.exit_code(),
         }
     }
 
     /// One line saying what happened.
     pub fn summary(&self) -> String {
         match self.second_hash {
-            Some(h) if matches!(self.outcome, Outcome::Pass) => format!(
-                "nondeterminism: trace hash {:016x} then {h:016x}",
-                self.trace_hash
+            Some(h) => format!(
+                "nondeterminism: trace hash {:016x} then {h:016x} ({} the first time)",
+                self.trace_hash,
+                self.outcome.summary()
             ),
-            _ => self.outcome.summary(),
+            None => self.outcome.summary(),
         }
     }
 }
 
 /// Runs seeds on `jobs` threads (each seed is its own simulation, so they are independent)
-/// and hands each result to `each` in seed order. With `check_determinism`, each passing seed
-/// runs twice and a different second trace hash is recorded.
+/// and hands each result to `each` in seed order. With `check_determinism`, each seed runs
+/// twice and a different second trace hash is recorded.
 pub fn run_seeds(
     seeds: &[u64],
     opts: &RunOptions,
@@ -175,7 +209,7 @@ pub fn run_seeds(
                     let Some(&seed) = seeds.get(i) else { break };
                     let r = run_seed(seed, opts);
                     let mut second_hash = None;
-                    if check_determinism && matches!(r.outcome, Outcome::Pass) {
+                    if check_determinism {
                         let again = run_seed(
                             seed,
                             &RunOptions {
@@ -216,93 +250,107 @@ pub fn run_seeds(
     });
 }
 
-/// What the hosts share with the driver.
-#[derive(Default)]
-struct Shared {
-    history: History,
-    /// Producers that finished (all their sends answered).
-    producers_done: usize,
-    /// Consumers that read everything to the end.
-    consumers_done: usize,
-    /// Set once the topics exist.
-    topics_ready: bool,
-}
-
-type SharedRef = Arc<Mutex<Shared>>;
-
-fn now() -> Micros {
-    turmoil::sim_elapsed().map_or(0, |d| d.as_micros() as Micros)
-}
-
-fn record(shared: &SharedRef, event: Event) {
-    record_at(shared, now(), event);
-}
-
-/// Records an event at `at`: the driver, outside every host, must give the time itself.
-fn record_at(shared: &SharedRef, at: Micros, event: Event) {
-    shared
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .history
-        .push(at, event);
-}
-
-/// A record value that carries its own checksum, so corruption is visible to consumers.
-fn value_for(producer: &str, n: u64) -> String {
-    let body = format!("{producer}-{n}");
-    format!("{body}-{:08x}", crc32fast::hash(body.as_bytes()))
-}
-
-/// Whether a value's checksum matches.
-fn value_ok(v: &str) -> bool {
-    match v.rsplit_once('-') {
-        Some((body, sum)) => format!("{:08x}", crc32fast::hash(body.as_bytes())) == sum,
-        None => false,
+/// Points the seed's choices at what exposes a planted bug: the faults that reveal it and the
+/// settings under which the broker relies on the broken step.
+pub fn steer(cfg: &mut SimConfig, bug: PlantedBug) {
+    let phase = cfg.fault_phase;
+    let first = cfg.brokers[0].clone();
+    let power_losses = |cfg: &mut SimConfig, n: u32| {
+        for k in 1..=n {
+            let at = phase * k / (n + 1);
+            cfg.faults.push((
+                at,
+                Fault::PowerLoss {
+                    host: first.clone(),
+                },
+            ));
+        }
+    };
+    // Under the durable default the broker declares (and relies on) its syncs all the time.
+    let durable_default = |cfg: &mut SimConfig| {
+        cfg.broker_overrides
+            .retain(|o| !o.starts_with("write.caching="));
+        cfg.broker_overrides.push("write.caching=false".into());
+        for t in &mut cfg.topics {
+            t.configs.retain(|(k, _)| k != "write.caching");
+        }
+    };
+    match bug {
+        PlantedBug::LyingFsync | PlantedBug::LyingDirSync => {
+            durable_default(cfg);
+            // No writeback to make the lie come true by chance.
+            cfg.writeback = Writeback {
+                dirty_writes: None,
+                sync_per_million: 0,
+            };
+            power_losses(cfg, 2);
+        }
+        PlantedBug::EarlyAck => {
+            durable_default(cfg);
+            for p in &mut cfg.producers {
+                p.acks = -1;
+            }
+        }
+        PlantedBug::RenameBeforeSync => {
+            cfg.broker_overrides
+                .retain(|o| !o.starts_with("log.flush.offset.checkpoint.interval.ms="));
+            cfg.broker_overrides
+                .push("log.flush.offset.checkpoint.interval.ms=100".into());
+            power_losses(cfg, 3);
+        }
+        PlantedBug::ForgetProducerState => {
+            if let Some(p) = cfg.producers.first_mut() {
+                p.idempotent = true;
+                p.acks = -1;
+            }
+            power_losses(cfg, 2);
+            cfg.faults.push((
+                phase / 2,
+                Fault::Restart {
+                    host: cfg.brokers[0].clone(),
+                },
+            ));
+        }
+        PlantedBug::KeepTornBatch => {
+            // Unsynced writes pile up, so a power loss tears one and keeps a later one.
+            cfg.broker_overrides
+                .retain(|o| !o.starts_with("write.caching=") && !o.starts_with("log.flush."));
+            cfg.broker_overrides.push("write.caching=true".into());
+            for t in &mut cfg.topics {
+                t.configs
+                    .retain(|(k, _)| k != "write.caching" && k != "flush.messages");
+            }
+            cfg.writeback = Writeback {
+                dirty_writes: None,
+                sync_per_million: 0,
+            };
+            if cfg.block_size == 4096 {
+                cfg.block_size = 64;
+            }
+            power_losses(cfg, 4);
+        }
     }
-}
-
-fn client_config(name: &str) -> ClientConfig {
-    let mut c = ClientConfig::new([BROKER_ADDR]);
-    c.client_id = name.to_string();
-    c.request_timeout_ms = 3_000;
-    c.connect_timeout_ms = 1_000;
-    c.retry_backoff_ms = 50;
-    c.reconnect_backoff_ms = 50;
-    c
-}
-
-/// The broker's effective value of a topic setting: the topic's own, else the broker's.
-fn effective(cfg: &SimConfig, topic: &str, topic_key: &str, broker_key: &str) -> Option<String> {
-    cfg.topics
+    cfg.faults.sort_by_key(|(t, _)| *t);
+    if !cfg
+        .fault_kinds
         .iter()
-        .find(|t| t.name == topic)
-        .and_then(|t| {
-            t.configs
-                .iter()
-                .find(|(k, _)| k == topic_key)
-                .map(|(_, v)| v.clone())
-        })
-        .or_else(|| {
-            cfg.broker_overrides.iter().find_map(|o| {
-                o.strip_prefix(&format!("{broker_key}="))
-                    .map(str::to_string)
-            })
-        })
+        .any(|(k, _)| *k == FaultKind::PowerLoss)
+    {
+        cfg.fault_kinds.push((FaultKind::PowerLoss, 0));
+    }
 }
 
 /// Runs one seed.
 pub fn run_seed(seed: u64, opts: &RunOptions) -> RunResult {
     let mut cfg = SimConfig::from_seed(seed);
-    if opts.planted_bug == Some(PlantedBug::LyingFsync)
-        && !cfg.faults.iter().any(|(_, f)| *f == Fault::PowerLoss)
-    {
-        // The lie only shows when the power goes: make sure it does.
-        let at = cfg.fault_phase / 2;
-        cfg.faults.push((at, Fault::PowerLoss));
-        cfg.faults.sort_by_key(|(t, _)| *t);
+    if let Some(bug) = opts.planted_bug {
+        steer(&mut cfg, bug);
     }
     if !opts.quiet {
         println!("seed: {seed}");
+        if let Some(bug) = opts.planted_bug {
+            println!("planted bug: {}", bug.name());
+        }
         print!("{cfg}");
     }
     let mut b = turmoil::Builder::new();
@@ -312,56 +360,65 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> RunResult {
         .tick_duration(Duration::from_millis(1))
         .min_message_latency(cfg.min_latency)
         .max_message_latency(cfg.max_latency);
-    b.fs()
-        .block_size(cfg.block_size)
-        .sync_probability(cfg.sync_probability);
+    // The disk's own writeback is drawn by runnel-sim from each host's stream; turmoil's
+    // random syncs stay off.
+    b.fs().block_size(cfg.block_size).sync_probability(0.0);
     let mut sim = b.build();
 
-    let shared: SharedRef = Arc::new(Mutex::new(Shared::default()));
+    let journal = JournalRef::default();
     {
-        let mut s = shared.lock().unwrap();
+        let mut j = journal.lock();
         for p in &cfg.producers {
-            s.history.idempotent.insert(p.name.clone(), p.idempotent);
-            s.history
+            j.history.idempotent.insert(p.name.clone(), p.idempotent);
+            j.history
                 .ordered
                 .insert(p.name.clone(), p.max_in_flight == 1);
         }
         for t in &cfg.topics {
             let caching = effective(&cfg, &t.name, "write.caching", "write.caching").as_deref()
                 == Some("true");
-            s.history.write_caching.insert(t.name.clone(), caching);
+            j.history.write_caching.insert(t.name.clone(), caching);
         }
     }
-    let switches = Arc::new(DiskSwitches::default());
-    let starts = Arc::new(AtomicU32::new(0));
+    let bug = opts.planted_bug;
+    let disk = BrokerDisk {
+        lying_fsync: bug == Some(PlantedBug::LyingFsync),
+        lying_dir_sync: bug == Some(PlantedBug::LyingDirSync),
+        planted: PlantedBugs {
+            early_ack: bug == Some(PlantedBug::EarlyAck),
+            rename_before_sync: bug == Some(PlantedBug::RenameBeforeSync),
+            forget_producer_state: bug == Some(PlantedBug::ForgetProducerState),
+            keep_torn_batch: bug == Some(PlantedBug::KeepTornBatch),
+        },
+    };
     let stop = Arc::new(AtomicBool::new(false));
-    add_broker(
-        &mut sim,
-        &cfg,
-        opts,
-        switches.clone(),
-        starts.clone(),
-        shared.clone(),
-    );
-    add_setup(&mut sim, &cfg, shared.clone());
+    let brokers = cluster::add_brokers(&mut sim, &cfg, &disk, &journal);
+    workload::add_setup(&mut sim, &cfg, journal.clone());
     for (i, _) in cfg.producers.iter().enumerate() {
-        add_producer(&mut sim, &cfg, i, shared.clone(), stop.clone());
+        workload::add_producer(&mut sim, &cfg, i, journal.clone(), stop.clone());
     }
     for (i, _) in cfg.consumers.iter().enumerate() {
-        add_consumer(&mut sim, &cfg, i, shared.clone(), stop.clone());
+        workload::add_consumer(&mut sim, &cfg, i, journal.clone(), stop.clone());
     }
 
-    let outcome = drive(&mut sim, &cfg, &switches, &shared, &stop);
+    let mut checker = StateChecker::new(cfg.brokers.clone(), std::path::Path::new(DATA_DIR));
+    let (outcome, stopped) = drive(&mut sim, &cfg, &brokers, &journal, &mut checker, &stop);
     let simulated = sim.elapsed();
-    let history = std::mem::take(&mut shared.lock().unwrap_or_else(|e| e.into_inner()).history);
-    let verdict = checker::check(&history);
+    let (history, trace) = {
+        let mut j = journal.lock();
+        (std::mem::take(&mut j.history), j.trace())
+    };
+    // A run the state checker stopped has an unfinished history: check it anyway, but its
+    // verdict stands on the state checker's findings.
+    let verdict = checks::check(&history);
     // A broken promise outranks a run that did not finish (which may be its consequence).
     let outcome = match outcome {
         Outcome::Panic(why) => Outcome::Panic(why),
+        Outcome::Safety(v) => Outcome::Safety(v),
         _ if !verdict.violations.is_empty() => Outcome::Safety(verdict.violations.clone()),
         other => other,
     };
-    let trace_hash = history.hash() ^ simulated.as_micros() as u64;
+    let trace_hash = history.hash() ^ trace.rotate_left(17) ^ simulated.as_micros() as u64;
     let mut result = RunResult {
         seed,
         outcome,
@@ -369,668 +426,151 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> RunResult {
         history,
         verdict,
         simulated,
+        stopped,
         report: String::new(),
     };
     result.report = report(&result, opts);
     result
 }
 
-/// Steps the simulation, applying faults on schedule, until every client finishes.
+/// Whether a history event is a client operation that succeeded (what liveness counts).
+fn succeeded(e: &Event) -> bool {
+    match e {
+        Event::SendOk { .. } => true,
+        Event::Poll { records, .. } => !records.is_empty(),
+        _ => false,
+    }
+}
+
+/// Hands the state checker what happened in the last step, in the order it happened: the
+/// brokers' observations and the clients' acknowledgements. Returns how many client operations
+/// succeeded.
+fn check_step(journal: &JournalRef, cursor: &mut usize, checker: &mut StateChecker) -> usize {
+    let mut j = journal.lock();
+    let observations = std::mem::take(&mut j.observations);
+    let entries = &j.history.entries[*cursor..];
+    *cursor = j.history.entries.len();
+    let successes = entries.iter().filter(|e| succeeded(&e.event)).count();
+    let mut obs = observations.iter().peekable();
+    for e in entries {
+        while let Some(o) = obs.next_if(|o| o.seq < e.seq) {
+            checker.observe(o);
+        }
+        if let Event::SendOk {
+            tp,
+            offset,
+            promise,
+            ..
+        } = &e.event
+        {
+            checker.acknowledged(tp, *offset, promise.durable, e.at);
+        }
+    }
+    for o in obs {
+        checker.observe(o);
+    }
+    successes
+}
+
+/// Steps the simulation, applying faults on schedule and checking every step, until every
+/// client finishes. Returns how it ended and, if the state checker stopped it, where.
 fn drive(
     sim: &mut turmoil::Sim<'_>,
     cfg: &SimConfig,
-    switches: &DiskSwitches,
-    shared: &SharedRef,
+    brokers: &[Broker],
+    journal: &JournalRef,
+    checker: &mut StateChecker,
     stop: &AtomicBool,
-) -> Outcome {
+) -> (Outcome, Option<(u64, Micros)>) {
     let mut faults: VecDeque<(Duration, Fault)> = cfg.faults.iter().cloned().collect();
+    let mut nemesis = Nemesis::new(cfg);
     let mut healed = false;
-    let mut held: Vec<String> = Vec::new();
-    let mut partitioned: Vec<String> = Vec::new();
-    // Whether the armed crash point cuts the power.
-    let armed_power = AtomicBool::new(false);
-    // Progress after the heal: the history's length, and when it last grew.
-    let mut progress = (0usize, Duration::ZERO);
+    // Progress after the heal: when a client operation last succeeded.
+    let mut last_success = Duration::ZERO;
+    let mut cursor = 0usize;
+    let mut step = 0u64;
     loop {
-        crash_if_tripped(sim, switches, &armed_power, shared);
+        let successes = check_step(journal, &mut cursor, checker);
+        if !checker.violations.is_empty() {
+            let at = sim.elapsed().as_micros() as Micros;
+            return (
+                Outcome::Safety(checker.violations.clone()),
+                Some((step, at)),
+            );
+        }
         let t = sim.elapsed();
+        if successes > 0 {
+            last_success = t;
+        }
+        nemesis.crash_if_tripped(sim, brokers, journal, checker);
         while let Some((at, _)) = faults.front() {
             if *at > t || healed {
                 break;
             }
             let (_, fault) = faults.pop_front().expect("a fault");
-            apply(
-                sim,
-                &fault,
-                switches,
-                shared,
-                &mut held,
-                &mut partitioned,
-                &armed_power,
-            );
+            nemesis.apply(sim, &fault, brokers, journal, checker);
+        }
+        if !checker.violations.is_empty() {
+            // A crash just now showed what the disk really held.
+            continue;
         }
         if !healed && t >= cfg.fault_phase {
-            for c in partitioned.drain(..) {
-                sim.repair(c.as_str(), BROKER);
-            }
-            for c in held.drain(..) {
-                sim.release(c.as_str(), BROKER);
-            }
-            sim.set_max_message_latency(cfg.max_latency);
-            switches.io_error_per_mille.store(0, Ordering::SeqCst);
-            switches.full.store(false, Ordering::SeqCst);
-            *switches.armed.lock().unwrap_or_else(|e| e.into_inner()) = None;
-            record_at(shared, t.as_micros() as Micros, Event::Healed);
+            nemesis.heal(sim, cfg, brokers);
+            journal
+                .lock()
+                .record(t.as_micros() as Micros, Event::Healed);
             healed = true;
+            last_success = t;
         }
         if healed && t >= cfg.fault_phase + CALM {
             stop.store(true, Ordering::SeqCst);
         }
-        if healed {
-            let s = shared.lock().unwrap_or_else(|e| e.into_inner());
-            let len = s.history.entries.len();
-            if len != progress.0 {
-                progress = (len, t);
-            } else if t - progress.1 > LIVENESS_BOUND {
-                return Outcome::Liveness(format!(
+        if healed && t - last_success > LIVENESS_BOUND {
+            let j = journal.lock();
+            return (
+                Outcome::Liveness(format!(
                     "no client operation succeeded for {LIVENESS_BOUND:?} after the heal (last at {:.3}s): {} of {} producers and {} of {} consumers finished",
-                    progress.1.as_secs_f64(),
-                    s.producers_done,
+                    last_success.as_secs_f64(),
+                    j.producers_done,
                     cfg.producers.len(),
-                    s.consumers_done,
+                    j.consumers_done,
                     cfg.consumers.len(),
-                ));
-            }
+                )),
+                None,
+            );
         }
+        step += 1;
         match sim.step() {
-            Ok(true) => return Outcome::Pass,
+            Ok(true) => {
+                check_step(journal, &mut cursor, checker);
+                if !checker.violations.is_empty() {
+                    let at = sim.elapsed().as_micros() as Micros;
+                    return (
+                        Outcome::Safety(checker.violations.clone()),
+                        Some((step, at)),
+                    );
+                }
+                return (Outcome::Pass, None);
+            }
             Ok(false) => {}
             Err(e) => {
                 let msg = e.to_string();
-                return if msg.contains("panicked") || msg.contains("panic") {
+                let j = journal.lock();
+                let outcome = if msg.contains("panicked") || msg.contains("panic") {
                     Outcome::Panic(msg)
                 } else {
-                    let s = shared.lock().unwrap_or_else(|e| e.into_inner());
                     Outcome::Liveness(format!(
                         "{msg}: {} of {} producers and {} of {} consumers finished within {:?} of the heal",
-                        s.producers_done,
+                        j.producers_done,
                         cfg.producers.len(),
-                        s.consumers_done,
+                        j.consumers_done,
                         cfg.consumers.len(),
                         RUN_CAP
                     ))
                 };
+                return (outcome, None);
             }
         }
-    }
-}
-
-/// Cuts the broker's power and starts it again: unsynced writes are lost or torn.
-fn power_loss(sim: &mut turmoil::Sim<'_>, shared: &SharedRef, at: Micros) {
-    sim.crash(BROKER);
-    record_at(
-        shared,
-        at,
-        Event::PowerLoss {
-            host: BROKER.into(),
-        },
-    );
-    sim.bounce(BROKER);
-}
-
-/// If the broker reached an armed crash point, kills it there (its disk refuses everything
-/// since) and starts it again.
-fn crash_if_tripped(
-    sim: &mut turmoil::Sim<'_>,
-    switches: &DiskSwitches,
-    armed_power: &AtomicBool,
-    shared: &SharedRef,
-) {
-    if !switches.tripped.load(Ordering::SeqCst) {
-        return;
-    }
-    let at = sim.elapsed().as_micros() as Micros;
-    let power = armed_power.load(Ordering::SeqCst);
-    if power {
-        power_loss(sim, shared, at);
-    } else {
-        sim.bounce(BROKER);
-    }
-    switches.tripped.store(false, Ordering::SeqCst);
-    record_at(
-        shared,
-        at,
-        Event::Fault {
-            description: format!(
-                "armed {} reached: broker {}",
-                if power { "power loss" } else { "crash" },
-                if power {
-                    "lost power and restarted"
-                } else {
-                    "killed and restarted"
-                }
-            ),
-        },
-    );
-}
-
-/// Applies one fault and records it.
-fn apply(
-    sim: &mut turmoil::Sim<'_>,
-    fault: &Fault,
-    switches: &DiskSwitches,
-    shared: &SharedRef,
-    held: &mut Vec<String>,
-    partitioned: &mut Vec<String>,
-    armed_power: &AtomicBool,
-) {
-    let at = sim.elapsed().as_micros() as Micros;
-    match fault {
-        Fault::Partition { client } => {
-            sim.partition(client.as_str(), BROKER);
-            partitioned.push(client.clone());
-        }
-        Fault::Repair { client } => {
-            sim.repair(client.as_str(), BROKER);
-            partitioned.retain(|c| c != client);
-        }
-        Fault::Hold { client } => {
-            sim.hold(client.as_str(), BROKER);
-            held.push(client.clone());
-        }
-        Fault::Release { client } => {
-            sim.release(client.as_str(), BROKER);
-            held.retain(|c| c != client);
-        }
-        Fault::Slow { max_latency_ms } => {
-            if *max_latency_ms > 0 {
-                sim.set_max_message_latency(Duration::from_millis(*max_latency_ms));
-            }
-        }
-        Fault::Restart => {
-            sim.bounce(BROKER);
-            switches.tripped.store(false, Ordering::SeqCst);
-        }
-        Fault::PowerLoss => {
-            power_loss(sim, shared, at);
-            switches.tripped.store(false, Ordering::SeqCst);
-        }
-        Fault::CrashAt { crash, power } => {
-            *switches.armed.lock().unwrap_or_else(|e| e.into_inner()) = Some(*crash);
-            armed_power.store(*power, Ordering::SeqCst);
-        }
-        Fault::IoErrors { per_mille } => switches
-            .io_error_per_mille
-            .store(*per_mille, Ordering::SeqCst),
-        Fault::DiskFull { full } => switches.full.store(*full, Ordering::SeqCst),
-    }
-    record_at(
-        shared,
-        at,
-        Event::Fault {
-            description: fault.to_string(),
-        },
-    );
-}
-
-/// The broker host: starts the real broker on the simulated seam, and starts it again if it
-/// fails to start (as a supervisor would). Restarted by `bounce`.
-fn add_broker(
-    sim: &mut turmoil::Sim<'_>,
-    cfg: &SimConfig,
-    opts: &RunOptions,
-    switches: Arc<DiskSwitches>,
-    starts: Arc<AtomicU32>,
-    shared: SharedRef,
-) {
-    let overrides = cfg.broker_overrides.clone();
-    let seed = cfg.seed;
-    let lying = opts.planted_bug == Some(PlantedBug::LyingFsync);
-    sim.host(BROKER, move || {
-        let (overrides, switches, starts, _shared) = (
-            overrides.clone(),
-            switches.clone(),
-            starts.clone(),
-            shared.clone(),
-        );
-        async move {
-            let cli = CliOverrides {
-                listen: Some("0.0.0.0:9092".into()),
-                advertised: Some(BROKER_ADDR.into()),
-                data_dir: Some("/data".into()),
-            };
-            let (config, _) =
-                BrokerConfig::load(None, &overrides, &cli).map_err(|e| e.to_string())?;
-            loop {
-                let n = starts.fetch_add(1, Ordering::SeqCst);
-                let faults = DiskFaults {
-                    lying_fsync: lying,
-                    switches: switches.clone(),
-                    ..DiskFaults::default()
-                };
-                let env = sim_env(faults, SharedRng::seeded(seed ^ (u64::from(n) << 40)));
-                match runnel::broker::start(env, config.clone()).await {
-                    Ok(running) => running.wait().await,
-                    Err(e) => {
-                        tracing::info!(error = %e, "broker failed to start; retrying");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                }
-            }
-        }
-    });
-}
-
-/// The setup client: creates the topics, retrying until the broker takes them.
-fn add_setup(sim: &mut turmoil::Sim<'_>, cfg: &SimConfig, shared: SharedRef) {
-    let topics = cfg.topics.clone();
-    let seed = cfg.seed;
-    sim.client("setup", async move {
-        let env = sim_env(DiskFaults::default(), SharedRng::seeded(seed ^ 0x5e7));
-        let admin = Admin::new(env, client_config("setup"))?;
-        for t in &topics {
-            let mut nt = NewTopic::new(t.name.clone());
-            nt.partitions = t.partitions;
-            nt.replication_factor = 1;
-            nt.configs = t.configs.iter().cloned().collect();
-            loop {
-                match admin.create_topic(&nt).await {
-                    Ok(_) => break,
-                    Err(e) if e.to_string().contains("TOPIC_ALREADY_EXISTS") => break,
-                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-                }
-            }
-        }
-        shared
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .topics_ready = true;
-        Ok(())
-    });
-}
-
-async fn wait_for_topics(shared: &SharedRef) {
-    while !shared
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .topics_ready
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// A producer client: sends numbered values to random partitions, up to `max_in_flight`
-/// outstanding, recording every invocation and outcome.
-fn add_producer(
-    sim: &mut turmoil::Sim<'_>,
-    cfg: &SimConfig,
-    i: usize,
-    shared: SharedRef,
-    stop: Arc<AtomicBool>,
-) {
-    let spec = cfg.producers[i].clone();
-    let topics: Vec<(String, i32, bool)> = cfg
-        .topics
-        .iter()
-        .map(|t| {
-            let caching = effective(cfg, &t.name, "write.caching", "write.caching").as_deref()
-                == Some("true");
-            let flush_each = effective(
-                cfg,
-                &t.name,
-                "flush.messages",
-                "log.flush.interval.messages",
-            )
-            .as_deref()
-                == Some("1");
-            let durable = flush_each || (spec.acks == -1 && !caching);
-            (t.name.clone(), t.partitions, durable)
-        })
-        .collect();
-    let seed = cfg.seed;
-    sim.client(spec.name.clone(), async move {
-        wait_for_topics(&shared).await;
-        let rng = SharedRng::seeded(seed ^ (0x9f0d << 8) ^ i as u64);
-        let env = sim_env(DiskFaults::default(), rng.fork());
-        let mut pc = ProducerConfig {
-            client: client_config(&spec.name),
-            ..ProducerConfig::default()
-        };
-        pc.acks = match spec.acks {
-            -1 => Acks::All,
-            0 => Acks::None,
-            _ => Acks::Leader,
-        };
-        pc.enable_idempotence = spec.idempotent;
-        pc.linger_ms = spec.linger_ms;
-        pc.client.max_in_flight = spec.max_in_flight;
-        pc.batch_size = spec.batch_records * 120;
-        pc.delivery_timeout_ms = 20_000;
-        let producer = Producer::new(env, pc)?;
-        let mut outstanding = futures_util::stream::FuturesUnordered::new();
-        let mut n = 0u64;
-        while !stop.load(Ordering::SeqCst) {
-            let (topic, partitions, durable) =
-                &topics[rng.gen_range(0..topics.len() as u64) as usize];
-            let partition = rng.gen_range(0..*partitions as u64) as i32;
-            let value = value_for(&spec.name, n);
-            n += 1;
-            let tp = Tp {
-                topic: topic.clone(),
-                partition,
-            };
-            record(
-                &shared,
-                Event::SendInvoke {
-                    process: spec.name.clone(),
-                    tp: tp.clone(),
-                    value: value.clone(),
-                },
-            );
-            let rec = ProducerRecord::new(topic.clone(), value.clone().into_bytes())
-                .with_partition(partition);
-            match producer.submit(rec).await {
-                Ok(delivery) => {
-                    let promise = Promise { durable: *durable };
-                    outstanding.push(async move { (tp, value, promise, delivery.wait().await) });
-                }
-                Err(e) => record_outcome(
-                    &shared,
-                    &spec.name,
-                    tp,
-                    value,
-                    Promise { durable: *durable },
-                    Err(e),
-                ),
-            }
-            while outstanding.len() >= spec.max_in_flight * spec.batch_records.max(1) {
-                use futures_util::StreamExt;
-                if let Some((tp, value, promise, result)) = outstanding.next().await {
-                    record_outcome(&shared, &spec.name, tp, value, promise, result);
-                }
-            }
-            tokio::time::sleep(spec.pace).await;
-        }
-        use futures_util::StreamExt;
-        while let Some((tp, value, promise, result)) = outstanding.next().await {
-            record_outcome(&shared, &spec.name, tp, value, promise, result);
-        }
-        producer.close().await;
-        shared
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .producers_done += 1;
-        Ok(())
-    });
-}
-
-fn record_outcome(
-    shared: &SharedRef,
-    process: &str,
-    tp: Tp,
-    value: String,
-    promise: Promise,
-    result: Result<runnel::client::producer::RecordMetadata, ClientError>,
-) {
-    let process = process.to_string();
-    let event = match result {
-        Ok(md) => Event::SendOk {
-            process,
-            tp,
-            value,
-            offset: md.offset,
-            promise,
-        },
-        Err(e) if definitely_not_written(&e) => Event::SendFail {
-            process,
-            tp,
-            value,
-            error: e.to_string(),
-        },
-        Err(e) => Event::SendInfo {
-            process,
-            tp,
-            value,
-            error: e.to_string(),
-        },
-    };
-    record(shared, event);
-}
-
-/// Whether a failed send certainly left nothing in the log. Only a batch the broker refused
-/// as invalid qualifies: for any other error an earlier attempt of the same send, retried by
-/// the client, may have been written.
-fn definitely_not_written(e: &ClientError) -> bool {
-    matches!(
-        e.code(),
-        Some(
-            ResponseError::MessageTooLarge
-                | ResponseError::CorruptMessage
-                | ResponseError::InvalidRecord
-                | ResponseError::InvalidTimestamp
-                | ResponseError::RecordListTooLarge
-        )
-    )
-}
-
-/// A consumer client: reads every partition of its topics from the start while the workload
-/// runs, then, once every producer is done, reads each partition to its end.
-fn add_consumer(
-    sim: &mut turmoil::Sim<'_>,
-    cfg: &SimConfig,
-    i: usize,
-    shared: SharedRef,
-    stop: Arc<AtomicBool>,
-) {
-    let spec = cfg.consumers[i].clone();
-    let topics: Vec<(String, i32)> = cfg
-        .topics
-        .iter()
-        .map(|t| (t.name.clone(), t.partitions))
-        .collect();
-    let producers = cfg.producers.len();
-    let seed = cfg.seed;
-    sim.client(spec.name.clone(), async move {
-        wait_for_topics(&shared).await;
-        let env = sim_env(
-            DiskFaults::default(),
-            SharedRng::seeded(seed ^ (0xc0 << 8) ^ i as u64),
-        );
-        let admin = Admin::new(env.clone(), client_config(&spec.name))?;
-        let mut cc = ConsumerConfig {
-            client: client_config(&spec.name),
-            ..ConsumerConfig::default()
-        };
-        cc.auto_offset_reset = OffsetReset::None;
-        cc.max_partition_fetch_bytes = spec.partition_max_bytes;
-        cc.fetch_max_wait_ms = 100;
-        let mut consumer = Consumer::new(env, cc)?;
-        let tps: Vec<TopicPartition> = topics
-            .iter()
-            .flat_map(|(t, n)| (0..*n).map(move |p| TopicPartition::new(t.clone(), p)))
-            .collect();
-        consumer.assign(tps.clone());
-        let mut next: BTreeMap<TopicPartition, i64> = BTreeMap::new();
-        reposition(&admin, &mut consumer, &tps, &mut next, &shared, &spec.name).await;
-        let mut final_ends: Option<BTreeMap<TopicPartition, i64>> = None;
-        loop {
-            let done_producing = stop.load(Ordering::SeqCst)
-                && shared
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .producers_done
-                    == producers;
-            if done_producing && final_ends.is_none() {
-                let (Ok(starts), Ok(ends)) = (
-                    admin
-                        .list_offsets(&with_spec(&tps, OffsetSpec::Earliest))
-                        .await,
-                    admin
-                        .list_offsets(&with_spec(&tps, OffsetSpec::Latest))
-                        .await,
-                ) else {
-                    continue;
-                };
-                // The final read starts over from the log start: after a power loss took back
-                // cached writes, new ones reuse their offsets, below where this consumer was.
-                record(
-                    &shared,
-                    Event::FinalRead {
-                        process: spec.name.clone(),
-                    },
-                );
-                for tp in &tps {
-                    let start = starts[tp].offset;
-                    if consumer.seek(tp, start).is_ok() {
-                        next.insert(tp.clone(), start);
-                        let t = Tp {
-                            topic: tp.topic.to_string(),
-                            partition: tp.partition,
-                        };
-                        record(
-                            &shared,
-                            Event::Seek {
-                                process: spec.name.clone(),
-                                tp: t,
-                                offset: start,
-                            },
-                        );
-                    }
-                }
-                final_ends = Some(ends.into_iter().map(|(tp, l)| (tp, l.offset)).collect());
-            }
-            if let Some(ends) = &final_ends {
-                if tps
-                    .iter()
-                    .all(|tp| next.get(tp).copied().unwrap_or(0) >= ends[tp])
-                {
-                    break;
-                }
-            }
-            match consumer.poll(Duration::from_millis(200)).await {
-                Ok(records) => record_polls(&shared, &spec.name, records, &mut next),
-                Err(e) => {
-                    tracing::debug!(error = %e, "poll failed; repositioning");
-                    reposition(&admin, &mut consumer, &tps, &mut next, &shared, &spec.name).await;
-                }
-            }
-        }
-        // Records below the log start were deleted by retention, not lost.
-        if let Ok(starts) = admin
-            .list_offsets(&with_spec(&tps, OffsetSpec::Earliest))
-            .await
-        {
-            let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
-            for (tp, l) in starts {
-                let key = Tp {
-                    topic: tp.topic.to_string(),
-                    partition: tp.partition,
-                };
-                let e = s.history.log_start.entry(key).or_insert(l.offset);
-                *e = (*e).max(l.offset);
-            }
-            s.consumers_done += 1;
-            s.history.final_readers.insert(spec.name.clone());
-        }
-        Ok(())
-    });
-}
-
-fn with_spec(tps: &[TopicPartition], spec: OffsetSpec) -> Vec<(TopicPartition, OffsetSpec)> {
-    tps.iter().map(|tp| (tp.clone(), spec)).collect()
-}
-
-/// Puts every partition whose position is unknown or outside the log at the log start, and
-/// records the seeks.
-async fn reposition(
-    admin: &Admin,
-    consumer: &mut Consumer,
-    tps: &[TopicPartition],
-    next: &mut BTreeMap<TopicPartition, i64>,
-    shared: &SharedRef,
-    name: &str,
-) {
-    loop {
-        let (Ok(starts), Ok(ends)) = (
-            admin
-                .list_offsets(&with_spec(tps, OffsetSpec::Earliest))
-                .await,
-            admin
-                .list_offsets(&with_spec(tps, OffsetSpec::Latest))
-                .await,
-        ) else {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        };
-        for tp in tps {
-            let (start, end) = (starts[tp].offset, ends[tp].offset);
-            let pos = next.get(tp).copied();
-            if pos.is_none_or(|p| p < start || p > end) {
-                let to = start;
-                if consumer.seek(tp, to).is_ok() {
-                    next.insert(tp.clone(), to);
-                    let t = Tp {
-                        topic: tp.topic.to_string(),
-                        partition: tp.partition,
-                    };
-                    record(
-                        shared,
-                        Event::Seek {
-                            process: name.into(),
-                            tp: t,
-                            offset: to,
-                        },
-                    );
-                }
-            }
-        }
-        return;
-    }
-}
-
-fn record_polls(
-    shared: &SharedRef,
-    name: &str,
-    records: Vec<runnel::client::consumer::ConsumerRecord>,
-    next: &mut BTreeMap<TopicPartition, i64>,
-) {
-    let mut by_tp: BTreeMap<Tp, Vec<(i64, String)>> = BTreeMap::new();
-    for r in records {
-        let tp = Tp {
-            topic: r.topic.to_string(),
-            partition: r.partition,
-        };
-        let value = r
-            .value
-            .as_ref()
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-            .unwrap_or_default();
-        if !value_ok(&value) {
-            record(
-                shared,
-                Event::Corrupt {
-                    process: name.into(),
-                    tp: tp.clone(),
-                    offset: r.offset,
-                    detail: format!("value {value:?}"),
-                },
-            );
-        }
-        next.insert(
-            TopicPartition::new(r.topic.to_string(), r.partition),
-            r.offset + 1,
-        );
-        by_tp.entry(tp).or_default().push((r.offset, value));
-    }
-    for (tp, records) in by_tp {
-        record(
-            shared,
-            Event::Poll {
-                process: name.into(),
-                tp,
-                records,
-            },
-        );
     }
 }
 

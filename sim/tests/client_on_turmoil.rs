@@ -26,7 +26,12 @@ fn client_config() -> ClientConfig {
 /// Produces `RECORDS` keyed records, one at a time, counting acknowledgements in `acked`;
 /// then reads everything back and checks that every acknowledged record is at its offset.
 async fn workload(acked: Arc<AtomicU32>) -> Result<(), Box<dyn std::error::Error>> {
-    let env = sim_env(DiskFaults::default(), SharedRng::seeded(2));
+    let env = sim_env(
+        DiskFaults::default(),
+        SharedRng::seeded(2),
+        SharedRng::seeded(2 + 100),
+        None,
+    );
     let admin = Admin::new(env.clone(), client_config())?;
     let mut topic = NewTopic::new("t");
     topic.partitions = 2;
@@ -81,7 +86,12 @@ fn run(seed: u64) -> (Duration, Duration) {
         .simulation_duration(Duration::from_secs(300))
         .build();
     sim.host("broker", || async {
-        let env = sim_env(DiskFaults::default(), SharedRng::seeded(1));
+        let env = sim_env(
+            DiskFaults::default(),
+            SharedRng::seeded(1),
+            SharedRng::seeded(1 + 100),
+            None,
+        );
         let cli = runnel::config::CliOverrides {
             listen: Some("0.0.0.0:9092".into()),
             advertised: Some("broker:9092".into()),

@@ -54,7 +54,12 @@ fn the_log_runs_on_a_turmoil_host() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let seen2 = seen.clone();
     sim.client("node", async move {
-        let env = sim_env(DiskFaults::default(), SharedRng::seeded(1));
+        let env = sim_env(
+            DiskFaults::default(),
+            SharedRng::seeded(1),
+            SharedRng::seeded(2),
+            None,
+        );
         let log = PartitionLog::open(&env, Path::new(DIR), LogConfig::default()).await?;
         let info = log.append(&mut encode(&[b"a".to_vec(), b"b".to_vec()]), 0)?;
         log.sync_to(info.last_offset + 1).await?;
@@ -144,7 +149,7 @@ fn run_seed(seed: u64) -> Result<(u64, u32), String> {
                 md.starts
             };
             let rng = SharedRng::seeded(seed ^ (u64::from(start) << 32));
-            let env = sim_env(DiskFaults::default(), rng.fork());
+            let env = sim_env(DiskFaults::default(), rng.fork(), rng.fork(), None);
             let log = PartitionLog::open(&env, Path::new(DIR), cfg).await?;
             {
                 let found = read_all(&log);

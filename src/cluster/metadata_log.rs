@@ -240,6 +240,7 @@ mod tests {
             net: Arc::new(crate::env::RealNetwork),
             clock: Arc::new(crate::env::clock::ManualClock::new(1)),
             rng: SharedRng::seeded(3),
+            probe: Arc::new(crate::env::NoProbe),
         }
     }
 

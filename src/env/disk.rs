@@ -6,6 +6,7 @@
 //! [`Disk::sync_dir`] on its parent directory.
 
 use super::BoxFuture;
+use super::probe::PlantedBugs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -66,6 +67,10 @@ pub trait Disk: Send + Sync + 'static {
     fn exists(&self, path: &Path) -> bool;
     /// Makes the directory's entries (creations, renames, removals in it) durable.
     fn sync_dir(&self, path: &Path) -> BoxFuture<'static, io::Result<()>>;
+    /// The bugs the simulator planted (never any on a real disk): see [`PlantedBugs`].
+    fn planted_bugs(&self) -> PlantedBugs {
+        PlantedBugs::default()
+    }
 }
 
 /// Reads exactly `buf.len()` bytes at `pos`, or fails with `UnexpectedEof`.
@@ -124,6 +129,12 @@ pub async fn write_atomic(disk: &dyn Disk, path: &Path, bytes: &[u8]) -> io::Res
     let tmp = PathBuf::from(tmp_name);
     let file = disk.open(&tmp, FileMode::CreateTruncate)?;
     file.write_at(bytes, 0)?;
+    if disk.planted_bugs().rename_before_sync {
+        // The planted bug: the new name is made durable before the contents it names.
+        disk.rename(&tmp, path)?;
+        disk.sync_dir(dir).await?;
+        return file.sync().await;
+    }
     file.sync().await?;
     disk.rename(&tmp, path)?;
     disk.sync_dir(dir).await

@@ -77,9 +77,11 @@ pub fn read(disk: &dyn Disk, dir: &Path) -> Result<Option<LogCheckpoint>, Checkp
     decode(&buf).map(Some)
 }
 
-/// Writes the checkpoint in `dir` atomically and durably.
-pub async fn write(disk: &dyn Disk, dir: &Path, c: &LogCheckpoint) -> io::Result<()> {
-    write_atomic(disk, &dir.join(FILE_NAME), &codec::encode(VERSION, c)).await
+/// Writes the checkpoint in `dir` atomically and durably; returns the bytes written.
+pub async fn write(disk: &dyn Disk, dir: &Path, c: &LogCheckpoint) -> io::Result<Vec<u8>> {
+    let bytes = codec::encode(VERSION, c);
+    write_atomic(disk, &dir.join(FILE_NAME), &bytes).await?;
+    Ok(bytes)
 }
 
 #[cfg(test)]

@@ -177,6 +177,9 @@ impl LogManager {
             log.take_offline("the partition was deleted");
         }
         let dir = self.data_dir.join(tp.dir_name());
+        self.env
+            .probe
+            .event(crate::env::ProbeEvent::Deleted { dir: &dir });
         if !self.env.disk.exists(&dir) {
             return Ok(());
         }

@@ -15,7 +15,8 @@ use super::segment::{AppendedBatch, Segment, SegmentReadError, SyncMark};
 use super::snapshot;
 use super::write_counter::WriteCounter;
 use crate::env::disk::{Disk, DiskFile, read_exact_at};
-use crate::env::{Clock, Env};
+use crate::env::probe::{PartitionState, ProbeEvent};
+use crate::env::{Clock, Env, Probe};
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -119,6 +120,8 @@ pub struct PartitionLog {
     checkpoint_lock: tokio::sync::Mutex<Option<LogCheckpoint>>,
     /// Published offsets.
     offsets_tx: watch::Sender<LogOffsets>,
+    /// Where the log declares its state (for the simulator's checker).
+    probe: Arc<dyn Probe>,
 }
 
 /// The mutable state of a log.
@@ -245,7 +248,11 @@ impl PartitionLog {
                 seg.mark_dirty();
             }
         }
-        let producers = recover_producers(&*env.disk, dir, &recovered, now)?;
+        let producers = if env.disk.planted_bugs().forget_producer_state {
+            ProducerStates::default()
+        } else {
+            recover_producers(&*env.disk, dir, &recovered, now)?
+        };
         let state = LogState {
             config,
             segments: recovered.segments,
@@ -264,6 +271,11 @@ impl PartitionLog {
             unsynced_snapshots: Vec::new(),
         };
         let offsets = state.offsets();
+        env.probe.event(ProbeEvent::Recovered {
+            dir,
+            state: probe_state(&offsets),
+            producers: &state.producers.summary(),
+        });
         let log = Arc::new(PartitionLog {
             dir: dir.to_path_buf(),
             disk: env.disk.clone(),
@@ -272,6 +284,7 @@ impl PartitionLog {
             sync_lock: tokio::sync::Mutex::new(()),
             checkpoint_lock: tokio::sync::Mutex::new(None),
             offsets_tx: watch::channel(offsets).0,
+            probe: env.probe.clone(),
         });
         // Make everything that survived durable, then record that as the recovery point.
         log.sync_all(true).await?;
@@ -293,7 +306,17 @@ impl PartitionLog {
     }
 
     fn publish(&self, st: &LogState) {
-        self.offsets_tx.send_replace(st.offsets());
+        let offsets = st.offsets();
+        self.probe.event(ProbeEvent::State {
+            dir: &self.dir,
+            state: probe_state(&offsets),
+        });
+        self.offsets_tx.send_replace(offsets);
+    }
+
+    /// The bugs the simulator planted (none in the real world).
+    pub fn planted_bugs(&self) -> crate::env::PlantedBugs {
+        self.disk.planted_bugs()
     }
 
     /// The partition directory.
@@ -570,6 +593,12 @@ impl PartitionLog {
                 return Err(LogError::Offline(why));
             }
         }
+        for snap in &plan.snapshots {
+            self.probe.event(ProbeEvent::FileDurable {
+                path: snap.path(),
+                bytes: snap.bytes(),
+            });
+        }
         let now = self.clock.now_ms();
         let mut st = self.lock();
         for (base, _, mark) in plan.files {
@@ -622,7 +651,11 @@ impl PartitionLog {
         if *last == Some(c) {
             return Ok(());
         }
-        checkpoint::write(&*self.disk, &self.dir, &c).await?;
+        let bytes = checkpoint::write(&*self.disk, &self.dir, &c).await?;
+        self.probe.event(ProbeEvent::FileDurable {
+            path: &self.dir.join(checkpoint::FILE_NAME),
+            bytes: &bytes,
+        });
         *last = Some(c);
         Ok(())
     }
@@ -807,6 +840,15 @@ impl PartitionLog {
     /// the first step of deleting it).
     pub fn take_offline(&self, reason: &str) {
         self.lock().offline = Some(reason.to_string());
+    }
+}
+
+/// The offsets as the probe declares them.
+fn probe_state(o: &LogOffsets) -> PartitionState {
+    PartitionState {
+        log_start: o.log_start,
+        log_end: o.log_end,
+        durable_end: o.durable_end,
     }
 }
 

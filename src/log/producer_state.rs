@@ -121,6 +121,22 @@ impl ProducerStates {
         self.producers.get(&producer_id)
     }
 
+    /// Each producer's last batch, by producer id (what the probe declares after recovery).
+    pub fn summary(&self) -> Vec<crate::env::probe::ProducerSummary> {
+        self.producers
+            .iter()
+            .filter_map(|(id, e)| {
+                let last = e.batches.back()?;
+                Some(crate::env::probe::ProducerSummary {
+                    producer_id: *id,
+                    epoch: e.epoch,
+                    last_seq: last.last_seq,
+                    last_offset: last.last_offset,
+                })
+            })
+            .collect()
+    }
+
     /// Decides what to do with a batch of `records` records from an idempotent producer.
     pub fn check(
         &self,

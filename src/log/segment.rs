@@ -171,6 +171,7 @@ impl Segment {
         cfg: &LogConfig,
         now_ms: i64,
     ) -> io::Result<(Segment, ScanOutcome)> {
+        let keep_torn = disk.planted_bugs().keep_torn_batch;
         let log_path = dir.join(file_name(base_offset, LOG_SUFFIX));
         let log = disk.open(&log_path, FileMode::ReadWrite)?;
         let file_len = log.len()?;
@@ -239,7 +240,14 @@ impl Segment {
             let last = base_offset + i64::from(e.relative_offset);
             let resume_pos = u64::from(e.position);
             seg.rewind_to_entry(resume_pos, last, cfg)?;
-            let outcome = seg.scan(resume_pos, file_len, Expect::LastOffset(last), cfg, false)?;
+            let outcome = seg.scan(
+                resume_pos,
+                file_len,
+                Expect::LastOffset(last),
+                cfg,
+                false,
+                keep_torn,
+            )?;
             if outcome.batches > 0 {
                 seg.load_first_batch_timestamp();
                 return Ok((seg, outcome));
@@ -256,7 +264,14 @@ impl Segment {
             seg.time_index.clear()?;
         }
         seg.rewind_to_start()?;
-        let outcome = seg.scan(0, file_len, Expect::BaseOffset(base_offset), cfg, true)?;
+        let outcome = seg.scan(
+            0,
+            file_len,
+            Expect::BaseOffset(base_offset),
+            cfg,
+            true,
+            keep_torn,
+        )?;
         seg.load_first_batch_timestamp();
         Ok((seg, outcome))
     }
@@ -306,12 +321,13 @@ impl Segment {
         mut expect: Expect,
         cfg: &LogConfig,
         truncate_invalid: bool,
+        keep_torn: bool,
     ) -> io::Result<ScanOutcome> {
         let mut buf = Vec::new();
         let mut batches = 0;
         let mut stop_reason = None;
         while pos < file_len {
-            match self.read_checked_batch(pos, file_len, &mut buf)? {
+            match self.read_checked_batch(pos, file_len, &mut buf, keep_torn)? {
                 Err(reason) => {
                     stop_reason = Some(reason);
                     break;
@@ -382,6 +398,7 @@ impl Segment {
         pos: u64,
         file_len: u64,
         buf: &mut Vec<u8>,
+        keep_torn: bool,
     ) -> io::Result<Result<BatchHeader, String>> {
         let available = file_len - pos;
         if available < HEADER_LEN as u64 {
@@ -409,6 +426,8 @@ impl Segment {
             read_with_retries(&*self.log, buf, pos)?;
             match batch::check_integrity(buf) {
                 Ok(h) => return Ok(Ok(h)),
+                // The planted bug: a batch whose header is sane is kept whatever its CRC says.
+                Err(_) if keep_torn => return Ok(Ok(h)),
                 Err(e) => last_reason = e.to_string(),
             }
         }
@@ -618,11 +637,19 @@ impl Segment {
                     Expect::LastOffset(last),
                     cfg,
                     true,
+                    false,
                 )?;
             }
             None => {
                 self.rewind_to_start()?;
-                self.scan(0, pos, Expect::BaseOffset(self.base_offset), cfg, true)?;
+                self.scan(
+                    0,
+                    pos,
+                    Expect::BaseOffset(self.base_offset),
+                    cfg,
+                    true,
+                    false,
+                )?;
                 self.load_first_batch_timestamp();
             }
         }

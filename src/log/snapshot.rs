@@ -57,6 +57,20 @@ pub struct PendingSnapshot {
     pub file: Arc<dyn DiskFile>,
     tmp: PathBuf,
     path: PathBuf,
+    /// What was written (declared to the probe once published and synced).
+    bytes: Vec<u8>,
+}
+
+impl PendingSnapshot {
+    /// The snapshot's final name.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The snapshot's contents.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
 }
 
 /// Writes the snapshot for `offset` to a temp file beside its final name. Not synced here: the
@@ -71,8 +85,14 @@ pub fn write(
     let path = dir.join(file_name(offset));
     let tmp = dir.join(format!("{}{TMP_SUFFIX}", file_name(offset)));
     let file = disk.open(&tmp, FileMode::CreateTruncate)?;
-    file.write_at(&codec::encode(VERSION, states), 0)?;
-    Ok(PendingSnapshot { file, tmp, path })
+    let bytes = codec::encode(VERSION, states);
+    file.write_at(&bytes, 0)?;
+    Ok(PendingSnapshot {
+        file,
+        tmp,
+        path,
+        bytes,
+    })
 }
 
 /// Publishes a synced snapshot under its name (the caller syncs the directory next), and

@@ -14,6 +14,7 @@ async fn broker() -> Arc<Broker> {
         net: Arc::new(crate::env::RealNetwork),
         clock: Arc::new(crate::env::clock::ManualClock::new(1_700_000_000_000)),
         rng: SharedRng::seeded(5),
+        probe: Arc::new(crate::env::NoProbe),
     };
     let cli = crate::config::CliOverrides {
         data_dir: Some("/data".into()),

@@ -23,6 +23,7 @@ fn fixture() -> Fixture {
         net: Arc::new(crate::env::RealNetwork),
         clock: clock.clone(),
         rng: SharedRng::seeded(1),
+        probe: Arc::new(crate::env::NoProbe),
     };
     Fixture { disk, clock, env }
 }

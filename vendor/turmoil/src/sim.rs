@@ -36,6 +36,9 @@ pub struct Sim<'a> {
     elapsed: Duration,
 
     steps: usize,
+
+    /// runnel patch: hosts paused by [`Sim::pause`].
+    paused: indexmap::IndexSet<IpAddr>,
 }
 
 impl<'a> Sim<'a> {
@@ -52,6 +55,7 @@ impl<'a> Sim<'a> {
             since_epoch,
             elapsed: Duration::ZERO,
             steps: 1, // bumped after each step
+            paused: indexmap::IndexSet::new(),
         }
     }
 
@@ -186,6 +190,56 @@ impl<'a> Sim<'a> {
         }
 
         self.world.borrow_mut().current = None;
+    }
+
+    /// runnel patch: [`Sim::crash`] with the torn-write choices drawn from `rng` instead of
+    /// the simulation's shared generator, so a host's disk faults come from a stream of its own.
+    #[cfg(feature = "unstable-fs")]
+    pub fn crash_with_rng(&mut self, addrs: impl ToIpAddrs, rng: &mut dyn rand::RngCore) {
+        let hosts = self.world.borrow_mut().lookup_many(addrs);
+        for h in hosts {
+            let rt = self.rts.get_mut(&h).expect("missing host");
+            self.world.borrow_mut().current = Some(h);
+            let pairs = begin_teardown(&self.world, h);
+            World::enter(&self.world, || {
+                rt.crash();
+                World::current(|world| {
+                    let host = world.hosts.get_mut(&h).unwrap();
+                    host.fs.lock().unwrap().discard_pending(rng);
+                });
+            });
+            end_teardown(&self.world, pairs);
+        }
+        self.world.borrow_mut().current = None;
+    }
+
+    /// runnel patch: a host's files by path, as its software sees them (`live`) or as a power
+    /// loss now would keep them before torn writes (the durable image).
+    #[cfg(feature = "unstable-fs")]
+    pub fn fs_image(
+        &self,
+        addr: impl ToIpAddr,
+        live: bool,
+    ) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+        let h = self.world.borrow_mut().lookup(addr);
+        let world = self.world.borrow();
+        let fs = world.hosts.get(&h).expect("missing host").fs.clone();
+        let image = fs.lock().unwrap().image(live);
+        image
+    }
+
+    /// runnel patch: pauses a host, as SIGSTOP or a long GC pause would: its software does not
+    /// run and messages to it wait on the network, until [`Sim::resume`]. Its tokio clock
+    /// stands still meanwhile (the world's clock does not), so timers look early on resume.
+    pub fn pause(&mut self, addr: impl ToIpAddr) {
+        let h = self.world.borrow_mut().lookup(addr);
+        self.paused.insert(h);
+    }
+
+    /// runnel patch: lets a paused host run again.
+    pub fn resume(&mut self, addr: impl ToIpAddr) {
+        let h = self.world.borrow_mut().lookup(addr);
+        self.paused.swap_remove(&h);
     }
 
     /// Bounces the resolved hosts. The software is restarted.
@@ -435,10 +489,11 @@ impl<'a> Sim<'a> {
         // completes, extract the result and return early if an error is
         // encountered.
 
+        let paused = &self.paused; // runnel patch: paused hosts tick like stopped ones
         let (mut running, stopped): (Vec<_>, Vec<_>) = self
             .rts
             .iter_mut()
-            .partition(|(_, rt)| rt.is_software_running());
+            .partition(|(addr, rt)| rt.is_software_running() && !paused.contains(*addr));
         if self.config.random_node_order {
             running.shuffle(&mut self.world.borrow_mut().rng);
         }

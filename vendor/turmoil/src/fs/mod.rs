@@ -1143,6 +1143,31 @@ impl Fs {
             .retain(|path, _| self.synced_entries.contains(path));
     }
 
+    /// runnel patch: the files' contents, by path. `live`: as the host's software sees them
+    /// (every pending operation applied); else the durable image, what a crash now would keep
+    /// before torn writes add to it (synced data under synced names).
+    pub(crate) fn image(&self, live: bool) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+        if !live {
+            return self
+                .persisted_files
+                .iter()
+                .filter(|(p, _)| self.synced_entries.contains(*p))
+                .map(|(p, f)| (p.clone(), f.content.clone()))
+                .collect();
+        }
+        let mut scratch = Fs::new(FsConfig::default());
+        scratch.persisted_files = self.persisted_files.clone();
+        scratch.persisted_dirs = self.persisted_dirs.clone();
+        for op in &self.pending {
+            scratch.apply_op_to_persisted(op);
+        }
+        scratch
+            .persisted_files
+            .into_iter()
+            .map(|(p, f)| (p, f.content))
+            .collect()
+    }
+
     /// Apply torn writes for pending Write operations.
     ///
     /// For each pending write, randomly decide how many blocks survive and

@@ -1,69 +1,14 @@
-//! The checker: reads a [`History`] and reports, per partition, the anomalies Jepsen's Kafka
+//! The history checker: reads a [`History`] and reports, per partition, the anomalies Jepsen's Kafka
 //! checker names. It draws no randomness and depends only on the history.
 //!
 //! What a power loss may take back: writes acknowledged without a sync (write caching on, or
 //! acks=1) that were not synced before the power went. Consumers of a topic with write caching
 //! may also have seen such writes before they vanished. Everything else must hold always.
 
+use super::{Anomaly, Check, Kind};
 use crate::history::{Event, History, Micros, Promise, Tp};
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-
-/// The kinds of anomaly, with Jepsen's names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Kind {
-    /// An acknowledged write that no consumer ever saw (and that was required to survive).
-    LostWrite,
-    /// One offset holding two different values, as seen by consumers.
-    InconsistentOffsets,
-    /// One value at two offsets.
-    Duplicate,
-    /// A value read at an offset other than the one its send was acknowledged with.
-    UnexpectedOffset,
-    /// A producer's later acknowledged send at a lower offset in the same partition.
-    NonmonotonicSend,
-    /// A consumer's successive reads skipped offsets without a seek.
-    PollSkip,
-    /// A consumer's successive reads went back without a seek.
-    NonmonotonicPoll,
-    /// A value whose send definitely failed is visible (Jepsen's G1a).
-    AbortedRead,
-    /// A record whose content does not match its checksum.
-    Corrupted,
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Kind::LostWrite => "lost-write",
-            Kind::InconsistentOffsets => "inconsistent-offsets",
-            Kind::Duplicate => "duplicate",
-            Kind::UnexpectedOffset => "unexpected-offset",
-            Kind::NonmonotonicSend => "nonmonotonic-send",
-            Kind::PollSkip => "poll-skip",
-            Kind::NonmonotonicPoll => "nonmonotonic-poll",
-            Kind::AbortedRead => "aborted-read",
-            Kind::Corrupted => "corrupted-record",
-        })
-    }
-}
-
-/// One anomaly found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Anomaly {
-    pub kind: Kind,
-    pub tp: Tp,
-    /// What happened, naming values, offsets and processes.
-    pub detail: String,
-    /// The simulated time that locates it in the history (for the failure report).
-    pub at: Micros,
-}
-
-impl fmt::Display for Anomaly {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} on {}: {}", self.kind, self.tp, self.detail)
-    }
-}
 
 /// What the checker found.
 #[derive(Debug, Clone, Default)]
@@ -181,6 +126,7 @@ pub fn check(h: &History) -> Verdict {
                 detail,
                 process,
             } => v.violations.push(Anomaly {
+                check: Check::History,
                 kind: Kind::Corrupted,
                 tp: tp.clone(),
                 detail: format!("{process} read offset {offset}: {detail}"),
@@ -274,6 +220,7 @@ pub fn check(h: &History) -> Verdict {
                 values.iter().map(|(val, seen)| (*seen, val)).collect();
             by_time.sort();
             let a = Anomaly {
+                check: Check::History,
                 kind: Kind::InconsistentOffsets,
                 tp: tp.clone(),
                 detail: format!(
@@ -330,6 +277,7 @@ pub fn check(h: &History) -> Verdict {
                     erased && power_loss_between(sent, next_seen)
                 });
             let a = Anomaly {
+                check: Check::History,
                 kind: Kind::Duplicate,
                 tp: tp.clone(),
                 detail: format!(
@@ -370,6 +318,7 @@ pub fn check(h: &History) -> Verdict {
             let anomaly = match found {
                 None if complete_final_read || f.max_seen.is_some_and(|m| m > *offset) => {
                     Some(Anomaly {
+                        check: Check::History,
                         kind: Kind::LostWrite,
                         tp: tp.clone(),
                         detail: format!(
@@ -385,6 +334,7 @@ pub fn check(h: &History) -> Verdict {
                 }
                 None => None,
                 Some(offsets) if !offsets.contains(offset) => Some(Anomaly {
+                    check: Check::History,
                     kind: Kind::UnexpectedOffset,
                     tp: tp.clone(),
                     detail: format!(
@@ -418,6 +368,7 @@ pub fn check(h: &History) -> Verdict {
         for val in &f.failed {
             if let Some(offsets) = f.offsets_of.get(val) {
                 v.violations.push(Anomaly {
+                    check: Check::History,
                     kind: Kind::AbortedRead,
                     tp: tp.clone(),
                     detail: format!("{val} failed definitely but was read at {offsets:?}"),
@@ -481,6 +432,7 @@ fn check_send_order(h: &History, power_losses: &[Micros], v: &mut Verdict) {
             // write.
             let reused = !pa.durable && power_losses.iter().any(|t| *t >= *ta && *t <= *b_acked);
             let a = Anomaly {
+                check: Check::History,
                 kind: Kind::NonmonotonicSend,
                 tp: tp.clone(),
                 detail: format!(
@@ -519,6 +471,7 @@ fn check_polls(h: &History, v: &mut Verdict) {
                     let expected = next.get(&key).copied();
                     match expected {
                         Some(x) if *o > x => v.violations.push(Anomaly {
+                            check: Check::History,
                             kind: Kind::PollSkip,
                             tp: tp.clone(),
                             detail: format!(
@@ -529,6 +482,7 @@ fn check_polls(h: &History, v: &mut Verdict) {
                             at: e.at,
                         }),
                         Some(x) if *o < x => v.violations.push(Anomaly {
+                            check: Check::History,
                             kind: Kind::NonmonotonicPoll,
                             tp: tp.clone(),
                             detail: format!("{process} read offset {o} after {}", x - 1),

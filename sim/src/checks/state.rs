@@ -1,0 +1,356 @@
+//! The state checker, in the manner of TigerBeetle's `state_checker`: after every simulation
+//! step the driver hands it what the brokers declared (through runnel's probe) and what the
+//! clients were told, in the order it happened, and at every crash the durable image of the
+//! host's disk. It asserts, at once:
+//!
+//! - per broker and partition, within one process: `log_start <= durable_end <= log_end`, and
+//!   none of the three moves backwards (truncation by replication will come with its own
+//!   event, never below the high watermark);
+//! - across a restart or a power loss: the recovered log ends at or above the highest offset
+//!   ever declared durable there, its log start has not moved back (only a delete may), it
+//!   keeps no batch that is not whole and valid in the image it recovered from, and it rebuilt
+//!   every idempotent producer whose batches it holds;
+//! - at a power loss: the durable image holds, as valid batches, everything the broker had
+//!   declared durable, and every file it had declared durable (a checkpoint, a snapshot)
+//!   whole, as declared or as a later version renamed over it;
+//! - a write promised durable (acks=all without write caching, or a flush policy that syncs
+//!   every message) is acknowledged only once the broker has declared its offset durable.
+
+use super::image::{self, Image};
+use super::{Anomaly, Check, Kind};
+use crate::history::{Micros, Tp};
+use crate::journal::{Observation, Observed};
+use runnel::env::probe::PartitionState;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// What the checker knows of one partition on one broker.
+#[derive(Debug, Clone, Default)]
+struct Partition {
+    /// The process the last declaration came from.
+    incarnation: u32,
+    /// The last declared offsets of that process.
+    last: Option<PartitionState>,
+    /// The highest offset ever declared durable here (by any process since the partition was
+    /// created): no crash may take back what is below it.
+    durable_floor: i64,
+    /// The highest log start ever declared.
+    log_start_floor: i64,
+}
+
+/// What the checker knows of one file a broker declared durable.
+#[derive(Debug, Clone, Default)]
+struct DeclaredFile {
+    /// (CRC-32, length) of the declared contents.
+    declared: (u32, usize),
+    /// Versions renamed over it since (not yet declared, but whole).
+    later: Vec<(u32, usize)>,
+}
+
+/// The state checker of one run.
+pub struct StateChecker {
+    /// The brokers' names, by index.
+    hosts: Vec<String>,
+    /// Where each broker keeps its logs.
+    data_dir: PathBuf,
+    partitions: BTreeMap<(usize, String), Partition>,
+    files: BTreeMap<(usize, PathBuf), DeclaredFile>,
+    /// Per broker, the image its next process recovers from (set at each crash or restart).
+    recover_from: BTreeMap<usize, Image>,
+    /// What it found; the driver stops the run at the first step that adds to it.
+    pub violations: Vec<Anomaly>,
+}
+
+/// The partition a directory name (`t0-1`) stands for.
+fn tp_of(dir: &str) -> Tp {
+    match dir.rsplit_once('-') {
+        Some((topic, p)) => Tp {
+            topic: topic.to_string(),
+            partition: p.parse().unwrap_or(-1),
+        },
+        None => Tp {
+            topic: dir.to_string(),
+            partition: -1,
+        },
+    }
+}
+
+impl StateChecker {
+    pub fn new(hosts: Vec<String>, data_dir: &Path) -> StateChecker {
+        StateChecker {
+            hosts,
+            data_dir: data_dir.to_path_buf(),
+            partitions: BTreeMap::new(),
+            files: BTreeMap::new(),
+            recover_from: BTreeMap::new(),
+            violations: Vec::new(),
+        }
+    }
+
+    fn host(&self, i: usize) -> &str {
+        self.hosts.get(i).map_or("?", String::as_str)
+    }
+
+    fn fail(&mut self, kind: Kind, check: Check, dir: &str, at: Micros, detail: String) {
+        self.violations.push(Anomaly {
+            kind,
+            check,
+            tp: tp_of(dir),
+            detail,
+            at,
+        });
+    }
+
+    /// Takes one observation.
+    pub fn observe(&mut self, o: &Observation) {
+        let host = o.host;
+        match &o.what {
+            Observed::Recovered {
+                dir,
+                state,
+                producers,
+            } => self.recovered(o, dir, state, producers),
+            Observed::State { dir, state } => self.state(o, dir, state),
+            Observed::Deleted { dir } => {
+                self.partitions.remove(&(host, dir.clone()));
+                let prefix = self.data_dir.join(dir);
+                self.files
+                    .retain(|(h, p), _| *h != host || !p.starts_with(&prefix));
+            }
+            Observed::FileDurable { path, crc, len } => {
+                self.files.insert(
+                    (host, path.clone()),
+                    DeclaredFile {
+                        declared: (*crc, *len),
+                        later: Vec::new(),
+                    },
+                );
+            }
+            Observed::Renamed { to, crc, len } => {
+                if let Some(f) = self.files.get_mut(&(host, to.clone())) {
+                    f.later.push((*crc, *len));
+                }
+            }
+            Observed::Removed { path } => {
+                self.files.remove(&(host, path.clone()));
+            }
+        }
+    }
+
+    fn recovered(
+        &mut self,
+        o: &Observation,
+        dir: &str,
+        state: &PartitionState,
+        producers: &[runnel::env::probe::ProducerSummary],
+    ) {
+        let name = self.host(o.host).to_string();
+        let p = self
+            .partitions
+            .entry((o.host, dir.to_string()))
+            .or_default()
+            .clone();
+        if state.log_end < p.durable_floor {
+            self.fail(
+                Kind::LostWrite,
+                Check::State,
+                dir,
+                o.at,
+                format!(
+                    "{name} recovered the log to offset {}, below offset {} it had declared durable",
+                    state.log_end, p.durable_floor
+                ),
+            );
+        }
+        if state.log_start < p.log_start_floor {
+            self.fail(
+                Kind::StateRegression,
+                Check::State,
+                dir,
+                o.at,
+                format!(
+                    "{name} recovered the log start at {}, back from {} (only a delete may move it back)",
+                    state.log_start, p.log_start_floor
+                ),
+            );
+        }
+        if let Some(img) = self.recover_from.get(&o.host) {
+            let chain = image::chain(img, &self.data_dir.join(dir));
+            let valid_end = chain.end.unwrap_or(state.log_start);
+            if state.log_end > state.log_start && valid_end < state.log_end {
+                let detail = format!(
+                    "{name} recovered the log to offset {}, but the image it recovered from holds valid batches only to {valid_end} ({})",
+                    state.log_end,
+                    chain.stopped.as_deref().unwrap_or("no more data")
+                );
+                self.fail(Kind::TornBatchKept, Check::DurableImage, dir, o.at, detail);
+            }
+            let restored: BTreeMap<i64, (i16, i32)> = producers
+                .iter()
+                .map(|s| (s.producer_id, (s.epoch, s.last_seq)))
+                .collect();
+            let wanted = chain.producers(state.log_start, state.log_end.min(valid_end));
+            let wrong: Vec<String> = wanted
+                .iter()
+                .filter(|(id, want)| restored.get(id) != Some(want))
+                .map(|(id, (epoch, seq))| {
+                    format!(
+                        "producer {id} (epoch {epoch}, last sequence {seq} in the log; rebuilt: {:?})",
+                        restored.get(id)
+                    )
+                })
+                .collect();
+            if !wrong.is_empty() {
+                let detail = format!(
+                    "{name} recovered the log without its idempotent producers' state: {}",
+                    wrong.join(", ")
+                );
+                self.fail(
+                    Kind::ProducerStateLost,
+                    Check::DurableImage,
+                    dir,
+                    o.at,
+                    detail,
+                );
+            }
+        }
+        let p = self
+            .partitions
+            .entry((o.host, dir.to_string()))
+            .or_default();
+        p.incarnation = o.incarnation;
+        p.last = Some(*state);
+        p.log_start_floor = p.log_start_floor.max(state.log_start);
+    }
+
+    fn state(&mut self, o: &Observation, dir: &str, s: &PartitionState) {
+        let name = self.host(o.host).to_string();
+        let p = self
+            .partitions
+            .entry((o.host, dir.to_string()))
+            .or_default()
+            .clone();
+        let mut wrong = Vec::new();
+        if !(s.log_start <= s.durable_end && s.durable_end <= s.log_end) {
+            wrong.push("log start <= durable end <= log end does not hold".to_string());
+        }
+        if s.log_start < p.log_start_floor {
+            wrong.push(format!("log start back from {}", p.log_start_floor));
+        }
+        if let Some(prev) = p.last.filter(|_| p.incarnation == o.incarnation) {
+            if s.durable_end < prev.durable_end {
+                wrong.push(format!("durable end back from {}", prev.durable_end));
+            }
+            if s.log_end < prev.log_end {
+                wrong.push(format!("log end back from {}", prev.log_end));
+            }
+        }
+        if !wrong.is_empty() {
+            let detail = format!(
+                "{name} published log start {}, durable end {}, log end {}: {}",
+                s.log_start,
+                s.durable_end,
+                s.log_end,
+                wrong.join("; ")
+            );
+            self.fail(Kind::StateRegression, Check::State, dir, o.at, detail);
+        }
+        let p = self
+            .partitions
+            .entry((o.host, dir.to_string()))
+            .or_default();
+        p.incarnation = o.incarnation;
+        p.last = Some(*s);
+        p.durable_floor = p.durable_floor.max(s.durable_end);
+        p.log_start_floor = p.log_start_floor.max(s.log_start);
+    }
+
+    /// A client was told its write is at `offset` of `tp`; `durable` if it was promised a sync.
+    pub fn acknowledged(&mut self, tp: &Tp, offset: i64, durable: bool, at: Micros) {
+        if !durable {
+            return;
+        }
+        let dir = tp.to_string();
+        let floor = self
+            .partitions
+            .iter()
+            .filter(|((_, d), _)| *d == dir)
+            .map(|(_, p)| p.durable_floor)
+            .max();
+        if let Some(floor) = floor.filter(|f| *f <= offset) {
+            let detail = format!(
+                "a write promised durable was acknowledged at offset {offset}, but the broker had declared only offsets below {floor} durable"
+            );
+            self.fail(Kind::UnsyncedAck, Check::State, &dir, at, detail);
+        }
+    }
+
+    /// A broker lost power: `durable` is what its disk held synced at that instant. Then
+    /// `recover_from` is the image its next process starts from.
+    pub fn power_loss(&mut self, host: usize, durable: &Image, at: Micros) {
+        let name = self.host(host).to_string();
+        let mut found = Vec::new();
+        for ((h, dir), p) in &self.partitions {
+            let Some(last) = p.last.filter(|_| *h == host) else {
+                continue;
+            };
+            let floor = p.durable_floor;
+            if floor <= last.log_start {
+                continue;
+            }
+            let chain = image::chain(durable, &self.data_dir.join(dir));
+            let end = chain.end.unwrap_or(-1);
+            let first = chain.first_base.unwrap_or(i64::MAX);
+            if end < floor || first > last.log_start {
+                found.push((
+                    Kind::LostWrite,
+                    dir.clone(),
+                    format!(
+                        "{name} had declared offsets {}..{floor} durable; at its power loss the durable image holds valid batches only over {}..{} ({})",
+                        last.log_start,
+                        chain.first_base.map_or("none".to_string(), |b| b.to_string()),
+                        chain.end.map_or("none".to_string(), |e| e.to_string()),
+                        chain.stopped.as_deref().unwrap_or("no more data")
+                    ),
+                ));
+            }
+        }
+        for ((h, path), f) in &self.files {
+            if *h != host {
+                continue;
+            }
+            let dir = path
+                .parent()
+                .and_then(|d| d.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let held = durable.get(path).map(|b| (crc32fast::hash(b), b.len()));
+            let fine = held.is_some_and(|h| h == f.declared || f.later.contains(&h));
+            if !fine {
+                found.push((
+                    Kind::DamagedFile,
+                    dir,
+                    format!(
+                        "{name} had declared {} durable ({} bytes, crc {:08x}); at its power loss the durable image holds {}",
+                        path.display(),
+                        f.declared.1,
+                        f.declared.0,
+                        match held {
+                            None => "no such file".to_string(),
+                            Some((crc, len)) => format!("{len} bytes, crc {crc:08x}"),
+                        }
+                    ),
+                ));
+            }
+        }
+        for (kind, dir, detail) in found {
+            self.fail(kind, Check::DurableImage, &dir, at, detail);
+        }
+    }
+
+    /// A broker's process is about to start again from `image` (after a crash with or without
+    /// the power).
+    pub fn restarting(&mut self, host: usize, image: Image) {
+        self.recover_from.insert(host, image);
+    }
+}

@@ -1,0 +1,114 @@
+//! The brokers: one turmoil host each (`broker-1`, ...), each with its own name, address, disk
+//! and fault switches, running runnel's real broker on the simulated seam. A broker that fails
+//! to start (a disk fault during recovery) is started again, as a supervisor would; `bounce`
+//! restarts it. Each start is an *incarnation*: its disk reports and its probe declarations
+//! carry it, so the checker knows which process said what.
+
+use crate::config::{SimConfig, named_seed};
+use crate::env::{DiskFaults, DiskOwner, DiskSwitches, sim_env};
+use crate::journal::JournalRef;
+use runnel::config::{BrokerConfig, CliOverrides};
+use runnel::env::SharedRng;
+use runnel::env::probe::PlantedBugs;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+/// Where every broker keeps its data.
+pub const DATA_DIR: &str = "/data";
+
+/// What the driver holds of each broker.
+pub struct Broker {
+    pub name: String,
+    /// The disk faults the nemesis switches.
+    pub switches: Arc<DiskSwitches>,
+    /// Starts so far (the next incarnation's number).
+    pub starts: Arc<AtomicU32>,
+}
+
+/// The disk behaviour every broker gets (the bugs planted, the seed's writeback and fsync).
+#[derive(Debug, Clone, Default)]
+pub struct BrokerDisk {
+    pub lying_fsync: bool,
+    pub lying_dir_sync: bool,
+    pub planted: PlantedBugs,
+}
+
+/// Adds the seed's brokers to the simulation.
+pub fn add_brokers(
+    sim: &mut turmoil::Sim<'_>,
+    cfg: &SimConfig,
+    disk: &BrokerDisk,
+    journal: &JournalRef,
+) -> Vec<Broker> {
+    (0..cfg.brokers.len())
+        .map(|i| add_broker(sim, cfg, i, disk, journal))
+        .collect()
+}
+
+fn add_broker(
+    sim: &mut turmoil::Sim<'_>,
+    cfg: &SimConfig,
+    i: usize,
+    disk: &BrokerDisk,
+    journal: &JournalRef,
+) -> Broker {
+    let name = cfg.brokers[i].clone();
+    let broker = Broker {
+        name: name.clone(),
+        switches: Arc::new(DiskSwitches::default()),
+        starts: Arc::new(AtomicU32::new(0)),
+    };
+    let overrides = cfg.broker_overrides.clone();
+    let seed = cfg.seed;
+    let faults = DiskFaults {
+        fsync_latency: cfg.fsync_latency.clone(),
+        lying_fsync: disk.lying_fsync,
+        lying_dir_sync: disk.lying_dir_sync,
+        planted: disk.planted,
+        writeback: cfg.writeback,
+        switches: broker.switches.clone(),
+    };
+    let (starts, journal) = (broker.starts.clone(), journal.clone());
+    let host = name.clone();
+    sim.host(host.as_str(), move || {
+        let (overrides, faults, starts, journal, name) = (
+            overrides.clone(),
+            faults.clone(),
+            starts.clone(),
+            journal.clone(),
+            name.clone(),
+        );
+        async move {
+            let cli = CliOverrides {
+                listen: Some("0.0.0.0:9092".into()),
+                advertised: Some(SimConfig::broker_addr(&name)),
+                data_dir: Some(DATA_DIR.into()),
+            };
+            let (config, _) =
+                BrokerConfig::load(None, &overrides, &cli).map_err(|e| e.to_string())?;
+            loop {
+                let n = starts.fetch_add(1, Ordering::SeqCst);
+                let owner = DiskOwner {
+                    journal: journal.clone(),
+                    host: i,
+                    incarnation: n,
+                };
+                let env = sim_env(
+                    faults.clone(),
+                    SharedRng::seeded(named_seed(seed, &format!("broker/{name}/{n}"))),
+                    SharedRng::seeded(named_seed(seed, &format!("disk/{name}/{n}"))),
+                    Some(owner),
+                );
+                match runnel::broker::start(env, config.clone()).await {
+                    Ok(running) => running.wait().await,
+                    Err(e) => {
+                        tracing::info!(error = %e, "broker failed to start; retrying");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        }
+    });
+    broker
+}

@@ -1,0 +1,149 @@
+//! The journal: what the hosts tell the driver while a run goes on. Clients append to the
+//! history, brokers' probes and simulated disks append observations, and every disk operation
+//! and declaration is folded into the trace hash. One sequence number orders history entries
+//! and observations together, so the state checker sees them in the order they happened even
+//! when several land within one simulation step.
+
+use crate::history::{Entry, Event, History, Micros};
+use runnel::env::probe::{PartitionState, ProducerSummary};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// What a broker declared (through runnel's probe) or did to its disk that the checker tracks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observed {
+    /// A log was recovered (`dir` is the partition directory's name, e.g. `t0-1`).
+    Recovered {
+        dir: String,
+        state: PartitionState,
+        producers: Vec<ProducerSummary>,
+    },
+    /// A log's offsets changed.
+    State { dir: String, state: PartitionState },
+    /// A log was deleted.
+    Deleted { dir: String },
+    /// A file was declared durable with these contents.
+    FileDurable { path: PathBuf, crc: u32, len: usize },
+    /// A file was renamed over `to`, which now holds these contents (not yet durable).
+    Renamed { to: PathBuf, crc: u32, len: usize },
+    /// A file was removed.
+    Removed { path: PathBuf },
+}
+
+/// An observation with where and when it happened.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    /// Position in the one order of history entries and observations.
+    pub seq: u64,
+    pub at: Micros,
+    /// The broker's index.
+    pub host: usize,
+    /// Which start of the broker process (0 for the first).
+    pub incarnation: u32,
+    pub what: Observed,
+}
+
+/// FNV-1a, the trace hash's mixer.
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// Folds `bytes` into an FNV-1a hash.
+pub fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(FNV_PRIME);
+    }
+    h
+}
+
+/// Everything hosts report.
+pub struct Journal {
+    pub history: History,
+    /// Observations the driver has not taken yet.
+    pub observations: Vec<Observation>,
+    /// The next sequence number.
+    seq: u64,
+    /// Broker-internal transitions folded together (disk operations with their outcomes,
+    /// declarations), in the order they happened.
+    trace: u64,
+    /// Producers that finished (all their sends answered).
+    pub producers_done: usize,
+    /// Consumers that read everything to the end.
+    pub consumers_done: usize,
+    /// Set once the topics exist.
+    pub topics_ready: bool,
+}
+
+impl Default for Journal {
+    fn default() -> Self {
+        Journal {
+            history: History::default(),
+            observations: Vec::new(),
+            seq: 0,
+            trace: FNV_OFFSET,
+            producers_done: 0,
+            consumers_done: 0,
+            topics_ready: false,
+        }
+    }
+}
+
+impl Journal {
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// Appends a history event.
+    pub fn record(&mut self, at: Micros, event: Event) {
+        let seq = self.next_seq();
+        self.history.entries.push(Entry { at, seq, event });
+    }
+
+    /// Appends an observation, folding it into the trace.
+    pub fn observe(&mut self, at: Micros, host: usize, incarnation: u32, what: Observed) {
+        let seq = self.next_seq();
+        let text = format!("{host}/{incarnation} {what:?}");
+        self.trace = fnv(self.trace, text.as_bytes());
+        self.observations.push(Observation {
+            seq,
+            at,
+            host,
+            incarnation,
+            what,
+        });
+    }
+
+    /// Folds one disk operation into the trace.
+    pub fn mix(&mut self, words: &[u64]) {
+        for w in words {
+            self.trace = fnv(self.trace, &w.to_le_bytes());
+        }
+    }
+
+    /// The trace of broker-internal transitions so far.
+    pub fn trace(&self) -> u64 {
+        self.trace
+    }
+}
+
+/// The journal, shared by every host and the driver.
+#[derive(Clone, Default)]
+pub struct JournalRef(Arc<Mutex<Journal>>);
+
+impl JournalRef {
+    pub fn lock(&self) -> MutexGuard<'_, Journal> {
+        // A panic elsewhere already failed the run; the journal stays readable for its report.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a history event at the current simulated time (from inside a host).
+    pub fn record(&self, event: Event) {
+        self.lock().record(now(), event);
+    }
+}
+
+/// The simulated time, from inside a host or the driver.
+pub fn now() -> Micros {
+    turmoil::sim_elapsed().map_or(0, |d| d.as_micros() as Micros)
+}

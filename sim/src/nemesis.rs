@@ -1,0 +1,277 @@
+//! The nemesis: applies the seed's faults to hosts and pairs of hosts, crashes brokers that
+//! reached an armed crash point, and heals everything at the end of the fault phase. Every
+//! crash hands the state checker the ground truth: the durable image of the broker's disk at a
+//! power loss, and the image its next process recovers from.
+
+use crate::checks::state::StateChecker;
+use crate::cluster::Broker;
+use crate::config::{Fault, SimConfig, named_seed};
+use crate::history::{Event, Micros};
+use crate::journal::JournalRef;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// What the nemesis has done and not undone yet.
+pub struct Nemesis {
+    /// Pairs partitioned both ways.
+    partitioned: Vec<(String, String)>,
+    /// One-way cuts (from, to).
+    cut: Vec<(String, String)>,
+    /// Pairs whose messages are held.
+    held: Vec<(String, String)>,
+    /// Paused brokers.
+    paused: Vec<String>,
+    /// Per broker: whether its armed crash point cuts the power.
+    armed_power: Vec<bool>,
+    /// Per broker: the stream (`crash/<name>`) that decides which unsynced writes a power
+    /// loss tears and how.
+    crash_rngs: Vec<StdRng>,
+}
+
+impl Nemesis {
+    pub fn new(cfg: &SimConfig) -> Nemesis {
+        Nemesis {
+            partitioned: Vec::new(),
+            cut: Vec::new(),
+            held: Vec::new(),
+            paused: Vec::new(),
+            armed_power: vec![false; cfg.brokers.len()],
+            crash_rngs: cfg
+                .brokers
+                .iter()
+                .map(|b| StdRng::seed_from_u64(named_seed(cfg.seed, &format!("crash/{b}"))))
+                .collect(),
+        }
+    }
+
+    /// Whether a pair already carries a network fault (turmoil cannot combine holds with
+    /// one-way cuts, so a second fault on a busy pair is skipped).
+    fn busy(&self, a: &str, b: &str) -> bool {
+        let hit = |(x, y): &(String, String)| (x == a && y == b) || (x == b && y == a);
+        self.partitioned.iter().any(hit) || self.cut.iter().any(hit) || self.held.iter().any(hit)
+    }
+
+    /// Applies one fault and records it.
+    pub fn apply(
+        &mut self,
+        sim: &mut turmoil::Sim<'_>,
+        fault: &Fault,
+        brokers: &[Broker],
+        journal: &JournalRef,
+        checker: &mut StateChecker,
+    ) {
+        let at = sim.elapsed().as_micros() as Micros;
+        let index = |host: &str| brokers.iter().position(|b| b.name == host);
+        let mut note = String::new();
+        match fault {
+            Fault::Partition { a, b } | Fault::Hold { a, b } | Fault::Cut { from: a, to: b }
+                if self.busy(a, b) =>
+            {
+                note = " (skipped: the pair already has a network fault)".into();
+            }
+            Fault::Partition { a, b } => {
+                sim.partition(a.as_str(), b.as_str());
+                self.partitioned.push((a.clone(), b.clone()));
+            }
+            Fault::Repair { a, b } => {
+                if let Some(i) = self
+                    .partitioned
+                    .iter()
+                    .position(|p| p == &(a.clone(), b.clone()))
+                {
+                    sim.repair(a.as_str(), b.as_str());
+                    self.partitioned.remove(i);
+                }
+            }
+            Fault::Cut { from, to } => {
+                sim.partition_oneway(from.as_str(), to.as_str());
+                self.cut.push((from.clone(), to.clone()));
+            }
+            Fault::Restore { from, to } => {
+                if let Some(i) = self
+                    .cut
+                    .iter()
+                    .position(|p| p == &(from.clone(), to.clone()))
+                {
+                    sim.repair_oneway(from.as_str(), to.as_str());
+                    self.cut.remove(i);
+                }
+            }
+            Fault::Hold { a, b } => {
+                sim.hold(a.as_str(), b.as_str());
+                self.held.push((a.clone(), b.clone()));
+            }
+            Fault::Release { a, b } => {
+                if let Some(i) = self.held.iter().position(|p| p == &(a.clone(), b.clone())) {
+                    sim.release(a.as_str(), b.as_str());
+                    self.held.remove(i);
+                }
+            }
+            Fault::Slow { max_latency_ms } => {
+                if *max_latency_ms > 0 {
+                    sim.set_max_message_latency(Duration::from_millis(*max_latency_ms));
+                }
+            }
+            Fault::Restart { host } => {
+                if let Some(i) = index(host) {
+                    self.restart(sim, i, brokers, checker);
+                }
+            }
+            Fault::PowerLoss { host } => {
+                if let Some(i) = index(host) {
+                    self.power_loss(sim, i, brokers, journal, checker, at);
+                }
+            }
+            Fault::Pause { host } => {
+                sim.pause(host.as_str());
+                self.paused.push(host.clone());
+            }
+            Fault::Resume { host } => {
+                sim.resume(host.as_str());
+                self.paused.retain(|h| h != host);
+            }
+            Fault::CrashAt { host, crash, power } => {
+                if let Some(i) = index(host) {
+                    *brokers[i]
+                        .switches
+                        .armed
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()) = Some(*crash);
+                    self.armed_power[i] = *power;
+                }
+            }
+            Fault::IoErrors { host, per_mille } => {
+                if let Some(i) = index(host) {
+                    brokers[i]
+                        .switches
+                        .io_error_per_mille
+                        .store(*per_mille, Ordering::SeqCst);
+                }
+            }
+            Fault::DiskFull { host, full } => {
+                if let Some(i) = index(host) {
+                    brokers[i].switches.full.store(*full, Ordering::SeqCst);
+                }
+            }
+        }
+        journal.lock().record(
+            at,
+            Event::Fault {
+                description: format!("{fault}{note}"),
+            },
+        );
+    }
+
+    /// Kills broker `i`'s process and starts it again; the page cache (unsynced writes)
+    /// survives, so the new process recovers from the live image.
+    fn restart(
+        &mut self,
+        sim: &mut turmoil::Sim<'_>,
+        i: usize,
+        brokers: &[Broker],
+        checker: &mut StateChecker,
+    ) {
+        let name = brokers[i].name.as_str();
+        checker.restarting(i, sim.fs_image(name, true));
+        self.resume_if_paused(sim, name);
+        sim.bounce(name);
+        brokers[i].switches.tripped.store(false, Ordering::SeqCst);
+    }
+
+    /// Cuts broker `i`'s power and starts it again: the state checker sees the durable image
+    /// at that instant, then the image after unsynced writes were lost or torn.
+    fn power_loss(
+        &mut self,
+        sim: &mut turmoil::Sim<'_>,
+        i: usize,
+        brokers: &[Broker],
+        journal: &JournalRef,
+        checker: &mut StateChecker,
+        at: Micros,
+    ) {
+        let name = brokers[i].name.as_str();
+        checker.power_loss(i, &sim.fs_image(name, false), at);
+        sim.crash_with_rng(name, &mut self.crash_rngs[i]);
+        checker.restarting(i, sim.fs_image(name, false));
+        journal.lock().record(
+            at,
+            Event::PowerLoss {
+                host: name.to_string(),
+            },
+        );
+        self.resume_if_paused(sim, name);
+        sim.bounce(name);
+        brokers[i].switches.tripped.store(false, Ordering::SeqCst);
+    }
+
+    /// A restarted machine is no longer paused.
+    fn resume_if_paused(&mut self, sim: &mut turmoil::Sim<'_>, name: &str) {
+        if self.paused.iter().any(|h| h == name) {
+            sim.resume(name);
+            self.paused.retain(|h| h != name);
+        }
+    }
+
+    /// Kills every broker that reached its armed crash point there (its disk has refused
+    /// everything since) and starts it again, with or without the power.
+    pub fn crash_if_tripped(
+        &mut self,
+        sim: &mut turmoil::Sim<'_>,
+        brokers: &[Broker],
+        journal: &JournalRef,
+        checker: &mut StateChecker,
+    ) {
+        for (i, b) in brokers.iter().enumerate() {
+            if !b.switches.tripped.load(Ordering::SeqCst) {
+                continue;
+            }
+            let at = sim.elapsed().as_micros() as Micros;
+            let power = self.armed_power[i];
+            if power {
+                self.power_loss(sim, i, brokers, journal, checker, at);
+            } else {
+                self.restart(sim, i, brokers, checker);
+            }
+            journal.lock().record(
+                at,
+                Event::Fault {
+                    description: format!(
+                        "armed {} reached: {} {}",
+                        if power { "power loss" } else { "crash" },
+                        b.name,
+                        if power {
+                            "lost power and restarted"
+                        } else {
+                            "killed and restarted"
+                        }
+                    ),
+                },
+            );
+        }
+    }
+
+    /// Ends every fault: networks repaired, holds released, brokers resumed, latency back to
+    /// the seed's, disk faults off, armed crashes disarmed.
+    pub fn heal(&mut self, sim: &mut turmoil::Sim<'_>, cfg: &SimConfig, brokers: &[Broker]) {
+        for (a, b) in self.partitioned.drain(..) {
+            sim.repair(a.as_str(), b.as_str());
+        }
+        for (from, to) in self.cut.drain(..) {
+            sim.repair_oneway(from.as_str(), to.as_str());
+        }
+        for (a, b) in self.held.drain(..) {
+            sim.release(a.as_str(), b.as_str());
+        }
+        for h in self.paused.drain(..) {
+            sim.resume(h.as_str());
+        }
+        sim.set_max_message_latency(cfg.max_latency);
+        for b in brokers {
+            b.switches.io_error_per_mille.store(0, Ordering::SeqCst);
+            b.switches.full.store(false, Ordering::SeqCst);
+            *b.switches.armed.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+    }
+}

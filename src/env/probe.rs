@@ -1,0 +1,86 @@
+//! The probe: what runnel's storage declares about itself, for an observer that knows the truth.
+//!
+//! A partition log publishes its offsets on every change, says what it recovered when it opens,
+//! and names each file it has made durable. The real broker hands these to [`NoProbe`]; the
+//! simulator records them and checks them, at every step, against what its simulated disk
+//! really holds: a durable end offset that a power loss takes back, a recovered log that keeps
+//! a torn batch, or a checkpoint damaged in the durable image is a bug, whatever the clients
+//! happened to see.
+//!
+//! Calls come from inside the log's critical sections: an implementation must be quick and must
+//! not call back into runnel.
+
+use std::path::Path;
+
+/// A partition log's offsets, as it publishes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionState {
+    /// First offset in the log.
+    pub log_start: i64,
+    /// Offset after the last batch.
+    pub log_end: i64,
+    /// Every batch below this offset is synced, with its directory entry: a power loss must
+    /// not take it back.
+    pub durable_end: i64,
+}
+
+/// What a log knows of one idempotent producer: its last batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ProducerSummary {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// Sequence number of the last record of its last batch.
+    pub last_seq: i32,
+    /// Offset of the last record of its last batch.
+    pub last_offset: i64,
+}
+
+/// One declaration.
+#[derive(Debug, Clone, Copy)]
+pub enum ProbeEvent<'a> {
+    /// A log in `dir` was recovered and is about to serve: its offsets (`durable_end` is the
+    /// log start until the first sync) and the idempotent producers it rebuilt.
+    Recovered {
+        dir: &'a Path,
+        state: PartitionState,
+        producers: &'a [ProducerSummary],
+    },
+    /// A log's offsets changed (an append, a sync, retention).
+    State {
+        dir: &'a Path,
+        state: PartitionState,
+    },
+    /// A log was deleted with its directory; a log created there later starts afresh.
+    Deleted { dir: &'a Path },
+    /// `path` now holds `bytes`, synced with its directory entry (a checkpoint, a snapshot):
+    /// until it is replaced or removed, a power loss must leave it whole.
+    FileDurable { path: &'a Path, bytes: &'a [u8] },
+}
+
+/// Receives declarations.
+pub trait Probe: Send + Sync {
+    fn event(&self, event: ProbeEvent<'_>);
+}
+
+/// The real world's probe: nobody listens.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProbe;
+
+impl Probe for NoProbe {
+    fn event(&self, _event: ProbeEvent<'_>) {}
+}
+
+/// Bugs the simulator plants on purpose, to prove that its checker catches each broken promise.
+/// All off in the real world: only the simulated disk reports any ([`super::Disk::planted_bugs`]),
+/// because the disk is the one seam object that every storage path holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlantedBugs {
+    /// acks=all is answered once the append is written, without waiting for its sync.
+    pub early_ack: bool,
+    /// An atomic file write (checkpoint) renames its temp file into place before syncing it.
+    pub rename_before_sync: bool,
+    /// Opening a log does not rebuild its idempotent producers' state.
+    pub forget_producer_state: bool,
+    /// Recovery keeps a batch whose CRC fails instead of cutting the log before it.
+    pub keep_torn_batch: bool,
+}
