@@ -290,6 +290,8 @@ pub fn steer(cfg: &mut SimConfig, bug: PlantedBug) {
             for p in &mut cfg.producers {
                 p.acks = -1;
             }
+            // Slower fsyncs: the early answer then reaches the client before the sync is done.
+            cfg.fsync_latency = Duration::from_millis(2)..Duration::from_millis(10);
         }
         PlantedBug::RenameBeforeSync => {
             cfg.broker_overrides
@@ -324,10 +326,11 @@ pub fn steer(cfg: &mut SimConfig, bug: PlantedBug) {
                 dirty_writes: None,
                 sync_per_million: 0,
             };
-            if cfg.block_size == 4096 {
+            // Blocks smaller than a batch, so a torn batch keeps its header and loses its body.
+            if cfg.block_size > 64 {
                 cfg.block_size = 64;
             }
-            power_losses(cfg, 4);
+            power_losses(cfg, 8);
         }
     }
     cfg.faults.sort_by_key(|(t, _)| *t);

@@ -472,11 +472,16 @@ impl DirEntry {
 
     /// Returns the file type for this entry.
     pub fn file_type(&self) -> Result<FileType> {
-        // Use symlink_metadata to not follow symlinks
-        let meta = symlink_metadata(&self.path)?;
-        Ok(FileType {
-            is_dir: meta.is_dir(),
-            is_symlink: meta.is_symlink(),
+        // runnel patch: the type alone. `symlink_metadata` also computes the length and the
+        // timestamps, each a walk over every pending write, which made listing a directory
+        // the simulator's hottest path.
+        FsContext::current(|ctx| {
+            let is_symlink = ctx.fs.symlink_exists(&self.path);
+            let is_dir = !is_symlink && ctx.fs.dir_exists(&self.path);
+            if !is_symlink && !is_dir && !ctx.fs.file_exists(&self.path) {
+                return Err(Error::new(ErrorKind::NotFound, "no such file or directory"));
+            }
+            Ok(FileType { is_dir, is_symlink })
         })
     }
 }
