@@ -9,7 +9,6 @@ use crate::env::{DiskFaults, DiskOwner, DiskSwitches, sim_env};
 use crate::journal::JournalRef;
 use runnel::config::{BrokerConfig, CliOverrides};
 use runnel::env::SharedRng;
-use runnel::env::probe::PlantedBugs;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -26,19 +25,12 @@ pub struct Broker {
     pub starts: Arc<AtomicU32>,
 }
 
-/// The disk behaviour every broker gets (the bugs planted, the seed's writeback and fsync).
-#[derive(Debug, Clone, Default)]
-pub struct BrokerDisk {
-    pub lying_fsync: bool,
-    pub lying_dir_sync: bool,
-    pub planted: PlantedBugs,
-}
-
-/// Adds the seed's brokers to the simulation.
+/// Adds the seed's brokers to the simulation. Each gets the planted bugs of `disk`, the seed's
+/// writeback and fsync latency, and fault switches of its own.
 pub fn add_brokers(
     sim: &mut turmoil::Sim<'_>,
     cfg: &SimConfig,
-    disk: &BrokerDisk,
+    disk: &DiskFaults,
     journal: &JournalRef,
 ) -> Vec<Broker> {
     (0..cfg.brokers.len())
@@ -50,7 +42,7 @@ fn add_broker(
     sim: &mut turmoil::Sim<'_>,
     cfg: &SimConfig,
     i: usize,
-    disk: &BrokerDisk,
+    disk: &DiskFaults,
     journal: &JournalRef,
 ) -> Broker {
     let name = cfg.brokers[i].clone();
@@ -63,11 +55,9 @@ fn add_broker(
     let seed = cfg.seed;
     let faults = DiskFaults {
         fsync_latency: cfg.fsync_latency.clone(),
-        lying_fsync: disk.lying_fsync,
-        lying_dir_sync: disk.lying_dir_sync,
-        planted: disk.planted,
         writeback: cfg.writeback,
         switches: broker.switches.clone(),
+        ..disk.clone()
     };
     let (starts, journal) = (broker.starts.clone(), journal.clone());
     let host = name.clone();

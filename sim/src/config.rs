@@ -376,10 +376,12 @@ impl SimConfig {
             .chain(consumers.iter().map(|c| c.name.clone()))
             .collect();
         let mut r = stream(seed, "nemesis");
-        let fault_kinds: Vec<(FaultKind, u32)> = FaultKind::ALL
-            .iter()
-            .filter_map(|k| r.random_bool(0.6).then(|| (*k, r.random_range(1..=4))))
-            .collect();
+        let mut fault_kinds: Vec<(FaultKind, u32)> = Vec::new();
+        for k in FaultKind::ALL {
+            if r.random_bool(0.6) {
+                fault_kinds.push((k, r.random_range(1..=4)));
+            }
+        }
         let faults = draw_faults(&mut r, &fault_kinds, &brokers, &clients, fault_phase);
         SimConfig {
             seed,

@@ -1,7 +1,7 @@
 //! The simulated seam: runnel's `Disk`, `Network` and `Clock` traits on turmoil's per-host
 //! filesystem, network and clock. Everything here must be called from inside a turmoil host.
 
-use crate::journal::{JournalRef, Observed, fnv};
+use crate::journal::{FNV_OFFSET, JournalRef, Observed, fnv};
 use runnel::env::disk::{DirEntry, Disk, DiskFile, FileMode};
 use runnel::env::net::{Connection, Listener, Network};
 use runnel::env::probe::{PlantedBugs, Probe, ProbeEvent};
@@ -241,7 +241,7 @@ enum Op {
 }
 
 fn path_hash(path: &Path) -> u64 {
-    fnv(0xcbf2_9ce4_8422_2325, path.as_os_str().as_encoded_bytes())
+    fnv(FNV_OFFSET, path.as_os_str().as_encoded_bytes())
 }
 
 /// An operation's outcome in the trace: 0 for success, else a code for the error.

@@ -3,6 +3,7 @@
 //! did not happen) or `Info` (unknown: a timeout, a lost connection). Faults are in the
 //! history too, so the checker knows what the system was allowed to lose.
 
+use crate::journal::{FNV_OFFSET, fnv};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -191,18 +192,14 @@ impl History {
 
     /// A stable hash of the whole history, for the determinism check (FNV-1a over the text).
     pub fn hash(&self) -> u64 {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut h = FNV_OFFSET;
         for e in &self.entries {
-            for b in e.to_string().bytes().chain(std::iter::once(b'\n')) {
-                h ^= u64::from(b);
-                h = h.wrapping_mul(0x0000_0100_0000_01b3);
-            }
+            h = fnv(h, e.to_string().as_bytes());
+            h = fnv(h, b"\n");
             if let Event::Poll { records, .. } = &e.event {
                 for (o, v) in records {
-                    for b in o.to_le_bytes().iter().copied().chain(v.bytes()) {
-                        h ^= u64::from(b);
-                        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-                    }
+                    h = fnv(h, &o.to_le_bytes());
+                    h = fnv(h, v.as_bytes());
                 }
             }
         }

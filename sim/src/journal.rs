@@ -43,8 +43,8 @@ pub struct Observation {
     pub what: Observed,
 }
 
-/// FNV-1a, the trace hash's mixer.
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+/// FNV-1a, the mixer of the trace and of the history's hash.
+pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 /// Folds `bytes` into an FNV-1a hash.

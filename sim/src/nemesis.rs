@@ -30,6 +30,14 @@ pub struct Nemesis {
     crash_rngs: Vec<StdRng>,
 }
 
+/// Removes the pair (a, b) from `list`: whether it was there (only a fault that was applied
+/// is undone).
+fn take(list: &mut Vec<(String, String)>, a: &str, b: &str) -> bool {
+    let before = list.len();
+    list.retain(|(x, y)| !(x == a && y == b));
+    list.len() < before
+}
+
 impl Nemesis {
     pub fn new(cfg: &SimConfig) -> Nemesis {
         Nemesis {
@@ -76,13 +84,8 @@ impl Nemesis {
                 self.partitioned.push((a.clone(), b.clone()));
             }
             Fault::Repair { a, b } => {
-                if let Some(i) = self
-                    .partitioned
-                    .iter()
-                    .position(|p| p == &(a.clone(), b.clone()))
-                {
+                if take(&mut self.partitioned, a, b) {
                     sim.repair(a.as_str(), b.as_str());
-                    self.partitioned.remove(i);
                 }
             }
             Fault::Cut { from, to } => {
@@ -90,13 +93,8 @@ impl Nemesis {
                 self.cut.push((from.clone(), to.clone()));
             }
             Fault::Restore { from, to } => {
-                if let Some(i) = self
-                    .cut
-                    .iter()
-                    .position(|p| p == &(from.clone(), to.clone()))
-                {
+                if take(&mut self.cut, from, to) {
                     sim.repair_oneway(from.as_str(), to.as_str());
-                    self.cut.remove(i);
                 }
             }
             Fault::Hold { a, b } => {
@@ -104,9 +102,8 @@ impl Nemesis {
                 self.held.push((a.clone(), b.clone()));
             }
             Fault::Release { a, b } => {
-                if let Some(i) = self.held.iter().position(|p| p == &(a.clone(), b.clone())) {
+                if take(&mut self.held, a, b) {
                     sim.release(a.as_str(), b.as_str());
-                    self.held.remove(i);
                 }
             }
             Fault::Slow { max_latency_ms } => {

@@ -10,9 +10,9 @@
 
 use crate::checks::state::StateChecker;
 use crate::checks::{self, Anomaly, Verdict};
-use crate::cluster::{self, Broker, BrokerDisk, DATA_DIR};
-use crate::config::{Fault, FaultKind, SimConfig};
-use crate::env::{Writeback, epoch};
+use crate::cluster::{self, Broker, DATA_DIR};
+use crate::config::{Fault, SimConfig};
+use crate::env::{DiskFaults, Writeback, epoch};
 use crate::history::{Event, History, Micros};
 use crate::journal::JournalRef;
 use crate::nemesis::Nemesis;
@@ -334,13 +334,6 @@ pub fn steer(cfg: &mut SimConfig, bug: PlantedBug) {
         }
     }
     cfg.faults.sort_by_key(|(t, _)| *t);
-    if !cfg
-        .fault_kinds
-        .iter()
-        .any(|(k, _)| *k == FaultKind::PowerLoss)
-    {
-        cfg.fault_kinds.push((FaultKind::PowerLoss, 0));
-    }
 }
 
 /// Runs one seed.
@@ -384,7 +377,7 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> RunResult {
         }
     }
     let bug = opts.planted_bug;
-    let disk = BrokerDisk {
+    let disk = DiskFaults {
         lying_fsync: bug == Some(PlantedBug::LyingFsync),
         lying_dir_sync: bug == Some(PlantedBug::LyingDirSync),
         planted: PlantedBugs {
@@ -393,6 +386,7 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> RunResult {
             forget_producer_state: bug == Some(PlantedBug::ForgetProducerState),
             keep_torn_batch: bug == Some(PlantedBug::KeepTornBatch),
         },
+        ..DiskFaults::default()
     };
     let stop = Arc::new(AtomicBool::new(false));
     let brokers = cluster::add_brokers(&mut sim, &cfg, &disk, &journal);

@@ -21,11 +21,12 @@ use super::{Anomaly, Check, Kind};
 use crate::history::{Micros, Tp};
 use crate::journal::{Observation, Observed};
 use runnel::env::probe::PartitionState;
+use runnel::log::manager::TopicPartition;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// What the checker knows of one partition on one broker.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Partition {
     /// The process the last declaration came from.
     incarnation: u32,
@@ -63,10 +64,10 @@ pub struct StateChecker {
 
 /// The partition a directory name (`t0-1`) stands for.
 fn tp_of(dir: &str) -> Tp {
-    match dir.rsplit_once('-') {
-        Some((topic, p)) => Tp {
-            topic: topic.to_string(),
-            partition: p.parse().unwrap_or(-1),
+    match TopicPartition::parse_dir_name(dir) {
+        Some(tp) => Tp {
+            topic: tp.topic,
+            partition: tp.partition,
         },
         None => Tp {
             topic: dir.to_string(),
@@ -85,6 +86,29 @@ impl StateChecker {
             recover_from: BTreeMap::new(),
             violations: Vec::new(),
         }
+    }
+
+    /// What the checker knows of `dir` on broker `host` (nothing yet if it is new).
+    fn partition(&self, host: usize, dir: &str) -> Partition {
+        self.partitions
+            .get(&(host, dir.to_string()))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Remembers what broker process `o` just declared for `dir`: its offsets, and, unless the
+    /// log only recovered them (whose durable end is not declared yet), its durable end.
+    fn remember(&mut self, o: &Observation, dir: &str, state: &PartitionState, durable: bool) {
+        let p = self
+            .partitions
+            .entry((o.host, dir.to_string()))
+            .or_default();
+        p.incarnation = o.incarnation;
+        p.last = Some(*state);
+        if durable {
+            p.durable_floor = p.durable_floor.max(state.durable_end);
+        }
+        p.log_start_floor = p.log_start_floor.max(state.log_start);
     }
 
     fn host(&self, i: usize) -> &str {
@@ -145,11 +169,7 @@ impl StateChecker {
         producers: &[runnel::env::probe::ProducerSummary],
     ) {
         let name = self.host(o.host).to_string();
-        let p = self
-            .partitions
-            .entry((o.host, dir.to_string()))
-            .or_default()
-            .clone();
+        let p = self.partition(o.host, dir);
         if state.log_end < p.durable_floor {
             self.fail(
                 Kind::LostWrite,
@@ -214,22 +234,12 @@ impl StateChecker {
                 );
             }
         }
-        let p = self
-            .partitions
-            .entry((o.host, dir.to_string()))
-            .or_default();
-        p.incarnation = o.incarnation;
-        p.last = Some(*state);
-        p.log_start_floor = p.log_start_floor.max(state.log_start);
+        self.remember(o, dir, state, false);
     }
 
     fn state(&mut self, o: &Observation, dir: &str, s: &PartitionState) {
         let name = self.host(o.host).to_string();
-        let p = self
-            .partitions
-            .entry((o.host, dir.to_string()))
-            .or_default()
-            .clone();
+        let p = self.partition(o.host, dir);
         let mut wrong = Vec::new();
         if !(s.log_start <= s.durable_end && s.durable_end <= s.log_end) {
             wrong.push("log start <= durable end <= log end does not hold".to_string());
@@ -255,14 +265,7 @@ impl StateChecker {
             );
             self.fail(Kind::StateRegression, Check::State, dir, o.at, detail);
         }
-        let p = self
-            .partitions
-            .entry((o.host, dir.to_string()))
-            .or_default();
-        p.incarnation = o.incarnation;
-        p.last = Some(*s);
-        p.durable_floor = p.durable_floor.max(s.durable_end);
-        p.log_start_floor = p.log_start_floor.max(s.log_start);
+        self.remember(o, dir, s, true);
     }
 
     /// A client was told its write is at `offset` of `tp`; `durable` if it was promised a sync.
