@@ -581,11 +581,17 @@ impl PartitionLog {
             }
         }
         // Producer snapshots, synced, take their names now; the directory sync makes it last.
-        for snap in &plan.snapshots {
-            if let Err(e) = snapshot::publish(&*self.disk, &self.dir, snap) {
-                tracing::warn!(dir = %self.dir.display(), error = %e, "could not publish a producer snapshot");
-            }
-        }
+        let published: Vec<&snapshot::PendingSnapshot> = plan
+            .snapshots
+            .iter()
+            .filter(|snap| match snapshot::publish(&*self.disk, snap) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(dir = %self.dir.display(), error = %e, "could not publish a producer snapshot");
+                    false
+                }
+            })
+            .collect();
         if plan.dir.is_some() || !plan.snapshots.is_empty() {
             if let Err(e) = self.disk.sync_dir(&self.dir).await {
                 let why = format!("directory fsync failed: {e}");
@@ -593,11 +599,21 @@ impl PartitionLog {
                 return Err(LogError::Offline(why));
             }
         }
-        for snap in &plan.snapshots {
+        for snap in &published {
             self.probe.event(ProbeEvent::FileDurable {
                 path: snap.path(),
                 bytes: snap.bytes(),
             });
+        }
+        // Old snapshots go only once the new ones are durable (and declared): their removal
+        // is made durable by the next directory sync.
+        if !published.is_empty() {
+            match snapshot::remove_old(&*self.disk, &self.dir) {
+                Ok(()) => self.lock().dir_writes.touch(),
+                Err(e) => {
+                    tracing::warn!(dir = %self.dir.display(), error = %e, "could not list old producer snapshots")
+                }
+            }
         }
         let now = self.clock.now_ms();
         let mut st = self.lock();

@@ -95,10 +95,15 @@ pub fn write(
     })
 }
 
-/// Publishes a synced snapshot under its name (the caller syncs the directory next), and
-/// deletes all but the newest few older ones.
-pub fn publish(disk: &dyn Disk, dir: &Path, snapshot: &PendingSnapshot) -> io::Result<()> {
-    disk.rename(&snapshot.tmp, &snapshot.path)?;
+/// Publishes a synced snapshot under its name (the caller syncs the directory next).
+pub fn publish(disk: &dyn Disk, snapshot: &PendingSnapshot) -> io::Result<()> {
+    disk.rename(&snapshot.tmp, &snapshot.path)
+}
+
+/// Deletes all but the newest few snapshots in `dir`, once newer ones are published and
+/// durable (the next directory sync makes the deletions durable; a crash before it only
+/// leaves an old cache behind).
+pub fn remove_old(disk: &dyn Disk, dir: &Path) -> io::Result<()> {
     let all = list(disk, dir)?;
     for old in all.iter().rev().skip(KEEP + 1) {
         let _ = disk.remove_file(&dir.join(file_name(*old)));

@@ -319,10 +319,7 @@ impl StateChecker {
             }
         }
         for ((h, path), f) in &self.files {
-            // Producer snapshots are caches recovery may do without; seeds 175 and 222 found
-            // declared snapshots missing from the durable image, not yet explained, so only
-            // checkpoints are held to their declarations for now (see the note on issue 9).
-            if *h != host || path.extension().is_some_and(|e| e == "snapshot") {
+            if *h != host {
                 continue;
             }
             let dir = path
