@@ -664,6 +664,16 @@ impl PartitionLog {
                 log_start_offset: st.log_start_offset,
             }
         };
+        self.write_checkpoint(&mut last, c).await
+    }
+
+    /// Writes `c` unless it is the last checkpoint written (`last`, guarded by
+    /// `checkpoint_lock`), and declares it durable.
+    async fn write_checkpoint(
+        &self,
+        last: &mut Option<LogCheckpoint>,
+        c: LogCheckpoint,
+    ) -> Result<(), LogError> {
         if *last == Some(c) {
             return Ok(());
         }
@@ -767,8 +777,11 @@ impl PartitionLog {
     /// Returns how many segments were deleted.
     pub async fn delete_expired_segments(&self) -> Result<usize, LogError> {
         let now = self.clock.now_ms();
-        let removed: Vec<Segment> = {
-            let mut st = self.lock();
+        // Held until the new log start is published, so no periodic checkpoint writes the old
+        // one back in between.
+        let mut last = self.checkpoint_lock.lock().await;
+        let (doomed, checkpoint) = {
+            let st = self.lock();
             st.check_online().map_err(LogError::Offline)?;
             let cfg = st.config.clone();
             let mut total: i64 = st.segments.values().map(|s| s.size() as i64).sum();
@@ -787,31 +800,44 @@ impl PartitionLog {
                 total -= seg.size() as i64;
                 doomed.push(base);
             }
+            // The active segment is never doomed, so a segment remains after them.
+            let first_kept = st
+                .segments
+                .keys()
+                .find(|b| !doomed.contains(*b))
+                .copied()
+                .unwrap_or(st.next_offset);
+            let log_start = st.log_start_offset.max(first_kept);
+            let checkpoint = LogCheckpoint {
+                recovery_point: st.durable_offset.max(log_start),
+                log_start_offset: log_start,
+            };
+            (doomed, checkpoint)
+        };
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        // The new log start is durable before anyone is told of it and before the files go:
+        // a crash can then bring back neither the old start nor segments below the new one.
+        self.write_checkpoint(&mut last, checkpoint).await?;
+        let removed: Vec<Segment> = {
+            let mut st = self.lock();
             let removed: Vec<Segment> = doomed
                 .iter()
                 .filter_map(|b| st.segments.remove(b))
                 .collect();
-            if let Some(first) = st.segments.keys().next().copied() {
-                st.log_start_offset = st.log_start_offset.max(first);
-                st.durable_offset = st.durable_offset.max(st.log_start_offset);
-            }
+            st.log_start_offset = st.log_start_offset.max(checkpoint.log_start_offset);
+            st.durable_offset = st.durable_offset.max(st.log_start_offset);
             let log_start = st.log_start_offset;
             let expired = st.producers.expire_below(log_start);
             if expired > 0 {
                 tracing::info!(dir = %self.dir.display(), expired, "producers whose batches retention deleted are forgotten");
             }
-            if !removed.is_empty() {
-                st.dir_writes.touch();
-                self.publish(&st);
-            }
+            st.dir_writes.touch();
+            self.publish(&st);
             removed
         };
-        if removed.is_empty() {
-            return Ok(0);
-        }
-        // The new log start must be durable before the files go, or a crash could bring back
-        // segments below it with nothing saying they were deleted.
-        self.checkpoint().await?;
+        drop(last);
         for seg in &removed {
             tracing::info!(segment = %seg.log_path().display(), "retention deletes segment");
             recovery::delete_segment_files(&*self.disk, &self.dir, seg.base_offset)?;
