@@ -649,6 +649,13 @@ fn report(r: &RunResult, opts: &RunOptions) -> String {
         }
         other => {
             outln!(out, "FAIL: {}", other.summary());
+            if let Some((step, at)) = r.stopped {
+                outln!(
+                    out,
+                    "the state checker stopped the run at step {step} ({:.6} s simulated)",
+                    at as f64 / 1e6
+                );
+            }
             if let Outcome::Safety(anomalies) = other {
                 for a in anomalies.iter().take(20) {
                     outln!(out, "  {a}");
