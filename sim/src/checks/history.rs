@@ -144,30 +144,23 @@ pub fn check(h: &History) -> Verdict {
         // (first observed, sent). A value seen at or above an offset before a later value was
         // even sent was in the log then, so the loss that let the later value take that offset
         // came after it was written.
-        let mut sightings_at: BTreeMap<i64, Vec<(Micros, Micros)>> = BTreeMap::new();
+        let mut sightings: Vec<(i64, Micros, Micros)> = Vec::new();
         if f.seen_at.values().any(|vals| vals.len() > 1) {
             for (o, vals) in &f.seen_at {
                 for (val, seen) in vals {
                     let sent = sent_at.get(val).copied().unwrap_or(0);
-                    sightings_at.entry(*o).or_default().push((*seen, sent));
+                    sightings.push((*o, *seen, sent));
                 }
             }
             for (val, (o, ..)) in &f.acked {
                 if let (Some(acked), Some(sent)) = (f.acked_at.get(val), sent_at.get(val)) {
-                    sightings_at.entry(*o).or_default().push((*acked, *sent));
+                    sightings.push((*o, *acked, *sent));
                 }
             }
         }
+        let sightings = Sightings::new(sightings);
         // The latest send of a value sighted at or above `offset` before `before`.
-        let written_above = |offset: i64, before: Micros| {
-            sightings_at
-                .range(offset..)
-                .flat_map(|(_, v)| v.iter())
-                .filter(|(seen, _)| *seen < before)
-                .map(|(_, sent)| *sent)
-                .max()
-                .unwrap_or(0)
-        };
+        let written_above = |offset: i64, before: Micros| sightings.latest_sent(offset, before);
         // One offset, two values.
         for (offset, values) in &f.seen_at {
             if values.len() < 2 {
@@ -380,6 +373,79 @@ pub fn check(h: &History) -> Verdict {
     check_send_order(h, &power_losses, &mut v);
     check_polls(h, &mut v);
     v
+}
+
+/// Sightings of values at offsets, each (offset, first observed, sent), answering "the latest
+/// send among sightings at or above an offset observed before a time" in O(log² n): a
+/// merge-sort tree over the offsets whose nodes hold their sightings by time observed, with
+/// the latest send so far. (Scanning every sighting per question made the checker quadratic
+/// in the offsets a power loss rewrote.)
+struct Sightings {
+    /// The sightings' offsets, ascending.
+    offsets: Vec<i64>,
+    /// A bottom-up segment tree over `offsets` (leaves at `n..2n`): each node's sightings as
+    /// (observed, latest send among those observed up to here), by time observed.
+    tree: Vec<Vec<(Micros, Micros)>>,
+}
+
+impl Sightings {
+    fn new(mut all: Vec<(i64, Micros, Micros)>) -> Sightings {
+        all.sort_unstable();
+        let n = all.len();
+        let mut tree: Vec<Vec<(Micros, Micros)>> = vec![Vec::new(); 2 * n];
+        for (i, (_, seen, sent)) in all.iter().enumerate() {
+            tree[n + i] = vec![(*seen, *sent)];
+        }
+        for i in (1..n).rev() {
+            let mut merged: Vec<(Micros, Micros)> = tree[2 * i]
+                .iter()
+                .chain(tree[2 * i + 1].iter())
+                .copied()
+                .collect();
+            merged.sort_unstable();
+            tree[i] = merged;
+        }
+        // Children were merged from their own sightings; the running maximum is taken after.
+        for node in tree.iter_mut() {
+            let mut latest = 0;
+            for (_, sent) in node.iter_mut() {
+                latest = latest.max(*sent);
+                *sent = latest;
+            }
+        }
+        Sightings {
+            offsets: all.iter().map(|(o, ..)| *o).collect(),
+            tree,
+        }
+    }
+
+    /// The latest send among sightings at or above `offset` observed before `before` (0 if
+    /// none).
+    fn latest_sent(&self, offset: i64, before: Micros) -> Micros {
+        let n = self.offsets.len();
+        let in_node = |node: usize| {
+            let v = &self.tree[node];
+            match v.partition_point(|(seen, _)| *seen < before) {
+                0 => 0,
+                k => v[k - 1].1,
+            }
+        };
+        let (mut l, mut r) = (self.offsets.partition_point(|o| *o < offset) + n, 2 * n);
+        let mut best = 0;
+        while l < r {
+            if l & 1 == 1 {
+                best = best.max(in_node(l));
+                l += 1;
+            }
+            if r & 1 == 1 {
+                r -= 1;
+                best = best.max(in_node(r));
+            }
+            l /= 2;
+            r /= 2;
+        }
+        best
+    }
 }
 
 /// An acknowledged send: offset, promise, time sent, time acknowledged.
@@ -788,6 +854,38 @@ mod tests {
         power_loss(&mut h, 8);
         h.entries.sort_by_key(|e| e.at);
         assert!(!kinds(&check(&h).violations).contains(&Kind::InconsistentOffsets));
+    }
+
+    #[test]
+    fn sightings_answer_as_a_scan_of_them_does() {
+        let mut x: u64 = 7;
+        let mut next = |m: u64| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) % m
+        };
+        for n in [0usize, 1, 2, 3, 7, 64, 100] {
+            let all: Vec<(i64, Micros, Micros)> = (0..n)
+                .map(|_| (next(20) as i64, next(50), next(1000)))
+                .collect();
+            let s = Sightings::new(all.clone());
+            for offset in -1..22 {
+                for before in 0..52 {
+                    let scan = all
+                        .iter()
+                        .filter(|(o, seen, _)| *o >= offset && *seen < before)
+                        .map(|(_, _, sent)| *sent)
+                        .max()
+                        .unwrap_or(0);
+                    assert_eq!(
+                        s.latest_sent(offset, before),
+                        scan,
+                        "n={n} {offset} {before}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
