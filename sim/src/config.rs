@@ -151,22 +151,6 @@ impl fmt::Display for Fault {
     }
 }
 
-impl Fault {
-    /// The broker whose process or disk this fault hits, if it hits one.
-    pub fn host(&self) -> Option<&str> {
-        match self {
-            Fault::Restart { host }
-            | Fault::PowerLoss { host }
-            | Fault::Pause { host }
-            | Fault::Resume { host }
-            | Fault::IoErrors { host, .. }
-            | Fault::DiskFull { host, .. }
-            | Fault::CrashAt { host, .. } => Some(host),
-            _ => None,
-        }
-    }
-}
-
 /// The kinds of fault a seed may enable (swarm testing: each seed enables a random subset,
 /// each with a random weight).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -230,11 +214,6 @@ impl SimConfig {
     /// A broker's address.
     pub fn broker_addr(name: &str) -> String {
         format!("{name}:9092")
-    }
-
-    /// The index of the broker named `name`.
-    pub fn broker_index(&self, name: &str) -> Option<usize> {
-        self.brokers.iter().position(|b| b == name)
     }
 }
 

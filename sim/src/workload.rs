@@ -337,7 +337,23 @@ pub fn add_consumer(
                     .iter()
                     .all(|tp| next.get(tp).copied().unwrap_or(0) >= ends[tp])
                 {
-                    break;
+                    // The end may still grow: an acks=1 write is answered before it is visible
+                    // (seed 2002704 ended its final read just before the last two became so).
+                    // Done once the end holds still across a pause.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let Ok(again) = admin
+                        .list_offsets(&with_spec(&tps, OffsetSpec::Latest))
+                        .await
+                    else {
+                        continue;
+                    };
+                    let again: BTreeMap<TopicPartition, i64> =
+                        again.into_iter().map(|(tp, l)| (tp, l.offset)).collect();
+                    if again == *ends {
+                        break;
+                    }
+                    final_ends = Some(again);
+                    continue;
                 }
             }
             match consumer.poll(Duration::from_millis(200)).await {
