@@ -192,17 +192,27 @@ impl History {
 
     /// A stable hash of the whole history, for the determinism check (FNV-1a over the text).
     pub fn hash(&self) -> u64 {
-        let mut h = FNV_OFFSET;
+        /// Folds what is written into the hash, so no entry is formatted into a string.
+        struct Fold(u64);
+        impl fmt::Write for Fold {
+            fn write_str(&mut self, s: &str) -> fmt::Result {
+                self.0 = fnv(self.0, s.as_bytes());
+                Ok(())
+            }
+        }
+        let mut fold = Fold(FNV_OFFSET);
         for e in &self.entries {
-            h = fnv(h, e.to_string().as_bytes());
-            h = fnv(h, b"\n");
+            // Writing to `Fold` cannot fail.
+            let _ = fmt::Write::write_fmt(&mut fold, format_args!("{e}\n"));
+            let mut h = fold.0;
             if let Event::Poll { records, .. } = &e.event {
                 for (o, v) in records {
                     h = fnv(h, &o.to_le_bytes());
                     h = fnv(h, v.as_bytes());
                 }
             }
+            fold.0 = h;
         }
-        h
+        fold.0
     }
 }

@@ -8,7 +8,20 @@
 use super::{Anomaly, Check, Kind};
 use crate::history::{Event, History, Micros, Promise, Tp};
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+/// Maps by value, looked up once per record read: hashed (a B-tree of strings cost a string
+/// comparison per level; SipHash, most of a lookup), with FNV's fixed hash, and never iterated
+/// except through [`sorted`], so no hash order reaches a report.
+type ByValue<'a, V> = HashMap<&'a str, V, fnv::FnvBuildHasher>;
+type ValueSet<'a> = HashSet<&'a str, fnv::FnvBuildHasher>;
+
+/// A map's entries in key order.
+fn sorted<'m, 'a, V>(m: &'m ByValue<'a, V>) -> Vec<(&'a str, &'m V)> {
+    let mut v: Vec<(&'a str, &'m V)> = m.iter().map(|(k, v)| (*k, v)).collect();
+    v.sort_unstable_by_key(|(k, _)| *k);
+    v
+}
 
 /// What the checker found.
 #[derive(Debug, Clone, Default)]
@@ -26,23 +39,23 @@ pub struct Verdict {
 
 /// Per-partition facts gathered from the history.
 #[derive(Default)]
-struct PartitionFacts {
+struct PartitionFacts<'a> {
     /// offset -> value -> first time seen.
-    seen_at: BTreeMap<i64, BTreeMap<String, Micros>>,
+    seen_at: BTreeMap<i64, BTreeMap<&'a str, Micros>>,
     /// value -> offsets it was seen at.
-    offsets_of: BTreeMap<String, BTreeSet<i64>>,
+    offsets_of: ByValue<'a, BTreeSet<i64>>,
     /// Acknowledged sends: value -> (offset, promise, time sent, producer).
-    acked: BTreeMap<String, (i64, Promise, Micros, String)>,
+    acked: ByValue<'a, (i64, Promise, Micros, &'a str)>,
     /// Sends that definitely failed.
-    failed: BTreeSet<String>,
+    failed: BTreeSet<&'a str>,
     /// Acknowledged sends: value -> when the acknowledgement arrived.
-    acked_at: BTreeMap<String, Micros>,
+    acked_at: ByValue<'a, Micros>,
     /// Largest offset any consumer saw.
     max_seen: Option<i64>,
     /// The final image: value -> offset, as a consumer's final full read found it.
-    final_image: BTreeMap<String, i64>,
+    final_image: ByValue<'a, i64>,
     /// Values the final image holds at more than one offset.
-    final_duplicates: BTreeSet<String>,
+    final_duplicates: ValueSet<'a>,
 }
 
 /// Checks a history.
@@ -59,18 +72,23 @@ pub fn check(h: &History) -> Verdict {
     };
     let power_loss_after = |a: Micros| power_losses.iter().any(|t| *t >= a);
     let mut facts: BTreeMap<Tp, PartitionFacts> = BTreeMap::new();
-    let mut sender: BTreeMap<String, String> = BTreeMap::new();
+    let sends = h
+        .entries
+        .iter()
+        .filter(|e| matches!(e.event, Event::SendInvoke { .. }))
+        .count();
+    let mut sender: ByValue<&str> = ByValue::with_capacity_and_hasher(sends, Default::default());
     // Consumers whose final read has begun.
-    let mut final_reading: BTreeSet<String> = BTreeSet::new();
+    let mut final_reading: BTreeSet<&str> = BTreeSet::new();
     let complete_final_read = !h.final_readers.is_empty();
     // When each value was sent: a write can only happen between its send and its answer.
-    let mut sent_at: BTreeMap<String, Micros> = BTreeMap::new();
+    let mut sent_at: ByValue<Micros> = ByValue::with_capacity_and_hasher(sends, Default::default());
     let mut v = Verdict::default();
     for e in &h.entries {
         match &e.event {
             Event::SendInvoke { process, value, .. } => {
-                sender.insert(value.clone(), process.clone());
-                sent_at.insert(value.clone(), e.at);
+                sender.insert(value, process);
+                sent_at.insert(value, e.at);
             }
             Event::SendOk {
                 process,
@@ -79,21 +97,16 @@ pub fn check(h: &History) -> Verdict {
                 offset,
                 promise,
             } => {
-                let at = sent_at.get(value).copied().unwrap_or(e.at);
+                let at = sent_at.get(value.as_str()).copied().unwrap_or(e.at);
                 let f = facts.entry(tp.clone()).or_default();
-                f.acked
-                    .insert(value.clone(), (*offset, *promise, at, process.clone()));
-                f.acked_at.insert(value.clone(), e.at);
+                f.acked.insert(value, (*offset, *promise, at, process));
+                f.acked_at.insert(value, e.at);
             }
             Event::SendFail { tp, value, .. } => {
-                facts
-                    .entry(tp.clone())
-                    .or_default()
-                    .failed
-                    .insert(value.clone());
+                facts.entry(tp.clone()).or_default().failed.insert(value);
             }
             Event::FinalRead { process } => {
-                final_reading.insert(process.clone());
+                final_reading.insert(process);
             }
             Event::Poll {
                 tp,
@@ -102,21 +115,13 @@ pub fn check(h: &History) -> Verdict {
             } => {
                 let f = facts.entry(tp.clone()).or_default();
                 let final_read =
-                    final_reading.contains(process) && h.final_readers.contains(process);
+                    final_reading.contains(process.as_str()) && h.final_readers.contains(process);
                 for (o, val) in records {
-                    if final_read
-                        && f.final_image
-                            .insert(val.clone(), *o)
-                            .is_some_and(|old| old != *o)
-                    {
-                        f.final_duplicates.insert(val.clone());
+                    if final_read && f.final_image.insert(val, *o).is_some_and(|old| old != *o) {
+                        f.final_duplicates.insert(val);
                     }
-                    f.seen_at
-                        .entry(*o)
-                        .or_default()
-                        .entry(val.clone())
-                        .or_insert(e.at);
-                    f.offsets_of.entry(val.clone()).or_default().insert(*o);
+                    f.seen_at.entry(*o).or_default().entry(val).or_insert(e.at);
+                    f.offsets_of.entry(val).or_default().insert(*o);
                     f.max_seen = Some(f.max_seen.map_or(*o, |m| m.max(*o)));
                 }
             }
@@ -172,15 +177,14 @@ pub fn check(h: &History) -> Verdict {
             // so a loss must fall between those two times. Observations arrive late (a fetch
             // answered before a crash is read after it), so the true order is unknown: the
             // values are tried in the order first observed and in the order sent.
-            let observed =
-                |val: &String, seen: Micros| match (f.acked.get(val), f.acked_at.get(val)) {
-                    (Some((o, ..)), Some(at)) if o == offset => seen.min(*at),
-                    _ => seen,
-                };
-            let sent = |val: &String| sent_at.get(val).copied().unwrap_or(0);
+            let observed = |val: &str, seen: Micros| match (f.acked.get(val), f.acked_at.get(val)) {
+                (Some((o, ..)), Some(at)) if o == offset => seen.min(*at),
+                _ => seen,
+            };
+            let sent = |val: &str| sent_at.get(val).copied().unwrap_or(0);
             // A value acknowledged here as durable can never be replaced: it may only be the
             // last value the offset took.
-            let durable_here = |val: &String| {
+            let durable_here = |val: &str| {
                 f.acked
                     .get(val)
                     .is_some_and(|(o, promise, ..)| o == offset && promise.durable)
@@ -209,8 +213,8 @@ pub fn check(h: &History) -> Verdict {
                         !w[0].2 && from <= w[1].1 && power_loss_between(from, w[1].1)
                     })
                 });
-            let mut by_time: Vec<(Micros, &String)> =
-                values.iter().map(|(val, seen)| (*seen, val)).collect();
+            let mut by_time: Vec<(Micros, &str)> =
+                values.iter().map(|(val, seen)| (*seen, *val)).collect();
             by_time.sort();
             let a = Anomaly {
                 check: Check::History,
@@ -218,7 +222,7 @@ pub fn check(h: &History) -> Verdict {
                 tp: tp.clone(),
                 detail: format!(
                     "offset {offset} read as {:?}",
-                    by_time.iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>()
+                    by_time.iter().map(|(_, v)| *v).collect::<Vec<_>>()
                 ),
                 at: by_time.iter().map(|(t, _)| *t).min().unwrap_or(0),
             };
@@ -229,12 +233,12 @@ pub fn check(h: &History) -> Verdict {
             }
         }
         // One value, two offsets.
-        for (val, offsets) in &f.offsets_of {
+        for (val, offsets) in sorted(&f.offsets_of) {
             if offsets.len() < 2 {
                 continue;
             }
-            let producer = sender.get(val).cloned().unwrap_or_default();
-            let idempotent = h.idempotent.get(&producer).copied().unwrap_or(false);
+            let producer = sender.get(val).copied().unwrap_or_default();
+            let idempotent = h.idempotent.get(producer).copied().unwrap_or(false);
             // With write caching, consumers may see a write that a power loss then takes back;
             // the producer's retry of it lands at a new offset. Not a duplicate if the log kept
             // it only once, and each earlier offset it was seen at was erased by a power loss:
@@ -263,10 +267,9 @@ pub fn check(h: &History) -> Verdict {
                     let (next_seen, _) = w[1];
                     // Another value took the old offset after this one was sent (one seen
                     // there before it proves nothing about this copy).
-                    let erased =
-                        f.seen_at.get(&old).is_some_and(|vals| {
-                            vals.iter().any(|(w, seen)| w != val && *seen >= sent)
-                        }) || (complete_final_read && old < log_start);
+                    let erased = f.seen_at.get(&old).is_some_and(|vals| {
+                        vals.iter().any(|(w, seen)| *w != val && *seen >= sent)
+                    }) || (complete_final_read && old < log_start);
                     erased && power_loss_between(sent, next_seen)
                 });
             let a = Anomaly {
@@ -289,8 +292,8 @@ pub fn check(h: &History) -> Verdict {
         // completed final read, "present" means in its image; without one (the run did not
         // finish), a write counts as lost only if no consumer ever read it although later
         // offsets were read.
-        let idempotent_producer = |p: &String| h.idempotent.get(p).copied().unwrap_or(false);
-        for (val, (offset, promise, at, producer)) in &f.acked {
+        let idempotent_producer = |p: &str| h.idempotent.get(p).copied().unwrap_or(false);
+        for (val, (offset, promise, at, producer)) in sorted(&f.acked) {
             // Without write caching consumers see only synced data: a write anyone read at its
             // acknowledged offset was durable whatever its producer was promised. (A copy read
             // elsewhere proves nothing about this one: a plain producer's retry may write the
@@ -456,18 +459,15 @@ type AckedSend = (i64, Promise, Micros, Micros);
 /// between them are excused when the earlier write was not durable (its offset was reused).
 fn check_send_order(h: &History, power_losses: &[Micros], v: &mut Verdict) {
     // (producer, tp) -> sends in invoke order: (value, invoke time).
-    let mut order: BTreeMap<(String, Tp), Vec<String>> = BTreeMap::new();
+    let mut order: BTreeMap<(&str, &Tp), Vec<&str>> = BTreeMap::new();
     // value -> (offset, promise, time sent, time acknowledged).
-    let mut acked: BTreeMap<String, AckedSend> = BTreeMap::new();
-    let mut sent_at: BTreeMap<String, Micros> = BTreeMap::new();
+    let mut acked: ByValue<AckedSend> = ByValue::default();
+    let mut sent_at: ByValue<Micros> = ByValue::default();
     for e in &h.entries {
         match &e.event {
             Event::SendInvoke { process, tp, value } => {
-                order
-                    .entry((process.clone(), tp.clone()))
-                    .or_default()
-                    .push(value.clone());
-                sent_at.insert(value.clone(), e.at);
+                order.entry((process, tp)).or_default().push(value);
+                sent_at.insert(value, e.at);
             }
             Event::SendOk {
                 value,
@@ -475,18 +475,18 @@ fn check_send_order(h: &History, power_losses: &[Micros], v: &mut Verdict) {
                 promise,
                 ..
             } => {
-                let at = sent_at.get(value).copied().unwrap_or(e.at);
-                acked.insert(value.clone(), (*offset, *promise, at, e.at));
+                let at = sent_at.get(value.as_str()).copied().unwrap_or(e.at);
+                acked.insert(value, (*offset, *promise, at, e.at));
             }
             _ => {}
         }
     }
     for ((producer, tp), values) in order {
-        let strict = h.idempotent.get(&producer).copied().unwrap_or(false)
-            || h.ordered.get(&producer).copied().unwrap_or(false);
-        let oks: Vec<(&String, &AckedSend)> = values
+        let strict = h.idempotent.get(producer).copied().unwrap_or(false)
+            || h.ordered.get(producer).copied().unwrap_or(false);
+        let oks: Vec<(&str, &AckedSend)> = values
             .iter()
-            .filter_map(|val| acked.get(val).map(|a| (val, a)))
+            .filter_map(|val| acked.get(val).map(|a| (*val, a)))
             .collect();
         for w in oks.windows(2) {
             let ((va, (oa, pa, ta, _)), (vb, (ob, _, tb, b_acked))) = (w[0], w[1]);

@@ -973,6 +973,15 @@ pub(crate) struct Fs {
     /// runnel patch: the renames in `pending`, in order (kept up to date by
     /// `note_pending_renames`), so `path_renamed_to` walks only them.
     pub(crate) pending_renames: Vec<(PathBuf, PathBuf)>,
+    /// runnel patch: each file's contents as reads see them (`persisted_files` with every
+    /// pending operation merged in, by the rules of `file_len_merged`/`read_file_merged`),
+    /// kept up to date by every operation, so a read costs its length instead of a walk over
+    /// every pending operation. Never iterated, so its order reaches nothing.
+    live: std::collections::HashMap<PathBuf, Vec<u8>>,
+    /// runnel patch: answers of `file_exists` (0), `dir_exists` (1) and `symlink_exists` (2),
+    /// each a walk over every pending operation, memoised until an operation that can change
+    /// a name (anything but a data write) or a sync or crash clears them.
+    exists_memo: std::cell::RefCell<std::collections::HashMap<(u8, PathBuf), bool>>,
     /// Open file handles: fd -> path
     pub(crate) open_handles: IndexMap<u64, PathBuf>,
     /// Next file descriptor to assign
@@ -1011,6 +1020,8 @@ impl Fs {
             synced_entries,
             pending: Vec::new(),
             pending_renames: Vec::new(),
+            live: std::collections::HashMap::new(),
+            exists_memo: Default::default(),
             open_handles: IndexMap::new(),
             next_fd: 0,
             sync_probability: config.sync_probability,
@@ -1130,6 +1141,7 @@ impl Fs {
 
         // Clear all pending operations - they're lost on crash
         self.pending.clear();
+        self.names_changed(); // runnel patch
         self.pending_renames.clear(); // runnel patch
 
         // Remove orphaned files/dirs/symlinks (those whose directory entries weren't synced)
@@ -1141,6 +1153,93 @@ impl Fs {
             .retain(|path, _| self.synced_entries.contains(path));
         self.persisted_symlinks
             .retain(|path, _| self.synced_entries.contains(path));
+        // runnel patch: nothing is pending, so reads see the persisted files.
+        self.live = self
+            .persisted_files
+            .iter()
+            .map(|(p, f)| (p.clone(), f.content.clone()))
+            .collect();
+    }
+
+    /// runnel patch: recomputes the live contents of `path` from the merged view, after an
+    /// operation whose effect on reads is not a plain write (a rename, or a sync that applied
+    /// a removal or a rename).
+    fn refresh_live(&mut self, path: &Path) {
+        let len = self.file_len_merged(path);
+        if len == 0 && !self.file_exists(path) {
+            self.live.remove(path);
+            return;
+        }
+        let mut buf = vec![0u8; len as usize];
+        let n = self.read_file_merged(path, &mut buf, 0);
+        buf.truncate(n);
+        self.live.insert(path.to_path_buf(), buf);
+    }
+
+    /// runnel patch: `walk` for `path`, memoised in `exists_memo` under `kind`.
+    fn exists_memoised(&self, kind: u8, path: &Path, walk: fn(&Fs, &Path) -> bool) -> bool {
+        if let Some(e) = self.exists_memo.borrow().get(&(kind, path.to_path_buf())) {
+            #[cfg(feature = "check-live-fs")]
+            assert_eq!(*e, walk(self, path), "memoised existence of {}", path.display());
+            return *e;
+        }
+        let e = walk(self, path);
+        self.exists_memo
+            .borrow_mut()
+            .insert((kind, path.to_path_buf()), e);
+        e
+    }
+
+    /// Check if a file exists (persisted or pending creation).
+    pub(crate) fn file_exists(&self, path: &Path) -> bool {
+        self.exists_memoised(0, path, Fs::file_exists_walk)
+    }
+
+    /// Check if a directory exists (persisted or pending creation).
+    pub(crate) fn dir_exists(&self, path: &Path) -> bool {
+        self.exists_memoised(1, path, Fs::dir_exists_walk)
+    }
+
+    /// Check if a symlink exists (persisted or pending creation).
+    pub(crate) fn symlink_exists(&self, path: &Path) -> bool {
+        self.exists_memoised(2, path, Fs::symlink_exists_walk)
+    }
+
+    /// runnel patch: forgets memoised existence (a name may have changed).
+    fn names_changed(&mut self) {
+        self.exists_memo.get_mut().clear();
+    }
+
+    /// runnel patch: the file's length as reads see it (the live contents).
+    pub(crate) fn file_len(&self, path: &Path) -> u64 {
+        let len = self.live.get(path).map_or(0, |c| c.len() as u64);
+        #[cfg(feature = "check-live-fs")]
+        assert_eq!(len, self.file_len_merged(path), "live length of {}", path.display());
+        len
+    }
+
+    /// runnel patch: reads from the live contents.
+    pub(crate) fn read_file(&self, path: &Path, buf: &mut [u8], offset: u64) -> usize {
+        let n = match self.live.get(path) {
+            Some(c) if (offset as usize) < c.len() => {
+                let n = buf.len().min(c.len() - offset as usize);
+                buf[..n].copy_from_slice(&c[offset as usize..offset as usize + n]);
+                n
+            }
+            _ => 0,
+        };
+        #[cfg(feature = "check-live-fs")]
+        {
+            let mut merged = vec![0u8; buf.len()];
+            let m = self.read_file_merged(path, &mut merged, offset);
+            assert_eq!(
+                (n, &buf[..n]),
+                (m, &merged[..m]),
+                "live read of {} at {offset}",
+                path.display()
+            );
+        }
+        n
     }
 
     /// runnel patch: the files' contents, by path. `live`: as the host's software sees them
@@ -1235,6 +1334,7 @@ impl Fs {
 
     /// Apply a single operation to persisted state.
     fn apply_op_to_persisted(&mut self, op: &PendingOp) {
+        self.names_changed(); // runnel patch
         match op {
             PendingOp::CreateFile { path, time, mode } => {
                 self.persisted_files
@@ -1364,7 +1464,7 @@ impl Fs {
     }
 
     /// Check if a file exists (persisted or pending creation).
-    pub(crate) fn file_exists(&self, path: &Path) -> bool {
+    fn file_exists_walk(&self, path: &Path) -> bool {
         let mut exists = self.persisted_files.contains_key(path);
         for op in &self.pending {
             match op {
@@ -1380,7 +1480,7 @@ impl Fs {
     }
 
     /// Check if a directory exists (persisted or pending creation).
-    pub(crate) fn dir_exists(&self, path: &Path) -> bool {
+    fn dir_exists_walk(&self, path: &Path) -> bool {
         let mut exists = self.persisted_dirs.contains_key(path);
         for op in &self.pending {
             match op {
@@ -1407,7 +1507,7 @@ impl Fs {
     }
 
     /// Check if a symlink exists (persisted or pending creation).
-    pub(crate) fn symlink_exists(&self, path: &Path) -> bool {
+    fn symlink_exists_walk(&self, path: &Path) -> bool {
         let mut exists = self.persisted_symlinks.contains_key(path);
         for op in &self.pending {
             match op {
@@ -1449,7 +1549,7 @@ impl Fs {
     }
 
     /// Get current file length (persisted + pending).
-    pub(crate) fn file_len(&self, path: &Path) -> u64 {
+    pub(crate) fn file_len_merged(&self, path: &Path) -> u64 {
         // Resolve to the content path (handles hard links and renames)
         let content_path = self.resolve_content_path(path);
         let mut len = self
@@ -1513,6 +1613,8 @@ impl Fs {
             return Err("File exists");
         }
 
+        self.names_changed(); // runnel patch
+
         self.pending.push(PendingOp::CreateDir {
             path: path.to_path_buf(),
             time,
@@ -1531,6 +1633,8 @@ impl Fs {
         if self.dir_has_children(path) {
             return Err("Directory not empty");
         }
+
+        self.names_changed(); // runnel patch
 
         self.pending.push(PendingOp::RemoveDir {
             path: path.to_path_buf(),
@@ -1602,6 +1706,8 @@ impl Fs {
             cache.invalidate_file(path);
         }
 
+        self.names_changed(); // runnel patch
+
         self.pending.push(PendingOp::RemoveFile {
             path: path.to_path_buf(),
         });
@@ -1622,10 +1728,12 @@ impl Fs {
                 return Err("Is a directory");
             }
             self.pending_renames.push((from.to_path_buf(), to.to_path_buf())); // runnel patch
+            self.names_changed(); // runnel patch
             self.pending.push(PendingOp::Rename {
                 from: from.to_path_buf(),
                 to: to.to_path_buf(),
             });
+            self.refresh_live(to); // runnel patch
             return Ok(());
         }
 
@@ -1640,6 +1748,7 @@ impl Fs {
                 return Err("Directory not empty");
             }
             self.pending_renames.push((from.to_path_buf(), to.to_path_buf())); // runnel patch
+            self.names_changed(); // runnel patch
             self.pending.push(PendingOp::Rename {
                 from: from.to_path_buf(),
                 to: to.to_path_buf(),
@@ -1654,6 +1763,7 @@ impl Fs {
                 return Err("Is a directory");
             }
             self.pending_renames.push((from.to_path_buf(), to.to_path_buf())); // runnel patch
+            self.names_changed(); // runnel patch
             self.pending.push(PendingOp::Rename {
                 from: from.to_path_buf(),
                 to: to.to_path_buf(),
@@ -1681,12 +1791,17 @@ impl Fs {
 
         // Flush pending ops that affect this file's DATA only
         // CreateFile is a directory entry op, handled by sync_dir
-        let (to_flush, to_keep): (Vec<_>, Vec<_>) =
-            self.pending.drain(..).partition(|op| match op {
+        // runnel patch: take the file's data ops out in place (partitioning the whole queue
+        // into two new vectors cost a copy of every pending op per sync).
+        let to_flush: Vec<PendingOp> = self
+            .pending
+            .extract_if(.., |op| match op {
                 PendingOp::Write { path: p, .. } => same_path(p, path),
                 PendingOp::SetLen { path: p, .. } => same_path(p, path),
                 _ => false,
-            });
+            })
+            .collect();
+        let to_keep = &self.pending;
 
         // Ensure file exists in persisted_files for writes to be applied
         // (CreateFile may still be pending in to_keep, but we need somewhere to write data)
@@ -1707,8 +1822,8 @@ impl Fs {
                 .insert(path.to_path_buf(), FileData::with_mode(crtime, mode));
         }
 
-        self.pending = to_keep;
-        self.note_pending_renames(); // runnel patch
+        // runnel patch: only data ops left the queue, so its renames are unchanged.
+        self.names_changed(); // runnel patch
         for op in &to_flush {
             self.apply_op_to_persisted(op);
         }
@@ -1724,12 +1839,17 @@ impl Fs {
         }
 
         // Flush only data ops (Write, SetLen), NOT CreateFile
-        let (to_flush, to_keep): (Vec<_>, Vec<_>) =
-            self.pending.drain(..).partition(|op| match op {
+        // runnel patch: take the file's data ops out in place (partitioning the whole queue
+        // into two new vectors cost a copy of every pending op per sync).
+        let to_flush: Vec<PendingOp> = self
+            .pending
+            .extract_if(.., |op| match op {
                 PendingOp::Write { path: p, .. } => same_path(p, path),
                 PendingOp::SetLen { path: p, .. } => same_path(p, path),
                 _ => false,
-            });
+            })
+            .collect();
+        let to_keep = &self.pending;
 
         // Ensure file exists in persisted_files for data ops to be applied
         // (CreateFile may still be pending in to_keep)
@@ -1749,8 +1869,8 @@ impl Fs {
                 .insert(path.to_path_buf(), FileData::with_mode(crtime, mode));
         }
 
-        self.pending = to_keep;
-        self.note_pending_renames(); // runnel patch
+        // runnel patch: only data ops left the queue, so its renames are unchanged.
+        self.names_changed(); // runnel patch
         for op in &to_flush {
             self.apply_op_to_persisted(op);
         }
@@ -1794,6 +1914,7 @@ impl Fs {
         });
 
         self.pending = to_keep;
+        self.names_changed(); // runnel patch
         self.note_pending_renames(); // runnel patch
 
         // Track if we need to update this directory's mtime
@@ -1844,6 +1965,16 @@ impl Fs {
             }
             self.apply_op_to_persisted(op);
         }
+        // runnel patch: a removal or rename made durable drops the old name's persisted
+        // contents, which reads through that name still saw.
+        for op in &to_flush {
+            match op {
+                PendingOp::RemoveFile { path: p } | PendingOp::Rename { from: p, .. } => {
+                    self.refresh_live(p)
+                }
+                _ => {}
+            }
+        }
 
         // Update directory mtime if contents changed
         if dir_modified {
@@ -1857,12 +1988,12 @@ impl Fs {
     }
 
     /// Read file content at offset, merging persisted + pending.
-    pub(crate) fn read_file(&self, path: &Path, buf: &mut [u8], offset: u64) -> usize {
+    pub(crate) fn read_file_merged(&self, path: &Path, buf: &mut [u8], offset: u64) -> usize {
         if buf.is_empty() {
             return 0;
         }
 
-        let file_len = self.file_len(path);
+        let file_len = self.file_len_merged(path);
         if offset >= file_len {
             return 0;
         }
@@ -1950,6 +2081,13 @@ impl Fs {
     /// Write to a file (adds to pending queue).
     pub(crate) fn write_file(&mut self, path: &Path, offset: u64, data: &[u8], time: Duration) {
         if !data.is_empty() {
+            // runnel patch: the live contents take the write at once.
+            let c = self.live.entry(path.to_path_buf()).or_default();
+            let end = offset as usize + data.len();
+            if end > c.len() {
+                c.resize(end, 0);
+            }
+            c[offset as usize..end].copy_from_slice(data);
             self.pending.push(PendingOp::Write {
                 path: path.to_path_buf(),
                 offset,
@@ -1968,6 +2106,10 @@ impl Fs {
             cache.invalidate_file(path);
         }
 
+        self.live
+            .entry(path.to_path_buf())
+            .or_default()
+            .resize(len as usize, 0); // runnel patch
         self.pending.push(PendingOp::SetLen {
             path: path.to_path_buf(),
             len,
@@ -1983,11 +2125,13 @@ impl Fs {
 
     /// Create a file with specified mode (adds to pending queue).
     pub(crate) fn create_file_with_mode(&mut self, path: &Path, time: Duration, mode: u32) {
+        self.names_changed(); // runnel patch
         self.pending.push(PendingOp::CreateFile {
             path: path.to_path_buf(),
             time,
             mode,
         });
+        self.refresh_live(path); // runnel patch
     }
 
     /// Create a symlink (adds to pending queue).
@@ -2006,6 +2150,8 @@ impl Fs {
         if self.file_exists(path) || self.dir_exists(path) || self.symlink_exists(path) {
             return Err("File exists");
         }
+
+        self.names_changed(); // runnel patch
 
         self.pending.push(PendingOp::CreateSymlink {
             path: path.to_path_buf(),
@@ -2036,6 +2182,8 @@ impl Fs {
         if self.file_exists(path) || self.dir_exists(path) || self.symlink_exists(path) {
             return Err("File exists");
         }
+
+        self.names_changed(); // runnel patch
 
         self.pending.push(PendingOp::CreateHardLink {
             path: path.to_path_buf(),
