@@ -15,6 +15,7 @@ pub mod topics;
 use crate::cluster::{METADATA_TOPIC, MetadataError, MetadataLog};
 use crate::config::BrokerConfig;
 use crate::env::Env;
+use crate::group::{GroupService, OFFSETS_TOPIC};
 use crate::log::{LogError, LogManager, PartitionLog, TopicPartition};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -47,7 +48,12 @@ pub struct Broker {
     pub admin: tokio::sync::Mutex<()>,
     /// Producer ids for idempotent producers.
     pub producer_ids: producer_ids::ProducerIds,
+    /// The group coordinator.
+    pub groups: Arc<GroupService>,
 }
+
+/// How often the group coordinator looks at sessions, join and sync phases and offset expiry.
+const GROUP_TICK_MS: u64 = 100;
 
 /// The leader epoch of every partition on a single node (replication will move it).
 pub const LEADER_EPOCH: i32 = 0;
@@ -84,6 +90,16 @@ impl Broker {
                 logs.delete_log(&tp).await?;
             }
         }
+        let groups = Arc::new(GroupService::new(
+            env.clone(),
+            logs.clone(),
+            config.group.clone(),
+        ));
+        if let Some(t) = state.topics.get(OFFSETS_TOPIC) {
+            for p in 0..t.partitions {
+                groups.load(p);
+            }
+        }
         Ok(Arc::new(Broker {
             env,
             config: Arc::new(config),
@@ -92,6 +108,7 @@ impl Broker {
             shutdown,
             admin: tokio::sync::Mutex::new(()),
             producer_ids: producer_ids::ProducerIds::default(),
+            groups,
         }))
     }
 
@@ -178,10 +195,12 @@ pub async fn start(env: Env, mut config: BrokerConfig) -> Result<RunningBroker, 
             .clone()
             .run_background(broker.config.background_intervals()),
     );
+    let ticks = tokio::spawn(broker.groups.clone().run_ticks(GROUP_TICK_MS));
     let b = broker.clone();
     let task = tokio::spawn(async move {
         server::serve(b.clone(), listener).await;
         background.abort();
+        ticks.abort();
         b.close().await;
     });
     Ok(RunningBroker {

@@ -12,6 +12,7 @@
 //! - [`protocol`]: Kafka wire framing, headers, supported API versions.
 //! - [`cluster`]: the metadata log (topics, ids, partition counts, configs) and its state.
 //! - [`config`]: broker and topic configuration, with Kafka's names and defaults.
+//! - [`group`]: consumer groups: the group coordinator and `__consumer_offsets`.
 //! - [`broker`]: connections, request dispatch, one module per Kafka API.
 //! - [`client`]: runnel's own Kafka client (admin, producer, consumer), through the seam.
 //! - [`cli`]: the client commands of the `runnel` binary (topic, produce, consume, perf).
@@ -25,6 +26,7 @@ pub mod cluster;
 pub mod codec;
 pub mod config;
 pub mod env;
+pub mod group;
 pub mod log;
 pub mod protocol;
 #[doc(hidden)]

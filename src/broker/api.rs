@@ -7,6 +7,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod fetch;
+pub mod groups;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
@@ -91,6 +92,17 @@ pub async fn dispatch(broker: &Arc<Broker>, req: RequestFrame, peer: SocketAddr)
         ApiKey::DescribeConfigs => describe_configs::handle(broker, &req),
         ApiKey::DescribeCluster => describe_cluster::handle(broker, &req),
         ApiKey::InitProducerId => init_producer_id::handle(broker, &req).await,
+        ApiKey::FindCoordinator => groups::find_coordinator(broker, &req).await,
+        ApiKey::JoinGroup => groups::join_group(broker, &req, peer),
+        ApiKey::SyncGroup => groups::sync_group(broker, &req),
+        ApiKey::Heartbeat => groups::heartbeat(broker, &req),
+        ApiKey::LeaveGroup => groups::leave_group(broker, &req),
+        ApiKey::OffsetCommit => groups::offset_commit(broker, &req),
+        ApiKey::OffsetFetch => groups::offset_fetch(broker, &req),
+        ApiKey::ListGroups => groups::list_groups(broker, &req),
+        ApiKey::DescribeGroups => groups::describe_groups(broker, &req),
+        ApiKey::DeleteGroups => groups::delete_groups(broker, &req),
+        ApiKey::OffsetDelete => groups::offset_delete(broker, &req),
         other => Reply::Close(format!("{other:?} is not supported")),
     }
 }

@@ -5,6 +5,7 @@
 use super::Broker;
 use crate::cluster::{ClusterState, METADATA_TOPIC, MetadataError, MetadataRecord, TopicMeta};
 use crate::config;
+use crate::group::OFFSETS_TOPIC;
 use crate::log::{LogError, TopicPartition};
 use kafka_protocol::error::ResponseError;
 use std::collections::BTreeMap;
@@ -114,9 +115,67 @@ pub async fn create_topic(
     validate_only: bool,
 ) -> Result<TopicMeta, TopicError> {
     validate_topic_name(&t.name)?;
+    if t.name == OFFSETS_TOPIC {
+        return Err(TopicError::InvalidName(format!(
+            "{OFFSETS_TOPIC} is internal: the broker creates it when a group first needs it"
+        )));
+    }
     let (partitions, rf) = resolve_shape(broker, &t)?;
     config::validate_topic_configs(&t.configs)
         .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
+    create_checked(broker, t, partitions, rf, validate_only).await
+}
+
+/// Creates `__consumer_offsets` if it does not exist, with Kafka's settings for it
+/// (`cleanup.policy=compact`, `offsets.topic.num.partitions`, `offsets.topic.segment.bytes`,
+/// `offsets.topic.replication.factor` capped at the live brokers), and loads every partition of
+/// it into the group coordinator.
+pub async fn ensure_offsets_topic(broker: &Broker) -> Result<(), TopicError> {
+    if !broker.metadata.state().topics.contains_key(OFFSETS_TOPIC) {
+        let cfg = &broker.config;
+        let configs = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            (
+                "segment.bytes".to_string(),
+                cfg.offsets_topic_segment_bytes.to_string(),
+            ),
+        ]);
+        // One live broker: the replication factor is capped at 1.
+        let rf = cfg.offsets_topic_replication_factor.min(1);
+        let t = NewTopic {
+            name: OFFSETS_TOPIC.to_string(),
+            partitions: cfg.group.num_partitions,
+            replication_factor: rf,
+            configs,
+            ..NewTopic::default()
+        };
+        match create_checked(broker, t, cfg.group.num_partitions, rf, false).await {
+            Ok(_) | Err(TopicError::Exists(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let n = broker
+        .metadata
+        .state()
+        .topics
+        .get(OFFSETS_TOPIC)
+        .map_or(0, |t| t.partitions);
+    for p in 0..n {
+        if !broker.groups.serves(p) {
+            broker.groups.load(p);
+        }
+    }
+    Ok(())
+}
+
+/// Creates a topic whose name, shape and configs were checked.
+async fn create_checked(
+    broker: &Broker,
+    t: NewTopic,
+    partitions: i32,
+    rf: i16,
+    validate_only: bool,
+) -> Result<TopicMeta, TopicError> {
     let _admin = broker.admin.lock().await;
     let id = broker.metadata.new_topic_id();
     let meta = TopicMeta {
@@ -225,6 +284,11 @@ async fn open_partitions(broker: &Broker, meta: &TopicMeta, from: i32) -> Result
 pub async fn delete_topic(broker: &Broker, name: &str) -> Result<TopicMeta, TopicError> {
     if !broker.config.delete_topic_enable {
         return Err(TopicError::DeletionDisabled);
+    }
+    if name == OFFSETS_TOPIC {
+        return Err(TopicError::InvalidName(format!(
+            "{OFFSETS_TOPIC} is internal and cannot be deleted"
+        )));
     }
     let _admin = broker.admin.lock().await;
     let (_, meta) = broker

@@ -108,6 +108,12 @@ pub struct BrokerConfig {
     pub start_offset_checkpoint_interval_ms: u64,
     /// How long an idle producer id is remembered (`producer.id.expiration.ms`).
     pub producer_id_expiration_ms: u64,
+    /// The group coordinator's settings (`group.*`, `offsets.*`, `offset.metadata.max.bytes`).
+    pub group: crate::group::Config,
+    /// `offsets.topic.replication.factor`.
+    pub offsets_topic_replication_factor: i16,
+    /// `offsets.topic.segment.bytes`.
+    pub offsets_topic_segment_bytes: i32,
     /// The log settings of a topic without overrides: the broker-level defaults.
     pub log_defaults: LogConfig,
     /// The keys set explicitly (file, overrides, flags), parsed and checked.
@@ -174,7 +180,18 @@ impl BrokerConfig {
     /// overrides were checked by [`validate_topic_configs`] when the topic was created; one
     /// that no longer parses (written by another version, say) is skipped with a log line.
     pub fn topic_log_config(&self, overrides: &BTreeMap<String, String>) -> LogConfig {
-        log_config(&self.topic_values(overrides))
+        let mut config = log_config(&self.topic_values(overrides));
+        if overrides
+            .get("cleanup.policy")
+            .is_some_and(|p| is_compact(p))
+        {
+            // A compacted topic keeps every key's latest value: nothing expires by time or
+            // size. (The cleaner that removes older values is not written yet, so such a
+            // topic only grows.)
+            config.retention_ms = -1;
+            config.retention_bytes = -1;
+        }
+        config
     }
 
     /// A topic's effective `min.insync.replicas`.
@@ -188,6 +205,11 @@ impl BrokerConfig {
     pub(super) fn topic_values(&self, overrides: &BTreeMap<String, String>) -> Settings {
         let mut values = self.topic_defaults.clone();
         for (name, text) in overrides {
+            // An internal topic's `cleanup.policy=compact`, which clients cannot set: see
+            // `topic_log_config`.
+            if name == "cleanup.policy" && is_compact(text) {
+                continue;
+            }
             match topic_value(name, text) {
                 Ok((name, value)) => {
                     values.insert(name, value);
@@ -197,6 +219,12 @@ impl BrokerConfig {
         }
         values
     }
+}
+
+/// Whether a `cleanup.policy` value is compaction alone (internal topics such as
+/// `__consumer_offsets` carry it).
+pub fn is_compact(policy: &str) -> bool {
+    policy.trim() == "compact"
 }
 
 /// Checks one topic-level setting (CreateTopics, `runnel topic create --config`).
@@ -359,6 +387,18 @@ fn resolve(
             "log.flush.start.offset.checkpoint.interval.ms",
         )),
         producer_id_expiration_ms: narrow(int("producer.id.expiration.ms")),
+        group: crate::group::Config {
+            num_partitions: narrow(int("offsets.topic.num.partitions")),
+            min_session_timeout_ms: narrow(int("group.min.session.timeout.ms")),
+            max_session_timeout_ms: narrow(int("group.max.session.timeout.ms")),
+            initial_rebalance_delay_ms: narrow(int("group.initial.rebalance.delay.ms")),
+            max_size: narrow(int("group.max.size")),
+            offsets_retention_ms: int("offsets.retention.minutes").saturating_mul(60_000),
+            offsets_retention_check_interval_ms: int("offsets.retention.check.interval.ms"),
+            offset_metadata_max_bytes: narrow(int("offset.metadata.max.bytes")),
+        },
+        offsets_topic_replication_factor: narrow(int("offsets.topic.replication.factor")),
+        offsets_topic_segment_bytes: narrow(int("offsets.topic.segment.bytes")),
         log_defaults: log_config(&topic_defaults),
         explicit,
         topic_defaults,

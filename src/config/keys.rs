@@ -234,6 +234,30 @@ pub(crate) const KEYS: &[Key] = &[
         "How often, in milliseconds, the log start offsets are checkpointed."),
     broker("producer.id.expiration.ms", Int, Some("86400000"), at_least(1),
         "How long, in milliseconds, the broker remembers an idle producer id."),
+    // Consumer groups.
+    broker("offsets.topic.num.partitions", Int, Some("50"), Check::Range { min: 1, max: 100_000 },
+        "The number of partitions of __consumer_offsets, fixed when it is created: a group's \
+         coordinator is the leader of partition abs(hash(group.id)) % this."),
+    broker("offsets.topic.replication.factor", Int, Some("3"), Check::Range { min: 1, max: SHORT_MAX },
+        "The replication factor of __consumer_offsets, capped at the live brokers (Kafka \
+         refuses to create the topic with fewer; runnel gives one node groups)."),
+    broker("offsets.topic.segment.bytes", Int, Some("104857600"), at_least(1),
+        "The segment size of __consumer_offsets."),
+    broker("offsets.retention.minutes", Int, Some("10080"), at_least(1),
+        "How long a committed offset of a group without members is kept, counted from when \
+         the group became empty (or from the commit, for groups that never had members)."),
+    broker("offsets.retention.check.interval.ms", Long, Some("600000"), at_least(1),
+        "How often, in milliseconds, expired committed offsets are looked for."),
+    broker("offset.metadata.max.bytes", Int, Some("4096"), at_least(0),
+        "The largest metadata string a committed offset may carry."),
+    broker("group.initial.rebalance.delay.ms", Int, Some("3000"), at_least(0),
+        "How long the first rebalance of an empty group waits for more members to join."),
+    broker("group.min.session.timeout.ms", Int, Some("6000"), at_least(0),
+        "The shortest session timeout a group member may ask for."),
+    broker("group.max.session.timeout.ms", Int, Some("1800000"), at_least(0),
+        "The longest session timeout a group member may ask for."),
+    broker("group.max.size", Int, Some("2147483647"), at_least(1),
+        "The most members a group may have."),
 ];
 
 const QUORUM: &str = "runnel's controller quorum is not configured through this key yet";
@@ -253,10 +277,8 @@ const IGNORED: &[(&str, &str)] = &[
     ("socket.send.buffer.bytes", "runnel uses the operating system's socket buffer sizes"),
     ("socket.receive.buffer.bytes", "runnel uses the operating system's socket buffer sizes"),
     ("num.recovery.threads.per.data.dir", "runnel recovers partitions on its own tasks"),
-    ("offsets.topic.replication.factor", "not used by runnel yet"),
     ("transaction.state.log.replication.factor", "runnel has no transactions"),
     ("transaction.state.log.min.isr", "runnel has no transactions"),
-    ("group.initial.rebalance.delay.ms", "not used by runnel yet"),
     ("share.coordinator.state.topic.replication.factor", "runnel has no share groups"),
     ("share.coordinator.state.topic.min.isr", "runnel has no share groups"),
     ("zookeeper.connect", "runnel has no ZooKeeper"),

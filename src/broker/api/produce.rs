@@ -78,6 +78,17 @@ async fn append_one(
             None,
         );
     };
+    if topic == crate::group::OFFSETS_TOPIC {
+        // As Kafka: only the group coordinator appends to its log.
+        return (
+            failed(
+                index,
+                ResponseError::InvalidTopicException,
+                Some(format!("cannot append to internal topic {topic}")),
+            ),
+            None,
+        );
+    }
     let Some(records) = records.filter(|r| !r.is_empty()) else {
         return (
             failed(

@@ -1,0 +1,289 @@
+//! The async shell around the [`Coordinator`]: it feeds requests and time into the pure state
+//! machine, appends what it asks to write to `__consumer_offsets`, asks the log to sync those
+//! records (the coordinator owns that policy: a commit is answered only once durable), reports
+//! the outcome back, and routes each answer to the request waiting for it.
+//!
+//! Appends happen while the coordinator's lock is held, in the order the coordinator emitted
+//! them, so the log holds its writes in the order it applies them; only the syncs are awaited
+//! outside the lock.
+
+use super::coordinator::{Config, Coordinator, ReqId, Request, Response, Write, WriteId};
+use crate::env::Env;
+use crate::log::batch::{self, NewRecord, ProducerFields};
+use crate::log::{LogManager, PartitionLog, TopicPartition};
+use kafka_protocol::error::ResponseError;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+/// Kafka's internal topic of group metadata and committed offsets.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// The leader epoch stamped on the coordinator's batches (one node: epoch 0).
+const LEADER_EPOCH: i32 = 0;
+
+/// The group coordinator of one broker.
+pub struct GroupService {
+    core: Mutex<Coordinator>,
+    waiters: Mutex<BTreeMap<ReqId, oneshot::Sender<Response>>>,
+    next_req: AtomicU64,
+    env: Env,
+    logs: Arc<LogManager>,
+}
+
+/// A write appended to the log, waiting for its sync.
+struct Appended {
+    id: WriteId,
+    outcome: Result<(Arc<PartitionLog>, i64), i16>,
+}
+
+impl GroupService {
+    pub fn new(env: Env, logs: Arc<LogManager>, config: Config) -> GroupService {
+        GroupService {
+            core: Mutex::new(Coordinator::new(config)),
+            waiters: Mutex::new(BTreeMap::new()),
+            next_req: AtomicU64::new(1),
+            env,
+            logs,
+        }
+    }
+
+    fn core(&self) -> std::sync::MutexGuard<'_, Coordinator> {
+        // A panic while the lock was held leaves the state as the panic found it; the
+        // coordinator has no invariant that a half-done step breaks worse than the panic did.
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The `__consumer_offsets` partition count.
+    pub fn num_partitions(&self) -> i32 {
+        self.core().config().num_partitions
+    }
+
+    /// The `__consumer_offsets` partition of `group`.
+    pub fn partition_for(&self, group: &str) -> i32 {
+        self.core().partition_for(group)
+    }
+
+    /// Whether `partition` has been loaded (or is loading).
+    pub fn serves(&self, partition: i32) -> bool {
+        self.core().has_partition(partition)
+    }
+
+    /// Loads a `__consumer_offsets` partition: replays its records up to its visible end
+    /// (what is durable), then serves its groups. A record that does not decode is logged and
+    /// skipped, as Kafka does.
+    pub fn load(&self, partition: i32) {
+        let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
+        let Some(log) = self.logs.get(&tp) else {
+            return;
+        };
+        let mut core = self.core();
+        if core.has_partition(partition) {
+            return;
+        }
+        core.begin_load(partition);
+        let now = self.env.clock.now_ms();
+        let end = log.visible_end_offset();
+        let mut offset = log.log_start_offset();
+        let mut replayed = 0usize;
+        while offset < end {
+            let read = match log.read(offset, 1 << 20, end, true) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(partition = %tp, offset, error = %e, "cannot read the group log; its groups are served from what was read");
+                    break;
+                }
+            };
+            if read.records.is_empty() {
+                break;
+            }
+            let mut pos = 0;
+            let before = offset;
+            while pos < read.records.len() {
+                let header = match batch::check_integrity(&read.records[pos..]) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        tracing::error!(partition = %tp, offset, error = %e, "a damaged batch in the group log; loading stops here");
+                        offset = end;
+                        break;
+                    }
+                };
+                let len = header.total_len();
+                let bytes = &read.records[pos..pos + len];
+                pos += len;
+                offset = header.next_offset();
+                if header.is_control() {
+                    continue;
+                }
+                let body = match batch::records_body(&header, bytes) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::warn!(partition = %tp, base = header.base_offset, error = %e, "skipping a group-log batch that does not decode");
+                        continue;
+                    }
+                };
+                for rec in batch::RecordIter::new(&header, &body) {
+                    let rec = match rec {
+                        Ok(r) => r,
+                        Err(e) => {
+                            tracing::warn!(partition = %tp, base = header.base_offset, error = %e, "skipping the rest of a malformed group-log batch");
+                            break;
+                        }
+                    };
+                    let Some(key) = rec.key else {
+                        continue;
+                    };
+                    if let Err(e) = core.replay(now, key, rec.value) {
+                        tracing::warn!(partition = %tp, base = header.base_offset, error = %e, "skipping a group-log record");
+                    } else {
+                        replayed += 1;
+                    }
+                }
+            }
+            if offset <= before {
+                break;
+            }
+        }
+        core.loaded(partition, now);
+        if replayed > 0 {
+            tracing::info!(partition = %tp, records = replayed, "loaded group metadata and offsets");
+        }
+    }
+
+    /// Sends `request` through the coordinator and waits for its answer.
+    pub async fn call(&self, request: Request) -> Response {
+        let id = self.next_req.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.waiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, tx);
+        let appended = {
+            let mut core = self.core();
+            core.step(self.env.clock.now_ms(), id, request);
+            self.drain(&mut core)
+        };
+        self.finish(appended).await;
+        match rx.await {
+            Ok(r) => r,
+            // The coordinator dropped the request (it cannot: every request is answered);
+            // the client retries on this.
+            Err(_) => Response::Heartbeat(ResponseError::CoordinatorNotAvailable.code()),
+        }
+    }
+
+    /// Advances the coordinator's time: sessions, join and sync phases, offset expiry.
+    pub async fn tick(&self) {
+        let appended = {
+            let mut core = self.core();
+            core.tick(self.env.clock.now_ms());
+            self.drain(&mut core)
+        };
+        self.finish(appended).await;
+    }
+
+    /// Runs [`GroupService::tick`] every `interval_ms` until the task is dropped.
+    pub async fn run_ticks(self: Arc<Self>, interval_ms: u64) {
+        let mut every = tokio::time::interval(std::time::Duration::from_millis(interval_ms.max(1)));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            self.tick().await;
+        }
+    }
+
+    /// Takes the coordinator's output: appends its writes (under the lock, in order) and
+    /// delivers its answers.
+    fn drain(&self, core: &mut Coordinator) -> Vec<Appended> {
+        let ready = core.ready();
+        self.deliver(ready.responses);
+        ready.writes.into_iter().map(|w| self.append(w)).collect()
+    }
+
+    fn deliver(&self, responses: Vec<(ReqId, Response)>) {
+        if responses.is_empty() {
+            return;
+        }
+        let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+        for (id, r) in responses {
+            if let Some(tx) = waiters.remove(&id) {
+                let _ = tx.send(r);
+            }
+        }
+    }
+
+    fn append(&self, w: Write) -> Appended {
+        let tp = TopicPartition::new(OFFSETS_TOPIC, w.partition);
+        let Some(log) = self.logs.get(&tp) else {
+            return Appended {
+                id: w.id,
+                outcome: Err(ResponseError::NotCoordinator.code()),
+            };
+        };
+        let now = self.env.clock.now_ms();
+        let records: Vec<NewRecord> = w
+            .records
+            .into_iter()
+            .map(|(key, value)| NewRecord {
+                timestamp: now,
+                key: Some(key),
+                value,
+                headers: Vec::new(),
+            })
+            .collect();
+        if records.is_empty() {
+            return Appended {
+                id: w.id,
+                outcome: Err(ResponseError::UnknownServerError.code()),
+            };
+        }
+        let mut buf = batch::encode_batch(&records, ProducerFields::NONE);
+        let outcome = match log.append(&mut buf, LEADER_EPOCH) {
+            Ok(info) => Ok((log, info.last_offset + 1)),
+            Err(e) => {
+                tracing::warn!(partition = %tp, error = %e, "a group-log append failed");
+                // Kafka maps a failed append of the group log to these codes for the client.
+                let code = match e {
+                    crate::log::AppendError::InvalidBatch(_) => {
+                        ResponseError::InvalidCommitOffsetSize.code()
+                    }
+                    _ => ResponseError::CoordinatorNotAvailable.code(),
+                };
+                Err(code)
+            }
+        };
+        Appended { id: w.id, outcome }
+    }
+
+    /// Waits for the appended writes to be durable, reports them, and repeats for whatever
+    /// the coordinator writes in turn.
+    async fn finish(&self, mut appended: Vec<Appended>) {
+        while !appended.is_empty() {
+            let mut results = Vec::with_capacity(appended.len());
+            for a in appended {
+                let r = match a.outcome {
+                    Ok((log, upto)) => match log.sync_to(upto).await {
+                        Ok(()) => Ok(()),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "a group-log sync failed");
+                            Err(ResponseError::CoordinatorNotAvailable.code())
+                        }
+                    },
+                    Err(code) => Err(code),
+                };
+                results.push((a.id, r));
+            }
+            appended = {
+                let mut core = self.core();
+                core.advance(self.env.clock.now_ms(), results);
+                self.drain(&mut core)
+            };
+        }
+    }
+
+    /// Checks the coordinator's invariants.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        self.core().check_invariants()
+    }
+}

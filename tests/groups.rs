@@ -1,0 +1,178 @@
+//! Consumer groups with real clients against the real broker binary: kcat -G (librdkafka
+//! 2.0.2), confluent-kafka (librdkafka 2.16) and kafka-python 3.0.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::{BrokerProcess, check, kcat, run_python};
+
+/// confluent-kafka commits part of a topic and closes; kafka-python resumes in the same group
+/// at exactly the committed offsets; the admin client lists, describes and deletes the group.
+#[test]
+fn group_consumers_commit_and_resume_across_clients() {
+    let broker = BrokerProcess::start(&[]);
+    let out = run_python("groups.py", &[&broker.addr, "gt", "600"]);
+    assert!(out.contains("ok:"), "{out}");
+}
+
+/// A committed offset survives kill -9 of the broker: it was answered only once synced.
+#[test]
+fn committed_offsets_survive_kill_9() {
+    let mut broker = BrokerProcess::start(&[]);
+    run_python("admin.py", &[&broker.addr, "ct", "1"]);
+    run_python("offsets.py", &[&broker.addr, "cg", "ct", "commit", "17"]);
+    broker.restart_killed();
+    run_python("offsets.py", &[&broker.addr, "cg", "ct", "check", "17"]);
+    run_python("offsets.py", &[&broker.addr, "cg", "ct", "commit", "23"]);
+    broker.restart_clean();
+    run_python("offsets.py", &[&broker.addr, "cg", "ct", "check", "23"]);
+    assert!(
+        broker.log().contains("loaded group metadata and offsets"),
+        "{}",
+        broker.log()
+    );
+}
+
+/// One `kcat -G` member, its output lines gathered as they come.
+struct Member {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Member {
+    fn start(addr: &str, group: &str, topic: &str) -> Member {
+        let mut child = Command::new(kcat())
+            .args([
+                "-b",
+                addr,
+                "-G",
+                group,
+                topic,
+                "-q",
+                // Unbuffered: the lines reach the pipe as records arrive.
+                "-u",
+                "-f",
+                "%p\t%o\t%s\n",
+                "-X",
+                "auto.offset.reset=earliest",
+                "-X",
+                "session.timeout.ms=6000",
+                "-X",
+                "heartbeat.interval.ms=500",
+                "-X",
+                "auto.commit.interval.ms=500",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Member { child, lines }
+    }
+
+    /// (partition, value) of each record read so far.
+    fn records(&self) -> Vec<(i32, String)> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                (f.len() == 3).then(|| (f[0].parse().unwrap(), f[2].to_string()))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn produce(addr: &str, topic: &str, from: usize, to: usize) {
+    let input: String = (from..to).map(|i| format!("k{}:v{i}\n", i % 29)).collect();
+    let mut child = Command::new(kcat())
+        .args(["-b", addr, "-P", "-t", topic, "-K:", "-X", "acks=all"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    check("kcat -P", &child.wait_with_output().unwrap());
+}
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Two `kcat -G` members split a six-partition topic, each record read by one of them; when
+/// one is killed with kill -9, its partitions move to the other after its session times out,
+/// and the survivor reads everything produced after the kill.
+#[test]
+fn kcat_group_members_split_partitions_and_take_over_from_a_killed_member() {
+    let broker = BrokerProcess::start(&[]);
+    run_python("admin.py", &[&broker.addr, "kg", "6"]);
+    let a = Member::start(&broker.addr, "kcat-group", "kg");
+    let mut b = Member::start(&broker.addr, "kcat-group", "kg");
+    produce(&broker.addr, "kg", 0, 600);
+    wait_until(
+        "both members to read 600 records",
+        Duration::from_secs(60),
+        || a.records().len() + b.records().len() >= 600,
+    );
+    let (ra, rb) = (a.records(), b.records());
+    let pa: BTreeSet<i32> = ra.iter().map(|r| r.0).collect();
+    let pb: BTreeSet<i32> = rb.iter().map(|r| r.0).collect();
+    assert!(
+        !pa.is_empty() && !pb.is_empty(),
+        "one member got nothing: {pa:?} {pb:?}"
+    );
+    assert!(
+        pa.is_disjoint(&pb),
+        "a partition read by both: {pa:?} {pb:?}"
+    );
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, v) in ra.iter().chain(rb.iter()) {
+        *seen.entry(v.clone()).or_default() += 1;
+    }
+    assert_eq!(seen.len(), 600);
+    assert!(seen.values().all(|n| *n == 1), "a record read twice");
+    // Let the auto-commit catch up, then kill b without a goodbye.
+    std::thread::sleep(Duration::from_secs(2));
+    let _ = b.child.kill();
+    let _ = b.child.wait();
+    produce(&broker.addr, "kg", 600, 900);
+    wait_until(
+        "the survivor to read everything produced after the kill",
+        Duration::from_secs(90),
+        || {
+            let got: BTreeSet<String> = a.records().into_iter().map(|r| r.1).collect();
+            (600..900).all(|i| got.contains(&format!("v{i}")))
+        },
+    );
+    let pa: BTreeSet<i32> = a.records().iter().map(|r| r.0).collect();
+    assert_eq!(pa, (0..6).collect(), "the survivor owns every partition");
+}
