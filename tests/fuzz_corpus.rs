@@ -56,6 +56,11 @@ fn request_decode_corpus() {
 }
 
 #[test]
+fn group_records_corpus() {
+    replay("group_records", testing::fuzz_group_records, 3);
+}
+
+#[test]
 fn client_response_corpus() {
     replay("client_response", testing::fuzz_client_response, 2);
 }

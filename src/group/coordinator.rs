@@ -1562,7 +1562,8 @@ impl Coordinator {
         if let Some(e) = group_error {
             return self.respond(req, all(&offsets, e));
         }
-        let max_md = self.config.offset_metadata_max_bytes;
+        // The record's string holds at most 32767 bytes, whatever the setting.
+        let max_md = self.config.offset_metadata_max_bytes.min(i16::MAX as usize);
         let expire = (retention_ms >= 0).then(|| now.saturating_add(retention_ms));
         let mut results = Vec::with_capacity(offsets.len());
         let mut records = Vec::new();

@@ -108,9 +108,14 @@ impl Writer {
         self.0.extend_from_slice(&v.to_be_bytes());
     }
     fn string(&mut self, s: &str) {
-        // Group ids, topics and member ids are far below 32767 bytes (the broker refuses
-        // longer ones before they get here); cut rather than write a wrong length.
-        let b = &s.as_bytes()[..s.len().min(i16::MAX as usize)];
+        // Group ids and topics arrive as Kafka strings (at most 32767 bytes) and metadata is
+        // capped below that; a longer member id (a huge client id) is cut at a character
+        // boundary rather than written with a wrong length.
+        let mut end = s.len().min(i16::MAX as usize);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        let b = &s.as_bytes()[..end];
         self.i16(b.len() as i16);
         self.0.extend_from_slice(b);
     }

@@ -20,7 +20,10 @@ async fn broker() -> Arc<Broker> {
         data_dir: Some("/data".into()),
         ..Default::default()
     };
-    let (config, _) = BrokerConfig::load(None, &[], &cli).unwrap();
+    // No initial rebalance delay: nothing ticks the coordinator here, so a join is answered
+    // in the step that makes it.
+    let overrides = ["group.initial.rebalance.delay.ms=0".to_string()];
+    let (config, _) = BrokerConfig::load(None, &overrides, &cli).unwrap();
     let (_tx, rx) = tokio::sync::watch::channel(false);
     std::mem::forget(_tx);
     Broker::open(env, config, rx).await.unwrap()
@@ -135,6 +138,118 @@ fn request(api: ApiKey, version: i16, correlation_id: i32) -> bytes::Bytes {
                 .with_producer_id(ProducerId(-1))
                 .with_producer_epoch(-1),
         ),
+        ApiKey::FindCoordinator if version >= 4 => encode_request(
+            &header,
+            &FindCoordinatorRequest::default()
+                .with_coordinator_keys(vec![StrBytes::from_static_str("g")]),
+        ),
+        ApiKey::FindCoordinator => encode_request(
+            &header,
+            &FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g")),
+        ),
+        ApiKey::JoinGroup => encode_request(
+            &header,
+            &JoinGroupRequest::default()
+                .with_group_id(GroupId(StrBytes::from_string(format!("join-{version}"))))
+                .with_session_timeout_ms(10_000)
+                .with_rebalance_timeout_ms(if version >= 1 { 10_000 } else { -1 })
+                .with_protocol_type(StrBytes::from_static_str("consumer"))
+                .with_protocols(vec![
+                    join_group_request::JoinGroupRequestProtocol::default()
+                        .with_name(StrBytes::from_static_str("range"))
+                        .with_metadata(bytes::Bytes::from_static(b"m")),
+                ]),
+        ),
+        ApiKey::SyncGroup => encode_request(
+            &header,
+            &SyncGroupRequest::default()
+                .with_group_id(GroupId(StrBytes::from_static_str("g")))
+                .with_generation_id(1)
+                .with_member_id(StrBytes::from_static_str("m"))
+                .with_protocol_type((version >= 5).then(|| StrBytes::from_static_str("consumer")))
+                .with_protocol_name((version >= 5).then(|| StrBytes::from_static_str("range"))),
+        ),
+        ApiKey::Heartbeat => encode_request(
+            &header,
+            &HeartbeatRequest::default()
+                .with_group_id(GroupId(StrBytes::from_static_str("g")))
+                .with_generation_id(1)
+                .with_member_id(StrBytes::from_static_str("m")),
+        ),
+        ApiKey::LeaveGroup if version >= 3 => encode_request(
+            &header,
+            &LeaveGroupRequest::default()
+                .with_group_id(GroupId(StrBytes::from_static_str("g")))
+                .with_members(vec![
+                    leave_group_request::MemberIdentity::default()
+                        .with_member_id(StrBytes::from_static_str("m")),
+                ]),
+        ),
+        ApiKey::LeaveGroup => encode_request(
+            &header,
+            &LeaveGroupRequest::default()
+                .with_group_id(GroupId(StrBytes::from_static_str("g")))
+                .with_member_id(StrBytes::from_static_str("m")),
+        ),
+        ApiKey::OffsetCommit => encode_request(
+            &header,
+            &OffsetCommitRequest::default()
+                .with_group_id(GroupId(StrBytes::from_static_str("simple")))
+                .with_generation_id_or_member_epoch(-1)
+                .with_topics(vec![
+                    offset_commit_request::OffsetCommitRequestTopic::default()
+                        .with_name(topic("t"))
+                        .with_partitions(vec![
+                            offset_commit_request::OffsetCommitRequestPartition::default()
+                                .with_partition_index(0)
+                                .with_committed_offset(i64::from(version)),
+                        ]),
+                ]),
+        ),
+        ApiKey::OffsetFetch if version >= 8 => encode_request(
+            &header,
+            &OffsetFetchRequest::default().with_groups(vec![
+                offset_fetch_request::OffsetFetchRequestGroup::default()
+                    .with_group_id(GroupId(StrBytes::from_static_str("simple")))
+                    .with_topics(None),
+            ]),
+        ),
+        ApiKey::OffsetFetch => encode_request(
+            &header,
+            &OffsetFetchRequest::default()
+                .with_group_id(GroupId(StrBytes::from_static_str("simple")))
+                .with_topics(Some(vec![
+                    offset_fetch_request::OffsetFetchRequestTopic::default()
+                        .with_name(topic("t"))
+                        .with_partition_indexes(vec![0]),
+                ])),
+        ),
+        ApiKey::ListGroups => encode_request(&header, &ListGroupsRequest::default()),
+        ApiKey::DescribeGroups => encode_request(
+            &header,
+            &DescribeGroupsRequest::default().with_groups(vec![
+                GroupId(StrBytes::from_static_str("simple")),
+                GroupId(StrBytes::from_static_str("none")),
+            ]),
+        ),
+        ApiKey::DeleteGroups => encode_request(
+            &header,
+            &DeleteGroupsRequest::default()
+                .with_groups_names(vec![GroupId(StrBytes::from_static_str("none"))]),
+        ),
+        ApiKey::OffsetDelete => encode_request(
+            &header,
+            &OffsetDeleteRequest::default()
+                .with_group_id(GroupId(StrBytes::from_static_str("simple")))
+                .with_topics(vec![
+                    offset_delete_request::OffsetDeleteRequestTopic::default()
+                        .with_name(topic("t"))
+                        .with_partitions(vec![
+                            offset_delete_request::OffsetDeleteRequestPartition::default()
+                                .with_partition_index(0),
+                        ]),
+                ]),
+        ),
         other => panic!("no request for {other:?}"),
     };
     frame.unwrap().slice(4..)
@@ -154,6 +269,17 @@ fn decode_response(api: ApiKey, version: i16, mut body: bytes::Bytes) {
         ApiKey::CreatePartitions => CreatePartitionsResponse::decode(&mut body, version).is_ok(),
         ApiKey::DescribeCluster => DescribeClusterResponse::decode(&mut body, version).is_ok(),
         ApiKey::InitProducerId => InitProducerIdResponse::decode(&mut body, version).is_ok(),
+        ApiKey::FindCoordinator => FindCoordinatorResponse::decode(&mut body, version).is_ok(),
+        ApiKey::JoinGroup => JoinGroupResponse::decode(&mut body, version).is_ok(),
+        ApiKey::SyncGroup => SyncGroupResponse::decode(&mut body, version).is_ok(),
+        ApiKey::Heartbeat => HeartbeatResponse::decode(&mut body, version).is_ok(),
+        ApiKey::LeaveGroup => LeaveGroupResponse::decode(&mut body, version).is_ok(),
+        ApiKey::OffsetCommit => OffsetCommitResponse::decode(&mut body, version).is_ok(),
+        ApiKey::OffsetFetch => OffsetFetchResponse::decode(&mut body, version).is_ok(),
+        ApiKey::ListGroups => ListGroupsResponse::decode(&mut body, version).is_ok(),
+        ApiKey::DescribeGroups => DescribeGroupsResponse::decode(&mut body, version).is_ok(),
+        ApiKey::DeleteGroups => DeleteGroupsResponse::decode(&mut body, version).is_ok(),
+        ApiKey::OffsetDelete => OffsetDeleteResponse::decode(&mut body, version).is_ok(),
         _ => false,
     };
     assert!(ok, "{api:?} v{version} response does not decode");

@@ -124,7 +124,7 @@ async fn an_unknown_api_versions_version_is_retried_in_the_brokers() {
     conn.versions = versions.unwrap();
     assert_eq!(conn.version_for(ApiKey::Produce).unwrap(), 11);
     assert!(matches!(
-        conn.version_for(ApiKey::OffsetCommit),
+        conn.version_for(ApiKey::AddPartitionsToTxn),
         Err(ClientError::UnsupportedVersion { .. })
     ));
 }

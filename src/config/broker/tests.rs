@@ -408,8 +408,8 @@ fn a_real_kafka_kraft_server_properties_starts_a_broker() {
     assert_eq!(c.advertised, "localhost:9092");
     assert_eq!(c.log_dir, PathBuf::from("/tmp/kraft-combined-logs"));
     assert_eq!(c.log_defaults, LogConfig::default());
-    // Sixteen ignored keys, and the controller listener in both listener lists.
-    assert_eq!(warnings.len(), 18, "{warnings:#?}");
+    // Fifteen ignored keys, and the controller listener in both listener lists.
+    assert_eq!(warnings.len(), 17, "{warnings:#?}");
     let mentions = |s: &str| warnings.iter().filter(|w| w.contains(s)).count();
     assert_eq!(mentions("CONTROLLER://"), 2);
     assert_eq!(mentions("ignoring process.roles=broker,controller"), 1);
@@ -427,6 +427,7 @@ fn a_real_kafka_kraft_server_properties_starts_a_broker() {
             ),
             ("log.dirs".into(), "/tmp/kraft-combined-logs".into()),
             ("node.id".into(), "1".into()),
+            ("offsets.topic.replication.factor".into(), "1".into()),
         ]
     );
 }
