@@ -3,6 +3,7 @@
 //! - `runnel topic create|list|describe|alter|delete` (kafka-topics), in [`topic`];
 //! - `runnel produce` (kafka-console-producer), in [`produce`];
 //! - `runnel consume` (kafka-console-consumer), in [`consume`];
+//! - `runnel group list|describe|delete|reset-offsets` (kafka-consumer-groups), in [`group`];
 //! - `runnel perf produce|consume` (kafka-producer-perf-test, kafka-consumer-perf-test), in
 //!   [`perf`].
 //!
@@ -10,6 +11,7 @@
 //! error name first and then what to do about it, and exits with status 1.
 
 pub mod consume;
+pub mod group;
 pub mod perf;
 pub mod produce;
 pub mod topic;
@@ -30,6 +32,12 @@ pub enum ClientCommand {
     Produce(produce::ProduceArgs),
     /// Print records, one per line (like kafka-console-consumer).
     Consume(consume::ConsumeArgs),
+    /// List, describe, delete consumer groups and reset their offsets (like
+    /// kafka-consumer-groups).
+    Group {
+        #[command(subcommand)]
+        command: group::GroupCommand,
+    },
     /// Measure produce or consume throughput (like kafka-producer-perf-test and
     /// kafka-consumer-perf-test).
     Perf {
@@ -143,6 +151,8 @@ fn kafka_hint(code: ResponseError, t: &str) -> Option<String> {
             "wait for replicas to catch up, or use a lower --acks".into()
         }
         ResponseError::InvalidRequiredAcks => "use --acks 0, 1 or all".into(),
+        ResponseError::GroupIdNotFound => "see 'runnel group list'".into(),
+        ResponseError::NonEmptyGroup => "stop the group's consumers first".into(),
         c if c.is_retriable() => "the cluster is changing; try again".into(),
         _ => return None,
     };
@@ -159,6 +169,7 @@ pub async fn run(command: ClientCommand, env: Env) -> i32 {
         }
         ClientCommand::Consume(args) => consume::run(args, env, &mut std::io::stdout()).await,
         ClientCommand::Perf { command } => perf::run(command, env, &mut std::io::stdout()).await,
+        ClientCommand::Group { command } => group::run(command, env, &mut std::io::stdout()).await,
     };
     match result {
         Ok(()) => 0,

@@ -26,8 +26,8 @@ pub mod producer;
 
 pub use crate::log::TopicPartition;
 pub use admin::{
-    Admin, ClusterDescription, ConfigEntry, ConfigResource, ListedOffset, NewTopic, OffsetSpec,
-    TopicDescription, TopicListing,
+    Admin, ClusterDescription, ConfigEntry, ConfigResource, GroupDescription, GroupListing,
+    GroupMember, ListedOffset, NewTopic, OffsetSpec, TopicDescription, TopicListing,
 };
 pub use cluster::Cluster;
 pub use connection::BrokerConnection;

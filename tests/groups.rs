@@ -176,3 +176,106 @@ fn kcat_group_members_split_partitions_and_take_over_from_a_killed_member() {
     let pa: BTreeSet<i32> = a.records().iter().map(|r| r.0).collect();
     assert_eq!(pa, (0..6).collect(), "the survivor owns every partition");
 }
+
+/// The `runnel group` commands against a group whose offsets a real client committed:
+/// list, describe (kafka-consumer-groups' columns and lag), reset-offsets as a dry run and
+/// with --execute, delete.
+#[test]
+fn the_group_commands_list_describe_reset_and_delete() {
+    let broker = BrokerProcess::start(&[]);
+    run_python("admin.py", &[&broker.addr, "rt", "2"]);
+    let input: String = (0..30).map(|i| format!("v{i}\n")).collect();
+    let mut child = Command::new(kcat())
+        .args(["-b", &broker.addr, "-P", "-t", "rt", "-p", "0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    check("kcat -P", &child.wait_with_output().unwrap());
+    run_python("offsets.py", &[&broker.addr, "cli-g", "rt", "commit", "10"]);
+    let runnel = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_runnel"))
+            .args(args)
+            .args(["--bootstrap-server", &broker.addr])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, list, err) = runnel(&["group", "list"]);
+    assert!(ok, "{err}");
+    assert_eq!(list, "cli-g\n");
+    let (ok, desc, err) = runnel(&["group", "describe", "cli-g"]);
+    assert!(ok, "{err}");
+    assert!(
+        desc.contains("Consumer group 'cli-g' has no active members."),
+        "{desc}"
+    );
+    let header = desc.lines().find(|l| l.starts_with("GROUP")).unwrap();
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        [
+            "GROUP",
+            "TOPIC",
+            "PARTITION",
+            "CURRENT-OFFSET",
+            "LOG-END-OFFSET",
+            "LAG",
+            "CONSUMER-ID",
+            "HOST",
+            "CLIENT-ID"
+        ]
+    );
+    let row = desc.lines().find(|l| l.starts_with("cli-g")).unwrap();
+    assert_eq!(
+        row.split_whitespace().collect::<Vec<_>>(),
+        ["cli-g", "rt", "0", "10", "30", "20", "-", "-", "-"],
+        "{desc}"
+    );
+    // A dry run changes nothing.
+    let (ok, dry, err) = runnel(&[
+        "group",
+        "reset-offsets",
+        "cli-g",
+        "--topic",
+        "rt:0",
+        "--to-earliest",
+    ]);
+    assert!(ok, "{err}");
+    let row = dry.lines().find(|l| l.starts_with("cli-g")).unwrap();
+    assert_eq!(
+        row.split_whitespace().collect::<Vec<_>>(),
+        ["cli-g", "rt", "0", "0"]
+    );
+    run_python("offsets.py", &[&broker.addr, "cli-g", "rt", "check", "10"]);
+    let (ok, _, err) = runnel(&[
+        "group",
+        "reset-offsets",
+        "cli-g",
+        "--topic",
+        "rt:0",
+        "--shift-by",
+        "-4",
+        "--execute",
+    ]);
+    assert!(ok, "{err}");
+    run_python("offsets.py", &[&broker.addr, "cli-g", "rt", "check", "6"]);
+    let (ok, out, err) = runnel(&["group", "delete", "cli-g"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out,
+        "Deletion of requested consumer groups ('cli-g') was successful.\n"
+    );
+    let (ok, _, err) = runnel(&["group", "describe", "cli-g"]);
+    assert!(!ok && err.contains("GROUP_ID_NOT_FOUND"), "{err}");
+}

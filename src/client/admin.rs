@@ -5,6 +5,10 @@
 //! would turn success into TOPIC_ALREADY_EXISTS. Lookups are retried on any retriable error
 //! until `default.api.timeout.ms`.
 
+mod groups;
+
+pub use groups::{GroupDescription, GroupListing, GroupMember};
+
 use super::cluster::Cluster;
 use super::error::{ClientError, check_code};
 use super::metadata::{BrokerInfo, PartitionMetadata};

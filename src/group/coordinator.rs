@@ -197,6 +197,9 @@ pub struct JoinResult {
     pub member_id: String,
     /// For the leader: every member's (id, instance id, metadata for the chosen protocol).
     pub members: Vec<(String, Option<String>, Vec<u8>)>,
+    /// JoinGroup v9: the leader must not compute an assignment (a static leader's restart in
+    /// a Stable group).
+    pub skip_assignment: bool,
 }
 
 /// SyncGroup's answer.
@@ -332,6 +335,10 @@ impl Member {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Committed {
+    /// The write that made it (0: replayed from the log). Writes complete in any order; a
+    /// commit or removal takes effect in memory only over entries from earlier writes, so
+    /// memory follows the log's order.
+    write: WriteId,
     offset: i64,
     leader_epoch: i32,
     metadata: String,
@@ -360,8 +367,11 @@ struct Group {
     initial_delay_left: Option<i64>,
     /// When the sync phase ends for members that have not synced.
     sync_deadline: Option<i64>,
-    /// A write holding the leader's assignment is in flight.
-    assignment_in_flight: bool,
+    /// The generation whose assignment is being written, if one is.
+    assignment_in_flight: Option<i32>,
+    /// Partitions with a commit being written (count of writes): offset expiry leaves them
+    /// alone, so it cannot tombstone a commit about to be acknowledged.
+    commits_in_flight: BTreeMap<(String, i32), u32>,
 }
 
 impl Group {
@@ -381,7 +391,8 @@ impl Group {
             join_deadline: None,
             initial_delay_left: None,
             sync_deadline: None,
-            assignment_in_flight: false,
+            assignment_in_flight: None,
+            commits_in_flight: BTreeMap::new(),
         }
     }
 
@@ -516,6 +527,11 @@ enum Pending {
     },
     /// Group metadata whose durability nobody waits for (an emptied group).
     Metadata,
+    /// A static member's new id, answered once durable.
+    StaticRejoin {
+        req: ReqId,
+        result: JoinResult,
+    },
     DeleteGroup {
         req: ReqId,
         group: String,
@@ -621,6 +637,7 @@ impl Coordinator {
                     g.offsets.insert(
                         (topic, partition),
                         Committed {
+                            write: 0,
                             offset: v.offset,
                             leader_epoch: v.leader_epoch,
                             metadata: v.metadata,
@@ -877,7 +894,7 @@ impl Coordinator {
                 ..JoinResult::default()
             })
         };
-        if group_id.is_empty() {
+        if !valid_group_id(group_id, false) {
             return self.respond(req, fail(ResponseError::InvalidGroupId, &j.member_id));
         }
         if let Some(e) = self.unavailable(group_id) {
@@ -901,22 +918,26 @@ impl Coordinator {
             return self.respond(req, fail(ResponseError::UnknownMemberId, &j.member_id));
         }
         let max_size = self.config.max_size;
-        let g = self
-            .groups
-            .entry(group_id.to_string())
-            .or_insert_with(|| Group::new(group_id, now));
-        if g.is(GroupState::Dead) {
-            return self.respond(
-                req,
-                fail(ResponseError::CoordinatorNotAvailable, &j.member_id),
-            );
-        }
-        if !g.supports(&j.protocol_type, &j.protocols) {
+        // Checked before the group exists, so a refused join leaves nothing behind.
+        let supported = match self.groups.get(group_id) {
+            Some(g) if g.is(GroupState::Dead) => {
+                return self.respond(
+                    req,
+                    fail(ResponseError::CoordinatorNotAvailable, &j.member_id),
+                );
+            }
+            Some(g) => g.supports(&j.protocol_type, &j.protocols),
+            None => !j.protocol_type.is_empty() && !j.protocols.is_empty(),
+        };
+        if !supported {
             return self.respond(
                 req,
                 fail(ResponseError::InconsistentGroupProtocol, &j.member_id),
             );
         }
+        self.groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| Group::new(group_id, now));
         if j.member_id.is_empty() {
             self.join_unknown(now, req, group_id, j, max_size);
         } else {
@@ -966,18 +987,50 @@ impl Coordinator {
             }
             if g.is(GroupState::Stable) && unchanged {
                 // KIP-345: a static member's restart does not rebalance; it gets its old
-                // assignment back through SyncGroup.
+                // assignment back through SyncGroup. As Kafka does, the answer names the
+                // leader as it was (the old id if this member led), so a restarted leader does
+                // not run an assignment a Stable group would not hand out, and it is sent once
+                // the new member id is durable in the group's metadata.
+                let old_leader = if was_leader {
+                    old_id.clone()
+                } else {
+                    g.leader.clone().unwrap_or_default()
+                };
+                g.members.insert(new_id.clone(), old);
+                let members = if was_leader {
+                    let protocol = g.protocol.clone().unwrap_or_default();
+                    let mut ms: Vec<&Member> = g.members.values().collect();
+                    ms.sort_by_key(|m| m.joined_seq);
+                    ms.into_iter()
+                        .map(|m| {
+                            (
+                                m.id.clone(),
+                                m.instance_id.clone(),
+                                m.metadata_for(&protocol),
+                            )
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
                 let result = JoinResult {
                     error: NONE,
                     generation: g.generation,
                     protocol_type: g.protocol_type.clone(),
                     protocol_name: g.protocol.clone(),
-                    leader: g.leader.clone().unwrap_or_default(),
-                    member_id: new_id.clone(),
-                    members: Vec::new(),
+                    leader: old_leader,
+                    member_id: new_id,
+                    members,
+                    skip_assignment: was_leader,
                 };
-                g.members.insert(new_id, old);
-                return self.respond(req, Response::Join(result));
+                let value = records::group_value(&g.metadata_value(now));
+                let key = records::group_key(group_id);
+                self.write(
+                    group_id,
+                    vec![(key, Some(value))],
+                    Pending::StaticRejoin { req, result },
+                );
+                return;
             }
             old.protocols = j.protocols;
             old.protocol_type = j.protocol_type;
@@ -1158,6 +1211,7 @@ impl Coordinator {
             leader,
             member_id: member.to_string(),
             members,
+            skip_assignment: false,
         }
     }
 
@@ -1216,15 +1270,16 @@ impl Coordinator {
         let Some(g) = self.groups.get_mut(group_id) else {
             return;
         };
-        // Members that did not rejoin in time are gone.
+        // Dynamic members that did not rejoin in time are gone; static ones stay until their
+        // session ends (KIP-345), with the metadata they last joined with.
         let gone: Vec<String> = g
             .members
             .values()
-            .filter(|m| m.awaiting_join.is_none())
+            .filter(|m| m.awaiting_join.is_none() && m.instance_id.is_none())
             .map(|m| m.id.clone())
             .collect();
         for id in gone {
-            remove_member(g, &id);
+            remove_member(g, &id, &mut self.out.responses);
         }
         g.pending_members.clear();
         g.join_deadline = None;
@@ -1255,8 +1310,8 @@ impl Coordinator {
             let answer = Self::join_answer(g, &id);
             let m = g.members.get_mut(&id).expect("member exists");
             m.is_new = false;
-            m.session_deadline = now + i64::from(m.session_timeout_ms);
             if let Some(r) = m.awaiting_join.take() {
+                m.session_deadline = now + i64::from(m.session_timeout_ms);
                 answers.push((r, Response::Join(answer)));
             }
         }
@@ -1283,7 +1338,7 @@ impl Coordinator {
                 ..SyncResult::default()
             })
         };
-        if group_id.is_empty() {
+        if !valid_group_id(group_id, false) {
             return self.respond(req, fail(code(ResponseError::InvalidGroupId)));
         }
         if let Some(e) = self.unavailable(group_id) {
@@ -1335,7 +1390,7 @@ impl Coordinator {
                         }),
                     ));
                 }
-                if is_leader && !g.assignment_in_flight {
+                if is_leader && g.assignment_in_flight != Some(g.generation) {
                     // Members the leader left out get an empty assignment.
                     let mut given: BTreeMap<String, Vec<u8>> = g
                         .members
@@ -1351,7 +1406,7 @@ impl Coordinator {
                     for m in &mut value.members {
                         m.assignment = given.get(&m.member_id).cloned().unwrap_or_default();
                     }
-                    g.assignment_in_flight = true;
+                    g.assignment_in_flight = Some(g.generation);
                     let generation = g.generation;
                     let records = vec![(
                         records::group_key(group_id),
@@ -1381,7 +1436,7 @@ impl Coordinator {
         member_id: &str,
         instance_id: Option<&str>,
     ) -> i16 {
-        if group_id.is_empty() {
+        if !valid_group_id(group_id, false) {
             return code(ResponseError::InvalidGroupId);
         }
         if let Some(e) = self.unavailable(group_id) {
@@ -1411,7 +1466,7 @@ impl Coordinator {
         group_id: &str,
         members: Vec<(String, Option<String>)>,
     ) {
-        if group_id.is_empty() {
+        if !valid_group_id(group_id, false) {
             return self.respond(
                 req,
                 Response::Leave(code(ResponseError::InvalidGroupId), Vec::new()),
@@ -1425,10 +1480,7 @@ impl Coordinator {
                 .into_iter()
                 .map(|(m, i)| (m, i, code(ResponseError::UnknownMemberId)))
                 .collect();
-            return self.respond(
-                req,
-                Response::Leave(code(ResponseError::UnknownMemberId), per),
-            );
+            return self.respond(req, Response::Leave(NONE, per));
         };
         let mut results = Vec::new();
         let mut left = false;
@@ -1471,7 +1523,7 @@ impl Coordinator {
                         ));
                     }
                 }
-                remove_member(g, &id);
+                remove_member(g, &id, &mut self.out.responses);
                 left = true;
                 NONE
             };
@@ -1531,7 +1583,7 @@ impl Coordinator {
                     .collect(),
             )
         };
-        if group_id.is_empty() {
+        if !valid_group_id(group_id, true) {
             return self.respond(req, all(&offsets, code(ResponseError::InvalidGroupId)));
         }
         if let Some(e) = self.unavailable(group_id) {
@@ -1547,11 +1599,11 @@ impl Coordinator {
             None => Some(code(ResponseError::IllegalGeneration)),
             Some(g) if g.is(GroupState::Dead) => Some(code(ResponseError::CoordinatorNotAvailable)),
             Some(g) if generation < 0 && g.is(GroupState::Empty) => None,
-            Some(g) if g.is(GroupState::CompletingRebalance) => {
-                Some(code(ResponseError::RebalanceInProgress))
-            }
             Some(g) => match validate_member(g, member_id, instance_id, generation) {
                 Some(e) => Some(e),
+                None if g.is(GroupState::CompletingRebalance) => {
+                    Some(code(ResponseError::RebalanceInProgress))
+                }
                 None => {
                     let m = g.members.get_mut(member_id).expect("validated");
                     m.session_deadline = now + i64::from(m.session_timeout_ms);
@@ -1582,6 +1634,7 @@ impl Coordinator {
                 continue;
             }
             let c = Committed {
+                write: 0,
                 offset: o.offset,
                 leader_epoch: o.leader_epoch,
                 metadata,
@@ -1602,6 +1655,11 @@ impl Coordinator {
         }
         if records.is_empty() {
             return self.respond(req, Response::Commit(results));
+        }
+        if let Some(g) = self.groups.get_mut(group_id) {
+            for (k, _) in &accepted {
+                *g.commits_in_flight.entry(k.clone()).or_default() += 1;
+            }
         }
         self.write(
             group_id,
@@ -1739,7 +1797,7 @@ impl Coordinator {
         let mut results = Vec::with_capacity(groups.len());
         let mut doomed = Vec::new();
         for group in groups {
-            let error = if group.is_empty() {
+            let error = if !valid_group_id(&group, true) {
                 code(ResponseError::InvalidGroupId)
             } else if let Some(e) = self.unavailable(&group) {
                 e
@@ -1772,9 +1830,11 @@ impl Coordinator {
             let g = self.groups.get_mut(&group).expect("checked");
             // Dead from now on: nothing joins or commits while the tombstones are written.
             g.transition(GroupState::Dead, 0);
-            let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = g
-                .offsets
-                .keys()
+            // Offsets being committed too: their records are in the log before these.
+            let keys: std::collections::BTreeSet<&(String, i32)> =
+                g.offsets.keys().chain(g.commits_in_flight.keys()).collect();
+            let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = keys
+                .into_iter()
                 .map(|(t, p)| (records::offset_key(&group, t, *p), None))
                 .collect();
             records.push((records::group_key(&group), None));
@@ -1790,7 +1850,7 @@ impl Coordinator {
     }
 
     fn delete_offsets(&mut self, req: ReqId, group_id: &str, partitions: Vec<(String, i32)>) {
-        if group_id.is_empty() {
+        if !valid_group_id(group_id, false) {
             return self.respond(
                 req,
                 Response::DeleteOffsets(code(ResponseError::InvalidGroupId), Vec::new()),
@@ -1879,7 +1939,7 @@ impl Coordinator {
                 .collect();
             if !expired.is_empty() {
                 for m in &expired {
-                    remove_member(g, m);
+                    remove_member(g, m, &mut self.out.responses);
                 }
                 self.members_changed(now, id);
             }
@@ -1889,7 +1949,7 @@ impl Coordinator {
             if g.is(GroupState::PreparingRebalance) {
                 self.check_join_complete(now, id);
             } else if g.is(GroupState::CompletingRebalance)
-                && !g.assignment_in_flight
+                && g.assignment_in_flight != Some(g.generation)
                 && g.sync_deadline.is_some_and(|d| now >= d)
             {
                 // Members that never synced are gone; the rest rebalance.
@@ -1900,7 +1960,7 @@ impl Coordinator {
                     .map(|m| m.id.clone())
                     .collect();
                 for m in &unsynced {
-                    remove_member(g, m);
+                    remove_member(g, m, &mut self.out.responses);
                 }
                 self.members_changed(now, id);
             }
@@ -1916,8 +1976,9 @@ impl Coordinator {
     fn expire_offsets(&mut self, now: i64) {
         let retention = self.config.offsets_retention_ms;
         let mut work = Vec::new();
+        let mut silent = Vec::new();
         for g in self.groups.values() {
-            if !g.is(GroupState::Empty) || g.assignment_in_flight {
+            if !g.is(GroupState::Empty) || g.assignment_in_flight.is_some() {
                 continue;
             }
             let served = self
@@ -1932,7 +1993,7 @@ impl Coordinator {
             // counts from each commit.
             let base = |c: &Committed| {
                 if g.protocol_type.is_some() {
-                    g.state_since.max(c.commit_timestamp)
+                    g.state_since
                 } else {
                     c.commit_timestamp
                 }
@@ -1940,6 +2001,7 @@ impl Coordinator {
             let removed: Vec<(String, i32)> = g
                 .offsets
                 .iter()
+                .filter(|(k, _)| !g.commits_in_flight.contains_key(*k))
                 .filter(|(_, c)| {
                     c.expire_timestamp
                         .unwrap_or(base(c).saturating_add(retention))
@@ -1947,14 +2009,24 @@ impl Coordinator {
                 })
                 .map(|(k, _)| k.clone())
                 .collect();
-            let drop_group = removed.len() == g.offsets.len() && g.members.is_empty();
+            let drop_group = removed.len() == g.offsets.len()
+                && g.members.is_empty()
+                && g.commits_in_flight.is_empty();
             if removed.is_empty() && !drop_group {
                 continue;
             }
             if removed.is_empty() && g.offsets.is_empty() && g.generation == 0 {
+                // Never written to the log (no generation, no offsets): forgotten without a
+                // tombstone, unless a member id handed out is still expected back.
+                if g.pending_members.is_empty() && g.commits_in_flight.is_empty() {
+                    silent.push(g.id.clone());
+                }
                 continue;
             }
             work.push((g.id.clone(), removed, drop_group));
+        }
+        for group in silent {
+            self.groups.remove(&group);
         }
         for (group, removed, drop_group) in work {
             let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = removed
@@ -1995,11 +2067,25 @@ impl Coordinator {
                     mut results,
                     offsets,
                 } => {
+                    if let Some(g) = self.groups.get_mut(&group) {
+                        for (k, _) in &offsets {
+                            if let Some(n) = g.commits_in_flight.get_mut(k) {
+                                *n -= 1;
+                                if *n == 0 {
+                                    g.commits_in_flight.remove(k);
+                                }
+                            }
+                        }
+                    }
                     match result {
                         Ok(()) => {
                             if let Some(g) = self.groups.get_mut(&group) {
-                                for (k, c) in offsets {
-                                    g.offsets.insert(k, c);
+                                for (k, mut c) in offsets {
+                                    c.write = id;
+                                    // A later write to the same key completed first: it stays.
+                                    if g.offsets.get(&k).is_none_or(|old| old.write < id) {
+                                        g.offsets.insert(k, c);
+                                    }
                                 }
                             }
                         }
@@ -2017,6 +2103,20 @@ impl Coordinator {
                     assignments,
                 } => self.assignment_written(now, &group, generation, assignments, result),
                 Pending::Metadata => {}
+                Pending::StaticRejoin {
+                    req,
+                    result: mut answer,
+                } => {
+                    if let Err(e) = result {
+                        answer = JoinResult {
+                            error: e,
+                            generation: -1,
+                            member_id: answer.member_id,
+                            ..JoinResult::default()
+                        };
+                    }
+                    self.respond(req, Response::Join(answer));
+                }
                 Pending::DeleteGroup { req, group } => {
                     if result.is_ok() {
                         self.groups.remove(&group);
@@ -2046,7 +2146,9 @@ impl Coordinator {
                         Ok(()) => {
                             if let Some(g) = self.groups.get_mut(&group) {
                                 for k in removed {
-                                    g.offsets.remove(&k);
+                                    if g.offsets.get(&k).is_some_and(|old| old.write < id) {
+                                        g.offsets.remove(&k);
+                                    }
                                 }
                             }
                         }
@@ -2075,7 +2177,9 @@ impl Coordinator {
                         self.groups.remove(&group);
                     } else if let Some(g) = self.groups.get_mut(&group) {
                         for k in removed {
-                            g.offsets.remove(&k);
+                            if g.offsets.get(&k).is_some_and(|old| old.write < id) {
+                                g.offsets.remove(&k);
+                            }
                         }
                     }
                 }
@@ -2094,7 +2198,9 @@ impl Coordinator {
         let Some(g) = self.groups.get_mut(group) else {
             return;
         };
-        g.assignment_in_flight = false;
+        if g.assignment_in_flight == Some(generation) {
+            g.assignment_in_flight = None;
+        }
         if g.generation != generation || !g.is(GroupState::CompletingRebalance) {
             // A rebalance began meanwhile; those waiting were answered by it.
             return;
@@ -2197,9 +2303,32 @@ fn update_member(m: &mut Member, j: &JoinArgs) {
     m.client_host = j.client_host.clone();
 }
 
-fn remove_member(g: &mut Group, id: &str) {
-    if let Some(m) = g.members.remove(id)
-        && let Some(i) = m.instance_id
+/// Removes a member; a JoinGroup or SyncGroup it has waiting is answered UNKNOWN_MEMBER_ID.
+fn remove_member(g: &mut Group, id: &str, out: &mut Vec<(ReqId, Response)>) {
+    let Some(m) = g.members.remove(id) else {
+        return;
+    };
+    if let Some(r) = m.awaiting_join {
+        out.push((
+            r,
+            Response::Join(JoinResult {
+                error: code(ResponseError::UnknownMemberId),
+                generation: -1,
+                member_id: id.to_string(),
+                ..JoinResult::default()
+            }),
+        ));
+    }
+    if let Some(r) = m.awaiting_sync {
+        out.push((
+            r,
+            Response::Sync(SyncResult {
+                error: code(ResponseError::UnknownMemberId),
+                ..SyncResult::default()
+            }),
+        ));
+    }
+    if let Some(i) = m.instance_id
         && g.static_members.get(&i).map(String::as_str) == Some(id)
     {
         g.static_members.remove(&i);
@@ -2207,6 +2336,13 @@ fn remove_member(g: &mut Group, id: &str) {
     if g.leader.as_deref() == Some(id) {
         g.leader = None;
     }
+}
+
+/// Kafka's rule: every group API needs a group id, except that OffsetCommit, OffsetFetch,
+/// DescribeGroups and DeleteGroups accept the empty one (`allow_empty`). runnel also refuses
+/// an id longer than a record's string can hold.
+fn valid_group_id(group: &str, allow_empty: bool) -> bool {
+    (allow_empty || !group.is_empty()) && group.len() <= i16::MAX as usize
 }
 
 /// The error for a request naming `member_id` in `generation`, if it is not a member of it.

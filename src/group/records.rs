@@ -436,6 +436,35 @@ pub fn subscribed_topics(subscription: &[u8]) -> Option<Vec<String>> {
     Some(topics)
 }
 
+/// The partitions of a consumer's ConsumerProtocolAssignment (the assignment bytes of
+/// protocol type `consumer`): version INT16, assigned_partitions [topic STRING,
+/// partitions [INT32]], then user data. None if it does not parse.
+pub fn assigned_partitions(assignment: &[u8]) -> Option<Vec<(String, Vec<i32>)>> {
+    if assignment.is_empty() {
+        return Some(Vec::new());
+    }
+    let mut r = Reader {
+        buf: assignment,
+        flexible: false,
+    };
+    let version = r.i16("assignment version").ok()?;
+    if version < 0 {
+        return None;
+    }
+    let n = r.array_len("topics").ok()?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let topic = r.string("topic").ok()?;
+        let k = r.array_len("partitions").ok()?;
+        let mut ps = Vec::with_capacity(k);
+        for _ in 0..k {
+            ps.push(r.i32("partition").ok()?);
+        }
+        out.push((topic, ps));
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -481,6 +510,21 @@ mod tests {
         want.extend_from_slice(&1000i64.to_be_bytes());
         assert_eq!(offset_value(&v), want);
         assert_eq!(decode_offset_value(&want).unwrap(), v);
+    }
+
+    #[test]
+    fn consumer_assignments_parse() {
+        // version 1, [("t", [0, 2])], null user data
+        let mut b = vec![0, 1, 0, 0, 0, 1, 0, 1, b't', 0, 0, 0, 2];
+        b.extend_from_slice(&0i32.to_be_bytes());
+        b.extend_from_slice(&2i32.to_be_bytes());
+        b.extend_from_slice(&(-1i32).to_be_bytes());
+        assert_eq!(
+            assigned_partitions(&b),
+            Some(vec![("t".to_string(), vec![0, 2])])
+        );
+        assert_eq!(assigned_partitions(&[]), Some(vec![]));
+        assert_eq!(assigned_partitions(&[0, 1, 0x7f]), None);
     }
 
     #[test]

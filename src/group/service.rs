@@ -32,6 +32,12 @@ pub struct GroupService {
     logs: Arc<LogManager>,
 }
 
+/// A request stepped through the coordinator, its answer still to come.
+pub struct Call {
+    rx: oneshot::Receiver<Response>,
+    appended: Vec<Appended>,
+}
+
 /// A write appended to the log, waiting for its sync.
 struct Appended {
     id: WriteId,
@@ -151,8 +157,10 @@ impl GroupService {
         }
     }
 
-    /// Sends `request` through the coordinator and waits for its answer.
-    pub async fn call(&self, request: Request) -> Response {
+    /// Steps `request` through the coordinator now (so requests from one connection are
+    /// applied in the order they arrived) and appends what it writes; the answer is awaited
+    /// with [`GroupService::complete`].
+    pub fn submit(&self, request: Request) -> Call {
         let id = self.next_req.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.waiters
@@ -164,13 +172,24 @@ impl GroupService {
             core.step(self.env.clock.now_ms(), id, request);
             self.drain(&mut core)
         };
-        self.finish(appended).await;
-        match rx.await {
+        Call { rx, appended }
+    }
+
+    /// Makes a submitted request's writes durable and waits for its answer.
+    pub async fn complete(&self, call: Call) -> Response {
+        self.finish(call.appended).await;
+        match call.rx.await {
             Ok(r) => r,
             // The coordinator dropped the request (it cannot: every request is answered);
             // the client retries on this.
             Err(_) => Response::Heartbeat(ResponseError::CoordinatorNotAvailable.code()),
         }
+    }
+
+    /// Sends `request` through the coordinator and waits for its answer.
+    pub async fn call(&self, request: Request) -> Response {
+        let call = self.submit(request);
+        self.complete(call).await
     }
 
     /// Advances the coordinator's time: sessions, join and sync phases, offset expiry.

@@ -140,15 +140,23 @@ pub fn join_group(broker: &Arc<Broker>, req: &RequestFrame, peer: SocketAddr) ->
             .map(|p| (s(&p.name), p.metadata.to_vec()))
             .collect(),
         require_known_member_id: v >= 4,
-        new_member_id: format!("{client_id}-{uuid}"),
+        new_member_id: format!("{}-{uuid}", id_prefix(&client_id)),
     };
+    // Stepped now, in the connection's order; only the answer is awaited.
+    let call = broker.groups.submit(request);
     let broker = broker.clone();
     let to = ReplyTo::of(req);
     later(req, async move {
-        let resp = match broker.groups.call(request).await {
+        let resp = match broker.groups.complete(call).await {
             Response::Join(j) => {
-                let members = j
-                    .members
+                // Before v9 there is no skip_assignment: the old leader id alone keeps a
+                // restarted static leader from assigning, and it needs no member list.
+                let members = if j.skip_assignment && v < 9 {
+                    Vec::new()
+                } else {
+                    j.members
+                };
+                let members = members
                     .into_iter()
                     .map(|(id, inst, md)| {
                         join_group_response::JoinGroupResponseMember::default()
@@ -170,6 +178,7 @@ pub fn join_group(broker: &Arc<Broker>, req: &RequestFrame, peer: SocketAddr) ->
                     .with_protocol_name(protocol_name)
                     .with_leader(name(j.leader))
                     .with_member_id(name(j.member_id))
+                    .with_skip_assignment(v >= 9 && j.skip_assignment)
                     .with_members(members)
             }
             other => JoinGroupResponse::default()
@@ -179,6 +188,16 @@ pub fn join_group(broker: &Arc<Broker>, req: &RequestFrame, peer: SocketAddr) ->
         };
         to.encode(&resp)
     })
+}
+
+/// The client id as the start of a member id, cut (at a character boundary) so the id fits
+/// the string of a `__consumer_offsets` record.
+fn id_prefix(client_id: &str) -> &str {
+    let mut end = client_id.len().min(16_384);
+    while !client_id.is_char_boundary(end) {
+        end -= 1;
+    }
+    &client_id[..end]
 }
 
 /// The error of an answer of the wrong kind (the coordinator was not reachable).
@@ -209,10 +228,12 @@ pub fn sync_group(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
             .map(|a| (s(&a.member_id), a.assignment.to_vec()))
             .collect(),
     };
+    // Stepped now, in the connection's order; only the answer is awaited.
+    let call = broker.groups.submit(request);
     let broker = broker.clone();
     let to = ReplyTo::of(req);
     later(req, async move {
-        let resp = match broker.groups.call(request).await {
+        let resp = match broker.groups.complete(call).await {
             Response::Sync(r) => SyncGroupResponse::default()
                 .with_error_code(r.error)
                 .with_protocol_type(r.protocol_type.map(name))
@@ -237,10 +258,12 @@ pub fn heartbeat(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
         member_id: s(&r.member_id),
         group_instance_id: opt(&r.group_instance_id),
     };
+    // Stepped now, in the connection's order; only the answer is awaited.
+    let call = broker.groups.submit(request);
     let broker = broker.clone();
     let to = ReplyTo::of(req);
     later(req, async move {
-        let code = error_of(&broker.groups.call(request).await);
+        let code = error_of(&broker.groups.complete(call).await);
         to.encode(&HeartbeatResponse::default().with_error_code(code))
     })
 }
@@ -265,10 +288,12 @@ pub fn leave_group(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
         group: s(&r.group_id),
         members,
     };
+    // Stepped now, in the connection's order; only the answer is awaited.
+    let call = broker.groups.submit(request);
     let broker = broker.clone();
     let to = ReplyTo::of(req);
     later(req, async move {
-        let resp = match broker.groups.call(request).await {
+        let resp = match broker.groups.complete(call).await {
             Response::Leave(top, per) => {
                 if v >= 3 {
                     LeaveGroupResponse::default()
@@ -340,10 +365,12 @@ pub fn offset_commit(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
         },
         offsets,
     };
+    // Stepped now, in the connection's order; only the answer is awaited.
+    let call = broker.groups.submit(request);
     let broker = broker.clone();
     let to = ReplyTo::of(req);
     later(req, async move {
-        let results = match broker.groups.call(request).await {
+        let results = match broker.groups.complete(call).await {
             Response::Commit(results) => results,
             _ => Vec::new(),
         };
@@ -394,20 +421,24 @@ pub fn offset_fetch(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
         });
         vec![(s(&r.group_id), ps)]
     };
+    // Stepped now, in the connection's order; only the answers are awaited.
+    let calls: Vec<_> = asks
+        .into_iter()
+        .map(|(group, partitions)| {
+            let asked = partitions.clone();
+            let call = broker.groups.submit(Request::FetchOffsets {
+                group: group.clone(),
+                partitions,
+            });
+            (group, asked, call)
+        })
+        .collect();
     let broker = broker.clone();
     let to = ReplyTo::of(req);
     later(req, async move {
-        let mut groups = Vec::with_capacity(asks.len());
-        for (group, partitions) in asks {
-            let asked = partitions.clone();
-            let (error, offsets) = match broker
-                .groups
-                .call(Request::FetchOffsets {
-                    group: group.clone(),
-                    partitions,
-                })
-                .await
-            {
+        let mut groups = Vec::with_capacity(calls.len());
+        for (group, asked, call) in calls {
+            let (error, offsets) = match broker.groups.complete(call).await {
                 Response::FetchOffsets(e, o) => (e, o),
                 other => (error_of(&other), Vec::new()),
             };
@@ -499,10 +530,12 @@ pub fn list_groups(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
         states: r.states_filter.iter().map(s).collect(),
         types: r.types_filter.iter().map(s).collect(),
     };
+    // Stepped now, in the connection's order; only the answer is awaited.
+    let call = broker.groups.submit(request);
     let broker = broker.clone();
     let to = ReplyTo::of(req);
     later(req, async move {
-        let groups = match broker.groups.call(request).await {
+        let groups = match broker.groups.complete(call).await {
             Response::List(gs) => gs,
             _ => Vec::new(),
         };
@@ -534,10 +567,12 @@ pub fn describe_groups(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
     let request = Request::Describe {
         groups: r.groups.iter().map(|g| s(&g.0)).collect(),
     };
+    // Stepped now, in the connection's order; only the answer is awaited.
+    let call = broker.groups.submit(request);
     let broker = broker.clone();
     let to = ReplyTo::of(req);
     later(req, async move {
-        let groups = match broker.groups.call(request).await {
+        let groups = match broker.groups.complete(call).await {
             Response::Describe(gs) => gs,
             _ => Vec::new(),
         };
@@ -592,10 +627,12 @@ pub fn delete_groups(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
     let request = Request::Delete {
         groups: r.groups_names.iter().map(|g| s(&g.0)).collect(),
     };
+    // Stepped now, in the connection's order; only the answer is awaited.
+    let call = broker.groups.submit(request);
     let broker = broker.clone();
     let to = ReplyTo::of(req);
     later(req, async move {
-        let results = match broker.groups.call(request).await {
+        let results = match broker.groups.complete(call).await {
             Response::Delete(rs) => rs,
             _ => Vec::new(),
         };
@@ -624,10 +661,12 @@ pub fn offset_delete(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
             .flat_map(|t| t.partitions.iter().map(|p| (s(&t.name), p.partition_index)))
             .collect(),
     };
+    // Stepped now, in the connection's order; only the answer is awaited.
+    let call = broker.groups.submit(request);
     let broker = broker.clone();
     let to = ReplyTo::of(req);
     later(req, async move {
-        let (error, results) = match broker.groups.call(request).await {
+        let (error, results) = match broker.groups.complete(call).await {
             Response::DeleteOffsets(e, rs) => (e, rs),
             other => (error_of(&other), Vec::new()),
         };

@@ -29,7 +29,8 @@ pub fn topic_entry(broker: &Broker, t: &TopicMeta) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(str_bytes(t.name.clone()))))
         .with_topic_id(t.id)
-        .with_is_internal(false)
+        // As Kafka marks it: clients leave it out of regex subscriptions and listings.
+        .with_is_internal(t.name == crate::group::OFFSETS_TOPIC)
         .with_partitions(partitions)
 }
 

@@ -311,6 +311,28 @@ async fn every_api_at_every_advertised_version() {
     }
 }
 
+/// librdkafka before 2.1.0 appends one extra byte (an empty tagged-field section) to
+/// ListGroups v3 and v4 requests; the request is still answered.
+#[tokio::test]
+async fn list_groups_with_librdkafkas_extra_trailing_byte_is_answered() {
+    let b = broker().await;
+    let peer: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+    for version in [3, 4] {
+        let mut frame = request(ApiKey::ListGroups, version, 9).to_vec();
+        frame.push(0);
+        let req = parse_request(frame.into()).unwrap();
+        let bytes = match dispatch(&b, req, peer).await {
+            Reply::Ready(bytes) => bytes,
+            Reply::Later(f) => f.await.expect("a late response"),
+            _ => panic!("ListGroups v{version} with a trailing byte was not answered"),
+        };
+        let (corr, body) =
+            parse_response_header(bytes.slice(4..), ApiKey::ListGroups, version).unwrap();
+        assert_eq!(corr, 9);
+        decode_response(ApiKey::ListGroups, version, body);
+    }
+}
+
 #[tokio::test]
 async fn unknown_api_versions_get_the_kip_511_answer() {
     let b = broker().await;

@@ -515,7 +515,13 @@ fn a_static_member_restarting_keeps_its_assignment_without_a_rebalance() {
     h.answer(sb);
     // b restarts: it joins with its instance id and no member id.
     let again = h.join_with("g", "", Some("ib"), "b", true, p());
+    assert!(
+        h.answer(again).is_none(),
+        "answered once the new member id is durable"
+    );
+    h.sync();
     let j = join_result(h.answer(again));
+    assert!(!j.skip_assignment && j.leader == a);
     assert_eq!(
         (j.error, j.generation),
         (0, 1),
@@ -624,4 +630,79 @@ fn offsets_of_an_empty_group_expire_after_the_retention() {
         h.c.group_states().is_empty(),
         "an empty group without offsets is gone"
     );
+}
+
+/// Writes become durable in any order; memory keeps the one later in the log.
+#[test]
+fn commits_completed_out_of_order_keep_the_later_write() {
+    let mut h = Harness::new();
+    let a = h.commit("solo", -1, "", 5);
+    let b = h.commit("solo", -1, "", 7);
+    let (wa, wb) = (h.writes[0].id, h.writes[1].id);
+    h.writes.clear();
+    h.c.advance(h.now, vec![(wb, Ok(()))]);
+    h.collect();
+    h.c.advance(h.now, vec![(wa, Ok(()))]);
+    h.collect();
+    assert!(h.answer(a).is_some() && h.answer(b).is_some());
+    assert_eq!(h.fetched("solo"), 7);
+}
+
+/// Expiry never tombstones a partition whose commit is still being written.
+#[test]
+fn expiry_leaves_a_commit_in_flight_alone() {
+    let mut h = Harness::with(Config {
+        num_partitions: 4,
+        offsets_retention_ms: 60_000,
+        offsets_retention_check_interval_ms: 1_000,
+        ..Config::default()
+    });
+    let c = h.commit("solo", -1, "", 3);
+    h.sync();
+    h.answer(c);
+    h.advance_time(59_000);
+    // A new commit is appended but not yet durable when the old one's time is up.
+    let c = h.commit("solo", -1, "", 4);
+    let pending: Vec<Write> = h.writes.drain(..).collect();
+    h.advance_time(3_000);
+    assert!(
+        h.writes.is_empty(),
+        "nothing to expire: the partition has a commit in flight"
+    );
+    h.c.advance(h.now, pending.iter().map(|w| (w.id, Ok(()))).collect());
+    h.collect();
+    h.answer(c);
+    assert_eq!(h.fetched("solo"), 4);
+}
+
+/// A new member whose join outlives Kafka's new-member timeout is removed, and its waiting
+/// JoinGroup is answered (UNKNOWN_MEMBER_ID), not dropped.
+#[test]
+fn a_new_member_dropped_while_waiting_to_join_is_answered() {
+    let mut h = Harness::new();
+    let (a, b) = stable_pair(&mut h);
+    let c = h.send(Request::Join {
+        group: "g".into(),
+        member_id: String::new(),
+        group_instance_id: None,
+        client_id: "c".into(),
+        client_host: "/h".into(),
+        session_timeout_ms: SESSION,
+        rebalance_timeout_ms: 600_000,
+        protocol_type: "consumer".into(),
+        protocols: vec![("range".into(), b"m".to_vec())],
+        require_known_member_id: false,
+        new_member_id: "c-1".into(),
+    });
+    // a and b stay (heartbeating) but never rejoin: the join phase runs to its 600 s end.
+    for _ in 0..320 {
+        h.advance_time(1_000);
+        assert_eq!(
+            h.heartbeat("g", 1, &a),
+            err(ResponseError::RebalanceInProgress)
+        );
+        h.heartbeat("g", 1, &b);
+    }
+    let j = join_result(h.answer(c));
+    assert_eq!(j.error, err(ResponseError::UnknownMemberId));
 }
