@@ -80,8 +80,11 @@ pub struct Chain {
     pub stopped: Option<String>,
 }
 
-/// Reads the chain of the partition in `dir` (e.g. `/data/t0-1`).
-pub fn chain(image: &Image, dir: &Path) -> Chain {
+/// Reads the chain of the partition in `dir` (e.g. `/data/t0-1`) from the log start `from`:
+/// segments wholly below it (the next one starts at or below it) are not part of the log,
+/// whatever state their bytes are in. (Retention makes the new log start durable before it
+/// removes the files, so after a power loss their removal may not be.)
+pub fn chain(image: &Image, dir: &Path, from: i64) -> Chain {
     let mut segments: Vec<(i64, &Vec<u8>)> = image
         .range(dir.to_path_buf()..)
         .take_while(|(p, _)| p.starts_with(dir))
@@ -95,6 +98,8 @@ pub fn chain(image: &Image, dir: &Path) -> Chain {
         })
         .collect();
     segments.sort_by_key(|(b, _)| *b);
+    let below = segments.windows(2).take_while(|w| w[1].0 <= from).count();
+    segments.drain(..below);
     let mut out = Chain {
         first_base: segments.first().map(|(b, _)| *b),
         end: segments.first().map(|(b, _)| *b),
@@ -181,7 +186,7 @@ mod tests {
         seg.extend(third);
         let mut image = Image::new();
         image.insert("/data/t-0/00000000000000000000.log".into(), seg.clone());
-        let c = chain(&image, Path::new("/data/t-0"));
+        let c = chain(&image, Path::new("/data/t-0"), 0);
         assert_eq!(c.end, Some(5));
         assert_eq!(c.producers(0, 5), BTreeMap::from([(7, (0, 4))]));
         assert!(c.stopped.as_deref().unwrap_or("").contains("CRC"));
@@ -194,7 +199,11 @@ mod tests {
             "/data/t-0/00000000000000000006.log".into(),
             batch(6, 1, -1, -1),
         );
-        assert_eq!(chain(&image, Path::new("/data/t-0")).end, Some(5));
-        assert_eq!(chain(&image, Path::new("/data/t-1")).end, None);
+        assert_eq!(chain(&image, Path::new("/data/t-0"), 0).end, Some(5));
+        assert_eq!(chain(&image, Path::new("/data/t-1"), 0).end, None);
+        // From a log start of 6 the damaged segment below it is not part of the log (seed
+        // 5007615: retention's removals were not durable at a power loss).
+        let c = chain(&image, Path::new("/data/t-0"), 6);
+        assert_eq!((c.first_base, c.end), (Some(6), Some(7)));
     }
 }

@@ -195,7 +195,7 @@ impl StateChecker {
             );
         }
         if let Some(img) = self.recover_from.get(&o.host) {
-            let chain = image::chain(img, &self.data_dir.join(dir));
+            let chain = image::chain(img, &self.data_dir.join(dir), state.log_start);
             let valid_end = chain.end.unwrap_or(state.log_start);
             if state.log_end > state.log_start && valid_end < state.log_end {
                 let detail = format!(
@@ -301,7 +301,7 @@ impl StateChecker {
             if floor <= last.log_start {
                 continue;
             }
-            let chain = image::chain(durable, &self.data_dir.join(dir));
+            let chain = image::chain(durable, &self.data_dir.join(dir), last.log_start);
             let end = chain.end.unwrap_or(-1);
             let first = chain.first_base.unwrap_or(i64::MAX);
             if end < floor || first > last.log_start {

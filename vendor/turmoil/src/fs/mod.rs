@@ -2131,6 +2131,16 @@ impl Fs {
             time,
             mode,
         });
+        // runnel patch: a file created where a removed one's bytes are still kept (its removal
+        // not yet durable, or the name reused) starts empty, as a new inode does; before, it
+        // showed the old file's bytes under the new writes.
+        if self.file_len_merged(path) > 0 {
+            self.pending.push(PendingOp::SetLen {
+                path: path.to_path_buf(),
+                len: 0,
+                time,
+            });
+        }
         self.refresh_live(path); // runnel patch
     }
 
