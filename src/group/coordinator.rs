@@ -886,24 +886,13 @@ impl Coordinator {
     // ---- JoinGroup ----
 
     fn join(&mut self, now: i64, req: ReqId, group_id: &str, j: JoinArgs) {
-        let fail = |error: ResponseError, member_id: &str| {
-            Response::Join(JoinResult {
-                error: code(error),
-                generation: -1,
-                member_id: member_id.to_string(),
-                ..JoinResult::default()
-            })
-        };
+        let fail =
+            |error: ResponseError, member_id: &str| join_error(code(error), member_id.to_string());
         if !valid_group_id(group_id, false) {
             return self.respond(req, fail(ResponseError::InvalidGroupId, &j.member_id));
         }
         if let Some(e) = self.unavailable(group_id) {
-            let r = Response::Join(JoinResult {
-                error: e,
-                generation: -1,
-                member_id: j.member_id.clone(),
-                ..JoinResult::default()
-            });
+            let r = join_error(e, j.member_id.clone());
             return self.respond(req, r);
         }
         if j.session_timeout_ms < self.config.min_session_timeout_ms
@@ -957,22 +946,13 @@ impl Coordinator {
             if let Some(r) = old.awaiting_join.take() {
                 self.out.responses.push((
                     r,
-                    Response::Join(JoinResult {
-                        error: code(ResponseError::FencedInstanceId),
-                        generation: -1,
-                        member_id: old_id.clone(),
-                        ..JoinResult::default()
-                    }),
+                    join_error(code(ResponseError::FencedInstanceId), old_id.clone()),
                 ));
             }
             if let Some(r) = old.awaiting_sync.take() {
-                self.out.responses.push((
-                    r,
-                    Response::Sync(SyncResult {
-                        error: code(ResponseError::FencedInstanceId),
-                        ..SyncResult::default()
-                    }),
-                ));
+                self.out
+                    .responses
+                    .push((r, sync_error(code(ResponseError::FencedInstanceId))));
             }
             let unchanged = old.same_protocols(&j.protocols);
             old.id = new_id.clone();
@@ -998,18 +978,7 @@ impl Coordinator {
                 };
                 g.members.insert(new_id.clone(), old);
                 let members = if was_leader {
-                    let protocol = g.protocol.clone().unwrap_or_default();
-                    let mut ms: Vec<&Member> = g.members.values().collect();
-                    ms.sort_by_key(|m| m.joined_seq);
-                    ms.into_iter()
-                        .map(|m| {
-                            (
-                                m.id.clone(),
-                                m.instance_id.clone(),
-                                m.metadata_for(&protocol),
-                            )
-                        })
-                        .collect()
+                    Self::leader_members(g)
                 } else {
                     Vec::new()
                 };
@@ -1056,12 +1025,7 @@ impl Coordinator {
                 .insert(new_id.clone(), now + i64::from(j.session_timeout_ms));
             return self.respond(
                 req,
-                Response::Join(JoinResult {
-                    error: code(ResponseError::MemberIdRequired),
-                    generation: -1,
-                    member_id: new_id,
-                    ..JoinResult::default()
-                }),
+                join_error(code(ResponseError::MemberIdRequired), new_id),
             );
         }
         self.add_member(now, req, group_id, new_id, j);
@@ -1127,15 +1091,7 @@ impl Coordinator {
             _ => None,
         };
         if let Some(e) = fenced {
-            return self.respond(
-                req,
-                Response::Join(JoinResult {
-                    error: code(e),
-                    generation: -1,
-                    member_id: j.member_id,
-                    ..JoinResult::default()
-                }),
-            );
+            return self.respond(req, join_error(code(e), j.member_id));
         }
         let state = g.state;
         let is_leader = g.leader.as_deref() == Some(j.member_id.as_str());
@@ -1148,12 +1104,10 @@ impl Coordinator {
                     // The member asked again; the older request is answered now.
                     self.out.responses.push((
                         old,
-                        Response::Join(JoinResult {
-                            error: code(ResponseError::RebalanceInProgress),
-                            generation: -1,
-                            member_id: j.member_id.clone(),
-                            ..JoinResult::default()
-                        }),
+                        join_error(
+                            code(ResponseError::RebalanceInProgress),
+                            j.member_id.clone(),
+                        ),
                     ));
                 }
                 update_member(m, &j);
@@ -1174,32 +1128,33 @@ impl Coordinator {
             }
             GroupState::Empty | GroupState::Dead => self.respond(
                 req,
-                Response::Join(JoinResult {
-                    error: code(ResponseError::UnknownMemberId),
-                    generation: -1,
-                    member_id: j.member_id,
-                    ..JoinResult::default()
-                }),
+                join_error(code(ResponseError::UnknownMemberId), j.member_id),
             ),
         }
+    }
+
+    /// What the leader's join answer lists: every member, in joining order, with its metadata
+    /// for the chosen protocol.
+    fn leader_members(g: &Group) -> Vec<(String, Option<String>, Vec<u8>)> {
+        let protocol = g.protocol.clone().unwrap_or_default();
+        let mut ms: Vec<&Member> = g.members.values().collect();
+        ms.sort_by_key(|m| m.joined_seq);
+        ms.into_iter()
+            .map(|m| {
+                (
+                    m.id.clone(),
+                    m.instance_id.clone(),
+                    m.metadata_for(&protocol),
+                )
+            })
+            .collect()
     }
 
     /// The join answer of the current generation for `member`.
     fn join_answer(g: &Group, member: &str) -> JoinResult {
         let leader = g.leader.clone().unwrap_or_default();
-        let protocol = g.protocol.clone().unwrap_or_default();
         let members = if leader == member {
-            let mut ms: Vec<&Member> = g.members.values().collect();
-            ms.sort_by_key(|m| m.joined_seq);
-            ms.into_iter()
-                .map(|m| {
-                    (
-                        m.id.clone(),
-                        m.instance_id.clone(),
-                        m.metadata_for(&protocol),
-                    )
-                })
-                .collect()
+            Self::leader_members(g)
         } else {
             Vec::new()
         };
@@ -1229,13 +1184,9 @@ impl Coordinator {
             for m in g.members.values_mut() {
                 m.assignment.clear();
                 if let Some(r) = m.awaiting_sync.take() {
-                    self.out.responses.push((
-                        r,
-                        Response::Sync(SyncResult {
-                            error: code(ResponseError::RebalanceInProgress),
-                            ..SyncResult::default()
-                        }),
-                    ));
+                    self.out
+                        .responses
+                        .push((r, sync_error(code(ResponseError::RebalanceInProgress))));
                 }
             }
         }
@@ -1332,23 +1283,17 @@ impl Coordinator {
         (protocol_type, protocol_name): (Option<String>, Option<String>),
         assignments: Vec<(String, Vec<u8>)>,
     ) {
-        let fail = |e: i16| {
-            Response::Sync(SyncResult {
-                error: e,
-                ..SyncResult::default()
-            })
-        };
         if !valid_group_id(group_id, false) {
-            return self.respond(req, fail(code(ResponseError::InvalidGroupId)));
+            return self.respond(req, sync_error(code(ResponseError::InvalidGroupId)));
         }
         if let Some(e) = self.unavailable(group_id) {
-            return self.respond(req, fail(e));
+            return self.respond(req, sync_error(e));
         }
         let Some(g) = self.groups.get_mut(group_id) else {
-            return self.respond(req, fail(code(ResponseError::UnknownMemberId)));
+            return self.respond(req, sync_error(code(ResponseError::UnknownMemberId)));
         };
         if let Some(e) = validate_member(g, member_id, instance_id, generation) {
-            return self.respond(req, fail(e));
+            return self.respond(req, sync_error(e));
         }
         if protocol_type
             .as_ref()
@@ -1357,14 +1302,17 @@ impl Coordinator {
                 .as_ref()
                 .is_some_and(|p| Some(p) != g.protocol.as_ref())
         {
-            return self.respond(req, fail(code(ResponseError::InconsistentGroupProtocol)));
+            return self.respond(
+                req,
+                sync_error(code(ResponseError::InconsistentGroupProtocol)),
+            );
         }
         match g.state {
             GroupState::Empty | GroupState::Dead => {
-                self.respond(req, fail(code(ResponseError::UnknownMemberId)))
+                self.respond(req, sync_error(code(ResponseError::UnknownMemberId)))
             }
             GroupState::PreparingRebalance => {
-                self.respond(req, fail(code(ResponseError::RebalanceInProgress)))
+                self.respond(req, sync_error(code(ResponseError::RebalanceInProgress)))
             }
             GroupState::Stable => {
                 let m = g.members.get_mut(member_id).expect("validated");
@@ -1382,13 +1330,9 @@ impl Coordinator {
                 let m = g.members.get_mut(member_id).expect("validated");
                 m.session_deadline = now + i64::from(m.session_timeout_ms);
                 if let Some(old) = m.awaiting_sync.replace(req) {
-                    self.out.responses.push((
-                        old,
-                        Response::Sync(SyncResult {
-                            error: code(ResponseError::RebalanceInProgress),
-                            ..SyncResult::default()
-                        }),
-                    ));
+                    self.out
+                        .responses
+                        .push((old, sync_error(code(ResponseError::RebalanceInProgress))));
                 }
                 if is_leader && g.assignment_in_flight != Some(g.generation) {
                     // Members the leader left out get an empty assignment.
@@ -1500,29 +1444,7 @@ impl Coordinator {
             {
                 code(ResponseError::FencedInstanceId)
             } else {
-                if let Some(m) = g.members.get_mut(&id) {
-                    let (j, s) = (m.awaiting_join.take(), m.awaiting_sync.take());
-                    if let Some(r) = j {
-                        self.out.responses.push((
-                            r,
-                            Response::Join(JoinResult {
-                                error: code(ResponseError::UnknownMemberId),
-                                generation: -1,
-                                member_id: id.clone(),
-                                ..JoinResult::default()
-                            }),
-                        ));
-                    }
-                    if let Some(r) = s {
-                        self.out.responses.push((
-                            r,
-                            Response::Sync(SyncResult {
-                                error: code(ResponseError::UnknownMemberId),
-                                ..SyncResult::default()
-                            }),
-                        ));
-                    }
-                }
+                // Its waiting join or sync, if any, is answered UNKNOWN_MEMBER_ID.
                 remove_member(g, &id, &mut self.out.responses);
                 left = true;
                 NONE
@@ -2232,13 +2154,7 @@ impl Coordinator {
                 for m in g.members.values_mut() {
                     m.assignment.clear();
                     if let Some(r) = m.awaiting_sync.take() {
-                        answers.push((
-                            r,
-                            Response::Sync(SyncResult {
-                                error: e,
-                                ..SyncResult::default()
-                            }),
-                        ));
+                        answers.push((r, sync_error(e)));
                     }
                 }
                 self.out.responses.extend(answers);
@@ -2311,22 +2227,11 @@ fn remove_member(g: &mut Group, id: &str, out: &mut Vec<(ReqId, Response)>) {
     if let Some(r) = m.awaiting_join {
         out.push((
             r,
-            Response::Join(JoinResult {
-                error: code(ResponseError::UnknownMemberId),
-                generation: -1,
-                member_id: id.to_string(),
-                ..JoinResult::default()
-            }),
+            join_error(code(ResponseError::UnknownMemberId), id.to_string()),
         ));
     }
     if let Some(r) = m.awaiting_sync {
-        out.push((
-            r,
-            Response::Sync(SyncResult {
-                error: code(ResponseError::UnknownMemberId),
-                ..SyncResult::default()
-            }),
-        ));
+        out.push((r, sync_error(code(ResponseError::UnknownMemberId))));
     }
     if let Some(i) = m.instance_id
         && g.static_members.get(&i).map(String::as_str) == Some(id)
@@ -2336,6 +2241,24 @@ fn remove_member(g: &mut Group, id: &str, out: &mut Vec<(ReqId, Response)>) {
     if g.leader.as_deref() == Some(id) {
         g.leader = None;
     }
+}
+
+/// A JoinGroup answer that carries only an error.
+fn join_error(error: i16, member_id: impl Into<String>) -> Response {
+    Response::Join(JoinResult {
+        error,
+        generation: -1,
+        member_id: member_id.into(),
+        ..JoinResult::default()
+    })
+}
+
+/// A SyncGroup answer that carries only an error.
+fn sync_error(error: i16) -> Response {
+    Response::Sync(SyncResult {
+        error,
+        ..SyncResult::default()
+    })
 }
 
 /// Kafka's rule: every group API needs a group id, except that OffsetCommit, OffsetFetch,
