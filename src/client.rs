@@ -19,6 +19,7 @@ pub mod admin;
 pub mod cluster;
 pub mod connection;
 pub mod consumer;
+pub mod coordinator;
 pub mod error;
 pub mod metadata;
 pub mod partitioner;
@@ -31,6 +32,8 @@ pub use admin::{
 };
 pub use cluster::Cluster;
 pub use connection::BrokerConnection;
+pub use consumer::assignor::Assignor;
+pub use consumer::group::{Generation, GroupConfig, GroupConsumer, RebalanceListener};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset};
 pub use error::{ClientError, error_name};
 pub use metadata::{BrokerInfo, ClusterMetadata, PartitionMetadata, TopicMetadata};

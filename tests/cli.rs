@@ -460,4 +460,26 @@ fn perf_tools_print_kafkas_summaries() {
     assert_eq!(data.len(), 10, "{out}");
     assert_eq!(data[4], "3000", "{out}");
     assert_eq!(data[2], "0.2861", "3000 records of 100 bytes in MiB: {out}");
+
+    // As a group member: the same records, the join time reported as rebalance.time.ms.
+    let out = ok(
+        &b,
+        &[
+            "perf",
+            "consume",
+            "--topic",
+            "perf",
+            "--messages",
+            "3000",
+            "--timeout",
+            "60000",
+            "--group",
+            "perf-g",
+        ],
+        b"",
+    );
+    let data: Vec<&str> = out.lines().last().unwrap().split(", ").collect();
+    assert_eq!(data[4], "3000", "{out}");
+    let rebalance_ms: u64 = data[6].parse().unwrap();
+    assert!(rebalance_ms > 0, "joining a group takes time: {out}");
 }

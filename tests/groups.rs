@@ -279,3 +279,85 @@ fn the_group_commands_list_describe_reset_and_delete() {
     let (ok, _, err) = runnel(&["group", "describe", "cli-g"]);
     assert!(!ok && err.contains("GROUP_ID_NOT_FOUND"), "{err}");
 }
+
+/// A static member (confluent-kafka, `group.instance.id`) closes and comes back within its
+/// session timeout: it takes its old partitions back and the other member sees no rebalance.
+#[test]
+fn a_static_member_rejoins_without_a_rebalance() {
+    let broker = BrokerProcess::start(&[]);
+    let out = run_python("static.py", &[&broker.addr, "st"]);
+    assert!(out.contains("ok:"), "{out}");
+}
+
+/// `runnel consume --group`: two members started together split a six-partition topic, each
+/// record printed by exactly one of them; what they printed is committed (describe shows no
+/// lag), and a later member of the group prints only what was produced after.
+#[test]
+fn runnel_consume_group_members_split_a_topic_and_commit_what_they_printed() {
+    let broker = BrokerProcess::start(&[]);
+    run_python("admin.py", &[&broker.addr, "rg", "6"]);
+    produce(&broker.addr, "rg", 0, 60);
+    let consume = |timeout: &str| {
+        Command::new(env!("CARGO_BIN_EXE_runnel"))
+            .args(["consume", "rg", "--group", "rg-g", "--from-beginning"])
+            .args([
+                "--print-partition",
+                "--print-offset",
+                "--timeout-ms",
+                timeout,
+            ])
+            .args(["--bootstrap-server", &broker.addr])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (consume("6000"), consume("6000"));
+    let lines = |child: Child| -> Vec<(i32, i64)> {
+        let out = child.wait_with_output().unwrap();
+        check("runnel consume --group", &out)
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                (
+                    f[0].trim_start_matches("Partition:").parse().unwrap(),
+                    f[1].trim_start_matches("Offset:").parse().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let (a, b) = (lines(a), lines(b));
+    assert!(
+        !a.is_empty() && !b.is_empty(),
+        "both members read: {} and {}",
+        a.len(),
+        b.len()
+    );
+    let all: BTreeSet<(i32, i64)> = a.iter().chain(&b).copied().collect();
+    assert_eq!(all.len(), 60, "every record once: {a:?} {b:?}");
+    assert_eq!(a.len() + b.len(), 60, "no record twice: {a:?} {b:?}");
+    let describe = Command::new(env!("CARGO_BIN_EXE_runnel"))
+        .args([
+            "group",
+            "describe",
+            "rg-g",
+            "--bootstrap-server",
+            &broker.addr,
+        ])
+        .output()
+        .unwrap();
+    let desc = check("runnel group describe", &describe);
+    let rows: Vec<Vec<&str>> = desc
+        .lines()
+        .filter(|l| l.starts_with("rg-g"))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 6, "{desc}");
+    for r in &rows {
+        assert_eq!(r[3], r[4], "committed = log end: {desc}");
+        assert_eq!(r[5], "0", "no lag: {desc}");
+    }
+    produce(&broker.addr, "rg", 60, 70);
+    let later = lines(consume("4000"));
+    assert_eq!(later.len(), 10, "only the new records: {later:?}");
+}

@@ -1,9 +1,12 @@
-//! `runnel consume TOPIC`: kafka-console-consumer, without consumer groups: it reads the
-//! partitions it is told (all by default) from where it is told, and prints one record a line.
+//! `runnel consume TOPIC`: kafka-console-consumer. It reads the partitions it is told (all by
+//! default) from where it is told, or with `--group G` the partitions group G gives it,
+//! starting at the group's committed offsets and committing what it printed; and prints one
+//! record a line.
 
 use super::{CliError, ConnectArgs};
 use crate::client::{
-    ClientError, Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, TopicPartition,
+    ClientError, Consumer, ConsumerConfig, ConsumerRecord, GroupConfig, GroupConsumer, OffsetReset,
+    TopicPartition,
 };
 use crate::env::{Env, monotonic_now};
 use kafka_protocol::error::ResponseError;
@@ -53,8 +56,13 @@ pub struct ConsumeArgs {
     #[arg(long)]
     pub from_beginning: bool,
     /// Read only this partition.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "group")]
     pub partition: Option<i32>,
+    /// Consume as a member of this consumer group: read the partitions the group assigns,
+    /// from its committed offsets (or the start with --from-beginning, else the end, where
+    /// it has none), and commit the offsets of what was printed.
+    #[arg(long)]
+    pub group: Option<String>,
     /// Start here: an offset, 'earliest' or 'latest'. Needs --partition.
     #[arg(long, requires = "partition", value_parser = parse_start)]
     pub offset: Option<StartAt>,
@@ -77,6 +85,40 @@ pub struct ConsumeArgs {
     pub connect: ConnectArgs,
 }
 
+/// Where records come from: assigned partitions, or a consumer group's share of a topic.
+pub enum Source {
+    Assigned(Consumer),
+    Group(Box<GroupConsumer>),
+}
+
+impl Source {
+    /// Records, at most `max` of them, waiting up to `timeout` (longer in a rebalance).
+    pub async fn poll(
+        &mut self,
+        timeout: Duration,
+        max: usize,
+    ) -> Result<Vec<ConsumerRecord>, ClientError> {
+        match self {
+            Source::Assigned(c) => {
+                c.set_max_poll_records(max);
+                c.poll(timeout).await
+            }
+            Source::Group(g) => {
+                g.set_max_poll_records(max);
+                g.poll(timeout).await
+            }
+        }
+    }
+
+    /// Leaves the group (committing what was returned), if in one.
+    pub async fn close(self) -> Result<(), ClientError> {
+        match self {
+            Source::Assigned(_) => Ok(()),
+            Source::Group(g) => g.close().await,
+        }
+    }
+}
+
 /// Reads records and prints them to `out` until the limit or the timeout.
 pub async fn run(args: ConsumeArgs, env: Env, out: &mut impl Write) -> Result<(), CliError> {
     let fail = |e: ClientError| CliError::client(e, Some(&args.topic), &args.connect);
@@ -90,26 +132,46 @@ pub async fn run(args: ConsumeArgs, env: Env, out: &mut impl Write) -> Result<()
         auto_offset_reset: reset,
         ..ConsumerConfig::default()
     };
-    let mut consumer = Consumer::new(env, config).map_err(fail)?;
-    let tps = partitions(&consumer, &args).await.map_err(fail)?;
-    consumer.assign(tps.clone());
-    match args.offset {
-        Some(StartAt::Offset(o)) => consumer.seek(&tps[0], o).map_err(fail)?,
-        Some(StartAt::Earliest) => consumer.seek_to_beginning(&[]).map_err(fail)?,
-        Some(StartAt::Latest) => consumer.seek_to_end(&[]).map_err(fail)?,
-        None if args.from_beginning => consumer.seek_to_beginning(&[]).map_err(fail)?,
-        None => consumer.seek_to_end(&[]).map_err(fail)?,
-    }
-    // Pin the start now, so records produced after this call are seen.
-    for tp in &tps {
-        consumer.position(tp).await.map_err(fail)?;
-    }
-    let count = print_records(&mut consumer, &args, out).await;
+    let mut source = match &args.group {
+        Some(group) => {
+            let mut g =
+                GroupConsumer::new(env, config, GroupConfig::new(group.as_str())).map_err(fail)?;
+            g.subscribe([args.topic.clone()], None);
+            Source::Group(Box::new(g))
+        }
+        None => Source::Assigned(assigned(env, config, &args).await.map_err(fail)?),
+    };
+    let count = print_records(&mut source, &args, out).await;
+    // Polls never return more than is printed, so what the group commits is what was printed.
+    let closed = source.close().await.map_err(fail);
     eprintln!(
         "Processed a total of {} messages",
         count.as_ref().map_or(0, |n| *n)
     );
-    count.map(|_| ())
+    count.and(closed).map(|_| ())
+}
+
+/// A consumer of the partitions asked for, positioned where asked.
+async fn assigned(
+    env: Env,
+    config: ConsumerConfig,
+    args: &ConsumeArgs,
+) -> Result<Consumer, ClientError> {
+    let mut consumer = Consumer::new(env, config)?;
+    let tps = partitions(&consumer, args).await?;
+    consumer.assign(tps.clone());
+    match args.offset {
+        Some(StartAt::Offset(o)) => consumer.seek(&tps[0], o)?,
+        Some(StartAt::Earliest) => consumer.seek_to_beginning(&[])?,
+        Some(StartAt::Latest) => consumer.seek_to_end(&[])?,
+        None if args.from_beginning => consumer.seek_to_beginning(&[])?,
+        None => consumer.seek_to_end(&[])?,
+    }
+    // Pin the start now, so records produced after this call are seen.
+    for tp in &tps {
+        consumer.position(tp).await?;
+    }
+    Ok(consumer)
 }
 
 /// The partitions to read.
@@ -138,7 +200,7 @@ async fn partitions(
 
 /// Polls and prints until `--max-messages` or `--timeout-ms`; returns how many were printed.
 async fn print_records(
-    consumer: &mut Consumer,
+    source: &mut Source,
     args: &ConsumeArgs,
     out: &mut impl Write,
 ) -> Result<u64, CliError> {
@@ -154,8 +216,9 @@ async fn print_records(
             },
             None => Duration::from_secs(1),
         };
-        let records = consumer
-            .poll(wait)
+        let limit = usize::try_from(max - count).unwrap_or(usize::MAX).min(500);
+        let records = source
+            .poll(wait, limit)
             .await
             .map_err(|e| CliError::client(e, Some(&args.topic), &args.connect))?;
         if !records.is_empty() {

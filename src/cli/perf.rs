@@ -11,15 +11,17 @@
 //!
 //! MB is 2^20 bytes; latency is from `submit` to the acknowledgement, in whole ms.
 
+use super::consume::Source;
 use super::produce::parse_acks;
 use super::{CliError, ConnectArgs};
 use crate::client::{
-    Acks, ClientError, Consumer, ConsumerConfig, Delivery, OffsetReset, Producer, ProducerConfig,
-    ProducerRecord, TopicPartition,
+    Acks, ClientError, Consumer, ConsumerConfig, Delivery, GroupConfig, GroupConsumer, OffsetReset,
+    Producer, ProducerConfig, ProducerRecord, RebalanceListener, TopicPartition,
 };
 use crate::env::{Env, monotonic_now};
 use std::collections::VecDeque;
 use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -85,6 +87,11 @@ pub struct PerfConsumeArgs {
     /// max.partition.fetch.bytes.
     #[arg(long, default_value_t = 1 << 20)]
     pub fetch_size: i32,
+    /// Consume as a member of this consumer group (from its committed offsets, else the
+    /// start), reporting the time to join as rebalance.time.ms; without it, every partition
+    /// is read from the start, with no group.
+    #[arg(long)]
+    pub group: Option<String>,
     #[command(flatten)]
     pub connect: ConnectArgs,
 }
@@ -364,11 +371,19 @@ pub async fn produce(
 /// kafka-consumer-perf-test's header line.
 pub const CONSUMER_HEADER: &str = "start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec";
 
-/// kafka-consumer-perf-test's data line. There is no group to join, so the rebalance time is
-/// 0 and the fetch time is the whole run.
-pub fn consumer_line(start_ms: i64, end_ms: i64, bytes: u64, messages: u64) -> String {
+/// kafka-consumer-perf-test's data line. The fetch time is the run without the time spent
+/// joining the group (`rebalance_ms`, 0 without a group).
+pub fn consumer_line(
+    start_ms: i64,
+    end_ms: i64,
+    rebalance_ms: i64,
+    bytes: u64,
+    messages: u64,
+) -> String {
     let elapsed_ms = (end_ms - start_ms).max(1);
     let secs = elapsed_ms as f64 / 1000.0;
+    let fetch_ms = (elapsed_ms - rebalance_ms).max(1);
+    let fetch_secs = fetch_ms as f64 / 1000.0;
     let mb = bytes as f64 / (1024.0 * 1024.0);
     format!(
         "{}, {}, {:.4}, {:.4}, {}, {:.4}, {}, {}, {:.4}, {:.4}",
@@ -378,10 +393,10 @@ pub fn consumer_line(start_ms: i64, end_ms: i64, bytes: u64, messages: u64) -> S
         mb / secs,
         messages,
         messages as f64 / secs,
-        0,
-        elapsed_ms,
-        mb / secs,
-        messages as f64 / secs
+        rebalance_ms,
+        fetch_ms,
+        mb / fetch_secs,
+        messages as f64 / fetch_secs
     )
 }
 
@@ -409,6 +424,18 @@ pub fn date_time(ms: i64) -> String {
     )
 }
 
+/// Notes when the group first assigns partitions.
+struct JoinTimer(Arc<Mutex<Option<Instant>>>);
+
+impl RebalanceListener for JoinTimer {
+    fn on_partitions_assigned(&mut self, _partitions: &[TopicPartition]) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(monotonic_now);
+    }
+}
+
 /// kafka-consumer-perf-test: reads `--messages` records from the start of every partition.
 pub async fn consume(
     args: PerfConsumeArgs,
@@ -423,14 +450,29 @@ pub async fn consume(
         max_poll_records: 10_000,
         ..ConsumerConfig::default()
     };
-    let mut consumer = Consumer::new(env.clone(), config).map_err(fail)?;
-    let partitions = consumer.partitions_for(&args.topic).await.map_err(fail)?;
-    consumer.assign(
-        partitions
-            .into_iter()
-            .map(|p| TopicPartition::new(args.topic.as_str(), p)),
-    );
-    consumer.seek_to_beginning(&[]).map_err(fail)?;
+    let joined: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let mut source = match &args.group {
+        Some(group) => {
+            let mut g = GroupConsumer::new(env.clone(), config, GroupConfig::new(group.as_str()))
+                .map_err(fail)?;
+            g.subscribe(
+                [args.topic.clone()],
+                Some(Box::new(JoinTimer(joined.clone()))),
+            );
+            Source::Group(Box::new(g))
+        }
+        None => {
+            let mut consumer = Consumer::new(env.clone(), config).map_err(fail)?;
+            let partitions = consumer.partitions_for(&args.topic).await.map_err(fail)?;
+            consumer.assign(
+                partitions
+                    .into_iter()
+                    .map(|p| TopicPartition::new(args.topic.as_str(), p)),
+            );
+            consumer.seek_to_beginning(&[]).map_err(fail)?;
+            Source::Assigned(consumer)
+        }
+    };
     writeln!(out, "{CONSUMER_HEADER}")?;
     out.flush()?;
     let start_ms = env.clock.now_ms();
@@ -440,8 +482,8 @@ pub async fn consume(
     let mut last_record = start;
     let mut last_report = start;
     while messages < args.messages && last_record.elapsed() <= timeout {
-        let records = consumer
-            .poll(Duration::from_millis(100))
+        let records = source
+            .poll(Duration::from_millis(100), 10_000)
             .await
             .map_err(fail)?;
         if !records.is_empty() {
@@ -469,10 +511,16 @@ pub async fn consume(
             args.timeout
         )?;
     }
+    let end_ms = env.clock.now_ms();
+    let rebalance_ms = joined
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .map_or(0, |t| t.saturating_duration_since(start).as_millis() as i64);
+    source.close().await.map_err(fail)?;
     writeln!(
         out,
         "{}",
-        consumer_line(start_ms, env.clock.now_ms(), bytes, messages)
+        consumer_line(start_ms, end_ms, rebalance_ms, bytes, messages)
     )?;
     out.flush()?;
     Ok(())
@@ -520,8 +568,12 @@ mod tests {
         // 2021-03-04 05:06:07.089 UTC, then 2 s later; 4 MiB in 4096 records.
         let start = 1_614_834_367_089;
         assert_eq!(
-            consumer_line(start, start + 2000, 4 << 20, 4096),
+            consumer_line(start, start + 2000, 0, 4 << 20, 4096),
             "2021-03-04 05:06:07:089, 2021-03-04 05:06:09:089, 4.0000, 2.0000, 4096, 2048.0000, 0, 2000, 2.0000, 2048.0000"
+        );
+        assert_eq!(
+            consumer_line(start, start + 2000, 1000, 4 << 20, 4096),
+            "2021-03-04 05:06:07:089, 2021-03-04 05:06:09:089, 4.0000, 2.0000, 4096, 2048.0000, 1000, 1000, 4.0000, 4096.0000"
         );
         assert_eq!(date_time(0), "1970-01-01 00:00:00:000");
         assert_eq!(date_time(951_782_400_000), "2000-02-29 00:00:00:000");

@@ -521,6 +521,13 @@ impl<T: Decodable> InFlight<T> {
         self.version
     }
 
+    /// Waits `timeout` instead of `request.timeout.ms`: for requests the broker may hold
+    /// longer, such as a JoinGroup during a rebalance.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
     /// Waits for the answer and decodes it. After `request.timeout.ms` without an answer the
     /// connection is broken (Kafka's clients do the same), failing every request on it.
     pub async fn wait(self) -> Result<T, ClientError> {

@@ -7,6 +7,8 @@
 //! partition. A partition whose fetched records are not all returned yet is not fetched
 //! again until they are, so the position is always the next record the caller will see.
 
+pub mod assignor;
+pub mod group;
 pub mod records;
 
 use super::admin::{OffsetSpec, list_offsets};
@@ -165,6 +167,11 @@ impl Consumer {
         let topics: Vec<String> = next.keys().map(|tp| tp.topic.clone()).collect();
         self.cluster.add_interest(&topics);
         self.assigned = next;
+    }
+
+    /// Changes `max.poll.records` (at least 1) for the polls that follow.
+    pub fn set_max_poll_records(&mut self, n: usize) {
+        self.config.max_poll_records = n.max(1);
     }
 
     /// The assigned partitions.

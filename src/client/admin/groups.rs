@@ -1,20 +1,13 @@
 //! The admin client's group operations, as Kafka's admin client does them: find the group's
 //! coordinator (FindCoordinator), then ask it; retried while the coordinator moves or loads.
 
-use super::{Admin, topic_name};
+use super::Admin;
 use crate::client::TopicPartition;
 use crate::client::connection::BrokerConnection;
+use crate::client::coordinator::{self, Committer, group_id};
 use crate::client::error::{ClientError, check_code};
 use crate::group::records;
-use kafka_protocol::messages::offset_commit_request::{
-    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-};
-use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
-use kafka_protocol::messages::{
-    ApiKey, DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId,
-    ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest, OffsetFetchResponse,
-};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::{DeleteGroupsRequest, DescribeGroupsRequest, ListGroupsRequest};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -49,42 +42,10 @@ pub struct GroupDescription {
     pub members: Vec<GroupMember>,
 }
 
-fn group_id(g: &str) -> GroupId {
-    GroupId(StrBytes::from_string(g.to_string()))
-}
-
 impl Admin {
     /// The connection to `group`'s coordinator.
     async fn coordinator(&self, group: &str) -> Result<Arc<BrokerConnection>, ClientError> {
-        let conn = self.cluster.any_broker().await?;
-        let version = conn.version_for(ApiKey::FindCoordinator)?;
-        let mut req = FindCoordinatorRequest::default();
-        if version >= 4 {
-            req.coordinator_keys = vec![StrBytes::from_string(group.to_string())];
-        } else {
-            req.key = StrBytes::from_string(group.to_string());
-        }
-        let resp = conn.start_at(&req, version).await?.wait().await?;
-        let (code, message, host, port) = match resp.coordinators.first() {
-            Some(c) if version >= 4 => (
-                c.error_code,
-                c.error_message.clone(),
-                c.host.to_string(),
-                c.port,
-            ),
-            _ => (
-                resp.error_code,
-                resp.error_message.clone(),
-                resp.host.to_string(),
-                resp.port,
-            ),
-        };
-        check_code(
-            code,
-            || format!("the coordinator of group '{group}'"),
-            message.as_deref(),
-        )?;
-        self.cluster.connect(&format!("{host}:{port}")).await
+        coordinator::find(&self.cluster, group).await
     }
 
     /// Every group the brokers coordinate, sorted by id.
@@ -178,56 +139,12 @@ impl Admin {
         group: &str,
     ) -> Result<BTreeMap<TopicPartition, i64>, ClientError> {
         let what = format!("fetching the offsets of group '{group}'");
-        let resp: OffsetFetchResponse = self
-            .cluster
+        self.cluster
             .retrying(&what, true, || async {
                 let conn = self.coordinator(group).await?;
-                let version = conn.version_for(ApiKey::OffsetFetch)?.max(2);
-                let mut req = OffsetFetchRequest::default();
-                if version >= 8 {
-                    req.groups = vec![
-                        OffsetFetchRequestGroup::default()
-                            .with_group_id(group_id(group))
-                            .with_topics(None),
-                    ];
-                } else {
-                    req.group_id = group_id(group);
-                    req.topics = None;
-                }
-                let r: OffsetFetchResponse = conn.start_at(&req, version).await?.wait().await?;
-                let code = if version >= 8 {
-                    r.groups.first().map_or(0, |g| g.error_code)
-                } else {
-                    r.error_code
-                };
-                check_code(code, || format!("group '{group}'"), None)?;
-                Ok(r)
+                coordinator::fetch_offsets(&conn, group, None).await
             })
-            .await?;
-        let mut out = BTreeMap::new();
-        for g in &resp.groups {
-            for t in &g.topics {
-                for p in &t.partitions {
-                    if p.error_code == 0 && p.committed_offset >= 0 {
-                        out.insert(
-                            TopicPartition::new(t.name.0.as_str(), p.partition_index),
-                            p.committed_offset,
-                        );
-                    }
-                }
-            }
-        }
-        for t in &resp.topics {
-            for p in &t.partitions {
-                if p.error_code == 0 && p.committed_offset >= 0 {
-                    out.insert(
-                        TopicPartition::new(t.name.0.as_str(), p.partition_index),
-                        p.committed_offset,
-                    );
-                }
-            }
-        }
-        Ok(out)
+            .await
     }
 
     /// Deletes a group (it must have no members) and its offsets.
@@ -259,49 +176,12 @@ impl Admin {
         group: &str,
         offsets: &BTreeMap<TopicPartition, i64>,
     ) -> Result<(), ClientError> {
-        let mut topics: Vec<OffsetCommitRequestTopic> = Vec::new();
-        for (tp, offset) in offsets {
-            let p = OffsetCommitRequestPartition::default()
-                .with_partition_index(tp.partition)
-                .with_committed_offset(*offset)
-                .with_committed_metadata(Some(StrBytes::from_static_str("")));
-            match topics.iter_mut().find(|t| t.name.0.as_str() == tp.topic) {
-                Some(t) => t.partitions.push(p),
-                None => topics.push(
-                    OffsetCommitRequestTopic::default()
-                        .with_name(topic_name(&tp.topic))
-                        .with_partitions(vec![p]),
-                ),
-            }
-        }
-        let req = OffsetCommitRequest::default()
-            .with_group_id(group_id(group))
-            .with_generation_id_or_member_epoch(-1)
-            .with_topics(topics);
         let what = format!("committing offsets of group '{group}'");
-        let resp = self
-            .cluster
+        self.cluster
             .retrying(&what, true, || async {
                 let conn = self.coordinator(group).await?;
-                let r = conn.send(&req).await?;
-                for t in &r.topics {
-                    for p in &t.partitions {
-                        check_code(
-                            p.error_code,
-                            || {
-                                format!(
-                                    "group '{group}', partition {}-{}",
-                                    t.name.0, p.partition_index
-                                )
-                            },
-                            None,
-                        )?;
-                    }
-                }
-                Ok(r)
+                coordinator::commit_offsets(&conn, group, &Committer::standalone(), offsets).await
             })
-            .await?;
-        let _ = resp;
-        Ok(())
+            .await
     }
 }
