@@ -2,6 +2,7 @@
 //! checker (what brokers declared, checked at every step), and the durable-image checks (what
 //! the simulated disks really held at each crash). None draws randomness.
 
+pub mod groups;
 pub mod history;
 pub mod image;
 pub mod state;
@@ -64,6 +65,16 @@ pub enum Kind {
     ProducerStateLost,
     /// A write promised durable was acknowledged before the broker declared it durable.
     UnsyncedAck,
+    /// One partition assigned to two members of a group in one generation.
+    DoubleAssignment,
+    /// An acknowledged offset commit missing from a later fetch of the group's offsets.
+    LostCommit,
+    /// A group's acknowledged commits of a partition went backwards.
+    NonmonotonicCommit,
+    /// A record in the final log that no member of a group ever received.
+    Undelivered,
+    /// An offset commit was acknowledged before the broker declared it durable.
+    UnsyncedCommit,
 }
 
 impl fmt::Display for Kind {
@@ -83,6 +94,11 @@ impl fmt::Display for Kind {
             Kind::DamagedFile => "damaged-file",
             Kind::ProducerStateLost => "producer-state-lost",
             Kind::UnsyncedAck => "unsynced-ack",
+            Kind::DoubleAssignment => "double-assignment",
+            Kind::LostCommit => "lost-commit",
+            Kind::NonmonotonicCommit => "nonmonotonic-commit",
+            Kind::Undelivered => "undelivered",
+            Kind::UnsyncedCommit => "unsynced-commit",
         })
     }
 }

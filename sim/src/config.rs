@@ -44,6 +44,25 @@ pub struct ConsumerSpec {
     pub partition_max_bytes: i32,
 }
 
+/// A consumer group: members (each its own host) that subscribe to every topic, commit what
+/// they read and fetch the group's offsets as they go, and read everything to the end after
+/// the heal.
+#[derive(Debug, Clone)]
+pub struct GroupSpec {
+    /// The group id (`group-0`).
+    pub name: String,
+    /// The members' host names (`group-0-member-1`).
+    pub members: Vec<String>,
+    /// `partition.assignment.strategy`.
+    pub assignor: String,
+    /// `session.timeout.ms` (heartbeats every third of it).
+    pub session_timeout_ms: u64,
+    /// A member commits its positions every this many polls.
+    pub commit_every: u32,
+    /// Members leave, crash and stall during the fault phase.
+    pub churn: bool,
+}
+
 /// One fault, applied at a time in the fault phase. Hosts are named: brokers `broker-N`,
 /// clients by their role (`producer-0`, `consumer-1`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,6 +212,7 @@ pub struct SimConfig {
     pub broker_overrides: Vec<String>,
     pub producers: Vec<ProducerSpec>,
     pub consumers: Vec<ConsumerSpec>,
+    pub groups: Vec<GroupSpec>,
     /// Torn-write block size of the simulated disk.
     pub block_size: u64,
     /// The simulated kernel's writeback.
@@ -337,6 +357,31 @@ impl SimConfig {
             })
             .collect();
 
+        let mut r = stream(seed, "groups");
+        let groups: Vec<GroupSpec> = (0..pick(&mut r, &[0, 0, 1, 1, 2]))
+            .map(|i| GroupSpec {
+                name: format!("group-{i}"),
+                members: (0..r.random_range(1..=3))
+                    .map(|m| format!("group-{i}-member-{m}"))
+                    .collect(),
+                assignor: pick(&mut r, &["cooperative-sticky", "range", "roundrobin"]).to_string(),
+                session_timeout_ms: pick(&mut r, &[1_500, 3_000, 6_000]),
+                commit_every: pick(&mut r, &[1, 3, 10]),
+                churn: r.random_bool(0.5),
+            })
+            .collect();
+        if !groups.is_empty() {
+            broker_overrides.push(format!(
+                "group.initial.rebalance.delay.ms={}",
+                pick(&mut r, &[0, 100, 3_000])
+            ));
+            broker_overrides.push("group.min.session.timeout.ms=1000".into());
+            broker_overrides.push(format!(
+                "offsets.topic.num.partitions={}",
+                pick(&mut r, &[1, 2, 5])
+            ));
+        }
+
         let mut r = stream(seed, "disk+net");
         let block_size = pick(&mut r, &[1, 64, 512, 4096]);
         let writeback = Writeback {
@@ -353,6 +398,7 @@ impl SimConfig {
             .iter()
             .map(|p| p.name.clone())
             .chain(consumers.iter().map(|c| c.name.clone()))
+            .chain(groups.iter().flat_map(|g| g.members.iter().cloned()))
             .collect();
         let mut r = stream(seed, "nemesis");
         let mut fault_kinds: Vec<(FaultKind, u32)> = Vec::new();
@@ -369,6 +415,7 @@ impl SimConfig {
             broker_overrides,
             producers,
             consumers,
+            groups,
             block_size,
             writeback,
             fsync_latency: Duration::from_micros(100)..Duration::from_millis(2),
@@ -532,6 +579,18 @@ impl fmt::Display for SimConfig {
                 f,
                 "{}: partition max bytes {}",
                 c.name, c.partition_max_bytes
+            )?;
+        }
+        for g in &self.groups {
+            writeln!(
+                f,
+                "{}: {} assignor={} session.timeout.ms={} commit every {} polls{}",
+                g.name,
+                g.members.join(" "),
+                g.assignor,
+                g.session_timeout_ms,
+                g.commit_every,
+                if g.churn { ", members churn" } else { "" }
             )?;
         }
         writeln!(f, "brokers: {}", self.brokers.join(" "))?;

@@ -1,6 +1,7 @@
 //! The simulated seam: runnel's `Disk`, `Network` and `Clock` traits on turmoil's per-host
 //! filesystem, network and clock. Everything here must be called from inside a turmoil host.
 
+use crate::history::Tp;
 use crate::journal::{FNV_OFFSET, JournalRef, Observed, fnv};
 use runnel::env::disk::{DirEntry, Disk, DiskFile, FileMode};
 use runnel::env::net::{Connection, Listener, Network};
@@ -667,10 +668,52 @@ impl Probe for HostProbe {
                 crc: crc32fast::hash(bytes),
                 len: bytes.len(),
             },
+            ProbeEvent::OffsetsAppended { dir, end, commits } => Observed::OffsetsAppended {
+                dir: dir_name(dir),
+                end,
+                commits: commits
+                    .iter()
+                    .map(|c| {
+                        (
+                            c.group.clone(),
+                            Tp {
+                                topic: c.topic.clone(),
+                                partition: c.partition,
+                            },
+                            c.offset,
+                        )
+                    })
+                    .collect(),
+            },
+            ProbeEvent::GroupAssigned {
+                group,
+                generation,
+                members,
+            } => Observed::GroupAssigned {
+                group: group.to_string(),
+                generation,
+                members: members
+                    .iter()
+                    .map(|(m, ps)| {
+                        let tps = ps
+                            .iter()
+                            .map(|(t, p)| Tp {
+                                topic: t.clone(),
+                                partition: *p,
+                            })
+                            .collect();
+                        (m.clone(), tps)
+                    })
+                    .collect(),
+            },
         };
         let o = &self.0;
         o.journal
             .lock()
             .observe(crate::journal::now(), o.host, o.incarnation, what);
+    }
+
+    fn observing(&self) -> bool {
+        true
     }
 }

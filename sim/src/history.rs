@@ -90,6 +90,50 @@ pub enum Event {
     /// A consumer starts its final read: from here on, what it reads is the final image of
     /// the log.
     FinalRead { process: String },
+    /// A group member (`process`, member id `member`) was given `partitions` in `generation`.
+    Assigned {
+        process: String,
+        group: String,
+        generation: i32,
+        member: String,
+        partitions: Vec<Tp>,
+    },
+    /// A group member commits offsets (per partition, the next offset to read).
+    CommitInvoke {
+        process: String,
+        group: String,
+        offsets: Vec<(Tp, i64)>,
+    },
+    /// The commit was acknowledged.
+    CommitOk {
+        process: String,
+        group: String,
+        offsets: Vec<(Tp, i64)>,
+    },
+    /// The commit was refused (fenced by a rebalance, or the group refused it).
+    CommitFail {
+        process: String,
+        group: String,
+        offsets: Vec<(Tp, i64)>,
+        error: String,
+    },
+    /// The commit's outcome is unknown.
+    CommitInfo {
+        process: String,
+        group: String,
+        offsets: Vec<(Tp, i64)>,
+        error: String,
+    },
+    /// A group member asks for the group's committed offsets.
+    FetchOffsetsInvoke { process: String, group: String },
+    /// ... and got these (`None`: no commit).
+    FetchOffsetsOk {
+        process: String,
+        group: String,
+        offsets: Vec<(Tp, Option<i64>)>,
+    },
+    /// A group member joined, left, crashed or paused (for the report).
+    Member { process: String, what: String },
 }
 
 /// An event with its time.
@@ -163,8 +207,85 @@ impl fmt::Display for Entry {
             Event::FinalRead { process } => {
                 write!(f, "{t:10.6} {process} final read from the log start")
             }
+            Event::Assigned {
+                process,
+                group,
+                generation,
+                member,
+                partitions,
+            } => {
+                write!(
+                    f,
+                    "{t:10.6} {process} assigned in {group} generation {generation} as {member}:"
+                )?;
+                for tp in partitions {
+                    write!(f, " {tp}")?;
+                }
+                Ok(())
+            }
+            Event::CommitInvoke {
+                process,
+                group,
+                offsets,
+            } => {
+                write!(f, "{t:10.6} {process} commit {group}")?;
+                write_offsets(f, offsets)
+            }
+            Event::CommitOk {
+                process,
+                group,
+                offsets,
+            } => {
+                write!(f, "{t:10.6} {process} commit ok {group}")?;
+                write_offsets(f, offsets)
+            }
+            Event::CommitFail {
+                process,
+                group,
+                offsets,
+                error,
+            } => {
+                write!(f, "{t:10.6} {process} commit fail {group}")?;
+                write_offsets(f, offsets)?;
+                write!(f, " {error}")
+            }
+            Event::CommitInfo {
+                process,
+                group,
+                offsets,
+                error,
+            } => {
+                write!(f, "{t:10.6} {process} commit info {group}")?;
+                write_offsets(f, offsets)?;
+                write!(f, " {error}")
+            }
+            Event::FetchOffsetsInvoke { process, group } => {
+                write!(f, "{t:10.6} {process} fetch offsets {group}")
+            }
+            Event::FetchOffsetsOk {
+                process,
+                group,
+                offsets,
+            } => {
+                write!(f, "{t:10.6} {process} fetched offsets {group}")?;
+                for (tp, o) in offsets {
+                    match o {
+                        Some(o) => write!(f, " {tp}@{o}")?,
+                        None => write!(f, " {tp}@none")?,
+                    }
+                }
+                Ok(())
+            }
+            Event::Member { process, what } => write!(f, "{t:10.6} {process} {what}"),
         }
     }
+}
+
+fn write_offsets(f: &mut fmt::Formatter<'_>, offsets: &[(Tp, i64)]) -> fmt::Result {
+    for (tp, o) in offsets {
+        write!(f, " {tp}@{o}")?;
+    }
+    Ok(())
 }
 
 /// The whole history of a run.
@@ -182,6 +303,10 @@ pub struct History {
     pub log_start: BTreeMap<Tp, i64>,
     /// Consumers that finished their final read of every partition.
     pub final_readers: std::collections::BTreeSet<String>,
+    /// Each group member process's group.
+    pub group_of: BTreeMap<String, String>,
+    /// Groups whose members together read every partition to its end after the heal.
+    pub groups_complete: std::collections::BTreeSet<String>,
 }
 
 impl History {

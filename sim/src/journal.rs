@@ -4,7 +4,7 @@
 //! and observations together, so the state checker sees them in the order they happened even
 //! when several land within one simulation step.
 
-use crate::history::{Entry, Event, History, Micros};
+use crate::history::{Entry, Event, History, Micros, Tp};
 use runnel::env::probe::{PartitionState, ProducerSummary};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -28,6 +28,19 @@ pub enum Observed {
     Renamed { to: PathBuf, crc: u32, len: usize },
     /// A file was removed.
     Removed { path: PathBuf },
+    /// The group coordinator appended offset commits (group, partition, offset) to the log in
+    /// `dir`, in a batch ending before `end`.
+    OffsetsAppended {
+        dir: String,
+        end: i64,
+        commits: Vec<(String, Tp, i64)>,
+    },
+    /// A group's generation got its assignment: each member with its partitions.
+    GroupAssigned {
+        group: String,
+        generation: i32,
+        members: Vec<(String, Vec<Tp>)>,
+    },
 }
 
 /// An observation with where and when it happened.
@@ -72,6 +85,13 @@ pub struct Journal {
     pub consumers_done: usize,
     /// Set once the topics exist.
     pub topics_ready: bool,
+    /// How far each group has read each partition (the furthest position of any member).
+    pub group_progress: std::collections::BTreeMap<(String, crate::history::Tp), i64>,
+    /// The log ends each group must read to after the heal.
+    pub group_targets:
+        std::collections::BTreeMap<String, std::collections::BTreeMap<crate::history::Tp, i64>>,
+    /// Group members that finished.
+    pub group_members_done: usize,
 }
 
 impl Default for Journal {
@@ -84,6 +104,9 @@ impl Default for Journal {
             producers_done: 0,
             consumers_done: 0,
             topics_ready: false,
+            group_progress: Default::default(),
+            group_targets: Default::default(),
+            group_members_done: 0,
         }
     }
 }

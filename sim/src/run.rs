@@ -50,6 +50,8 @@ pub enum PlantedBug {
     ForgetProducerState,
     /// Recovery keeps a batch whose CRC fails.
     KeepTornBatch,
+    /// The group coordinator answers an offset commit before it is durable.
+    CommitBeforeSync,
 }
 
 impl PlantedBug {
@@ -62,16 +64,18 @@ impl PlantedBug {
             PlantedBug::RenameBeforeSync => "rename-before-sync",
             PlantedBug::ForgetProducerState => "forget-producer-state",
             PlantedBug::KeepTornBatch => "keep-torn-batch",
+            PlantedBug::CommitBeforeSync => "commit-before-sync",
         }
     }
 
-    pub const ALL: [PlantedBug; 6] = [
+    pub const ALL: [PlantedBug; 7] = [
         PlantedBug::LyingFsync,
         PlantedBug::LyingDirSync,
         PlantedBug::EarlyAck,
         PlantedBug::RenameBeforeSync,
         PlantedBug::ForgetProducerState,
         PlantedBug::KeepTornBatch,
+        PlantedBug::CommitBeforeSync,
     ];
 }
 
@@ -313,6 +317,31 @@ pub fn steer(cfg: &mut SimConfig, bug: PlantedBug) {
                 },
             ));
         }
+        PlantedBug::CommitBeforeSync => {
+            durable_default(cfg);
+            // A group whose members commit after every poll, and slow fsyncs, so an answer
+            // given before the sync reaches the member before any sync could.
+            if cfg.groups.is_empty() {
+                cfg.groups.push(crate::config::GroupSpec {
+                    name: "group-0".into(),
+                    members: vec!["group-0-member-0".into(), "group-0-member-1".into()],
+                    assignor: "cooperative-sticky".into(),
+                    session_timeout_ms: 3_000,
+                    commit_every: 1,
+                    churn: false,
+                });
+                cfg.broker_overrides.extend([
+                    "group.initial.rebalance.delay.ms=0".to_string(),
+                    "group.min.session.timeout.ms=1000".to_string(),
+                    "offsets.topic.num.partitions=1".to_string(),
+                ]);
+            }
+            for g in &mut cfg.groups {
+                g.commit_every = 1;
+            }
+            cfg.fsync_latency = Duration::from_millis(2)..Duration::from_millis(10);
+            power_losses(cfg, 2);
+        }
         PlantedBug::KeepTornBatch => {
             // Unsynced writes pile up, so a power loss tears one and keeps a later one.
             cfg.broker_overrides
@@ -375,6 +404,11 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> RunResult {
                 == Some("true");
             j.history.write_caching.insert(t.name.clone(), caching);
         }
+        for g in &cfg.groups {
+            for m in &g.members {
+                j.history.group_of.insert(m.clone(), g.name.clone());
+            }
+        }
     }
     let bug = opts.planted_bug;
     let disk = DiskFaults {
@@ -385,6 +419,7 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> RunResult {
             rename_before_sync: bug == Some(PlantedBug::RenameBeforeSync),
             forget_producer_state: bug == Some(PlantedBug::ForgetProducerState),
             keep_torn_batch: bug == Some(PlantedBug::KeepTornBatch),
+            commit_before_sync: bug == Some(PlantedBug::CommitBeforeSync),
         },
         ..DiskFaults::default()
     };
@@ -396,6 +431,11 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> RunResult {
     }
     for (i, _) in cfg.consumers.iter().enumerate() {
         workload::add_consumer(&mut sim, &cfg, i, journal.clone(), stop.clone());
+    }
+    for (g, spec) in cfg.groups.iter().enumerate() {
+        for m in 0..spec.members.len() {
+            workload::add_group_member(&mut sim, &cfg, g, m, journal.clone(), stop.clone());
+        }
     }
 
     let mut checker = StateChecker::new(cfg.brokers.clone(), std::path::Path::new(DATA_DIR));
@@ -453,14 +493,24 @@ fn check_step(journal: &JournalRef, cursor: &mut usize, checker: &mut StateCheck
         while let Some(o) = obs.next_if(|o| o.seq < e.seq) {
             checker.observe(o);
         }
-        if let Event::SendOk {
-            tp,
-            offset,
-            promise,
-            ..
-        } = &e.event
-        {
-            checker.acknowledged(tp, *offset, promise.durable, e.at);
+        match &e.event {
+            Event::SendOk {
+                tp,
+                offset,
+                promise,
+                ..
+            } => checker.acknowledged(tp, *offset, promise.durable, e.at),
+            Event::CommitOk { group, offsets, .. } => {
+                checker.commit_acknowledged(group, offsets, e.at)
+            }
+            Event::Assigned {
+                process,
+                group,
+                generation,
+                member,
+                partitions,
+            } => checker.assigned(group, *generation, member, partitions, process, e.at),
+            _ => {}
         }
     }
     for o in obs {
@@ -526,12 +576,14 @@ fn drive(
             let j = journal.lock();
             return (
                 Outcome::Liveness(format!(
-                    "no client operation succeeded for {LIVENESS_BOUND:?} after the heal (last at {:.3}s): {} of {} producers and {} of {} consumers finished",
+                    "no client operation succeeded for {LIVENESS_BOUND:?} after the heal (last at {:.3}s): {} of {} producers, {} of {} consumers and {} of {} group members finished",
                     last_success.as_secs_f64(),
                     j.producers_done,
                     cfg.producers.len(),
                     j.consumers_done,
                     cfg.consumers.len(),
+                    j.group_members_done,
+                    cfg.groups.iter().map(|g| g.members.len()).sum::<usize>(),
                 )),
                 None,
             );
@@ -557,11 +609,13 @@ fn drive(
                     Outcome::Panic(msg)
                 } else {
                     Outcome::Liveness(format!(
-                        "{msg}: {} of {} producers and {} of {} consumers finished within {:?} of the heal",
+                        "{msg}: {} of {} producers, {} of {} consumers and {} of {} group members finished within {:?} of the heal",
                         j.producers_done,
                         cfg.producers.len(),
                         j.consumers_done,
                         cfg.consumers.len(),
+                        j.group_members_done,
+                        cfg.groups.iter().map(|g| g.members.len()).sum::<usize>(),
                         RUN_CAP
                     ))
                 };
@@ -637,9 +691,23 @@ fn report(r: &RunResult, opts: &RunOptions) -> String {
     }
     match &r.outcome {
         Outcome::Pass => {
+            let commits = r
+                .history
+                .entries
+                .iter()
+                .filter(|e| matches!(e.event, Event::CommitOk { .. }))
+                .count();
+            let groups = if r.history.groups_complete.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", {} group(s) read everything with {commits} acknowledged commits",
+                    r.history.groups_complete.len()
+                )
+            };
             outln!(
                 out,
-                "PASS ({} acknowledged sends, {} records read, {} anomalies allowed by the promises, {:.1} simulated s)",
+                "PASS ({} acknowledged sends, {} records read{groups}, {} anomalies allowed by the promises, {:.1} simulated s)",
                 r.verdict.acknowledged,
                 r.verdict.records_read,
                 r.verdict.allowed.len(),

@@ -13,10 +13,11 @@ use runnel::client::admin::{Admin, NewTopic, OffsetSpec};
 use runnel::client::consumer::{Consumer, ConsumerConfig, OffsetReset};
 use runnel::client::producer::{Acks, Producer, ProducerConfig, ProducerRecord};
 use runnel::client::{ClientConfig, ClientError, TopicPartition};
+use runnel::client::{Generation, GroupConfig, GroupConsumer, RebalanceListener};
 use runnel::env::{Env, SharedRng};
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// A client's environment: the simulated network and clock, randomness from the stream named
@@ -472,4 +473,397 @@ fn record_polls(
             records,
         });
     }
+}
+
+/// Tells the history what a group member receives: each generation's assignment, and where
+/// each newly assigned partition starts (a seek).
+struct MemberListener {
+    journal: JournalRef,
+    process: String,
+    group: String,
+    /// The partitions the member holds.
+    owned: BTreeSet<TopicPartition>,
+    /// Where each partition's next record should be: newly assigned ones at their start
+    /// (`None` if not known yet, and then the first record is the seek).
+    expected: Expected,
+}
+
+/// Where each partition's next record should be, shared by a member and its listener.
+type Expected = Arc<Mutex<BTreeMap<TopicPartition, Option<i64>>>>;
+
+fn tp_of(tp: &TopicPartition) -> Tp {
+    Tp {
+        topic: tp.topic.to_string(),
+        partition: tp.partition,
+    }
+}
+
+impl RebalanceListener for MemberListener {
+    fn on_partitions_revoked(&mut self, partitions: &[TopicPartition]) {
+        for tp in partitions {
+            self.owned.remove(tp);
+        }
+    }
+
+    fn on_generation(&mut self, g: &Generation, assignment: &[(TopicPartition, Option<i64>)]) {
+        self.journal.record(Event::Assigned {
+            process: self.process.clone(),
+            group: self.group.clone(),
+            generation: g.generation_id,
+            member: g.member_id.clone(),
+            partitions: assignment.iter().map(|(tp, _)| tp_of(tp)).collect(),
+        });
+        let mut expected = self.expected.lock().unwrap_or_else(|e| e.into_inner());
+        for (tp, start) in assignment {
+            if self.owned.contains(tp) {
+                continue;
+            }
+            if let Some(offset) = start {
+                self.journal.record(Event::Seek {
+                    process: self.process.clone(),
+                    tp: tp_of(tp),
+                    offset: *offset,
+                });
+            }
+            expected.insert(tp.clone(), *start);
+        }
+        self.owned = assignment.iter().map(|(tp, _)| tp.clone()).collect();
+    }
+}
+
+/// A member of a consumer group: joins, polls, commits its positions every few polls and
+/// fetches the group's offsets, recording all of it; with churn, leaves, crashes (drops its
+/// consumer without a word) and stalls during the fault phase; after the heal, reads with the
+/// rest of its group until every partition is read to its end, then leaves.
+pub fn add_group_member(
+    sim: &mut turmoil::Sim<'_>,
+    cfg: &SimConfig,
+    g: usize,
+    m: usize,
+    journal: JournalRef,
+    stop: Arc<AtomicBool>,
+) {
+    let spec = cfg.groups[g].clone();
+    let name = spec.members[m].clone();
+    let topics: Vec<String> = cfg.topics.iter().map(|t| t.name.clone()).collect();
+    let tps: Vec<TopicPartition> = cfg
+        .topics
+        .iter()
+        .flat_map(|t| (0..t.partitions).map(move |p| TopicPartition::new(t.name.clone(), p)))
+        .collect();
+    let producers = cfg.producers.len();
+    let rng = SharedRng::seeded(named_seed(cfg.seed, &format!("workload/{name}")));
+    let env = client_env(cfg.seed, &name);
+    let config = client_config(cfg, &name);
+    sim.client(name.clone(), async move {
+        wait_for_topics(&journal).await;
+        let admin = Admin::new(env.clone(), config.clone())?;
+        let cc = ConsumerConfig {
+            client: config,
+            auto_offset_reset: OffsetReset::Earliest,
+            fetch_max_wait_ms: 100,
+            ..ConsumerConfig::default()
+        };
+        let mut gconf = GroupConfig::new(spec.name.clone());
+        gconf.session_timeout_ms = spec.session_timeout_ms;
+        gconf.heartbeat_interval_ms = spec.session_timeout_ms / 3;
+        gconf.max_poll_interval_ms = 10_000;
+        gconf.enable_auto_commit = false;
+        gconf.assignors = vec![spec.assignor.parse()?];
+        let member = |what: &str| {
+            journal.record(Event::Member {
+                process: name.clone(),
+                what: what.to_string(),
+            })
+        };
+        'incarnations: loop {
+            member("starts");
+            let mut gc = GroupConsumer::new(env.clone(), cc.clone(), gconf.clone())?;
+            let expected: Expected = Arc::default();
+            gc.subscribe(
+                topics.clone(),
+                Some(Box::new(MemberListener {
+                    journal: journal.clone(),
+                    process: name.clone(),
+                    group: spec.name.clone(),
+                    owned: BTreeSet::new(),
+                    expected: expected.clone(),
+                })),
+            );
+            let mut polls = 0u64;
+            loop {
+                let finishing =
+                    stop.load(Ordering::SeqCst) && journal.lock().producers_done == producers;
+                if finishing && group_done(&admin, &journal, &spec.name, &tps).await {
+                    if let Err(e) = gc.close().await {
+                        tracing::debug!(error = %e, "closing a group member failed");
+                    }
+                    member("leaves: the group has read everything");
+                    break 'incarnations;
+                }
+                {
+                    let mut e = expected.lock().unwrap_or_else(|e| e.into_inner());
+                    e.clear();
+                    for tp in gc.assignment() {
+                        e.insert(tp.clone(), gc.position(&tp));
+                    }
+                }
+                // Even a failed poll may have moved positions (a reset): record either way.
+                let (records, failed) = match gc.poll(Duration::from_millis(200)).await {
+                    Ok(records) => (records, None),
+                    Err(e) => (Vec::new(), Some(e)),
+                };
+                let expected =
+                    std::mem::take(&mut *expected.lock().unwrap_or_else(|e| e.into_inner()));
+                let after: BTreeMap<TopicPartition, i64> = gc
+                    .assignment()
+                    .into_iter()
+                    .filter_map(|tp| gc.position(&tp).map(|p| (tp, p)))
+                    .collect();
+                {
+                    let mut j = journal.lock();
+                    for (tp, p) in &after {
+                        let e = j
+                            .group_progress
+                            .entry((spec.name.clone(), tp_of(tp)))
+                            .or_insert(*p);
+                        *e = (*e).max(*p);
+                    }
+                }
+                record_group_polls(&admin, &journal, &name, records, expected, after).await;
+                if let Some(e) = failed {
+                    tracing::debug!(error = %e, "group poll failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                polls += 1;
+                if polls % 4 == 0 {
+                    fetch_offsets(&gc, &journal, &name, &spec.name).await;
+                }
+                if polls % u64::from(spec.commit_every.max(1)) == 0 {
+                    commit_positions(&mut gc, &journal, &name, &spec.name).await;
+                }
+                if spec.churn && !stop.load(Ordering::SeqCst) {
+                    let roll = rng.gen_range(0..1000);
+                    let pause = Duration::from_millis(rng.gen_range(200..2_000));
+                    if roll < 4 {
+                        member("leaves the group");
+                        if let Err(e) = gc.close().await {
+                            tracing::debug!(error = %e, "leaving failed");
+                        }
+                        tokio::time::sleep(pause).await;
+                        continue 'incarnations;
+                    } else if roll < 8 {
+                        member("crashes");
+                        drop(gc);
+                        tokio::time::sleep(pause).await;
+                        continue 'incarnations;
+                    } else if roll < 12 {
+                        let stall = spec.session_timeout_ms * rng.gen_range(5..20) / 10;
+                        member(&format!("stalls for {stall} ms"));
+                        tokio::time::sleep(Duration::from_millis(stall)).await;
+                    }
+                }
+            }
+        }
+        journal.lock().group_members_done += 1;
+        Ok(())
+    });
+}
+
+/// Whether the group has read every partition to its end (the ends holding still across a
+/// pause, as the final read checks): then it is complete in the history.
+async fn group_done(
+    admin: &Admin,
+    journal: &JournalRef,
+    group: &str,
+    tps: &[TopicPartition],
+) -> bool {
+    let known = journal.lock().group_targets.get(group).cloned();
+    let targets = match known {
+        Some(t) => t,
+        None => {
+            let Ok(ends) = admin
+                .list_offsets(&with_spec(tps, OffsetSpec::Latest))
+                .await
+            else {
+                return false;
+            };
+            let t: BTreeMap<Tp, i64> = ends.iter().map(|(tp, l)| (tp_of(tp), l.offset)).collect();
+            journal
+                .lock()
+                .group_targets
+                .insert(group.to_string(), t.clone());
+            t
+        }
+    };
+    let reached = {
+        let j = journal.lock();
+        targets.iter().all(|(tp, end)| {
+            j.group_progress
+                .get(&(group.to_string(), tp.clone()))
+                .copied()
+                .unwrap_or(0)
+                >= *end
+        })
+    };
+    if !reached {
+        return false;
+    }
+    if journal.lock().history.groups_complete.contains(group) {
+        return true;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let Ok(again) = admin
+        .list_offsets(&with_spec(tps, OffsetSpec::Latest))
+        .await
+    else {
+        return false;
+    };
+    let again: BTreeMap<Tp, i64> = again.iter().map(|(tp, l)| (tp_of(tp), l.offset)).collect();
+    // Records the group skipped because retention deleted them first are below the log start
+    // now: the delivery check starts there.
+    let starts = admin
+        .list_offsets(&with_spec(tps, OffsetSpec::Earliest))
+        .await;
+    let Ok(starts) = starts else {
+        return false;
+    };
+    let mut j = journal.lock();
+    if again == targets {
+        for (tp, l) in starts {
+            let e = j.history.log_start.entry(tp_of(&tp)).or_insert(l.offset);
+            *e = (*e).max(l.offset);
+        }
+        j.history.groups_complete.insert(group.to_string());
+        true
+    } else {
+        j.group_targets.insert(group.to_string(), again);
+        false
+    }
+}
+
+/// Records a group member's poll. A partition whose records do not start where they should
+/// (or whose position moved without records) was reset by `auto.offset.reset` (recorded as a
+/// seek) if its old position is now outside the log (retention moved the start past it, or a
+/// power loss took back the end under write caching); otherwise the history checker sees the
+/// skip.
+async fn record_group_polls(
+    admin: &Admin,
+    journal: &JournalRef,
+    name: &str,
+    records: Vec<runnel::client::consumer::ConsumerRecord>,
+    expected: BTreeMap<TopicPartition, Option<i64>>,
+    after: BTreeMap<TopicPartition, i64>,
+) {
+    // Where each partition's reading resumed: its first record, else its position now.
+    let mut firsts: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+    for r in &records {
+        firsts
+            .entry(TopicPartition::new(r.topic.to_string(), r.partition))
+            .or_insert(r.offset);
+    }
+    for (tp, p) in after {
+        firsts.entry(tp).or_insert(p);
+    }
+    for (tp, first) in firsts {
+        let reset = match expected.get(&tp).copied().flatten() {
+            None => true,
+            Some(p) if p == first => false,
+            Some(p) => {
+                let range = async {
+                    let start = admin
+                        .list_offsets(&[(tp.clone(), OffsetSpec::Earliest)])
+                        .await
+                        .ok()?;
+                    let end = admin
+                        .list_offsets(&[(tp.clone(), OffsetSpec::Latest)])
+                        .await
+                        .ok()?;
+                    Some((start.get(&tp)?.offset, end.get(&tp)?.offset))
+                };
+                // Back under write caching: a power loss may have cut the log below `p`
+                // (and new writes may have grown it past `p` again since).
+                let caching = first < p
+                    && journal
+                        .lock()
+                        .history
+                        .write_caching
+                        .get(&tp.topic)
+                        .copied()
+                        .unwrap_or(false);
+                caching || range.await.is_some_and(|(s, e)| p < s || p > e)
+            }
+        };
+        if reset {
+            journal.record(Event::Seek {
+                process: name.into(),
+                tp: tp_of(&tp),
+                offset: first,
+            });
+        }
+    }
+    let mut ignored = BTreeMap::new();
+    record_polls(journal, name, records, &mut ignored);
+}
+
+/// Asks for the group's offsets of the member's partitions, recording the question and the
+/// answer (nothing if it failed).
+async fn fetch_offsets(gc: &GroupConsumer, journal: &JournalRef, name: &str, group: &str) {
+    let assigned = gc.assignment();
+    if assigned.is_empty() {
+        return;
+    }
+    journal.record(Event::FetchOffsetsInvoke {
+        process: name.into(),
+        group: group.into(),
+    });
+    if let Ok(found) = gc.committed(&assigned).await {
+        journal.record(Event::FetchOffsetsOk {
+            process: name.into(),
+            group: group.into(),
+            offsets: assigned
+                .iter()
+                .map(|tp| (tp_of(tp), found.get(tp).copied()))
+                .collect(),
+        });
+    }
+}
+
+/// Commits the member's positions, recording the commit and its outcome.
+async fn commit_positions(gc: &mut GroupConsumer, journal: &JournalRef, name: &str, group: &str) {
+    let offsets: BTreeMap<TopicPartition, i64> = gc
+        .assignment()
+        .into_iter()
+        .filter_map(|tp| gc.position(&tp).map(|p| (tp, p)))
+        .collect();
+    if offsets.is_empty() || gc.generation().is_none() {
+        return;
+    }
+    let listed: Vec<(Tp, i64)> = offsets.iter().map(|(tp, o)| (tp_of(tp), *o)).collect();
+    journal.record(Event::CommitInvoke {
+        process: name.into(),
+        group: group.into(),
+        offsets: listed.clone(),
+    });
+    let event = match gc.commit_offsets(offsets).await {
+        Ok(()) => Event::CommitOk {
+            process: name.into(),
+            group: group.into(),
+            offsets: listed,
+        },
+        // Only the broker's answer (an error code) says the commit did not happen.
+        Err(e) if e.code().is_none() => Event::CommitInfo {
+            process: name.into(),
+            group: group.into(),
+            offsets: listed,
+            error: e.to_string(),
+        },
+        Err(e) => Event::CommitFail {
+            process: name.into(),
+            group: group.into(),
+            offsets: listed,
+            error: e.to_string(),
+        },
+    };
+    journal.record(event);
 }

@@ -120,6 +120,7 @@ fn caught_as(bug: PlantedBug) -> &'static [&'static str] {
         PlantedBug::RenameBeforeSync => &["damaged-file"],
         PlantedBug::ForgetProducerState => &["producer-state-lost"],
         PlantedBug::KeepTornBatch => &["torn-batch-kept"],
+        PlantedBug::CommitBeforeSync => &["unsynced-commit", "lost-commit"],
     }
 }
 

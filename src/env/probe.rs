@@ -55,11 +55,40 @@ pub enum ProbeEvent<'a> {
     /// `path` now holds `bytes`, synced with its directory entry (a checkpoint, a snapshot):
     /// until it is replaced or removed, a power loss must leave it whole.
     FileDurable { path: &'a Path, bytes: &'a [u8] },
+    /// The group coordinator appended offset commits to the log in `dir`, in a batch that
+    /// ends before `end`: each is durable once the log's durable end reaches `end`.
+    OffsetsAppended {
+        dir: &'a Path,
+        end: i64,
+        commits: &'a [CommitWritten],
+    },
+    /// A group's generation got its assignment (the leader's, as members will receive it):
+    /// each member with the partitions it was given.
+    GroupAssigned {
+        group: &'a str,
+        generation: i32,
+        members: &'a [(String, Vec<(String, i32)>)],
+    },
+}
+
+/// An offset commit as written to `__consumer_offsets`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitWritten {
+    pub group: String,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
 }
 
 /// Receives declarations.
 pub trait Probe: Send + Sync {
     fn event(&self, event: ProbeEvent<'_>);
+
+    /// Whether anyone listens to the events that cost work to prepare (the group events):
+    /// the real broker's probe does not.
+    fn observing(&self) -> bool {
+        false
+    }
 }
 
 /// The real world's probe: nobody listens.
@@ -83,4 +112,7 @@ pub struct PlantedBugs {
     pub forget_producer_state: bool,
     /// Recovery keeps a batch whose CRC fails instead of cutting the log before it.
     pub keep_torn_batch: bool,
+    /// The group coordinator answers an offset commit once it is appended, without syncing
+    /// it.
+    pub commit_before_sync: bool,
 }

@@ -289,6 +289,18 @@ pub struct Write {
 pub struct Ready {
     pub writes: Vec<Write>,
     pub responses: Vec<(ReqId, Response)>,
+    /// Generations that got their assignment since the last `ready` (for the simulator's
+    /// state checker).
+    pub assigned: Vec<Assigned>,
+}
+
+/// A generation's assignment, as the members receive it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assigned {
+    pub group: String,
+    pub generation: i32,
+    /// Each member's id and assignment bytes.
+    pub members: Vec<(String, Vec<u8>)>,
 }
 
 impl Ready {
@@ -2135,6 +2147,15 @@ impl Coordinator {
                 }
                 g.sync_deadline = None;
                 g.transition(GroupState::Stable, now);
+                self.out.assigned.push(Assigned {
+                    group: group.to_string(),
+                    generation,
+                    members: g
+                        .members
+                        .values()
+                        .map(|m| (m.id.clone(), m.assignment.clone()))
+                        .collect(),
+                });
                 for m in g.members.values_mut() {
                     if let Some(r) = m.awaiting_sync.take() {
                         answers.push((

@@ -8,7 +8,9 @@
 //! outside the lock.
 
 use super::coordinator::{Config, Coordinator, ReqId, Request, Response, Write, WriteId};
+use super::records;
 use crate::env::Env;
+use crate::env::probe::{CommitWritten, ProbeEvent};
 use crate::log::batch::{self, NewRecord, ProducerFields};
 use crate::log::{LogManager, PartitionLog, TopicPartition};
 use kafka_protocol::error::ResponseError;
@@ -217,6 +219,27 @@ impl GroupService {
     fn drain(&self, core: &mut Coordinator) -> Vec<Appended> {
         let ready = core.ready();
         self.deliver(ready.responses);
+        if self.env.probe.observing() {
+            for a in &ready.assigned {
+                let members: Vec<(String, Vec<(String, i32)>)> = a
+                    .members
+                    .iter()
+                    .map(|(id, bytes)| {
+                        let parts = records::assigned_partitions(bytes)
+                            .unwrap_or_default()
+                            .into_iter()
+                            .flat_map(|(t, ps)| ps.into_iter().map(move |p| (t.clone(), p)))
+                            .collect();
+                        (id.clone(), parts)
+                    })
+                    .collect();
+                self.env.probe.event(ProbeEvent::GroupAssigned {
+                    group: &a.group,
+                    generation: a.generation,
+                    members: &members,
+                });
+            }
+        }
         ready.writes.into_iter().map(|w| self.append(w)).collect()
     }
 
@@ -259,7 +282,12 @@ impl GroupService {
         }
         let mut buf = batch::encode_batch(&records, ProducerFields::NONE);
         let outcome = match log.append(&mut buf, LEADER_EPOCH) {
-            Ok(info) => Ok((log, info.last_offset + 1)),
+            Ok(info) => {
+                if self.env.probe.observing() {
+                    self.declare_commits(&log, &records, info.last_offset + 1);
+                }
+                Ok((log, info.last_offset + 1))
+            }
             Err(e) => {
                 tracing::warn!(partition = %tp, error = %e, "a group-log append failed");
                 // Kafka maps a failed append of the group log to these codes for the client.
@@ -275,6 +303,38 @@ impl GroupService {
         Appended { id: w.id, outcome }
     }
 
+    /// Tells the probe which offset commits a batch ending before `end` holds.
+    fn declare_commits(&self, log: &PartitionLog, written: &[NewRecord], end: i64) {
+        let commits: Vec<CommitWritten> = written
+            .iter()
+            .filter_map(|r| {
+                let key = records::decode_key(r.key.as_deref()?).ok()?;
+                let records::Key::Offset {
+                    group,
+                    topic,
+                    partition,
+                } = key
+                else {
+                    return None;
+                };
+                let value = records::decode_offset_value(r.value.as_deref()?).ok()?;
+                Some(CommitWritten {
+                    group,
+                    topic,
+                    partition,
+                    offset: value.offset,
+                })
+            })
+            .collect();
+        if !commits.is_empty() {
+            self.env.probe.event(ProbeEvent::OffsetsAppended {
+                dir: log.dir(),
+                end,
+                commits: &commits,
+            });
+        }
+    }
+
     /// Waits for the appended writes to be durable, reports them, and repeats for whatever
     /// the coordinator writes in turn.
     async fn finish(&self, mut appended: Vec<Appended>) {
@@ -282,6 +342,8 @@ impl GroupService {
             let mut results = Vec::with_capacity(appended.len());
             for a in appended {
                 let r = match a.outcome {
+                    // The planted bug answers without syncing.
+                    Ok((log, _)) if log.planted_bugs().commit_before_sync => Ok(()),
                     Ok((log, upto)) => match log.sync_to(upto).await {
                         Ok(()) => Ok(()),
                         Err(e) => {

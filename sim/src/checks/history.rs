@@ -375,6 +375,7 @@ pub fn check(h: &History) -> Verdict {
     }
     check_send_order(h, &power_losses, &mut v);
     check_polls(h, &mut v);
+    super::groups::check(h, &mut v);
     v
 }
 

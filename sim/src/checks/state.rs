@@ -14,7 +14,11 @@
 //!   declared durable, and every file it had declared durable (a checkpoint, a snapshot)
 //!   whole, as declared or as a later version renamed over it;
 //! - a write promised durable (acks=all without write caching, or a flush policy that syncs
-//!   every message) is acknowledged only once the broker has declared its offset durable.
+//!   every message) is acknowledged only once the broker has declared its offset durable;
+//! - an offset commit is acknowledged only once the broker has declared durable the
+//!   `__consumer_offsets` batch that holds it;
+//! - no partition has two owners in one generation of a group, whether as the coordinator
+//!   published the generation's assignment or as the members reported receiving it.
 
 use super::image::{self, Image};
 use super::{Anomaly, Check, Kind};
@@ -58,6 +62,11 @@ pub struct StateChecker {
     files: BTreeMap<(usize, PathBuf), DeclaredFile>,
     /// Per broker, the image its next process recovers from (set at each crash or restart).
     recover_from: BTreeMap<usize, Image>,
+    /// Per group and generation, each partition's owner (member id) and who said so.
+    generations: BTreeMap<(String, i32), BTreeMap<Tp, (String, String)>>,
+    /// The latest write of each commit (group, partition, offset): the broker, the log and
+    /// the offset its batch ends before.
+    commits_written: BTreeMap<(String, Tp, i64), (usize, String, i64)>,
     /// What it found; the driver stops the run at the first step that adds to it.
     pub violations: Vec<Anomaly>,
 }
@@ -84,7 +93,83 @@ impl StateChecker {
             partitions: BTreeMap::new(),
             files: BTreeMap::new(),
             recover_from: BTreeMap::new(),
+            generations: BTreeMap::new(),
+            commits_written: BTreeMap::new(),
             violations: Vec::new(),
+        }
+    }
+
+    /// `member` holds `partitions` in `generation` of `group`, as `source` says: no other
+    /// member may hold any of them in that generation.
+    pub fn assigned(
+        &mut self,
+        group: &str,
+        generation: i32,
+        member: &str,
+        partitions: &[Tp],
+        source: &str,
+        at: Micros,
+    ) {
+        let owners = self
+            .generations
+            .entry((group.to_string(), generation))
+            .or_default();
+        let mut clashes = Vec::new();
+        for tp in partitions {
+            match owners.get(tp) {
+                Some((m, said)) if m != member => clashes.push((
+                    tp.clone(),
+                    format!(
+                        "group {group} generation {generation}: {source} gives it to {member}, {said} to {m}"
+                    ),
+                )),
+                Some(_) => {}
+                None => {
+                    owners.insert(tp.clone(), (member.to_string(), source.to_string()));
+                }
+            }
+        }
+        for (tp, detail) in clashes {
+            self.violations.push(Anomaly {
+                kind: Kind::DoubleAssignment,
+                check: Check::State,
+                tp,
+                detail,
+                at,
+            });
+        }
+    }
+
+    /// A group member was told its commit of `offsets` is done: each must be in a batch the
+    /// broker had declared durable.
+    pub fn commit_acknowledged(&mut self, group: &str, offsets: &[(Tp, i64)], at: Micros) {
+        let mut found = Vec::new();
+        for (tp, offset) in offsets {
+            let Some((host, dir, end)) =
+                self.commits_written
+                    .get(&(group.to_string(), tp.clone(), *offset))
+            else {
+                continue;
+            };
+            let durable = self.partition(*host, dir).durable_floor;
+            if durable < *end {
+                found.push((
+                    tp.clone(),
+                    format!(
+                        "group {group}'s commit of offset {offset} was acknowledged, but {} had declared {dir} durable only below {durable}, and the commit is in the batch ending before {end}",
+                        self.host(*host)
+                    ),
+                ));
+            }
+        }
+        for (tp, detail) in found {
+            self.violations.push(Anomaly {
+                kind: Kind::UnsyncedCommit,
+                check: Check::State,
+                tp,
+                detail,
+                at,
+            });
         }
     }
 
@@ -157,6 +242,24 @@ impl StateChecker {
             }
             Observed::Removed { path } => {
                 self.files.remove(&(host, path.clone()));
+            }
+            Observed::OffsetsAppended { dir, end, commits } => {
+                for (group, tp, offset) in commits {
+                    self.commits_written.insert(
+                        (group.clone(), tp.clone(), *offset),
+                        (host, dir.clone(), *end),
+                    );
+                }
+            }
+            Observed::GroupAssigned {
+                group,
+                generation,
+                members,
+            } => {
+                let source = format!("the coordinator on {}", self.host(host));
+                for (member, tps) in members {
+                    self.assigned(group, *generation, member, tps, &source, o.at);
+                }
             }
         }
     }

@@ -141,8 +141,15 @@ pub trait RebalanceListener: Send {
     fn on_partitions_lost(&mut self, partitions: &[TopicPartition]) {
         self.on_partitions_revoked(partitions);
     }
-    /// Every generation this member completes, with its whole assignment in it.
-    fn on_generation(&mut self, _generation: &Generation, _assignment: &[TopicPartition]) {}
+    /// Every generation this member completes, with its whole assignment in it and where
+    /// each partition will be read from next (the committed offset or the reset for a new
+    /// one; `None` while a reset is still to be looked up).
+    fn on_generation(
+        &mut self,
+        _generation: &Generation,
+        _assignment: &[(TopicPartition, Option<i64>)],
+    ) {
+    }
 }
 
 /// A consumer in a consumer group.
@@ -320,11 +327,17 @@ impl GroupConsumer {
         };
         let group = self.group.group_id.clone();
         let cluster = self.consumer.cluster.clone();
+        // Retried only where the commit surely did not happen, so an error says whether it
+        // may have: `outcome_unknown` (a timeout, a lost connection) or not.
         let result = cluster
-            .retrying(&format!("committing for group '{group}'"), true, || async {
-                let conn = coordinator::find(&cluster, &group).await?;
-                coordinator::commit_offsets(&conn, &group, &by, &offsets).await
-            })
+            .retrying(
+                &format!("committing for group '{group}'"),
+                false,
+                || async {
+                    let conn = coordinator::find(&cluster, &group).await?;
+                    coordinator::commit_offsets(&conn, &group, &by, &offsets).await
+                },
+            )
             .await;
         match result {
             Ok(()) => {
@@ -722,8 +735,20 @@ impl GroupConsumer {
         for tp in &revoked {
             self.committed.remove(tp);
         }
+        // Where there is no commit, look up the reset now, so the listener hears where each
+        // partition starts; on failure the first poll tries again.
+        if let Err(e) = self.consumer.update_positions().await {
+            tracing::debug!(group = %self.group.group_id, error = %e, "resetting positions failed; the next poll retries");
+        }
         if let Some(l) = self.listener.as_mut() {
-            l.on_generation(&generation, &assigned);
+            let at: Vec<(TopicPartition, Option<i64>)> = assigned
+                .iter()
+                .map(|tp| {
+                    let p = self.consumer.assigned.get(tp).and_then(|s| s.position);
+                    (tp.clone(), p)
+                })
+                .collect();
+            l.on_generation(&generation, &at);
             l.on_partitions_assigned(&added);
         }
         tracing::debug!(group = %self.group.group_id, generation = generation.generation_id, member = %generation.member_id, assigned = assigned.len(), "joined");

@@ -1,0 +1,402 @@
+//! The consumer-group checks of a history:
+//!
+//! - **double-assignment**: no partition is given to two members of a group in one
+//!   generation (as the members report what they received);
+//! - **lost-commit**: an acknowledged commit is returned by every fetch of the group's offsets
+//!   that starts after the acknowledgement, until a newer commit supersedes it (the value
+//!   fetched must be the latest acknowledged commit, or one that was still in flight or of
+//!   unknown outcome when the fetch ended; never an older one, never none);
+//! - **nonmonotonic-commit**: a group's acknowledged commits of a partition never go back (the
+//!   workload never resets offsets by hand; an automatic reset back happens only where write
+//!   caching let a power loss take records back, so those topics are skipped, as are
+//!   partitions with a commit of unknown outcome, which Kafka does not order);
+//! - **undelivered**: once a group has read every partition to its end after the heal, every
+//!   record of the final log (at or above the log start, in topics without write caching,
+//!   whose records are durable before they are visible) was received by some member of it:
+//!   at-least-once delivery.
+
+use super::{Anomaly, Check, Kind, Verdict};
+use crate::history::{Event, History, Micros, Tp};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One commit of one partition.
+struct Commit {
+    invoked: u64,
+    /// The completion's sequence number and whether it was acknowledged (`None`: no answer
+    /// yet, or unknown).
+    done: Option<(u64, bool)>,
+    offset: i64,
+    /// Its outcome is unknown.
+    info: bool,
+}
+
+/// Checks the group events of `h` into `v`.
+pub fn check(h: &History, v: &mut Verdict) {
+    check_assignments(h, v);
+    check_commits(h, v);
+    check_delivery(h, v);
+}
+
+fn fail(v: &mut Verdict, kind: Kind, tp: &Tp, at: Micros, detail: String) {
+    v.violations.push(Anomaly {
+        kind,
+        check: Check::History,
+        tp: tp.clone(),
+        detail,
+        at,
+    });
+}
+
+fn check_assignments(h: &History, v: &mut Verdict) {
+    // (group, generation, partition) -> (member id, process).
+    let mut owner: BTreeMap<(&str, i32, &Tp), (&str, &str)> = BTreeMap::new();
+    for e in &h.entries {
+        if let Event::Assigned {
+            process,
+            group,
+            generation,
+            member,
+            partitions,
+        } = &e.event
+        {
+            for tp in partitions {
+                match owner.get(&(group.as_str(), *generation, tp)) {
+                    Some((m, p)) if *m != member.as_str() => {
+                        let detail = format!(
+                            "group {group} generation {generation}: given to {member} ({process}) and to {m} ({p})"
+                        );
+                        fail(v, Kind::DoubleAssignment, tp, e.at, detail);
+                    }
+                    _ => {
+                        owner.insert((group, *generation, tp), (member, process));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn check_commits(h: &History, v: &mut Verdict) {
+    // (group, partition) -> commits in invoke order.
+    let mut commits: BTreeMap<(&str, &Tp), Vec<Commit>> = BTreeMap::new();
+    // A member's commit in flight: process -> the (group, partition, index) it covers.
+    let mut open: BTreeMap<&str, Vec<(&str, &Tp, usize)>> = BTreeMap::new();
+    // A member's fetch in flight: process -> its invoke sequence number.
+    let mut fetching: BTreeMap<&str, u64> = BTreeMap::new();
+    // Fetches to check once every commit's outcome is known: (group, invoke seq, end seq,
+    // at, process, offsets).
+    let mut fetches = Vec::new();
+    for e in &h.entries {
+        match &e.event {
+            Event::CommitInvoke {
+                process,
+                group,
+                offsets,
+            } => {
+                let mut mine = Vec::new();
+                for (tp, offset) in offsets {
+                    let list = commits.entry((group, tp)).or_default();
+                    list.push(Commit {
+                        invoked: e.seq,
+                        done: None,
+                        offset: *offset,
+                        info: false,
+                    });
+                    mine.push((group.as_str(), tp, list.len() - 1));
+                }
+                open.insert(process, mine);
+            }
+            Event::CommitOk { process, .. }
+            | Event::CommitFail { process, .. }
+            | Event::CommitInfo { process, .. } => {
+                let ok = matches!(e.event, Event::CommitOk { .. });
+                let info = matches!(e.event, Event::CommitInfo { .. });
+                for (g, tp, i) in open.remove(process.as_str()).unwrap_or_default() {
+                    if let Some(c) = commits.get_mut(&(g, tp)).and_then(|l| l.get_mut(i)) {
+                        c.done = (!info).then_some((e.seq, ok));
+                        c.info = info;
+                    }
+                }
+            }
+            Event::FetchOffsetsInvoke { process, .. } => {
+                fetching.insert(process, e.seq);
+            }
+            Event::FetchOffsetsOk {
+                process,
+                group,
+                offsets,
+            } => {
+                if let Some(invoked) = fetching.remove(process.as_str()) {
+                    fetches.push((group, invoked, e.seq, e.at, process, offsets));
+                }
+            }
+            _ => {}
+        }
+    }
+    for (group, invoked, ended, at, process, offsets) in fetches {
+        for (tp, got) in offsets {
+            let list = commits
+                .get(&(group.as_str(), tp))
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            // The latest commit acknowledged before the fetch began.
+            let latest = list
+                .iter()
+                .filter(|c| matches!(c.done, Some((s, true)) if s < invoked))
+                .max_by_key(|c| c.done.map(|d| d.0));
+            let Some(latest) = latest else {
+                continue;
+            };
+            let latest_done = latest.done.map_or(0, |d| d.0);
+            let mut allowed: BTreeSet<i64> = BTreeSet::new();
+            allowed.insert(latest.offset);
+            for c in list {
+                if c.invoked >= ended {
+                    continue;
+                }
+                let newer_or_open = match c.done {
+                    None => true,
+                    Some((s, ok)) => ok && s > latest_done,
+                };
+                if newer_or_open || c.info {
+                    allowed.insert(c.offset);
+                }
+            }
+            if got.is_none_or(|o| !allowed.contains(&o)) {
+                let detail = format!(
+                    "{process} fetched {group}'s offset of {tp} as {}, but offset {} was acknowledged before the fetch (allowed: {allowed:?})",
+                    got.map_or("none".to_string(), |o| o.to_string()),
+                    latest.offset
+                );
+                fail(v, Kind::LostCommit, tp, at, detail);
+            }
+        }
+    }
+    for ((group, tp), list) in &commits {
+        if h.write_caching.get(&tp.topic).copied().unwrap_or(false) || list.iter().any(|c| c.info) {
+            continue;
+        }
+        let mut acked: Vec<(u64, i64)> = list
+            .iter()
+            .filter_map(|c| match c.done {
+                Some((s, true)) => Some((s, c.offset)),
+                _ => None,
+            })
+            .collect();
+        acked.sort_unstable();
+        for w in acked.windows(2) {
+            if w[1].1 < w[0].1 {
+                let at = h
+                    .entries
+                    .iter()
+                    .find(|e| e.seq == w[1].0)
+                    .map_or(0, |e| e.at);
+                let detail = format!(
+                    "group {group} committed {} after {} was acknowledged",
+                    w[1].1, w[0].1
+                );
+                fail(v, Kind::NonmonotonicCommit, tp, at, detail);
+                break;
+            }
+        }
+    }
+}
+
+fn check_delivery(h: &History, v: &mut Verdict) {
+    if h.groups_complete.is_empty() || h.final_readers.is_empty() {
+        return;
+    }
+    // The final image: partition -> offset -> value, from the final reads.
+    let mut image: BTreeMap<&Tp, BTreeMap<i64, &str>> = BTreeMap::new();
+    // What each group received: (group, partition) -> (offset, value).
+    let mut received: BTreeMap<(&str, &Tp), BTreeSet<(i64, &str)>> = BTreeMap::new();
+    let mut final_reading: BTreeSet<&str> = BTreeSet::new();
+    for e in &h.entries {
+        match &e.event {
+            Event::FinalRead { process } => {
+                final_reading.insert(process);
+            }
+            Event::Poll {
+                process,
+                tp,
+                records,
+            } => {
+                if let Some(g) = h.group_of.get(process) {
+                    let got = received.entry((g, tp)).or_default();
+                    got.extend(records.iter().map(|(o, val)| (*o, val.as_str())));
+                } else if final_reading.contains(process.as_str())
+                    && h.final_readers.contains(process)
+                {
+                    let img = image.entry(tp).or_default();
+                    img.extend(records.iter().map(|(o, val)| (*o, val.as_str())));
+                }
+            }
+            _ => {}
+        }
+    }
+    for group in &h.groups_complete {
+        for (tp, records) in &image {
+            if h.write_caching.get(&tp.topic).copied().unwrap_or(false) {
+                continue;
+            }
+            let start = h.log_start.get(*tp).copied().unwrap_or(0);
+            let got = received.get(&(group.as_str(), *tp));
+            let missing: Vec<i64> = records
+                .range(start..)
+                .filter(|(o, val)| !got.is_some_and(|g| g.contains(&(**o, **val))))
+                .map(|(o, _)| *o)
+                .collect();
+            if let Some(first) = missing.first() {
+                let detail = format!(
+                    "group {group} never received {} record(s) of the final log, the first at offset {first}",
+                    missing.len()
+                );
+                fail(v, Kind::Undelivered, tp, 0, detail);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::Event::*;
+
+    fn tp() -> Tp {
+        Tp {
+            topic: "t".into(),
+            partition: 0,
+        }
+    }
+
+    /// A history whose entries get sequence numbers in order, as the journal gives them.
+    fn history(events: Vec<Event>) -> History {
+        let mut h = History::default();
+        for (i, e) in events.into_iter().enumerate() {
+            h.push(i as u64 * 10, e);
+            h.entries.last_mut().unwrap().seq = i as u64 + 1;
+        }
+        h
+    }
+
+    fn commit(p: &str, offset: i64, ok: bool) -> Vec<Event> {
+        let offsets = vec![(tp(), offset)];
+        let invoke = CommitInvoke {
+            process: p.into(),
+            group: "g".into(),
+            offsets: offsets.clone(),
+        };
+        let done = if ok {
+            CommitOk {
+                process: p.into(),
+                group: "g".into(),
+                offsets,
+            }
+        } else {
+            CommitInfo {
+                process: p.into(),
+                group: "g".into(),
+                offsets,
+                error: "timeout".into(),
+            }
+        };
+        vec![invoke, done]
+    }
+
+    fn fetch(p: &str, got: Option<i64>) -> Vec<Event> {
+        vec![
+            FetchOffsetsInvoke {
+                process: p.into(),
+                group: "g".into(),
+            },
+            FetchOffsetsOk {
+                process: p.into(),
+                group: "g".into(),
+                offsets: vec![(tp(), got)],
+            },
+        ]
+    }
+
+    fn kinds(h: &History) -> Vec<String> {
+        let mut v = Verdict::default();
+        check(h, &mut v);
+        v.violations.iter().map(|a| a.kind.to_string()).collect()
+    }
+
+    #[test]
+    fn an_acknowledged_commit_must_be_fetched_back() {
+        let ok = history([commit("m", 5, true), fetch("m", Some(5))].concat());
+        assert!(kinds(&ok).is_empty());
+        let older = history(
+            [
+                commit("m", 5, true),
+                commit("m", 9, true),
+                fetch("n", Some(5)),
+            ]
+            .concat(),
+        );
+        assert_eq!(kinds(&older), ["lost-commit"]);
+        let none = history([commit("m", 5, true), fetch("n", None)].concat());
+        assert_eq!(kinds(&none), ["lost-commit"]);
+        // A commit of unknown outcome may have landed after the acknowledged one.
+        let unknown = history(
+            [
+                commit("m", 5, true),
+                commit("m", 9, false),
+                fetch("n", Some(9)),
+            ]
+            .concat(),
+        );
+        assert!(kinds(&unknown).is_empty());
+        // Before any acknowledgement anything goes.
+        let early = history(fetch("n", None));
+        assert!(kinds(&early).is_empty());
+    }
+
+    #[test]
+    fn acknowledged_commits_only_move_forward() {
+        let back = history([commit("m", 9, true), commit("n", 5, true)].concat());
+        assert_eq!(kinds(&back), ["nonmonotonic-commit"]);
+        let mut caching = back.clone();
+        caching.write_caching.insert("t".into(), true);
+        assert!(kinds(&caching).is_empty());
+    }
+
+    #[test]
+    fn one_partition_two_members_in_one_generation() {
+        let assigned = |p: &str, member: &str, generation| Assigned {
+            process: p.into(),
+            group: "g".into(),
+            generation,
+            member: member.into(),
+            partitions: vec![tp()],
+        };
+        let h = history(vec![assigned("a", "m-a", 1), assigned("b", "m-b", 2)]);
+        assert!(kinds(&h).is_empty());
+        let h = history(vec![assigned("a", "m-a", 1), assigned("b", "m-b", 1)]);
+        assert_eq!(kinds(&h), ["double-assignment"]);
+    }
+
+    #[test]
+    fn a_complete_group_received_every_final_record() {
+        let poll = |p: &str, records: &[(i64, &str)]| Poll {
+            process: p.into(),
+            tp: tp(),
+            records: records.iter().map(|(o, v)| (*o, v.to_string())).collect(),
+        };
+        let mut h = history(vec![
+            poll("member", &[(0, "a")]),
+            FinalRead {
+                process: "reader".into(),
+            },
+            poll("reader", &[(0, "a"), (1, "b")]),
+        ]);
+        h.final_readers.insert("reader".into());
+        h.group_of.insert("member".into(), "g".into());
+        h.groups_complete.insert("g".into());
+        assert_eq!(kinds(&h), ["undelivered"]);
+        // Below the log start, retention deleted it first.
+        h.log_start.insert(tp(), 2);
+        assert!(kinds(&h).is_empty());
+    }
+}
