@@ -42,6 +42,8 @@ pub mod node;
 mod replication;
 
 #[cfg(test)]
+mod sim_tests;
+#[cfg(test)]
 mod tests;
 
 /// A node's id (Kafka's `node.id`, a replica id).
