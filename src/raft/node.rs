@@ -70,8 +70,9 @@ impl Config {
 #[cfg(test)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlantedBug {
-    /// A granted vote is not put in the quorum-state to fsync, so a voter that crashes after
-    /// granting can vote again in the same epoch (the issue's `vote-not-synced`).
+    /// The quorum-state naming a granted vote (and the epoch it moved to) is not fsynced before
+    /// the grant goes out, so a voter that crashes after granting forgets it and may vote again
+    /// in that epoch (the issue's `vote-not-synced`).
     VoteWithoutPersist,
     /// The leader counts only its own log for the high watermark.
     HwWithoutMajority,
@@ -566,12 +567,12 @@ impl RaftNode {
             voted_for: Some(candidate),
             ..self.quorum
         };
+        self.set_quorum(q);
         #[cfg(test)]
         if self.config.planted_bug == Some(PlantedBug::VoteWithoutPersist) {
-            self.quorum = q;
-            return;
+            // The grant goes out with no quorum-state (epoch and vote) made durable first.
+            self.quorum_dirty = false;
         }
-        self.set_quorum(q);
     }
 
     pub(super) fn send(&mut self, to: NodeId, message: Message) {

@@ -50,6 +50,10 @@ struct Setup {
     propose_every_ms: i64,
     /// The chance a voter that just granted a vote crashes right after its answer leaves.
     crash_after_vote_p: f64,
+    /// The chance a crash hits a leader (if there is one) rather than any node.
+    crash_leader_p: f64,
+    /// The nodes' timeouts: Kafka's defaults, or a faster set.
+    timeouts: Timeouts,
     planted_bug: Option<PlantedBug>,
 }
 
@@ -67,24 +71,63 @@ impl Setup {
             partition_every_ms: [0, 1000, 3000][r.random_range(0..3)],
             propose_every_ms: [20, 100, 300][r.random_range(0..3)],
             crash_after_vote_p: 0.0,
+            crash_leader_p: [0.0, 0.5][r.random_range(0..2)],
+            timeouts: [KAFKA_TIMEOUTS, FAST_TIMEOUTS][r.random_range(0..2)],
             planted_bug,
         };
         // Steer the faults toward what each planted bug needs to show (still all from the seed).
         match planted_bug {
             Some(PlantedBug::VoteWithoutPersist) => {
-                s.crash_after_vote_p = 0.5;
-                s.down_max_ms = 100;
-                s.latency_max_ms = 50;
+                // Many elections, voters crashing right after granting, and requests slower
+                // than a crash and restart, so a second candidate's request can find the voter
+                // with its vote forgotten.
+                s.timeouts = FAST_TIMEOUTS;
+                s.crash_after_vote_p = 0.7;
+                s.crash_every_ms = 300;
+                s.crash_leader_p = 0.7;
+                s.down_max_ms = 30;
+                s.latency_max_ms = 100;
             }
             Some(PlantedBug::TruncateToHw) => {
+                // Leaders crashing with unreplicated tails and coming back soon.
                 s.crash_every_ms = 500;
-                s.down_max_ms = 1000;
+                s.crash_leader_p = 0.7;
+                s.down_max_ms = 300;
+                s.propose_every_ms = 20;
             }
             Some(PlantedBug::HwWithoutMajority) | None => {}
         }
         s
     }
 }
+
+/// The node timeouts a run uses.
+#[derive(Debug, Clone, Copy)]
+struct Timeouts {
+    election_ms: i64,
+    backoff_max_ms: i64,
+    fetch_ms: i64,
+    request_ms: i64,
+    max_wait_ms: i64,
+}
+
+/// `controller.quorum.*` defaults.
+const KAFKA_TIMEOUTS: Timeouts = Timeouts {
+    election_ms: 1000,
+    backoff_max_ms: 1000,
+    fetch_ms: 2000,
+    request_ms: 2000,
+    max_wait_ms: 500,
+};
+
+/// Five times faster, with requests resent sooner: more elections per step.
+const FAST_TIMEOUTS: Timeouts = Timeouts {
+    election_ms: 200,
+    backoff_max_ms: 200,
+    fetch_ms: 400,
+    request_ms: 150,
+    max_wait_ms: 100,
+};
 
 /// A 64-bit mix of a seed and a stream number (splitmix64), for independent streams.
 fn mix(seed: u64, stream: u64) -> u64 {
@@ -164,6 +207,12 @@ struct Checker {
     leader_verified: BTreeMap<NodeId, Offset>,
     /// Per node: the length of its durable log's prefix known identical to `committed`.
     durable_match: BTreeMap<NodeId, Offset>,
+    /// Real votes granted, as sent: (voter, epoch) -> candidate.
+    votes: BTreeMap<(NodeId, Epoch), NodeId>,
+    /// Per node: the highest epoch it has put in a message (pre-vote requests aside).
+    published: BTreeMap<NodeId, Epoch>,
+    /// A truncation of committed entries seen by the driver, reported at the step's check.
+    truncated: Option<String>,
 }
 
 struct Sim {
@@ -215,7 +264,13 @@ impl Sim {
             trace: std::env::var("RAFT_SIM_TRACE").is_ok_and(|v| v == seed.to_string()),
         };
         for &id in &voters {
+            let t = sim.setup.timeouts;
             let config = Config {
+                election_timeout_ms: t.election_ms,
+                election_backoff_max_ms: t.backoff_max_ms,
+                fetch_timeout_ms: t.fetch_ms,
+                request_timeout_ms: t.request_ms,
+                fetch_max_wait_ms: t.max_wait_ms,
                 planted_bug: sim.setup.planted_bug,
                 ..Config::new(id, voters.iter().copied())
             };
@@ -285,6 +340,18 @@ impl Sim {
         }
         let ready = node.ready();
         if let Some(end) = ready.truncate_to {
+            let committed = &self.checker.committed;
+            let held = h
+                .written_log
+                .iter()
+                .zip(committed)
+                .take_while(|(a, b)| a == b)
+                .count() as Offset;
+            if end < held && self.checker.truncated.is_none() {
+                self.checker.truncated = Some(format!(
+                    "node {id} truncates to {end} below the committed entries it holds ({held})"
+                ));
+            }
             h.written_log.truncate(end as usize);
         }
         for e in &ready.entries {
@@ -310,7 +377,12 @@ impl Sim {
         if let Some(q) = ready.quorum_state {
             h.durable_quorum = q;
         }
-        h.durable_log = h.written_log.clone();
+        // The pending Ready holds every unsynced write: replay it on the durable image.
+        if let Some(end) = ready.truncate_to {
+            h.durable_log.truncate(end as usize);
+        }
+        h.durable_log.extend(ready.entries.iter().cloned());
+        debug_assert_eq!(h.durable_log.len(), h.written_log.len());
         h.node.as_mut().unwrap().advance(ready.number);
         if let Some(end) = ready.truncate_to {
             let v = self.checker.durable_match.entry(id).or_insert(0);
@@ -320,6 +392,7 @@ impl Sim {
         self.check_applied(id, &ready.committed)?;
         let mut granted_vote = false;
         for m in ready.messages {
+            self.check_sent(id, m.to, &m.message)?;
             if let Message::VoteResponse(r) = &m.message {
                 granted_vote |= r.vote_granted && !r.pre_vote;
             }
@@ -426,6 +499,16 @@ impl Sim {
         }
     }
 
+    /// A node acting as leader, the one in the newest epoch.
+    fn a_leader(&self) -> Option<NodeId> {
+        self.hosts
+            .iter()
+            .filter_map(|(&id, h)| h.node.as_ref().map(|n| (n, id)))
+            .filter(|(n, _)| n.role() == Role::Leader)
+            .max_by_key(|(n, _)| n.epoch())
+            .map(|(_, id)| id)
+    }
+
     fn propose(&mut self) {
         let leaders: Vec<NodeId> = self
             .hosts
@@ -479,7 +562,12 @@ impl Sim {
             Event::Crash => {
                 if !self.healed {
                     let ids: Vec<NodeId> = self.voters.iter().copied().collect();
-                    let id = ids[self.fault_rng.random_range(0..ids.len())];
+                    let mut id = ids[self.fault_rng.random_range(0..ids.len())];
+                    if self.fault_rng.random_bool(self.setup.crash_leader_p)
+                        && let Some(l) = self.a_leader()
+                    {
+                        id = l;
+                    }
                     self.crash(id);
                     let next = self
                         .fault_rng
@@ -639,6 +727,9 @@ impl Sim {
 
     /// Every invariant over every live node, after each step.
     fn check(&mut self) -> Result<(), Violation> {
+        if let Some(detail) = self.checker.truncated.take() {
+            return Err(self.violation("CommittedEntryKept", detail));
+        }
         let ids: Vec<NodeId> = self.hosts.keys().copied().collect();
         for &id in &ids {
             self.check_node(id)?;
@@ -755,6 +846,40 @@ impl Sim {
                 "MonotonicEpoch",
                 format!("node {id}'s durable epoch {seen} -> {e}"),
             ));
+        }
+        Ok(())
+    }
+
+    /// What a node says on the wire: one real vote per voter per epoch (SingleVote), and never
+    /// an epoch older than one it said before, across crashes (MonotonicEpoch as published).
+    fn check_sent(&mut self, from: NodeId, to: NodeId, m: &Message) -> Result<(), Violation> {
+        if let Message::VoteResponse(r) = m
+            && r.vote_granted
+            && !r.pre_vote
+        {
+            let first = *self
+                .checker
+                .votes
+                .entry((from, r.leader_epoch))
+                .or_insert(to);
+            if first != to {
+                return Err(self.violation(
+                    "SingleVote",
+                    format!(
+                        "node {from} voted for {first} and {to} in epoch {}",
+                        r.leader_epoch
+                    ),
+                ));
+            }
+        }
+        let pre_vote_request = matches!(m, Message::Vote(v) if v.pre_vote);
+        if !pre_vote_request {
+            let seen = self.checker.published.entry(from).or_insert(0);
+            if m.epoch() < *seen {
+                let detail = format!("node {from} sent epoch {} after {}: {m:?}", m.epoch(), seen);
+                return Err(self.violation("MonotonicEpoch", detail));
+            }
+            *seen = m.epoch();
         }
         Ok(())
     }
@@ -881,7 +1006,7 @@ fn sweep(seeds: std::ops::Range<u64>, steps: usize) {
 
 #[test]
 fn two_hundred_seeds_keep_every_invariant_and_recover() {
-    sweep(0..200, 3000);
+    sweep(0..200, 20_000);
 }
 
 /// The long sweep: `cargo test --lib raft::sim_tests -- --ignored`.
@@ -906,7 +1031,15 @@ fn catch_rate(bug: PlantedBug) {
     let mut missed = Vec::new();
     for seed in 0..50 {
         match run_seed(seed, 3000, Some(bug)) {
-            Err(v) => *caught.entry(v.invariant).or_default() += 1,
+            Err(v) => {
+                if caught.is_empty() {
+                    eprintln!(
+                        "planted {bug:?}, seed {seed}, step {}: {}",
+                        v.step, v.detail
+                    );
+                }
+                *caught.entry(v.invariant).or_default() += 1;
+            }
             Ok(_) => missed.push(seed),
         }
     }
