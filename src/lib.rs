@@ -13,6 +13,7 @@
 //! - [`cluster`]: the metadata log (topics, ids, partition counts, configs) and its state.
 //! - [`config`]: broker and topic configuration, with Kafka's names and defaults.
 //! - [`group`]: consumer groups: the group coordinator and `__consumer_offsets`.
+//! - [`raft`]: the metadata quorum's Raft (KRaft-style) as a pure state machine; not yet wired.
 //! - [`broker`]: connections, request dispatch, one module per Kafka API.
 //! - [`client`]: runnel's own Kafka client (admin, producer, consumer), through the seam.
 //! - [`cli`]: the client commands of the `runnel` binary (topic, produce, consume, perf).
@@ -29,5 +30,6 @@ pub mod env;
 pub mod group;
 pub mod log;
 pub mod protocol;
+pub mod raft;
 #[doc(hidden)]
 pub mod testing;

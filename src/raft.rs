@@ -1,0 +1,56 @@
+//! The metadata quorum's Raft, KRaft's way (KIP-595), as a pure state machine in raft-rs's
+//! `RawNode` shape: [`RaftNode::tick`] takes the time, [`RaftNode::step`] a message,
+//! [`RaftNode::propose`] a record batch; [`RaftNode::ready`] hands out, in the order to honour,
+//! the quorum-state to fsync, the log truncation and entries to write, the messages to send
+//! once those are durable, and the committed entries to apply; [`RaftNode::advance`] reports
+//! them durable. It does no I/O, reads no clock and draws randomness only from a generator
+//! seeded by the driver, so the same inputs give the same outputs.
+//!
+//! What it does, as Kafka's `KafkaRaftClient` does:
+//! - Roles Unattached, Prospective (pre-vote, KIP-996), Candidate, Leader, Follower and
+//!   Resigned; static voters (`controller.quorum.voters`) and observers, which fetch but never
+//!   vote nor count.
+//! - Pull replication: Fetch(`fetch_offset`, `last_fetched_epoch`), answered with entries or a
+//!   diverging epoch from the leader's epoch cache; the follower truncates by epoch (never to
+//!   its high watermark alone, never below it) and fetches again, over as many rounds as
+//!   back-to-back failovers need.
+//! - A vote is granted only to a candidate whose log is at least as up to date, once per
+//!   epoch, and goes out only after the quorum-state naming it is fsynced; a pre-vote changes
+//!   nothing and is refused by a follower that heard from its leader within the fetch timeout.
+//! - The high watermark is the offset a majority of voters hold durably (followers fetch from
+//!   their durable end; the leader's own log counts once the driver reports it durable), only
+//!   rises, and first passes the LeaderChange entry a new leader writes in its epoch.
+//! - Check-quorum: a leader not fetched from by a majority for 1.5 × the fetch timeout resigns
+//!   (KAFKA-15489); a restarted leader comes back Resigned in its epoch; [`RaftNode::resign`]
+//!   sends EndQuorumEpoch with preferred successors for a clean shutdown.
+//!
+//! Not built yet: snapshots and FetchSnapshot (KIP-630), so the whole log stays in memory and a
+//! far-behind node replays from offset 0; dynamic voters (KIP-853) and
+//! `controller.quorum.bootstrap.servers`; DescribeQuorum; the mapping of entries onto
+//! RecordBatch v2 batches of `__cluster_metadata-0` and of messages onto `kafka-protocol`
+//! types; the async driver over the seam; a cap on entries proposed but not yet committed.
+//!
+//! - [`log`]: entries, offsets, epochs and the epoch cache.
+//! - [`message`]: Vote, BeginQuorumEpoch, EndQuorumEpoch, Fetch and their answers.
+//! - [`node`]: the node, its settings, quorum-state, roles and the Ready/advance contract.
+//! - `election`, `replication`: the node's handling of elections and of fetches.
+
+mod election;
+pub mod log;
+pub mod message;
+pub mod node;
+mod replication;
+
+#[cfg(test)]
+mod sim_tests;
+#[cfg(test)]
+mod tests;
+
+/// A node's id (Kafka's `node.id`, a replica id).
+pub type NodeId = i32;
+
+pub use log::{Entry, EntryKind, Epoch, Offset, OffsetAndEpoch, RaftLog};
+pub use message::{Message, Outgoing};
+#[cfg(test)]
+pub use node::PlantedBug;
+pub use node::{Config, NotLeader, QuorumState, RaftNode, Ready, Role, StartError};
