@@ -734,6 +734,32 @@ impl Coordinator {
         self.partitions.contains_key(&partition)
     }
 
+    /// Whether `partition` has finished loading.
+    pub fn is_loaded(&self, partition: i32) -> bool {
+        self.partitions.get(&partition).copied().unwrap_or(false)
+    }
+
+    /// Partitions whose load began and has not finished (a load that failed part way, to be
+    /// tried again).
+    pub fn unloaded(&self) -> Vec<i32> {
+        self.partitions
+            .iter()
+            .filter(|(_, loaded)| !**loaded)
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
+    /// Gives up a load that could not read the whole partition: forgets what it replayed (a
+    /// group served from part of its log would answer with offsets older than those it
+    /// acknowledged), and keeps answering COORDINATOR_LOAD_IN_PROGRESS until a new load
+    /// ([`Coordinator::begin_load`] again) succeeds.
+    pub fn abort_load(&mut self, partition: i32) {
+        let n = self.config.num_partitions;
+        self.groups
+            .retain(|id, _| partition_for(id, n) != partition);
+        self.partitions.insert(partition, false);
+    }
+
     /// Whether anything is waiting in [`Coordinator::ready`].
     pub fn has_ready(&self) -> bool {
         !self.out.is_empty()

@@ -80,14 +80,17 @@ impl GroupService {
 
     /// Loads a `__consumer_offsets` partition: replays its records up to its visible end
     /// (what is durable), then serves its groups. A record that does not decode is logged and
-    /// skipped, as Kafka does.
+    /// skipped, as Kafka does. If the log cannot be read to its end (an I/O error, a damaged
+    /// batch below the durable end), nothing of it is served: its groups get
+    /// COORDINATOR_LOAD_IN_PROGRESS and the load is tried again by the ticks, since serving
+    /// part of the log would answer with offsets older than those acknowledged.
     pub fn load(&self, partition: i32) {
         let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
         let Some(log) = self.logs.get(&tp) else {
             return;
         };
         let mut core = self.core();
-        if core.has_partition(partition) {
+        if core.is_loaded(partition) {
             return;
         }
         core.begin_load(partition);
@@ -99,11 +102,13 @@ impl GroupService {
             let read = match log.read(offset, 1 << 20, end, true) {
                 Ok(r) => r,
                 Err(e) => {
-                    tracing::error!(partition = %tp, offset, error = %e, "cannot read the group log; its groups are served from what was read");
-                    break;
+                    tracing::error!(partition = %tp, offset, error = %e, "cannot read the group log; its groups wait for the next attempt");
+                    core.abort_load(partition);
+                    return;
                 }
             };
             if read.records.is_empty() {
+                // Nothing more to read below the end (Kafka's loader stops here too).
                 break;
             }
             let mut pos = 0;
@@ -112,9 +117,9 @@ impl GroupService {
                 let header = match batch::check_integrity(&read.records[pos..]) {
                     Ok(h) => h,
                     Err(e) => {
-                        tracing::error!(partition = %tp, offset, error = %e, "a damaged batch in the group log; loading stops here");
-                        offset = end;
-                        break;
+                        tracing::error!(partition = %tp, offset, error = %e, "a damaged batch in the group log; its groups wait for the next attempt");
+                        core.abort_load(partition);
+                        return;
                     }
                 };
                 let len = header.total_len();
@@ -150,7 +155,9 @@ impl GroupService {
                 }
             }
             if offset <= before {
-                break;
+                tracing::error!(partition = %tp, offset, "the group log does not advance; its groups wait for the next attempt");
+                core.abort_load(partition);
+                return;
             }
         }
         core.loaded(partition, now);
@@ -194,8 +201,13 @@ impl GroupService {
         self.complete(call).await
     }
 
-    /// Advances the coordinator's time: sessions, join and sync phases, offset expiry.
+    /// Advances the coordinator's time: sessions, join and sync phases, offset expiry; and
+    /// tries again the loads that failed.
     pub async fn tick(&self) {
+        let unloaded = self.core().unloaded();
+        for p in unloaded {
+            self.load(p);
+        }
         let appended = {
             let mut core = self.core();
             core.tick(self.env.clock.now_ms());

@@ -706,3 +706,59 @@ fn a_new_member_dropped_while_waiting_to_join_is_answered() {
     let j = join_result(h.answer(c));
     assert_eq!(j.error, err(ResponseError::UnknownMemberId));
 }
+
+/// A load that could not read the whole log (seed 8000563: an I/O error while loading after a
+/// power loss) forgets what it replayed and keeps answering COORDINATOR_LOAD_IN_PROGRESS; a
+/// later full load serves the groups.
+#[test]
+fn an_aborted_load_serves_nothing_until_a_full_load() {
+    let mut h = Harness::new();
+    let c = h.commit("solo", -1, "", 5);
+    h.sync();
+    h.answer(c);
+    let c = h.commit("solo", -1, "", 9);
+    h.sync();
+    h.answer(c);
+    let mut fresh = Coordinator::new(Config {
+        num_partitions: 4,
+        ..Config::default()
+    });
+    let p = fresh.partition_for("solo");
+    fresh.begin_load(p);
+    // Only the first write was read before the error.
+    for (k, v) in &h.log[0].records {
+        fresh.replay(h.now, k, v.as_deref()).unwrap();
+    }
+    fresh.abort_load(p);
+    assert_eq!(fresh.unloaded(), vec![p]);
+    fresh.step(
+        h.now,
+        1,
+        Request::FetchOffsets {
+            group: "solo".into(),
+            partitions: Some(vec![("t".into(), 0)]),
+        },
+    );
+    let answered = fresh.ready().responses;
+    assert!(
+        matches!(&answered[..], [(1, Response::FetchOffsets(code, _))] if *code == err(ResponseError::CoordinatorLoadInProgress)),
+        "{answered:?}"
+    );
+    fresh.begin_load(p);
+    for w in &h.log {
+        for (k, v) in &w.records {
+            fresh.replay(h.now, k, v.as_deref()).unwrap();
+        }
+    }
+    fresh.loaded(p, h.now);
+    assert!(fresh.unloaded().is_empty());
+    let mut g = Harness {
+        c: fresh,
+        now: h.now,
+        next: 10,
+        answers: BTreeMap::new(),
+        writes: Vec::new(),
+        log: Vec::new(),
+    };
+    assert_eq!(g.fetched("solo"), 9);
+}
