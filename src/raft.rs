@@ -26,20 +26,21 @@
 //!
 //! Not built yet: snapshots and FetchSnapshot (KIP-630), so the whole log stays in memory and a
 //! far-behind node replays from offset 0; dynamic voters (KIP-853) and
-//! `controller.quorum.bootstrap.servers`; DescribeQuorum; the mapping of entries onto
-//! RecordBatch v2 batches of `__cluster_metadata-0` and of messages onto `kafka-protocol`
-//! types; the async driver over the seam; a cap on entries proposed but not yet committed.
+//! `controller.quorum.bootstrap.servers`; DescribeQuorum; the async driver over the seam; a cap on entries proposed but not yet committed.
 //!
 //! - [`log`]: entries, offsets, epochs and the epoch cache.
 //! - [`message`]: Vote, BeginQuorumEpoch, EndQuorumEpoch, Fetch and their answers.
 //! - [`node`]: the node, its settings, quorum-state, roles and the Ready/advance contract.
 //! - `election`, `replication`: the node's handling of elections and of fetches.
+//! - [`wire`]: messages as Kafka's Vote, BeginQuorumEpoch, EndQuorumEpoch and Fetch of
+//!   `__cluster_metadata-0`, entries as RecordBatch v2 batches.
 
 mod election;
 pub mod log;
 pub mod message;
 pub mod node;
 mod replication;
+pub mod wire;
 
 #[cfg(test)]
 mod sim_tests;

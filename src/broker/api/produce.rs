@@ -117,11 +117,16 @@ async fn append_one(
         Err(AppendError::InvalidBatch(e)) => {
             let code = batch_error_code(&e);
             let mut resp = failed(index, code, Some(e.to_string()));
-            resp.record_errors = vec![
-                BatchIndexAndErrorMessage::default()
-                    .with_batch_index(0)
-                    .with_batch_index_error_message(Some(str_bytes(e.to_string()))),
-            ];
+            // As Kafka's validator: `record_errors` names the records that failed a check of
+            // their own; a batch refused as a whole (corrupt, too large) carries only the
+            // partition's error, which clients would otherwise report twice.
+            if let BatchError::BadRecord { index, .. } = e {
+                resp.record_errors = vec![
+                    BatchIndexAndErrorMessage::default()
+                        .with_batch_index(i32::try_from(index).unwrap_or(i32::MAX))
+                        .with_batch_index_error_message(Some(str_bytes(e.to_string()))),
+                ];
+            }
             (resp, None)
         }
         Err(AppendError::Producer(e)) => {

@@ -349,3 +349,55 @@ async fn unknown_api_versions_get_the_kip_511_answer() {
     assert_eq!(resp.error_code, 35);
     assert_eq!(resp.api_keys.len(), SUPPORTED_APIS.len());
 }
+
+/// A batch refused as a whole (a CRC that does not match) gets the partition's error and no
+/// `record_errors`: those name records that failed a check of their own, and clients report
+/// them beside the partition's error (some as UNKNOWN_SERVER_ERROR).
+#[tokio::test]
+async fn a_batch_refused_whole_has_no_record_errors() {
+    let b = broker().await;
+    let peer: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+    let mut batch = crate::log::batch::encode_batch(
+        &[crate::log::batch::NewRecord {
+            timestamp: 5,
+            value: Some(b"v".to_vec()),
+            ..Default::default()
+        }],
+        crate::log::batch::ProducerFields::NONE,
+    );
+    let last = batch.len() - 1;
+    batch[last] ^= 0xff;
+    let header = RequestHeader::default()
+        .with_request_api_key(ApiKey::Produce as i16)
+        .with_request_api_version(9)
+        .with_correlation_id(3)
+        .with_client_id(Some(StrBytes::from_static_str("test")));
+    let produce = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(1000)
+        .with_topic_data(vec![
+            produce_request::TopicProduceData::default()
+                .with_name(topic("corrupt"))
+                .with_partition_data(vec![
+                    produce_request::PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(bytes::Bytes::from(batch))),
+                ]),
+        ]);
+    let frame = encode_request(&header, &produce).unwrap().slice(4..);
+    let req = parse_request(frame).unwrap();
+    let bytes = match dispatch(&b, req, peer).await {
+        Reply::Ready(bytes) => bytes,
+        Reply::Later(f) => f.await.expect("a late response"),
+        Reply::Close(why) => panic!("the connection was closed: {why}"),
+        Reply::None => panic!("the produce was not answered"),
+    };
+    let (_, mut body) = parse_response_header(bytes.slice(4..), ApiKey::Produce, 9).unwrap();
+    let resp = ProduceResponse::decode(&mut body, 9).unwrap();
+    let p = &resp.responses[0].partition_responses[0];
+    assert_eq!(
+        p.error_code,
+        kafka_protocol::error::ResponseError::CorruptMessage.code()
+    );
+    assert!(p.record_errors.is_empty(), "{:?}", p.record_errors);
+}
