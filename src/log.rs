@@ -17,6 +17,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod config;
 pub mod index;
+pub mod leader_epoch;
 pub mod manager;
 pub mod partition_log;
 pub mod producer_state;
