@@ -30,5 +30,6 @@ pub mod write_counter;
 pub use config::LogConfig;
 pub use manager::{LogManager, TopicPartition};
 pub use partition_log::{
-    AppendError, AppendInfo, LogError, LogOffsets, PartitionLog, ReadError, ReadResult,
+    AppendError, AppendInfo, FollowerAppendError, LogError, LogOffsets, PartitionLog, ReadError,
+    ReadResult, TruncateError,
 };
