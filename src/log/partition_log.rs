@@ -1384,3 +1384,6 @@ fn read_batches(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod replication_tests;
