@@ -1313,19 +1313,51 @@ fn recover_epochs(
     cache.truncate_from_end(log_end);
     cache.truncate_from_start(log_start);
     let from = from.clamp(log_start, log_end);
-    for seg in recovered.segments.values() {
+    let mut disagrees = !replay_epochs(&mut cache, &recovered.segments, from, log_start)?;
+    if disagrees && from > log_start {
+        tracing::warn!(dir = %dir.display(), "the leader epoch checkpoint disagrees with the log's batches; rebuilding it from them");
+        cache = LeaderEpochCache::default();
+        disagrees = !replay_epochs(&mut cache, &recovered.segments, log_start, log_start)?;
+    }
+    if disagrees {
+        tracing::warn!(dir = %dir.display(), "the log's batches carry leader epochs that go back; the cache keeps the newest");
+    }
+    let dirty = damaged || cache.entries() != loaded.as_deref().unwrap_or_default();
+    Ok((cache, dirty))
+}
+
+/// Brings `cache` up to date with the headers of the batches from `from` on: a batch of a
+/// newer epoch than the latest starts an entry; one of an older epoch must be where the cache
+/// already puts it. Returns false if some batch disagreed with the cache (it was not applied:
+/// Kafka's `assign` would let an older epoch remove the newer entries).
+fn replay_epochs(
+    cache: &mut LeaderEpochCache,
+    segments: &BTreeMap<i64, Segment>,
+    from: i64,
+    log_start: i64,
+) -> Result<bool, LogError> {
+    let mut agrees = true;
+    for seg in segments.values() {
         if seg.next_offset() <= from {
             continue;
         }
         seg.for_each_header(from, |h| {
-            if h.partition_leader_epoch >= 0 {
-                cache.assign(h.partition_leader_epoch, h.base_offset.max(log_start));
+            let (epoch, base) = (h.partition_leader_epoch, h.base_offset.max(log_start));
+            if epoch < 0 {
+                return;
+            }
+            match cache.latest_epoch() {
+                Some(latest) if epoch <= latest => {
+                    agrees &= cache.epoch_for_offset(base) == Some(epoch);
+                }
+                _ => {
+                    cache.assign(epoch, base);
+                }
             }
         })
         .map_err(|e| LogError::Io(io::Error::other(e.to_string())))?;
     }
-    let dirty = damaged || cache.entries() != loaded.as_deref().unwrap_or_default();
-    Ok((cache, dirty))
+    Ok(agrees)
 }
 
 /// Reads batches from `file` starting at `pos` (whose header is `first`), stopping at `end`,

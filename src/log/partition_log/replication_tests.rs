@@ -467,3 +467,24 @@ async fn a_sync_waiter_past_the_cut_is_told() {
         })
     ));
 }
+
+/// Found by `tests/log_epoch_model.rs`: a restart replays batch headers from the checkpoint's
+/// recovery point, which may lie in an older epoch than the file's last entry. Assigning that
+/// older epoch again, by Kafka's rule, removed every newer entry and the first one with it.
+/// Minimal case: epoch 0 at 0, reopen (recovery point 1), epoch 0 at 1, epoch 1 at 2, sync,
+/// restart.
+#[tokio::test]
+async fn replay_from_the_recovery_point_keeps_newer_epochs() {
+    let disk = MemDisk::new();
+    let log = open(&disk).await;
+    log.append(&mut batch_of(0, 1, None), 0).unwrap();
+    log.close().await.unwrap();
+    let log = open(&disk).await;
+    log.append(&mut batch_of(1, 1, None), 0).unwrap();
+    log.append(&mut batch_of(2, 1, None), 1).unwrap();
+    log.sync_all(false).await.unwrap();
+    drop(log);
+    disk.restart();
+    let log = open(&disk).await;
+    assert_eq!(log.epoch_entries(), entries(&[(0, 0), (1, 2)]));
+}
