@@ -2,14 +2,17 @@
 //!
 //! A partition is a directory `<log dir>/<topic>-<partition>/` holding segments
 //! (`<base offset>.log` with record batches, a sparse `.index` and a `.timeindex`) and a
-//! `partition.checkpoint`. `docs/formats.md` documents every byte.
+//! `partition.checkpoint` and a `leader-epoch-checkpoint`. `docs/formats.md` documents every byte.
 //!
 //! - [`batch`]: the Kafka RecordBatch v2 format, validation, record iteration.
 //! - [`index`], [`time_index`]: the sparse indexes, kept in memory, cached in files.
 //! - [`segment`]: one `.log` file with its indexes; scanning and truncation.
 //! - [`recovery`]: opening a directory after a crash.
 //! - [`checkpoint`]: the recovery point and log start offset, written atomically.
-//! - [`partition_log`]: append, read, roll, retention, flush policy, group commit.
+//! - [`leader_epoch`]: the leader epoch cache (epoch -> start offset) and Kafka's
+//!   `leader-epoch-checkpoint` file.
+//! - [`partition_log`]: append (as leader, or as follower at the leader's offsets), read,
+//!   truncation of the tail, roll, retention, flush policy, group commit.
 //! - [`producer_state`], [`snapshot`]: idempotent producers' sequence state and its snapshots.
 //! - [`manager`]: all the partition logs of a data directory and their background work.
 
