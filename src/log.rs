@@ -1,8 +1,9 @@
 //! Storage: the partition log, in Kafka's on-disk layout.
 //!
 //! A partition is a directory `<log dir>/<topic>-<partition>/` holding segments
-//! (`<base offset>.log` with record batches, a sparse `.index` and a `.timeindex`) and a
-//! `partition.checkpoint` and a `leader-epoch-checkpoint`. `docs/formats.md` documents every byte.
+//! (`<base offset>.log` with record batches, a sparse `.index` and a `.timeindex`), a
+//! `partition.checkpoint` and a `leader-epoch-checkpoint`. `docs/formats.md` documents every
+//! byte.
 //!
 //! - [`batch`]: the Kafka RecordBatch v2 format, validation, record iteration.
 //! - [`index`], [`time_index`]: the sparse indexes, kept in memory, cached in files.
