@@ -663,6 +663,10 @@ impl Probe for HostProbe {
                 state,
             },
             ProbeEvent::Deleted { dir } => Observed::Deleted { dir: dir_name(dir) },
+            ProbeEvent::Truncated { dir, offset } => Observed::Truncated {
+                dir: dir_name(dir),
+                offset,
+            },
             ProbeEvent::FileDurable { path, bytes } => Observed::FileDurable {
                 path: path.to_path_buf(),
                 crc: crc32fast::hash(bytes),

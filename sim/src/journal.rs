@@ -22,6 +22,8 @@ pub enum Observed {
     State { dir: String, state: PartitionState },
     /// A log was deleted.
     Deleted { dir: String },
+    /// A log's tail was cut on request: its log end (and durable end) go back to `offset`.
+    Truncated { dir: String, offset: i64 },
     /// A file was declared durable with these contents.
     FileDurable { path: PathBuf, crc: u32, len: usize },
     /// A file was renamed over `to`, which now holds these contents (not yet durable).

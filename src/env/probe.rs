@@ -52,6 +52,10 @@ pub enum ProbeEvent<'a> {
     },
     /// A log was deleted with its directory; a log created there later starts afresh.
     Deleted { dir: &'a Path },
+    /// A log's tail was cut on request (a follower truncating to where it agrees with its
+    /// leader): its log end, and its durable end if above, move back to exactly `offset`.
+    /// Declared before the cut is synced; the call that made it returns once it is.
+    Truncated { dir: &'a Path, offset: i64 },
     /// `path` now holds `bytes`, synced with its directory entry (a checkpoint, a snapshot):
     /// until it is replaced or removed, a power loss must leave it whole.
     FileDurable { path: &'a Path, bytes: &'a [u8] },

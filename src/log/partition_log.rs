@@ -9,7 +9,8 @@
 use super::batch::{self, BatchError, HEADER_LEN};
 use super::checkpoint::{self, LogCheckpoint};
 use super::config::LogConfig;
-use super::producer_state::{BatchMeta, ProducerError, ProducerStates, Verdict, seq_add};
+use super::leader_epoch::{self, EpochEntry, EpochFileError, LeaderEpochCache};
+use super::producer_state::{BatchMeta, ProducerError, ProducerStates, Verdict};
 use super::recovery::{self, RecoveryReport};
 use super::segment::{AppendedBatch, Segment, SegmentReadError, SyncMark};
 use super::snapshot;
@@ -41,8 +42,50 @@ pub enum AppendError {
     InvalidBatch(#[from] BatchError),
     #[error("{0}")]
     Producer(#[from] ProducerError),
+    #[error("leader epoch {epoch} is older than the log's latest epoch {latest}")]
+    StaleLeaderEpoch { epoch: i32, latest: i32 },
     #[error("storage error: {0}")]
     Storage(String),
+}
+
+/// A follower's append failed; nothing of it was written.
+#[derive(Debug, thiserror::Error)]
+pub enum FollowerAppendError {
+    #[error("invalid record batch: {0}")]
+    InvalidBatch(#[from] BatchError),
+    #[error("the first batch starts at offset {first}, but the log ends at {log_end}")]
+    UnexpectedOffset { first: i64, log_end: i64 },
+    #[error("a batch starts at offset {offset}, but the one before it ends before {expected}")]
+    OffsetsOutOfOrder { offset: i64, expected: i64 },
+    #[error("the batch at offset {offset} has leader epoch {epoch}, older than {latest} before it")]
+    EpochGoesBack {
+        offset: i64,
+        epoch: i32,
+        latest: i32,
+    },
+    #[error("storage error: {0}")]
+    Storage(String),
+}
+
+/// A truncation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TruncateError {
+    #[error("cannot truncate to offset {offset}, below the log start {log_start}")]
+    BelowLogStart { offset: i64, log_start: i64 },
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+    #[error("the log is offline: {0}")]
+    Offline(String),
+}
+
+impl From<LogError> for TruncateError {
+    fn from(e: LogError) -> Self {
+        match e {
+            LogError::Io(e) => TruncateError::Io(e),
+            LogError::Offline(why) => TruncateError::Offline(why),
+            LogError::Truncated { .. } => TruncateError::Offline(e.to_string()),
+        }
+    }
 }
 
 /// A read failed.
@@ -65,6 +108,9 @@ pub enum LogError {
     Io(#[from] io::Error),
     #[error("the log is offline: {0}")]
     Offline(String),
+    /// A wait for offsets to be synced found them truncated away.
+    #[error("offset {offset} was truncated away; the log now ends at {log_end}")]
+    Truncated { offset: i64, log_end: i64 },
 }
 
 impl From<SegmentReadError> for ReadError {
@@ -154,6 +200,12 @@ struct LogState {
     producers: ProducerStates,
     /// Snapshot files written since the last sync round; the next one syncs them.
     unsynced_snapshots: Vec<snapshot::PendingSnapshot>,
+    /// Each leader epoch in the log and the offset where it starts.
+    epochs: LeaderEpochCache,
+    /// The epoch cache changed since the `leader-epoch-checkpoint` was last written; the next
+    /// sync round writes it, before it declares anything more durable, so that the file always
+    /// describes every batch below the durable end (and below the checkpoint's recovery point).
+    epochs_dirty: bool,
 }
 
 /// What one sync covers.
@@ -168,6 +220,8 @@ struct SyncPlan {
     upto: i64,
     /// `appended_records` when the plan was made.
     records: i64,
+    /// The epoch cache's entries to write, if they changed.
+    epochs: Option<Vec<EpochEntry>>,
 }
 
 impl LogState {
@@ -225,6 +279,7 @@ impl LogState {
                 .then(|| self.dir_writes.snapshot()),
             upto: self.next_offset,
             records: self.appended_records,
+            epochs: std::mem::take(&mut self.epochs_dirty).then(|| self.epochs.entries().to_vec()),
         }
     }
 }
@@ -251,8 +306,16 @@ impl PartitionLog {
         let producers = if env.disk.planted_bugs().forget_producer_state {
             ProducerStates::default()
         } else {
-            recover_producers(&*env.disk, dir, &recovered, now)?
+            recover_producers(
+                &*env.disk,
+                dir,
+                &recovered.segments,
+                recovered.log_start_offset,
+                recovered.next_offset,
+                now,
+            )?
         };
+        let (epochs, epochs_dirty) = recover_epochs(&*env.disk, dir, &recovered)?;
         let state = LogState {
             config,
             segments: recovered.segments,
@@ -269,6 +332,8 @@ impl PartitionLog {
             sync_rounds: 0,
             producers,
             unsynced_snapshots: Vec::new(),
+            epochs,
+            epochs_dirty,
         };
         let offsets = state.offsets();
         env.probe.event(ProbeEvent::Recovered {
@@ -394,6 +459,8 @@ impl PartitionLog {
 
     /// Validates and appends a producer's record set (one or more v2 batches, as received),
     /// assigning offsets and stamping `leader_epoch` into each batch header. All or nothing.
+    /// An epoch older than the log's latest is refused ([`AppendError::StaleLeaderEpoch`]); a
+    /// newer one starts a new entry in the epoch cache at the first batch's offset.
     /// The data is written but not synced: see [`PartitionLog::sync_to`] and
     /// [`PartitionLog::must_sync`].
     pub fn append(
@@ -401,12 +468,22 @@ impl PartitionLog {
         records: &mut [u8],
         leader_epoch: i32,
     ) -> Result<AppendInfo, AppendError> {
+        assert!(
+            leader_epoch >= 0,
+            "a leader appends with its epoch, got {leader_epoch}"
+        );
         let max_bytes = self.lock().config.max_message_bytes;
         let batches =
             batch::validate_record_set(records, usize::try_from(max_bytes).unwrap_or(usize::MAX))?;
         let now = self.clock.now_ms();
-        let mut st = self.lock();
+        let st = self.lock();
         st.check_online().map_err(AppendError::Storage)?;
+        if let Some(latest) = st.epochs.latest_epoch().filter(|l| leader_epoch < *l) {
+            return Err(AppendError::StaleLeaderEpoch {
+                epoch: leader_epoch,
+                latest,
+            });
+        }
         if let Some(dup) = check_producers(&st.producers, &batches)? {
             return Ok(AppendInfo {
                 first_offset: dup.first_offset,
@@ -418,11 +495,8 @@ impl PartitionLog {
                 duplicate: true,
             });
         }
-        let first_offset = st.next_offset;
-        let mut next = first_offset;
-        let mut appended = Vec::with_capacity(batches.len());
-        let mut max_timestamp = batch::NO_TIMESTAMP;
-        let mut record_count = 0i64;
+        let mut next = st.next_offset;
+        let mut headers = Vec::with_capacity(batches.len());
         for b in &batches {
             let len = b.header.total_len();
             batch::set_base_offset_and_epoch(
@@ -430,34 +504,111 @@ impl PartitionLog {
                 next,
                 leader_epoch,
             );
-            let last = next + i64::from(b.header.last_offset_delta);
-            appended.push(AppendedBatch {
-                last_offset: last,
-                max_timestamp: b.header.max_timestamp,
-                len: len as u64,
-            });
-            max_timestamp = max_timestamp.max(b.header.max_timestamp);
-            record_count += i64::from(b.header.records_count);
-            next = last + 1;
+            let mut h = b.header;
+            h.base_offset = next;
+            h.partition_leader_epoch = leader_epoch;
+            next = h.next_offset();
+            headers.push(h);
         }
+        self.write_batches(st, records, &headers, now)
+            .map_err(AppendError::Storage)
+    }
+
+    /// Appends a follower's copy of the leader's batches (one or more whole v2 batches, as the
+    /// leader stored them): the offsets and leader epochs they carry are kept, not assigned.
+    /// Checked first, all or nothing: every batch whole and CRC-valid; the first starting at
+    /// the log end; each starting where the one before it ends; leader epochs never below the
+    /// log's latest epoch or the batch before. The idempotent producers' state and the epoch
+    /// cache take the batches in (without sequence checks: the leader made them), so a
+    /// follower that becomes leader deduplicates retries. Written but not synced, as
+    /// [`PartitionLog::append`].
+    pub fn append_as_follower(
+        self: &Arc<Self>,
+        records: &[u8],
+    ) -> Result<AppendInfo, FollowerAppendError> {
+        // The leader accepted these batches under its own size limit.
+        let batches = batch::validate_record_set(records, usize::MAX)?;
+        let now = self.clock.now_ms();
+        let st = self.lock();
+        st.check_online().map_err(FollowerAppendError::Storage)?;
+        let mut expected = st.next_offset;
+        let mut latest = st.epochs.latest_epoch();
+        for (i, b) in batches.iter().enumerate() {
+            let h = &b.header;
+            if h.base_offset != expected {
+                return Err(if i == 0 {
+                    FollowerAppendError::UnexpectedOffset {
+                        first: h.base_offset,
+                        log_end: st.next_offset,
+                    }
+                } else {
+                    FollowerAppendError::OffsetsOutOfOrder {
+                        offset: h.base_offset,
+                        expected,
+                    }
+                });
+            }
+            let epoch = h.partition_leader_epoch;
+            if epoch < 0 || latest.is_some_and(|l| epoch < l) {
+                return Err(FollowerAppendError::EpochGoesBack {
+                    offset: h.base_offset,
+                    epoch,
+                    latest: latest.unwrap_or(leader_epoch::UNDEFINED_EPOCH),
+                });
+            }
+            latest = Some(epoch);
+            expected = h.next_offset();
+        }
+        let headers: Vec<batch::BatchHeader> = batches.iter().map(|b| b.header).collect();
+        self.write_batches(st, records, &headers, now)
+            .map_err(FollowerAppendError::Storage)
+    }
+
+    /// Writes checked batches whose headers (`headers`, with their final offsets and epochs,
+    /// the first at the log end) describe `records`, then updates the offsets, the producers'
+    /// state and the epoch cache, publishes, and queues a background sync.
+    fn write_batches(
+        self: &Arc<Self>,
+        mut st: MutexGuard<'_, LogState>,
+        records: &[u8],
+        headers: &[batch::BatchHeader],
+        now: i64,
+    ) -> Result<AppendInfo, String> {
+        let first_offset = st.next_offset;
+        debug_assert_eq!(headers.first().map(|h| h.base_offset), Some(first_offset));
+        let mut appended = Vec::with_capacity(headers.len());
+        let mut max_timestamp = batch::NO_TIMESTAMP;
+        let mut record_count = 0i64;
+        for h in headers {
+            appended.push(AppendedBatch {
+                last_offset: h.last_offset(),
+                max_timestamp: h.max_timestamp,
+                len: h.total_len() as u64,
+            });
+            max_timestamp = max_timestamp.max(h.max_timestamp);
+            record_count += i64::from(h.records_count);
+        }
+        let next = headers.last().map_or(first_offset, |h| h.next_offset());
         let cfg = st.config.clone();
         if st
             .active()
             .should_roll(&cfg, records.len() as u64, max_timestamp, next - 1, now)
         {
-            self.roll(&mut st, now)
-                .map_err(|e| AppendError::Storage(e.to_string()))?;
+            self.roll(&mut st, now).map_err(|e| e.to_string())?;
         }
         if let Err(e) = st.active_mut().append(records, &appended, &cfg) {
             if !e.trimmed {
                 st.offline = Some(format!("a failed write could not be cut back: {}", e.error));
             }
-            return Err(AppendError::Storage(e.error.to_string()));
+            return Err(e.error.to_string());
         }
         st.next_offset = next;
         st.appended_records += record_count;
-        for (b, a) in batches.iter().zip(&appended) {
-            record_producer_batch(&mut st.producers, &b.header, a.last_offset, now);
+        for h in headers {
+            record_producer_batch(&mut st.producers, h, now);
+            if st.epochs.assign(h.partition_leader_epoch, h.base_offset) {
+                st.epochs_dirty = true;
+            }
         }
         let flush_due = st.appended_records - st.synced_records >= cfg.flush_messages;
         let info = AppendInfo {
@@ -543,6 +694,12 @@ impl PartitionLog {
                     return Ok(());
                 }
                 st.check_online().map_err(LogError::Offline)?;
+                if offset > st.next_offset {
+                    return Err(LogError::Truncated {
+                        offset,
+                        log_end: st.next_offset,
+                    });
+                }
             }
             let _turn = self.sync_lock.lock().await;
             // Appenders woken by the previous sync are about to append: let them, so this
@@ -604,6 +761,22 @@ impl PartitionLog {
                 path: snap.path(),
                 bytes: snap.bytes(),
             });
+        }
+        // The epoch cache describes batches this round made durable: its file is durable
+        // before they are declared so.
+        if let Some(entries) = &plan.epochs {
+            match leader_epoch::write(&*self.disk, &self.dir, entries).await {
+                Ok(bytes) => self.probe.event(ProbeEvent::FileDurable {
+                    path: &self.dir.join(leader_epoch::FILE_NAME),
+                    bytes: &bytes,
+                }),
+                Err(e) => {
+                    let why = format!("could not write the leader epoch checkpoint: {e}");
+                    tracing::error!(dir = %self.dir.display(), error = %e, "could not write the leader epoch checkpoint; the log goes offline");
+                    self.lock().offline = Some(why.clone());
+                    return Err(LogError::Offline(why));
+                }
+            }
         }
         // Old snapshots go only once the new ones are durable (and declared): their removal
         // is made durable by the next directory sync.
@@ -772,6 +945,143 @@ impl PartitionLog {
         }
     }
 
+    /// The newest leader epoch in the log, if any batch carries one.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.lock().epochs.latest_epoch()
+    }
+
+    /// The epoch cache's entries (epoch, start offset), oldest first.
+    pub fn epoch_entries(&self) -> Vec<EpochEntry> {
+        self.lock().epochs.entries().to_vec()
+    }
+
+    /// Kafka's `endOffsetForEpoch`: the largest epoch in the log at most `epoch` and the offset
+    /// where it ends, as [`LeaderEpochCache::end_offset_for`] answers it for this log's end;
+    /// `(UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET)` when the log knows no such epoch.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        let st = self.lock();
+        st.epochs.end_offset_for(epoch, st.next_offset)
+    }
+
+    /// Cuts the log's tail so that it ends at `offset` (Kafka's `truncateTo`; a follower does
+    /// it where its log diverges from its leader's). If `offset` falls inside a batch, the whole
+    /// batch goes: the log then ends at that batch's base offset. Returns the new log end.
+    ///
+    /// A no-op at or above the log end; refused below the log start. Deletes the segments past
+    /// the cut, cuts the last one kept with its index files, rebuilds the idempotent producers'
+    /// state (the newest snapshot at or below the cut, then the batches after it; snapshots
+    /// past the cut are deleted), cuts the epoch cache, and lowers the checkpoint's recovery
+    /// point to the cut. Durable before it returns; declared to the probe
+    /// ([`ProbeEvent::Truncated`]) when made, so the durable end goes back only here.
+    pub async fn truncate_to(&self, offset: i64) -> Result<i64, TruncateError> {
+        // Held throughout: no checkpoint may write the old recovery point back, and no sync
+        // round may be working from a plan made before the cut.
+        let mut last = self.checkpoint_lock.lock().await;
+        let _turn = self.sync_lock.lock().await;
+        let now = self.clock.now_ms();
+        let (new_end, removed, checkpoint) = {
+            let mut st = self.lock();
+            st.check_online().map_err(TruncateError::Offline)?;
+            if offset < st.log_start_offset {
+                return Err(TruncateError::BelowLogStart {
+                    offset,
+                    log_start: st.log_start_offset,
+                });
+            }
+            if offset >= st.next_offset {
+                return Ok(st.next_offset);
+            }
+            match self.cut_tail(&mut st, offset, now) {
+                Ok((new_end, removed)) => {
+                    let checkpoint = LogCheckpoint {
+                        recovery_point: st.durable_offset,
+                        log_start_offset: st.log_start_offset,
+                    };
+                    (new_end, removed, checkpoint)
+                }
+                Err(e) => {
+                    let why = format!("a truncation failed half-way: {e}");
+                    tracing::error!(dir = %self.dir.display(), error = %e, "a truncation failed; the log goes offline");
+                    st.offline = Some(why.clone());
+                    return Err(TruncateError::Offline(why));
+                }
+            }
+        };
+        for seg in &removed {
+            recovery::delete_segment_files(&*self.disk, &self.dir, seg.base_offset)?;
+        }
+        // Recovery must check everything past the cut again: what is written there next is not
+        // what the old recovery point vouched for.
+        self.write_checkpoint(&mut last, checkpoint).await?;
+        self.sync_locked(true).await?;
+        tracing::info!(dir = %self.dir.display(), offset, new_end, segments_deleted = removed.len(), "truncated the log");
+        Ok(new_end)
+    }
+
+    /// The in-memory part of [`PartitionLog::truncate_to`] (`offset` is inside the log): cuts
+    /// segments, snapshots, producers and epochs back, publishes. Returns the new end and the
+    /// segments whose files are to be deleted.
+    fn cut_tail(
+        &self,
+        st: &mut LogState,
+        offset: i64,
+        now: i64,
+    ) -> Result<(i64, Vec<Segment>), LogError> {
+        let io_err = |e: SegmentReadError| LogError::Io(io::Error::other(e.to_string()));
+        // The batch holding `offset` goes whole: the cut is at its base offset.
+        let holder = st
+            .segments
+            .range(..=offset)
+            .next_back()
+            .map(|(_, seg)| seg.locate(offset))
+            .transpose()
+            .map_err(io_err)?
+            .flatten();
+        let new_end = holder.map_or(offset, |(_, h)| h.base_offset.min(offset));
+        let doomed: Vec<i64> = st.segments.range(new_end + 1..).map(|(b, _)| *b).collect();
+        let keep_first = st.segments.keys().next().is_some_and(|b| *b > new_end);
+        assert!(
+            !keep_first,
+            "the first segment starts at or below the log start"
+        );
+        let removed: Vec<Segment> = doomed
+            .iter()
+            .filter_map(|b| st.segments.remove(b))
+            .collect();
+        let cfg = st.config.clone();
+        st.active_mut()
+            .truncate_to_offset(new_end, &cfg)
+            .map_err(io_err)?;
+        st.next_offset = new_end;
+        st.durable_offset = st.durable_offset.min(new_end);
+        // Snapshots past the cut describe batches that are gone.
+        let (keep, drop): (Vec<_>, Vec<_>) = std::mem::take(&mut st.unsynced_snapshots)
+            .into_iter()
+            .partition(|s| s.offset().is_some_and(|o| o <= new_end));
+        st.unsynced_snapshots = keep;
+        for snap in drop {
+            snap.discard(&*self.disk);
+        }
+        st.producers = recover_producers(
+            &*self.disk,
+            &self.dir,
+            &st.segments,
+            st.log_start_offset,
+            new_end,
+            now,
+        )?;
+        if st.epochs.truncate_from_end(new_end) {
+            st.epochs_dirty = true;
+        }
+        st.dir_writes.touch();
+        self.probe.event(ProbeEvent::Truncated {
+            dir: &self.dir,
+            offset: new_end,
+        });
+        self.publish(st);
+        Ok((new_end, removed))
+    }
+
     /// Applies retention: deletes the oldest closed segments while they are older than
     /// `retention.ms` or the log is larger than `retention.bytes`. Never the active segment.
     /// Returns how many segments were deleted.
@@ -829,6 +1139,9 @@ impl PartitionLog {
             st.log_start_offset = st.log_start_offset.max(checkpoint.log_start_offset);
             st.durable_offset = st.durable_offset.max(st.log_start_offset);
             let log_start = st.log_start_offset;
+            if st.epochs.truncate_from_start(log_start) {
+                st.epochs_dirty = true;
+            }
             let expired = st.producers.expire_below(log_start);
             if expired > 0 {
                 tracing::info!(dir = %self.dir.display(), expired, "producers whose batches retention deleted are forgotten");
@@ -920,7 +1233,7 @@ fn check_producers(
             Verdict::Append => {
                 if let Some(s) = staged.as_mut() {
                     // Offsets are not assigned yet; only the sequence matters for the next check.
-                    record_producer_batch(s, h, h.base_offset + i64::from(h.last_offset_delta), 0);
+                    record_producer_batch(s, h, 0);
                 }
             }
         }
@@ -928,65 +1241,123 @@ fn check_producers(
     Ok(None)
 }
 
-/// Records an appended batch of an idempotent producer whose last offset is `last_offset`.
-fn record_producer_batch(
-    producers: &mut ProducerStates,
-    h: &batch::BatchHeader,
-    last_offset: i64,
-    now_ms: i64,
-) {
+/// Records a written batch (`h` with its final offsets) of an idempotent producer.
+fn record_producer_batch(producers: &mut ProducerStates, h: &batch::BatchHeader, now_ms: i64) {
     if h.producer_id < 0 {
         return;
     }
-    let meta = BatchMeta {
-        first_seq: h.base_sequence,
-        last_seq: seq_add(h.base_sequence, h.last_offset_delta),
-        first_offset: last_offset - i64::from(h.last_offset_delta),
-        last_offset,
-    };
     let ts = if h.max_timestamp >= 0 {
         h.max_timestamp
     } else {
         now_ms
     };
-    producers.record(h.producer_id, h.producer_epoch, meta, ts);
+    producers.replay(h, ts);
 }
 
-/// Rebuilds the producers' state after recovery: the newest snapshot the log still covers,
-/// then every batch after it; producers whose batches are all below the log start are gone.
+/// Rebuilds the producers' state of the log made of `segments` from `log_start` to `log_end`
+/// (at recovery, and after a truncation): the newest snapshot the log still covers, then every
+/// batch after it; snapshots past the end are deleted; producers whose batches are all below
+/// the log start are gone.
 fn recover_producers(
     disk: &dyn Disk,
     dir: &Path,
-    recovered: &recovery::Recovered,
+    segments: &BTreeMap<i64, Segment>,
+    log_start: i64,
+    log_end: i64,
     now_ms: i64,
 ) -> Result<ProducerStates, LogError> {
-    let (from, mut producers) = match snapshot::load_for_recovery(
-        disk,
-        dir,
-        recovered.log_start_offset,
-        recovered.next_offset,
-    )? {
+    let (from, mut producers) = match snapshot::load_for_recovery(disk, dir, log_start, log_end)? {
         Some((offset, states)) => (offset, states),
-        None => (recovered.log_start_offset, ProducerStates::default()),
+        None => (log_start, ProducerStates::default()),
     };
-    for seg in recovered.segments.values() {
+    for seg in segments.values() {
         if seg.next_offset() <= from {
             continue;
         }
         seg.for_each_header(from, |h| {
-            if h.producer_id >= 0 {
-                let ts = if h.max_timestamp >= 0 {
-                    h.max_timestamp
-                } else {
-                    now_ms
-                };
-                producers.replay(h, ts);
+            if h.base_offset < log_end {
+                record_producer_batch(&mut producers, h, now_ms);
             }
         })
         .map_err(|e| LogError::Io(io::Error::other(e.to_string())))?;
     }
-    producers.expire_below(recovered.log_start_offset);
+    producers.expire_below(log_start);
     Ok(producers)
+}
+
+/// Loads the epoch cache at open: the `leader-epoch-checkpoint`, cut back to the recovered log
+/// (its end and its start), then brought up to date from the headers of the batches from the
+/// checkpoint's recovery point on (the file describes every batch below it: see
+/// `LogState::epochs_dirty`). A missing file (a log from before epochs were kept) or a damaged
+/// one is rebuilt from every batch's header. Returns the cache and whether the file must be
+/// rewritten.
+fn recover_epochs(
+    disk: &dyn Disk,
+    dir: &Path,
+    recovered: &recovery::Recovered,
+) -> Result<(LeaderEpochCache, bool), LogError> {
+    let (log_start, log_end) = (recovered.log_start_offset, recovered.next_offset);
+    let (loaded, damaged) = match leader_epoch::read(disk, dir) {
+        Ok(entries) => (entries, false),
+        Err(EpochFileError::Io(e)) => return Err(LogError::Io(e)),
+        Err(e @ EpochFileError::Damaged(_)) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "rebuilding the leader epoch cache from the log's batches");
+            (None, true)
+        }
+    };
+    let from = match &loaded {
+        Some(_) => recovered.report.checkpoint_recovery_point,
+        None => log_start,
+    };
+    let mut cache = LeaderEpochCache::from_entries(loaded.as_deref().unwrap_or_default());
+    cache.truncate_from_end(log_end);
+    cache.truncate_from_start(log_start);
+    let from = from.clamp(log_start, log_end);
+    let mut disagrees = !replay_epochs(&mut cache, &recovered.segments, from, log_start)?;
+    if disagrees && from > log_start {
+        tracing::warn!(dir = %dir.display(), "the leader epoch checkpoint disagrees with the log's batches; rebuilding it from them");
+        cache = LeaderEpochCache::default();
+        disagrees = !replay_epochs(&mut cache, &recovered.segments, log_start, log_start)?;
+    }
+    if disagrees {
+        tracing::warn!(dir = %dir.display(), "the log's batches carry leader epochs that go back; the cache keeps the newest");
+    }
+    let dirty = damaged || cache.entries() != loaded.as_deref().unwrap_or_default();
+    Ok((cache, dirty))
+}
+
+/// Brings `cache` up to date with the headers of the batches from `from` on: a batch of a
+/// newer epoch than the latest starts an entry; one of an older epoch must be where the cache
+/// already puts it. Returns false if some batch disagreed with the cache (it was not applied:
+/// Kafka's `assign` would let an older epoch remove the newer entries).
+fn replay_epochs(
+    cache: &mut LeaderEpochCache,
+    segments: &BTreeMap<i64, Segment>,
+    from: i64,
+    log_start: i64,
+) -> Result<bool, LogError> {
+    let mut agrees = true;
+    for seg in segments.values() {
+        if seg.next_offset() <= from {
+            continue;
+        }
+        seg.for_each_header(from, |h| {
+            let (epoch, base) = (h.partition_leader_epoch, h.base_offset.max(log_start));
+            if epoch < 0 {
+                return;
+            }
+            match cache.latest_epoch() {
+                Some(latest) if epoch <= latest => {
+                    agrees &= cache.epoch_for_offset(base) == Some(epoch);
+                }
+                _ => {
+                    cache.assign(epoch, base);
+                }
+            }
+        })
+        .map_err(|e| LogError::Io(io::Error::other(e.to_string())))?;
+    }
+    Ok(agrees)
 }
 
 /// Reads batches from `file` starting at `pos` (whose header is `first`), stopping at `end`,
@@ -1045,3 +1416,6 @@ fn read_batches(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod replication_tests;

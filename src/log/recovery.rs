@@ -78,6 +78,7 @@ pub fn recover(disk: &dyn Disk, dir: &Path, cfg: &LogConfig, now_ms: i64) -> io:
             }
             Some((base, _)) => index_files.push((base, entry.name.clone())),
             None if entry.name == checkpoint::FILE_NAME => {}
+            None if entry.name == super::leader_epoch::FILE_NAME => {}
             None => {
                 tracing::debug!(dir = %dir.display(), file = %entry.name, "ignoring unknown file")
             }

@@ -71,6 +71,19 @@ impl PendingSnapshot {
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }
+
+    /// The offset the snapshot stands for.
+    pub fn offset(&self) -> Option<i64> {
+        parse_file_name(&self.path.file_name()?.to_string_lossy())
+    }
+
+    /// Drops a snapshot that will not be published (the log was cut below its offset): its
+    /// temp file goes (recovery would remove a leftover anyway).
+    pub fn discard(self, disk: &dyn Disk) {
+        if let Err(e) = disk.remove_file(&self.tmp) {
+            tracing::debug!(path = %self.tmp.display(), error = %e, "could not remove a discarded snapshot");
+        }
+    }
 }
 
 /// Writes the snapshot for `offset` to a temp file beside its final name. Not synced here: the

@@ -4,8 +4,9 @@
 //! host's disk. It asserts, at once:
 //!
 //! - per broker and partition, within one process: `log_start <= durable_end <= log_end`, and
-//!   none of the three moves backwards (truncation by replication will come with its own
-//!   event, never below the high watermark);
+//!   none of the three moves backwards, except the log end and the durable end to exactly the
+//!   offset of a truncation the log declared (never below its log start); the offsets a
+//!   truncation cuts are no longer owed to a later recovery;
 //! - across a restart or a power loss: the recovered log ends at or above the highest offset
 //!   ever declared durable there, its log start has not moved back (only a delete may), it
 //!   keeps no batch that is not whole and valid in the image it recovered from, and it rebuilt
@@ -220,6 +221,7 @@ impl StateChecker {
                 producers,
             } => self.recovered(o, dir, state, producers),
             Observed::State { dir, state } => self.state(o, dir, state),
+            Observed::Truncated { dir, offset } => self.truncated(o, dir, *offset),
             Observed::Deleted { dir } => {
                 self.partitions.remove(&(host, dir.clone()));
                 let prefix = self.data_dir.join(dir);
@@ -340,6 +342,31 @@ impl StateChecker {
         self.remember(o, dir, state, false);
     }
 
+    /// A log declared that it cut its tail to `offset`: the next published offsets may come
+    /// back to exactly there, and a crash no longer owes what lay above it.
+    fn truncated(&mut self, o: &Observation, dir: &str, offset: i64) {
+        let name = self.host(o.host).to_string();
+        let p = self
+            .partitions
+            .entry((o.host, dir.to_string()))
+            .or_default();
+        let mut wrong = None;
+        if let Some(last) = p.last.as_mut().filter(|_| p.incarnation == o.incarnation) {
+            if offset < last.log_start || offset > last.log_end {
+                wrong = Some(format!(
+                    "{name} declared a truncation to {offset}, outside its log {}..{}",
+                    last.log_start, last.log_end
+                ));
+            }
+            last.log_end = last.log_end.min(offset);
+            last.durable_end = last.durable_end.min(offset);
+        }
+        p.durable_floor = p.durable_floor.min(offset);
+        if let Some(detail) = wrong {
+            self.fail(Kind::StateRegression, Check::State, dir, o.at, detail);
+        }
+    }
+
     fn state(&mut self, o: &Observation, dir: &str, s: &PartitionState) {
         let name = self.host(o.host).to_string();
         let p = self.partition(o.host, dir);
@@ -458,5 +485,76 @@ impl StateChecker {
     /// the power).
     pub fn restarting(&mut self, host: usize, image: Image) {
         self.recover_from.insert(host, image);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(seq: u64, incarnation: u32, what: Observed) -> Observation {
+        Observation {
+            seq,
+            at: seq,
+            host: 0,
+            incarnation,
+            what,
+        }
+    }
+
+    fn state(dir: &str, log_start: i64, durable_end: i64, log_end: i64) -> Observed {
+        Observed::State {
+            dir: dir.to_string(),
+            state: PartitionState {
+                log_start,
+                log_end,
+                durable_end,
+            },
+        }
+    }
+
+    fn truncated(dir: &str, offset: i64) -> Observed {
+        Observed::Truncated {
+            dir: dir.to_string(),
+            offset,
+        }
+    }
+
+    fn checker() -> StateChecker {
+        StateChecker::new(vec!["b0".into()], Path::new("/data"))
+    }
+
+    /// A follower's truncation moves its log end and durable end back to exactly the declared
+    /// offset: accepted, and a crash afterwards no longer owes the offsets above it.
+    #[test]
+    fn a_declared_truncation_may_move_the_ends_back_to_its_offset() {
+        let mut c = checker();
+        c.observe(&obs(1, 0, state("t-0", 0, 10, 12)));
+        c.observe(&obs(2, 0, truncated("t-0", 6)));
+        c.observe(&obs(3, 0, state("t-0", 0, 6, 6)));
+        c.observe(&obs(4, 0, state("t-0", 0, 8, 9)));
+        assert!(c.violations.is_empty(), "{:?}", c.violations);
+        assert_eq!(c.partition(0, "t-0").durable_floor, 8);
+    }
+
+    /// Any other move back is still a regression: below the declared truncation point, or
+    /// without a declaration at all.
+    #[test]
+    fn other_moves_back_are_still_flagged() {
+        let mut c = checker();
+        c.observe(&obs(1, 0, state("t-0", 0, 10, 12)));
+        c.observe(&obs(2, 0, truncated("t-0", 6)));
+        c.observe(&obs(3, 0, state("t-0", 0, 5, 5)));
+        assert_eq!(c.violations.len(), 1);
+        assert_eq!(c.violations[0].kind, Kind::StateRegression);
+        let mut c = checker();
+        c.observe(&obs(1, 0, state("t-0", 0, 10, 12)));
+        c.observe(&obs(2, 0, state("t-0", 0, 10, 11)));
+        assert_eq!(c.violations.len(), 1);
+        // A truncation below the log start is itself wrong.
+        let mut c = checker();
+        c.observe(&obs(1, 0, state("t-0", 4, 10, 12)));
+        c.observe(&obs(2, 0, truncated("t-0", 3)));
+        assert_eq!(c.violations.len(), 1);
     }
 }

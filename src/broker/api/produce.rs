@@ -138,6 +138,10 @@ async fn append_one(
             };
             (failed(index, code, Some(e.to_string())), None)
         }
+        Err(e @ AppendError::StaleLeaderEpoch { .. }) => (
+            failed(index, ResponseError::FencedLeaderEpoch, Some(e.to_string())),
+            None,
+        ),
         Err(AppendError::Storage(why)) => {
             tracing::warn!(topic, partition = index, error = %why, "append failed");
             (
