@@ -162,7 +162,10 @@ pub fn fuzz_segment_recovery(data: &[u8]) {
             headers: vec![],
         };
         let info = log
-            .append(&mut batch::encode_batch(&[rec], ProducerFields::NONE), 0)
+            .append(
+                &mut batch::encode_batch(&[rec], ProducerFields::NONE),
+                log.sole_leader_epoch(0),
+            )
             .expect("the recovered log takes appends");
         assert_eq!(info.first_offset, end);
     });

@@ -128,50 +128,73 @@ fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// Two `kcat -G` members split a six-partition topic, each record read by one of them; when
-/// one is killed with kill -9, its partitions move to the other after its session times out,
-/// and the survivor reads everything produced after the kill.
+/// Three `kcat -G` members split a six-partition topic, each record read by one of them; when
+/// one leaves (SIGTERM: kcat closes its consumer, which sends LeaveGroup) the other two take its
+/// partitions at once; when one of those is killed with kill -9, its partitions move to the
+/// last member after its session times out, and every record produced meanwhile is read.
 #[test]
-fn kcat_group_members_split_partitions_and_take_over_from_a_killed_member() {
+fn kcat_group_members_split_partitions_and_rebalance_on_leave_and_kill() {
     let broker = BrokerProcess::start(&[]);
     run_python("admin.py", &[&broker.addr, "kg", "6"]);
     let a = Member::start(&broker.addr, "kcat-group", "kg");
     let mut b = Member::start(&broker.addr, "kcat-group", "kg");
+    let mut c = Member::start(&broker.addr, "kcat-group", "kg");
     produce(&broker.addr, "kg", 0, 600);
     wait_until(
-        "both members to read 600 records",
+        "the three members to read 600 records",
         Duration::from_secs(60),
-        || a.records().len() + b.records().len() >= 600,
+        || a.records().len() + b.records().len() + c.records().len() >= 600,
     );
-    let (ra, rb) = (a.records(), b.records());
-    let pa: BTreeSet<i32> = ra.iter().map(|r| r.0).collect();
-    let pb: BTreeSet<i32> = rb.iter().map(|r| r.0).collect();
+    let all = [a.records(), b.records(), c.records()];
+    let parts: Vec<BTreeSet<i32>> = all
+        .iter()
+        .map(|r| r.iter().map(|x| x.0).collect())
+        .collect();
     assert!(
-        !pa.is_empty() && !pb.is_empty(),
-        "one member got nothing: {pa:?} {pb:?}"
+        parts.iter().all(|p| !p.is_empty()),
+        "a member got nothing: {parts:?}"
     );
-    assert!(
-        pa.is_disjoint(&pb),
-        "a partition read by both: {pa:?} {pb:?}"
-    );
+    for i in 0..3 {
+        for j in i + 1..3 {
+            assert!(
+                parts[i].is_disjoint(&parts[j]),
+                "a partition read by two: {parts:?}"
+            );
+        }
+    }
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    for (_, v) in ra.iter().chain(rb.iter()) {
+    for (_, v) in all.iter().flatten() {
         *seen.entry(v.clone()).or_default() += 1;
     }
     assert_eq!(seen.len(), 600);
     assert!(seen.values().all(|n| *n == 1), "a record read twice");
-    // Let the auto-commit catch up, then kill b without a goodbye.
+    // Let the auto-commit catch up, then c leaves the group cleanly.
+    std::thread::sleep(Duration::from_secs(2));
+    let term = Command::new("kill")
+        .args(["-TERM", &c.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let _ = c.child.wait();
+    produce(&broker.addr, "kg", 600, 900);
+    let read_by = |ms: &[&Member], from: usize, to: usize| {
+        let got: BTreeSet<String> = ms.iter().flat_map(|m| m.records()).map(|r| r.1).collect();
+        (from..to).all(|i| got.contains(&format!("v{i}")))
+    };
+    // Well within the 6 s session timeout: the leave rebalanced at once.
+    wait_until(
+        "the two left to read everything produced after the leave",
+        Duration::from_secs(5),
+        || read_by(&[&a, &b], 600, 900),
+    );
     std::thread::sleep(Duration::from_secs(2));
     let _ = b.child.kill();
     let _ = b.child.wait();
-    produce(&broker.addr, "kg", 600, 900);
+    produce(&broker.addr, "kg", 900, 1200);
     wait_until(
         "the survivor to read everything produced after the kill",
         Duration::from_secs(90),
-        || {
-            let got: BTreeSet<String> = a.records().into_iter().map(|r| r.1).collect();
-            (600..900).all(|i| got.contains(&format!("v{i}")))
-        },
+        || read_by(&[&a], 900, 1200),
     );
     let pa: BTreeSet<i32> = a.records().iter().map(|r| r.0).collect();
     assert_eq!(pa, (0..6).collect(), "the survivor owns every partition");

@@ -950,6 +950,15 @@ impl PartitionLog {
         self.lock().epochs.latest_epoch()
     }
 
+    /// The epoch a one-node broker appends in: `epoch`, or the log's latest if that is newer.
+    /// Until the controller assigns leader epochs (the cluster issue), the broker is the only
+    /// writer of its logs, so it leads in whatever epoch a log has reached; a log whose batches
+    /// carry a higher epoch (written by hostile or damaged bytes, since the CRC does not cover
+    /// the epoch) would otherwise refuse every append as stale.
+    pub fn sole_leader_epoch(&self, epoch: i32) -> i32 {
+        self.latest_epoch().map_or(epoch, |l| l.max(epoch))
+    }
+
     /// The epoch cache's entries (epoch, start offset), oldest first.
     pub fn epoch_entries(&self) -> Vec<EpochEntry> {
         self.lock().epochs.entries().to_vec()

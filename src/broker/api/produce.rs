@@ -100,7 +100,7 @@ async fn append_one(
         );
     };
     let mut buf = records.to_vec();
-    match log.append(&mut buf, LEADER_EPOCH) {
+    match log.append(&mut buf, log.sole_leader_epoch(LEADER_EPOCH)) {
         Ok(info) => {
             let resp = PartitionProduceResponse::default()
                 .with_index(index)
