@@ -39,6 +39,18 @@ pub use error::{ClientError, error_name};
 pub use metadata::{BrokerInfo, ClusterMetadata, PartitionMetadata, TopicMetadata};
 pub use producer::{Acks, Delivery, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 
+/// `partitions` grouped by topic, as Kafka's requests and consumer-protocol structs list
+/// them: topics in name order, each topic's partitions in the order given.
+pub fn partitions_by_topic(
+    partitions: &[TopicPartition],
+) -> std::collections::BTreeMap<&str, Vec<i32>> {
+    let mut by_topic: std::collections::BTreeMap<&str, Vec<i32>> = Default::default();
+    for tp in partitions {
+        by_topic.entry(&tp.topic).or_default().push(tp.partition);
+    }
+    by_topic
+}
+
 /// A record header: Kafka header keys are strings, values bytes (or null).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordHeader {

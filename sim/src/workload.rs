@@ -320,10 +320,7 @@ pub fn add_consumer(
                     let start = starts[tp].offset;
                     if consumer.seek(tp, start).is_ok() {
                         next.insert(tp.clone(), start);
-                        let t = Tp {
-                            topic: tp.topic.to_string(),
-                            partition: tp.partition,
-                        };
+                        let t = tp_of(tp);
                         journal.record(Event::Seek {
                             process: spec.name.clone(),
                             tp: t,
@@ -372,10 +369,7 @@ pub fn add_consumer(
         {
             let mut s = journal.lock();
             for (tp, l) in starts {
-                let key = Tp {
-                    topic: tp.topic.to_string(),
-                    partition: tp.partition,
-                };
+                let key = tp_of(&tp);
                 let e = s.history.log_start.entry(key).or_insert(l.offset);
                 *e = (*e).max(l.offset);
             }
@@ -419,10 +413,7 @@ async fn reposition(
                 let to = start;
                 if consumer.seek(tp, to).is_ok() {
                     next.insert(tp.clone(), to);
-                    let t = Tp {
-                        topic: tp.topic.to_string(),
-                        partition: tp.partition,
-                    };
+                    let t = tp_of(tp);
                     journal.record(Event::Seek {
                         process: name.into(),
                         tp: t,

@@ -70,11 +70,7 @@ pub async fn fetch_offsets(
 ) -> Result<BTreeMap<TopicPartition, i64>, ClientError> {
     let version = conn.version_for(ApiKey::OffsetFetch)?.max(2);
     let topics: Option<Vec<(String, Vec<i32>)>> = partitions.map(|tps| {
-        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-        for tp in tps {
-            by_topic.entry(&tp.topic).or_default().push(tp.partition);
-        }
-        by_topic
+        super::partitions_by_topic(tps)
             .into_iter()
             .map(|(t, ps)| (t.to_string(), ps))
             .collect()

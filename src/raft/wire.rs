@@ -90,6 +90,24 @@ fn raft_error(api: &'static str, code: i16) -> Result<Option<RaftError>, WireErr
     }
 }
 
+/// The entry of `__cluster_metadata-0` among a message's topics: `is_metadata` picks the
+/// topic, `partitions` lists its partitions and `index` names each; `what` names the message
+/// in the error when there is none.
+fn metadata_partition<'a, T, P>(
+    topics: &'a [T],
+    is_metadata: impl Fn(&T) -> bool,
+    partitions: impl Fn(&'a T) -> &'a [P],
+    index: impl Fn(&P) -> i32,
+    what: &'static str,
+) -> Result<&'a P, WireError> {
+    topics
+        .iter()
+        .filter(|t| is_metadata(t))
+        .flat_map(partitions)
+        .find(|p| index(p) == METADATA_PARTITION)
+        .ok_or(WireError::NoPartition(what))
+}
+
 /// A Vote request from the candidate to voter `to`.
 pub fn vote_request(cluster_id: &str, to: NodeId, v: &Vote) -> VoteRequest {
     VoteRequest::default()
@@ -112,13 +130,13 @@ pub fn vote_request(cluster_id: &str, to: NodeId, v: &Vote) -> VoteRequest {
 
 /// The vote a Vote request asks for.
 pub fn vote_from_request(req: &VoteRequest) -> Result<Vote, WireError> {
-    let p = req
-        .topics
-        .iter()
-        .filter(|t| t.topic_name.0.as_str() == METADATA_TOPIC)
-        .flat_map(|t| t.partitions.iter())
-        .find(|p| p.partition_index == METADATA_PARTITION)
-        .ok_or(WireError::NoPartition("Vote request"))?;
+    let p = metadata_partition(
+        &req.topics,
+        |t| t.topic_name.0.as_str() == METADATA_TOPIC,
+        |t| &t.partitions,
+        |p| p.partition_index,
+        "Vote request",
+    )?;
     Ok(Vote {
         candidate_epoch: p.replica_epoch,
         candidate_id: p.replica_id.0,
@@ -155,13 +173,13 @@ pub fn vote_from_response(
             code: resp.error_code,
         });
     }
-    let p = resp
-        .topics
-        .iter()
-        .filter(|t| t.topic_name.0.as_str() == METADATA_TOPIC)
-        .flat_map(|t| t.partitions.iter())
-        .find(|p| p.partition_index == METADATA_PARTITION)
-        .ok_or(WireError::NoPartition("Vote response"))?;
+    let p = metadata_partition(
+        &resp.topics,
+        |t| t.topic_name.0.as_str() == METADATA_TOPIC,
+        |t| &t.partitions,
+        |p| p.partition_index,
+        "Vote response",
+    )?;
     Ok(VoteResponse {
         error: raft_error("Vote response", p.error_code)?,
         leader_id: node(p.leader_id),
@@ -195,13 +213,13 @@ pub fn begin_request(
 
 /// The announcement a BeginQuorumEpoch request carries.
 pub fn begin_from_request(req: &BeginQuorumEpochRequest) -> Result<BeginQuorumEpoch, WireError> {
-    let p = req
-        .topics
-        .iter()
-        .filter(|t| t.topic_name.0.as_str() == METADATA_TOPIC)
-        .flat_map(|t| t.partitions.iter())
-        .find(|p| p.partition_index == METADATA_PARTITION)
-        .ok_or(WireError::NoPartition("BeginQuorumEpoch request"))?;
+    let p = metadata_partition(
+        &req.topics,
+        |t| t.topic_name.0.as_str() == METADATA_TOPIC,
+        |t| &t.partitions,
+        |p| p.partition_index,
+        "BeginQuorumEpoch request",
+    )?;
     Ok(BeginQuorumEpoch {
         leader_id: p.leader_id.0,
         leader_epoch: p.leader_epoch,
@@ -236,13 +254,13 @@ pub fn end_request(cluster_id: &str, e: &EndQuorumEpoch) -> EndQuorumEpochReques
 /// The resignation an EndQuorumEpoch request carries (v0's `preferred_successors` or v1's
 /// `preferred_candidates`).
 pub fn end_from_request(req: &EndQuorumEpochRequest) -> Result<EndQuorumEpoch, WireError> {
-    let p = req
-        .topics
-        .iter()
-        .filter(|t| t.topic_name.0.as_str() == METADATA_TOPIC)
-        .flat_map(|t| t.partitions.iter())
-        .find(|p| p.partition_index == METADATA_PARTITION)
-        .ok_or(WireError::NoPartition("EndQuorumEpoch request"))?;
+    let p = metadata_partition(
+        &req.topics,
+        |t| t.topic_name.0.as_str() == METADATA_TOPIC,
+        |t| &t.partitions,
+        |p| p.partition_index,
+        "EndQuorumEpoch request",
+    )?;
     let preferred_successors = if p.preferred_candidates.is_empty() {
         p.preferred_successors.clone()
     } else {
@@ -284,13 +302,13 @@ macro_rules! epoch_response {
                     code: resp.error_code,
                 });
             }
-            let p = resp
-                .topics
-                .iter()
-                .filter(|t| t.topic_name.0.as_str() == METADATA_TOPIC)
-                .flat_map(|t| t.partitions.iter())
-                .find(|p| p.partition_index == METADATA_PARTITION)
-                .ok_or(WireError::NoPartition($api))?;
+            let p = metadata_partition(
+        &resp.topics,
+        |t| t.topic_name.0.as_str() == METADATA_TOPIC,
+        |t| &t.partitions,
+        |p| p.partition_index,
+        $api,
+    )?;
             Ok(EpochResponse {
                 error: raft_error($api, p.error_code)?,
                 leader_id: node(p.leader_id),
@@ -347,13 +365,13 @@ pub fn fetch_request(cluster_id: &str, f: &Fetch, max_wait_ms: i32) -> FetchRequ
 /// The fetch a Fetch request of `__cluster_metadata-0` asks for (the replica id from v15's
 /// `replica_state` or the older field).
 pub fn fetch_from_request(req: &FetchRequest) -> Result<Fetch, WireError> {
-    let p = req
-        .topics
-        .iter()
-        .filter(|t| t.topic_id == METADATA_TOPIC_ID || t.topic.0.as_str() == METADATA_TOPIC)
-        .flat_map(|t| t.partitions.iter())
-        .find(|p| p.partition == METADATA_PARTITION)
-        .ok_or(WireError::NoPartition("Fetch request"))?;
+    let p = metadata_partition(
+        &req.topics,
+        |t| t.topic_id == METADATA_TOPIC_ID || t.topic.0.as_str() == METADATA_TOPIC,
+        |t| &t.partitions,
+        |p| p.partition,
+        "Fetch request",
+    )?;
     let replica_id = if req.replica_state.replica_id.0 >= 0 {
         req.replica_state.replica_id.0
     } else {
@@ -414,13 +432,13 @@ pub fn fetch_from_response(
             code: resp.error_code,
         });
     }
-    let p = resp
-        .responses
-        .iter()
-        .filter(|t| t.topic_id == METADATA_TOPIC_ID || t.topic.0.as_str() == METADATA_TOPIC)
-        .flat_map(|t| t.partitions.iter())
-        .find(|p| p.partition_index == METADATA_PARTITION)
-        .ok_or(WireError::NoPartition("Fetch response"))?;
+    let p = metadata_partition(
+        &resp.responses,
+        |t| t.topic_id == METADATA_TOPIC_ID || t.topic.0.as_str() == METADATA_TOPIC,
+        |t| &t.partitions,
+        |p| p.partition_index,
+        "Fetch response",
+    )?;
     let diverging_epoch = (p.diverging_epoch.epoch >= 0 && p.diverging_epoch.end_offset >= 0)
         .then_some(DivergingEpoch {
             epoch: p.diverging_epoch.epoch,

@@ -825,10 +825,7 @@ impl GroupConsumer {
 
 /// The member metadata of protocol type `consumer`: ConsumerProtocolSubscription v3.
 pub fn encode_subscription(topics: &[String], owned: &[TopicPartition], generation: i32) -> Bytes {
-    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for tp in owned {
-        by_topic.entry(&tp.topic).or_default().push(tp.partition);
-    }
+    let by_topic = crate::client::partitions_by_topic(owned);
     let sub = ConsumerProtocolSubscription::default()
         .with_topics(
             topics
@@ -870,10 +867,7 @@ pub fn decode_subscription(bytes: &[u8]) -> Option<(i16, Vec<String>, Vec<TopicP
 /// A member's assignment of protocol type `consumer` in `version` (the member's
 /// subscription version, at most 3).
 pub fn encode_assignment(tps: &[TopicPartition], version: i16) -> Bytes {
-    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for tp in tps {
-        by_topic.entry(&tp.topic).or_default().push(tp.partition);
-    }
+    let by_topic = crate::client::partitions_by_topic(tps);
     let a = ConsumerProtocolAssignment::default().with_assigned_partitions(
         by_topic
             .into_iter()
