@@ -17,6 +17,8 @@ use crate::config::BrokerConfig;
 use crate::env::Env;
 use crate::group::{GroupService, OFFSETS_TOPIC};
 use crate::log::{LogError, LogManager, PartitionLog, TopicPartition};
+use crate::raft::driver::QuorumConfig;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -50,6 +52,29 @@ pub struct Broker {
     pub producer_ids: producer_ids::ProducerIds,
     /// The group coordinator.
     pub groups: Arc<GroupService>,
+    /// True once the metadata has caught up and clients are served.
+    pub ready: watch::Sender<bool>,
+}
+
+/// The quorum's settings from the broker's.
+pub fn quorum_config(config: &BrokerConfig) -> QuorumConfig {
+    let q = &config.quorum;
+    let voters: Vec<i32> = if q.voters.is_empty() {
+        vec![config.node_id]
+    } else {
+        q.voters.keys().copied().collect()
+    };
+    let mut raft = crate::raft::Config::new(config.node_id, voters);
+    raft.election_timeout_ms = q.election_timeout_ms;
+    raft.election_backoff_max_ms = q.election_backoff_max_ms;
+    raft.fetch_timeout_ms = q.fetch_timeout_ms;
+    raft.request_timeout_ms = q.request_timeout_ms;
+    raft.retry_backoff_ms = q.retry_backoff_ms;
+    QuorumConfig {
+        raft,
+        voter_addresses: q.voters.clone(),
+        tick_ms: 10,
+    }
 }
 
 /// How often the group coordinator looks at sessions, join and sync phases and offset expiry.
@@ -59,47 +84,27 @@ const GROUP_TICK_MS: u64 = 100;
 pub const LEADER_EPOCH: i32 = 0;
 
 impl Broker {
-    /// Opens the data directory: replays the metadata, recovers every partition log, and
-    /// removes partition directories the metadata no longer knows (topics deleted while the
-    /// broker was down, or half-created ones).
+    /// Opens the data directory's metadata quorum and partition manager. The broker serves
+    /// the quorum at once; everything else waits for [`Broker::load`], which follows the
+    /// metadata until it has caught up.
     pub async fn open(
         env: Env,
         config: BrokerConfig,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Arc<Broker>, BrokerError> {
         let logs = LogManager::new(env.clone(), &config.log_dir).await?;
-        let metadata = MetadataLog::open(&env, &config.log_dir, config.node_id).await?;
-        let state = metadata.state();
-        for t in state.topics.values() {
-            let cfg = config.topic_log_config(&t.configs);
-            for p in 0..t.partitions {
-                logs.open_log(&TopicPartition::new(t.name.clone(), p), cfg.clone())
-                    .await?;
-            }
-        }
-        for tp in logs.partitions_on_disk()? {
-            if tp.topic == METADATA_TOPIC {
-                continue;
-            }
-            let known = state
-                .topics
-                .get(&tp.topic)
-                .is_some_and(|t| tp.partition < t.partitions);
-            if !known {
-                tracing::info!(partition = %tp, "removing the directory of a partition the metadata does not know");
-                logs.delete_log(&tp).await?;
-            }
-        }
+        let metadata = MetadataLog::open(
+            &env,
+            &config.log_dir,
+            quorum_config(&config),
+            config.cluster_id.clone(),
+        )
+        .await?;
         let groups = Arc::new(GroupService::new(
             env.clone(),
             logs.clone(),
             config.group.clone(),
         ));
-        if let Some(t) = state.topics.get(OFFSETS_TOPIC) {
-            for p in 0..t.partitions {
-                groups.load(p);
-            }
-        }
         Ok(Arc::new(Broker {
             env,
             config: Arc::new(config),
@@ -109,7 +114,108 @@ impl Broker {
             admin: tokio::sync::Mutex::new(()),
             producer_ids: producer_ids::ProducerIds::default(),
             groups,
+            ready: watch::Sender::new(false),
         }))
+    }
+
+    /// Waits until the metadata has caught up with what this node held before, then opens
+    /// the partition logs it names, removes the directories of partitions it does not know
+    /// (topics deleted while the broker was down, or half-created ones), and from then on
+    /// follows every committed change. Clients are served from here on.
+    pub async fn load(self: &Arc<Self>) -> Result<(), BrokerError> {
+        self.metadata.wait_caught_up().await?;
+        let mut synced = BTreeMap::new();
+        self.sync_partitions(&mut synced).await?;
+        for tp in self.logs.partitions_on_disk()? {
+            if tp.topic == METADATA_TOPIC {
+                continue;
+            }
+            let state = self.metadata.state();
+            let known = state
+                .topics
+                .get(&tp.topic)
+                .is_some_and(|t| tp.partition < t.partitions);
+            if !known {
+                tracing::info!(partition = %tp, "removing the directory of a partition the metadata does not know");
+                self.logs.delete_log(&tp).await?;
+            }
+        }
+        self.ready.send_replace(true);
+        tracing::info!(
+            node = self.config.node_id,
+            "metadata caught up; serving clients"
+        );
+        Ok(())
+    }
+
+    /// Follows the metadata: after every committed change, opens the logs of new partitions
+    /// and deletes those of deleted topics.
+    pub async fn follow_metadata(self: Arc<Self>) {
+        let mut changes = self.metadata.subscribe();
+        let mut synced = BTreeMap::new();
+        loop {
+            if let Err(e) = self.sync_partitions(&mut synced).await {
+                tracing::error!(error = %e, "could not bring the partition logs in line with the metadata");
+            }
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Brings the open logs in line with the metadata: `synced` holds each topic's id as of
+    /// the last call.
+    async fn sync_partitions(
+        &self,
+        synced: &mut BTreeMap<String, (uuid::Uuid, i32)>,
+    ) -> Result<(), BrokerError> {
+        let state = self.metadata.state();
+        for (name, (id, partitions)) in synced.clone() {
+            let same = state.topics.get(&name).is_some_and(|t| t.id == id);
+            if !same {
+                for p in 0..partitions {
+                    self.logs
+                        .delete_log(&TopicPartition::new(name.clone(), p))
+                        .await?;
+                }
+                synced.remove(&name);
+            }
+        }
+        for t in state.topics.values() {
+            let from = synced.get(&t.name).map_or(0, |(_, n)| *n);
+            if from >= t.partitions {
+                continue;
+            }
+            let cfg = self.config.topic_log_config(&t.configs);
+            for p in from..t.partitions {
+                self.logs
+                    .open_log(&TopicPartition::new(t.name.clone(), p), cfg.clone())
+                    .await?;
+                if t.name == OFFSETS_TOPIC && !self.groups.serves(p) {
+                    self.groups.load(p);
+                }
+            }
+            synced.insert(t.name.clone(), (t.id, t.partitions));
+        }
+        Ok(())
+    }
+
+    /// Waits until the broker serves clients (false if it shut down first).
+    pub async fn wait_ready(&self) -> bool {
+        let mut ready = self.ready.subscribe();
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            if *ready.borrow_and_update() {
+                return true;
+            }
+            if *shutdown.borrow_and_update() {
+                return false;
+            }
+            tokio::select! {
+                r = ready.changed() => if r.is_err() { return false },
+                r = shutdown.changed() => if r.is_err() { return false },
+            }
+        }
     }
 
     /// The log of a partition, if the topic and partition exist.
@@ -125,9 +231,7 @@ impl Broker {
     /// Syncs and closes every log (after the connections are done).
     pub async fn close(&self) {
         self.logs.close_all().await;
-        if let Err(e) = self.metadata.close().await {
-            tracing::error!(error = %e, "closing the metadata log failed");
-        }
+        self.metadata.close().await;
     }
 }
 
@@ -173,35 +277,78 @@ impl RunningBroker {
     }
 }
 
-/// Binds `config.listen`, opens the broker and starts serving. With port 0, the advertised
-/// address gets the port actually bound.
+/// Binds the client listener (and the controller listener, if the node has one), opens the
+/// broker and starts serving: the quorum at once, clients once the metadata has caught up
+/// (in the background: this returns before). With port 0, the advertised address gets the
+/// port actually bound.
 pub async fn start(env: Env, mut config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let listen = config.listen.clone();
-    let bind_error = |error| BrokerError::Bind {
-        addr: listen.clone(),
-        error,
+    let bind = |addr: String| {
+        let env = env.clone();
+        async move {
+            let bind_error = |error| BrokerError::Bind {
+                addr: addr.clone(),
+                error,
+            };
+            let listener = env.net.bind(&addr).await.map_err(bind_error)?;
+            let local = listener.local_addr().map_err(bind_error)?;
+            Ok::<_, BrokerError>((listener, local))
+        }
     };
-    let listener = env.net.bind(&listen).await.map_err(bind_error)?;
-    let local_addr = listener.local_addr().map_err(bind_error)?;
+    let (listener, local_addr) = if config.listen.is_empty() {
+        let addr = config.controller_listen.clone().unwrap_or_default();
+        bind(addr).await?
+    } else {
+        bind(config.listen.clone()).await?
+    };
+    let controller = match &config.controller_listen {
+        Some(addr) if !config.listen.is_empty() => Some(bind(addr.clone()).await?.0),
+        _ => None,
+    };
     let (host, port) = split_host_port(&config.advertised);
-    if port == 0 {
+    if port == 0 && !config.listen.is_empty() {
         config.advertised = format!("{}:{}", bracket(&host), local_addr.port());
     }
     let broker = Broker::open(env.clone(), config, shutdown_rx).await?;
-    let background = tokio::spawn(
-        broker
-            .logs
-            .clone()
-            .run_background(broker.config.background_intervals()),
-    );
-    let ticks = tokio::spawn(broker.groups.clone().run_ticks(GROUP_TICK_MS));
+    let quorum_tasks = broker.metadata.start();
     let b = broker.clone();
     let task = tokio::spawn(async move {
-        server::serve(b.clone(), listener).await;
-        background.abort();
-        ticks.abort();
+        let load = {
+            let b = b.clone();
+            tokio::spawn(async move {
+                if let Err(e) = b.load().await {
+                    tracing::error!(error = %e, "the broker could not load its partitions");
+                    return None;
+                }
+                let background = tokio::spawn(
+                    b.logs
+                        .clone()
+                        .run_background(b.config.background_intervals()),
+                );
+                let ticks = tokio::spawn(b.groups.clone().run_ticks(GROUP_TICK_MS));
+                let follow = tokio::spawn(b.clone().follow_metadata());
+                Some([background, ticks, follow])
+            })
+        };
+        match controller {
+            Some(c) => {
+                tokio::join!(
+                    server::serve(b.clone(), listener),
+                    server::serve(b.clone(), c)
+                );
+            }
+            None => server::serve(b.clone(), listener).await,
+        }
+        load.abort();
+        if let Ok(Some(tasks)) = load.await {
+            for t in tasks {
+                t.abort();
+            }
+        }
         b.close().await;
+        let [quorum, duties] = quorum_tasks;
+        duties.abort();
+        let _ = quorum.await;
     });
     Ok(RunningBroker {
         local_addr,

@@ -26,20 +26,25 @@
 //!
 //! Not built yet: snapshots and FetchSnapshot (KIP-630), so the whole log stays in memory and a
 //! far-behind node replays from offset 0; dynamic voters (KIP-853) and
-//! `controller.quorum.bootstrap.servers`; DescribeQuorum; the async driver over the seam; a cap on entries proposed but not yet committed.
+//! `controller.quorum.bootstrap.servers`; a cap on entries proposed but not yet committed.
 //!
 //! - [`log`]: entries, offsets, epochs and the epoch cache.
 //! - [`message`]: Vote, BeginQuorumEpoch, EndQuorumEpoch, Fetch and their answers.
 //! - [`node`]: the node, its settings, quorum-state, roles and the Ready/advance contract.
 //! - `election`, `replication`: the node's handling of elections and of fetches.
+//! - [`store`]: the quorum-state file and the log `__cluster_metadata-0` on disk.
+//! - [`driver`]: the async shell that ticks the core, persists each Ready, sends and receives
+//!   its messages over Kafka connections, and applies what commits.
 //! - [`wire`]: messages as Kafka's Vote, BeginQuorumEpoch, EndQuorumEpoch and Fetch of
 //!   `__cluster_metadata-0`, entries as RecordBatch v2 batches.
 
+pub mod driver;
 mod election;
 pub mod log;
 pub mod message;
 pub mod node;
 mod replication;
+pub mod store;
 pub mod wire;
 
 #[cfg(test)]

@@ -420,6 +420,7 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> RunResult {
             forget_producer_state: bug == Some(PlantedBug::ForgetProducerState),
             keep_torn_batch: bug == Some(PlantedBug::KeepTornBatch),
             commit_before_sync: bug == Some(PlantedBug::CommitBeforeSync),
+            vote_not_synced: false,
         },
         ..DiskFaults::default()
     };

@@ -12,6 +12,7 @@ pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
+pub mod quorum;
 
 use super::Broker;
 use crate::env::BoxFuture;
@@ -43,7 +44,7 @@ pub struct ReplyTo {
 }
 
 impl ReplyTo {
-    fn of(req: &RequestFrame) -> ReplyTo {
+    pub fn of(req: &RequestFrame) -> ReplyTo {
         ReplyTo {
             api_key: req.api_key,
             api_version: req.api_version,
@@ -68,6 +69,12 @@ pub async fn dispatch(broker: &Arc<Broker>, req: RequestFrame, peer: SocketAddr)
     tracing::trace!(%peer, api = ?req.api_key, version = req.api_version, correlation_id = req.correlation_id, client = ?req.client_id, "request");
     if req.api_key == ApiKey::ApiVersions {
         return api_versions::handle(&req);
+    }
+    if quorum::is_quorum_request(&req) {
+        return quorum::handle(broker, &req);
+    }
+    if !*broker.ready.borrow() && !broker.wait_ready().await {
+        return Reply::Close("the broker is shutting down".into());
     }
     let Some((lo, hi)) = supported_range(req.api_key) else {
         return Reply::Close(format!(

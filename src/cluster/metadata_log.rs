@@ -1,99 +1,267 @@
-//! The metadata log: a partition log of [`MetadataRecord`]s, replayed into a
-//! [`ClusterState`] at start, appended (and synced) for every change.
+//! The metadata log: [`MetadataRecord`]s replicated by the controller quorum's Raft log
+//! (`__cluster_metadata-0`, as in Kafka's KRaft mode), applied to a [`ClusterState`] on every
+//! node once committed, never before.
+//!
+//! A change is proposed by the active controller (the quorum's leader, once it serves its
+//! epoch), from the state it has applied, which then is the whole committed state; it is
+//! applied here when the quorum commits it, on the leader and on every follower and observer
+//! alike. Each entry of the quorum's log is one batch of records, applied whole.
 
 use super::records::{MetadataRecord, RECORD_VERSION};
 use super::state::ClusterState;
 use crate::codec;
 use crate::env::Env;
-use crate::log::batch::{self, NewRecord, ProducerFields};
-use crate::log::{AppendError, LogConfig, LogError, PartitionLog, ReadError};
+use crate::raft::driver::{Apply, ProposalError, Quorum, QuorumConfig, QuorumError, Status};
+use crate::raft::{Entry, EntryKind, NodeId};
+use bytes::Bytes;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
+use tokio::sync::watch;
 
 /// The metadata log's topic name, as in Kafka's KRaft mode: its directory is
 /// `<data dir>/__cluster_metadata-0`. User topics cannot take this name.
 pub const METADATA_TOPIC: &str = "__cluster_metadata";
 
-/// Largest metadata record frame accepted on replay.
-const RECORD_BYTES_MAX: usize = 8 << 20;
+/// Largest metadata entry frame accepted.
+const ENTRY_BYTES_MAX: usize = 16 << 20;
+
+/// How long a change waits to commit before its caller is told the outcome is unknown.
+const COMMIT_TIMEOUT_MS: u64 = 30_000;
 
 /// Why the metadata log failed.
 #[derive(Debug, thiserror::Error)]
 pub enum MetadataError {
-    #[error("metadata log: {0}")]
-    Log(#[from] LogError),
-    #[error("metadata log append: {0}")]
-    Append(#[from] AppendError),
-    #[error("metadata log read: {0}")]
-    Read(#[from] ReadError),
-    #[error("metadata log record at offset {offset} is damaged: {reason}")]
+    #[error("the controller quorum: {0}")]
+    Quorum(#[from] QuorumError),
+    #[error("{0}")]
+    Proposal(#[from] ProposalError),
+    #[error("the metadata log's entry at offset {offset} cannot be applied: {reason}")]
     Damaged { offset: i64, reason: String },
-    #[error(
-        "metadata log record at offset {offset} has version {version}, newer than this runnel knows ({RECORD_VERSION}); upgrade runnel"
-    )]
-    TooNew { offset: i64, version: u16 },
 }
 
-/// The metadata log and the state it replays to.
-pub struct MetadataLog {
-    /// The underlying partition log.
-    log: Arc<PartitionLog>,
-    /// For record timestamps and ids.
-    env: Env,
-    /// The current state; readers take a cheap snapshot.
-    state: RwLock<Arc<ClusterState>>,
-    /// Serialises changes: check, append, sync, apply.
-    write: tokio::sync::Mutex<()>,
-}
-
-fn config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 64 << 20,
-        retention_ms: -1,
-        retention_bytes: -1,
-        max_message_bytes: 16 << 20,
-        write_caching: false,
-        ..LogConfig::default()
+impl MetadataError {
+    /// Whether another node leads the quorum (the change must go to the active controller).
+    pub fn is_not_controller(&self) -> bool {
+        matches!(
+            self,
+            MetadataError::Proposal(ProposalError::NotLeader { .. })
+        )
     }
+}
+
+/// The applied state, shared with the quorum's applier.
+struct Applied {
+    state: RwLock<Arc<ClusterState>>,
+    /// Bumped after every applied entry, for followers of the state.
+    version: watch::Sender<u64>,
+    /// The first entry that could not be applied: the state stops there.
+    fault: RwLock<Option<MetadataError>>,
+}
+
+impl Apply for Applied {
+    fn apply(&self, entries: &[Entry]) {
+        if self
+            .fault
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+        {
+            return;
+        }
+        let mut next = (**self.state.read().unwrap_or_else(|e| e.into_inner())).clone();
+        let mut applied = 0u64;
+        for e in entries {
+            if e.kind != EntryKind::Data {
+                continue;
+            }
+            match decode_entry(e) {
+                Ok(records) => {
+                    for r in &records {
+                        next.apply(r);
+                    }
+                    applied += 1;
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "the metadata log cannot be applied past this entry; this node's metadata stops here");
+                    *self.fault.write().unwrap_or_else(|e| e.into_inner()) = Some(err);
+                    break;
+                }
+            }
+        }
+        if applied > 0 {
+            *self.state.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+            self.version.send_modify(|v| *v += applied);
+        }
+    }
+}
+
+/// The records of one committed entry.
+fn decode_entry(e: &Entry) -> Result<Vec<MetadataRecord>, MetadataError> {
+    let damaged = |reason: String| MetadataError::Damaged {
+        offset: e.offset,
+        reason,
+    };
+    let frame =
+        codec::read_frame(&e.payload, ENTRY_BYTES_MAX).map_err(|x| damaged(x.to_string()))?;
+    if frame.version > RECORD_VERSION {
+        return Err(damaged(format!(
+            "its records have version {}, newer than this runnel knows ({RECORD_VERSION}); upgrade runnel",
+            frame.version
+        )));
+    }
+    codec::decode_payload(&frame).map_err(|x| damaged(x.to_string()))
+}
+
+/// The metadata log and the state it applies to.
+pub struct MetadataLog {
+    /// The quorum that replicates it.
+    quorum: Arc<Quorum>,
+    /// For record ids.
+    env: Env,
+    /// What has been applied.
+    applied: Arc<Applied>,
+    /// Serialises changes proposed here: decide, propose, wait for the commit.
+    write: tokio::sync::Mutex<()>,
+    /// `cluster.id`, if the configuration pins it.
+    cluster_id: Option<String>,
 }
 
 impl MetadataLog {
-    /// Opens (recovering and replaying) the metadata log in `data_dir`; a new log gets a
-    /// `ClusterCreated` record with a fresh cluster id.
+    /// Opens the quorum's storage in `data_dir`. Nothing is applied until [`MetadataLog::start`]
+    /// and the quorum commits.
     pub async fn open(
         env: &Env,
         data_dir: &Path,
-        node_id: i32,
+        quorum: QuorumConfig,
+        cluster_id: Option<String>,
     ) -> Result<Arc<MetadataLog>, MetadataError> {
-        let dir = data_dir.join(format!("{METADATA_TOPIC}-0"));
-        let log = PartitionLog::open(env, &dir, config()).await?;
-        let state = replay(&log)?;
-        let fresh = state.cluster_id.is_none();
-        let ml = Arc::new(MetadataLog {
-            log,
-            env: env.clone(),
-            state: RwLock::new(Arc::new(state)),
-            write: tokio::sync::Mutex::new(()),
+        let applied = Arc::new(Applied {
+            state: RwLock::new(Arc::new(ClusterState::default())),
+            version: watch::Sender::new(0),
+            fault: RwLock::new(None),
         });
-        if fresh {
-            let cluster_id = new_cluster_id(env);
-            tracing::info!(%cluster_id, "formatting a new cluster");
-            ml.append(vec![MetadataRecord::ClusterCreated {
-                cluster_id,
-                node_id,
-            }])
-            .await?;
+        let quorum = Quorum::open(env, data_dir, quorum, applied.clone()).await?;
+        Ok(Arc::new(MetadataLog {
+            quorum,
+            env: env.clone(),
+            applied,
+            write: tokio::sync::Mutex::new(()),
+            cluster_id,
+        }))
+    }
+
+    /// Starts the quorum, and the duties of the active controller (the cluster id of a new
+    /// cluster). Returns the tasks to stop at shutdown.
+    pub fn start(self: &Arc<Self>) -> [tokio::task::JoinHandle<()>; 2] {
+        let quorum = self.quorum.start();
+        let duties = tokio::spawn(self.clone().run_duties());
+        [quorum, duties]
+    }
+
+    /// The active controller's standing duties: a new cluster gets its id.
+    async fn run_duties(self: Arc<Self>) {
+        let mut status = self.quorum.subscribe();
+        loop {
+            let serving = status.borrow_and_update().serving;
+            if serving && self.state().cluster_id.is_none() {
+                let cluster_id = self
+                    .cluster_id
+                    .clone()
+                    .unwrap_or_else(|| new_cluster_id(&self.env));
+                let node_id = self.quorum.node_id();
+                let r = self
+                    .update(|s| {
+                        let records = if s.cluster_id.is_none() {
+                            vec![MetadataRecord::ClusterCreated {
+                                cluster_id: cluster_id.clone(),
+                                node_id,
+                            }]
+                        } else {
+                            vec![]
+                        };
+                        Ok::<_, MetadataError>((records, ()))
+                    })
+                    .await;
+                match r {
+                    Ok(_) => tracing::info!(%cluster_id, "formatted a new cluster"),
+                    Err(e) => tracing::debug!(error = %e, "could not record the cluster id yet"),
+                }
+            }
+            if let Some(id) = &self.state().cluster_id {
+                self.quorum.set_cluster_id(id);
+            }
+            if status.changed().await.is_err() {
+                return;
+            }
         }
-        Ok(ml)
     }
 
-    /// A snapshot of the current state.
+    /// Waits until this node has applied everything its quorum log held when it opened, and
+    /// the cluster has an id: its state is then no older than the one it had before.
+    pub async fn wait_caught_up(&self) -> Result<(), MetadataError> {
+        let target = self.quorum.status().log_end;
+        let mut status = self.quorum.subscribe();
+        let mut version = self.applied.version.subscribe();
+        loop {
+            if let Some(e) = self.fault() {
+                return Err(e);
+            }
+            let s: Status = *status.borrow_and_update();
+            if s.stopped {
+                return Err(ProposalError::Stopped.into());
+            }
+            if s.applied >= target && self.state().cluster_id.is_some() {
+                return Ok(());
+            }
+            tokio::select! {
+                r = status.changed() => if r.is_err() { return Err(ProposalError::Stopped.into()) },
+                _ = version.changed() => {}
+            }
+        }
+    }
+
+    /// Why the state stopped applying, if it did.
+    fn fault(&self) -> Option<MetadataError> {
+        self.applied
+            .fault
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|e| MetadataError::Damaged {
+                offset: match e {
+                    MetadataError::Damaged { offset, .. } => *offset,
+                    _ => -1,
+                },
+                reason: e.to_string(),
+            })
+    }
+
+    /// The quorum.
+    pub fn quorum(&self) -> &Arc<Quorum> {
+        &self.quorum
+    }
+
+    /// Follows applied changes: the value is bumped after each.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.applied.version.subscribe()
+    }
+
+    /// The active controller as this node knows it, if any.
+    pub fn controller_id(&self) -> Option<NodeId> {
+        self.quorum.status().leader_id
+    }
+
+    /// A snapshot of the applied state.
     pub fn state(&self) -> Arc<ClusterState> {
-        self.state.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.applied
+            .state
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
-    /// Appends `records` as one batch (all or nothing, even across a crash), waits until it is
-    /// synced, then applies it. Returns the new state.
+    /// Proposes `records` as one entry (all or nothing, even across a crash), waits until the
+    /// quorum commits it and it is applied here. Returns the new state.
     pub async fn append(
         &self,
         records: Vec<MetadataRecord>,
@@ -103,9 +271,10 @@ impl MetadataLog {
             .map(|(s, ())| s)
     }
 
-    /// Decides what to append from the current state, with no other change in between:
+    /// Decides what to propose from the current state, with no other change in between:
     /// `decide` returns the records (possibly none) and a value for the caller, or an error
-    /// that appends nothing.
+    /// that proposes nothing. Only the active controller can change the metadata; elsewhere
+    /// this fails with [`ProposalError::NotLeader`] (see [`MetadataError::is_not_controller`]).
     pub async fn update<R, E>(
         &self,
         decide: impl FnOnce(&ClusterState) -> Result<(Vec<MetadataRecord>, R), E>,
@@ -114,37 +283,28 @@ impl MetadataLog {
         E: From<MetadataError>,
     {
         let _turn = self.write.lock().await;
+        if let Some(e) = self.fault() {
+            return Err(e.into());
+        }
+        let status = self.quorum.status();
+        if !status.serving {
+            return Err(MetadataError::from(ProposalError::NotLeader {
+                leader_id: status.leader_id,
+                epoch: status.epoch,
+            })
+            .into());
+        }
         let current = self.state();
         let (records, out) = decide(&current)?;
         if records.is_empty() {
             return Ok((current, out));
         }
-        let now = self.env.clock.now_ms();
-        let new: Vec<NewRecord> = records
-            .iter()
-            .map(|r| NewRecord {
-                timestamp: now,
-                key: None,
-                value: Some(codec::encode(RECORD_VERSION, r)),
-                headers: vec![],
-            })
-            .collect();
-        let mut bytes = batch::encode_batch(&new, ProducerFields::NONE);
-        let info = self
-            .log
-            .append(&mut bytes, 0)
-            .map_err(MetadataError::from)?;
-        self.log
-            .sync_to(info.last_offset + 1)
+        let payload = Bytes::from(codec::encode(RECORD_VERSION, &records));
+        self.quorum
+            .propose_and_wait(payload, COMMIT_TIMEOUT_MS)
             .await
             .map_err(MetadataError::from)?;
-        let mut next = (*current).clone();
-        for r in &records {
-            next.apply(r);
-        }
-        let next = Arc::new(next);
-        *self.state.write().unwrap_or_else(|e| e.into_inner()) = next.clone();
-        Ok((next, out))
+        Ok((self.state(), out))
     }
 
     /// A fresh random topic id (never nil).
@@ -160,9 +320,15 @@ impl MetadataLog {
         }
     }
 
-    /// Syncs and closes the log.
-    pub async fn close(&self) -> Result<(), MetadataError> {
-        Ok(self.log.close().await?)
+    /// Stops the quorum, resigning first if this node leads it (so the others elect a
+    /// successor at once).
+    pub async fn close(&self) {
+        let leads = self.quorum.status().leader_id == Some(self.quorum.node_id());
+        if leads && self.quorum.config().voter_addresses.len() > 1 {
+            self.quorum.resign_and_stop(100).await;
+        } else {
+            self.quorum.stop();
+        }
     }
 }
 
@@ -178,60 +344,11 @@ fn new_cluster_id(env: &Env) -> String {
     out
 }
 
-/// Replays every record of the log into a state.
-fn replay(log: &PartitionLog) -> Result<ClusterState, MetadataError> {
-    let mut state = ClusterState::default();
-    let end = log.log_end_offset();
-    let mut offset = log.log_start_offset();
-    while offset < end {
-        let read = log.read(offset, 1 << 20, end, true)?;
-        let mut p = 0;
-        while p < read.records.len() {
-            let damaged = |reason: String| MetadataError::Damaged { offset, reason };
-            let h =
-                batch::check_integrity(&read.records[p..]).map_err(|e| damaged(e.to_string()))?;
-            let bytes = &read.records[p..p + h.total_len()];
-            let body = batch::records_body(&h, bytes).map_err(|e| damaged(e.to_string()))?;
-            for rec in batch::RecordIter::new(&h, &body) {
-                let rec = rec.map_err(|e| damaged(e.to_string()))?;
-                let offset = h.base_offset + i64::from(rec.offset_delta);
-                let value = rec.value.ok_or_else(|| MetadataError::Damaged {
-                    offset,
-                    reason: "record without a value".into(),
-                })?;
-                let frame = codec::read_frame(value, RECORD_BYTES_MAX).map_err(|e| {
-                    MetadataError::Damaged {
-                        offset,
-                        reason: e.to_string(),
-                    }
-                })?;
-                if frame.version > RECORD_VERSION {
-                    return Err(MetadataError::TooNew {
-                        offset,
-                        version: frame.version,
-                    });
-                }
-                let record: MetadataRecord =
-                    codec::decode_payload(&frame).map_err(|e| MetadataError::Damaged {
-                        offset,
-                        reason: e.to_string(),
-                    })?;
-                state.apply(&record);
-            }
-            offset = h.next_offset();
-            p += h.total_len();
-        }
-        if read.records.is_empty() {
-            break;
-        }
-    }
-    Ok(state)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::env::{MemDisk, SharedRng};
+    use crate::raft::driver::QuorumConfig;
     use std::collections::BTreeMap;
 
     fn env(disk: &MemDisk) -> Env {
@@ -244,12 +361,24 @@ mod tests {
         }
     }
 
+    async fn open(disk: &MemDisk) -> Arc<MetadataLog> {
+        let ml = MetadataLog::open(
+            &env(disk),
+            Path::new("/data"),
+            QuorumConfig::lone_voter(0),
+            None,
+        )
+        .await
+        .unwrap();
+        ml.start();
+        ml.wait_caught_up().await.unwrap();
+        ml
+    }
+
     #[tokio::test]
     async fn changes_survive_a_power_loss_and_replay() {
         let disk = MemDisk::new();
-        let ml = MetadataLog::open(&env(&disk), Path::new("/data"), 0)
-            .await
-            .unwrap();
+        let ml = open(&disk).await;
         let cluster = ml.state().cluster_id.clone().unwrap();
         assert_eq!(cluster.len(), 22);
         let id = ml.new_topic_id();
@@ -262,11 +391,10 @@ mod tests {
         }])
         .await
         .unwrap();
+        ml.close().await;
         drop(ml);
         disk.crash(Some(16), 9);
-        let ml = MetadataLog::open(&env(&disk), Path::new("/data"), 0)
-            .await
-            .unwrap();
+        let ml = open(&disk).await;
         let s = ml.state();
         assert_eq!(s.cluster_id.as_deref(), Some(cluster.as_str()));
         assert_eq!(s.topics["t"].partitions, 3);
@@ -277,9 +405,7 @@ mod tests {
     #[tokio::test]
     async fn update_decides_from_the_current_state() {
         let disk = MemDisk::new();
-        let ml = MetadataLog::open(&env(&disk), Path::new("/data"), 0)
-            .await
-            .unwrap();
+        let ml = open(&disk).await;
         let r: Result<_, MetadataError> = ml
             .update(|s| {
                 Ok((
@@ -292,5 +418,22 @@ mod tests {
             .await;
         let (s, five) = r.unwrap();
         assert_eq!((s.next_producer_id, five), (10, 5));
+    }
+
+    #[tokio::test]
+    async fn a_node_that_does_not_lead_refuses_changes() {
+        let disk = MemDisk::new();
+        // Voter 0 of three, with no peers running: it never leads.
+        let mut config = QuorumConfig::lone_voter(0);
+        config.raft.voters = [0, 1, 2].into_iter().collect();
+        let ml = MetadataLog::open(&env(&disk), Path::new("/data"), config, None)
+            .await
+            .unwrap();
+        ml.start();
+        let err = ml
+            .append(vec![MetadataRecord::ProducerIdsAllocated { next: 1 }])
+            .await
+            .unwrap_err();
+        assert!(err.is_not_controller(), "{err}");
     }
 }

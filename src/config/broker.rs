@@ -74,11 +74,51 @@ fn data_dir_flag(dir: &std::path::Path) -> Result<String, ConfigError> {
     Ok(text.to_owned())
 }
 
+/// `process.roles`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    /// Serves clients and hosts partitions.
+    pub broker: bool,
+    /// Votes in the metadata quorum.
+    pub controller: bool,
+}
+
+/// The metadata quorum's settings, with Kafka's names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumSettings {
+    /// `controller.quorum.voters`: id to controller listener `host:port`. Empty: this node
+    /// alone.
+    pub voters: BTreeMap<i32, String>,
+    /// `controller.quorum.election.timeout.ms`.
+    pub election_timeout_ms: i64,
+    /// `controller.quorum.election.backoff.max.ms`.
+    pub election_backoff_max_ms: i64,
+    /// `controller.quorum.fetch.timeout.ms`.
+    pub fetch_timeout_ms: i64,
+    /// `controller.quorum.request.timeout.ms`.
+    pub request_timeout_ms: i64,
+    /// `controller.quorum.retry.backoff.ms`.
+    pub retry_backoff_ms: i64,
+}
+
 /// The broker's configuration, resolved. Built by [`BrokerConfig::load`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerConfig {
     /// This broker's id (`node.id`, or `broker.id`).
     pub node_id: i32,
+    /// `process.roles`.
+    pub roles: Roles,
+    /// The controller listener's `host:port`, if this node has one (`listeners`,
+    /// `controller.listener.names`).
+    pub controller_listen: Option<String>,
+    /// The metadata quorum (`controller.quorum.*`).
+    pub quorum: QuorumSettings,
+    /// `cluster.id`, if pinned.
+    pub cluster_id: Option<String>,
+    /// `broker.heartbeat.interval.ms`.
+    pub broker_heartbeat_interval_ms: u64,
+    /// `broker.session.timeout.ms`.
+    pub broker_session_timeout_ms: u64,
     /// The data directory (`log.dirs`, or `log.dir`).
     pub log_dir: PathBuf,
     /// `host:port` to listen on for clients (from `listeners`); `0.0.0.0` for every interface.
@@ -134,8 +174,8 @@ impl BrokerConfig {
     ) -> Result<(BrokerConfig, Vec<String>), ConfigError> {
         let mut warnings = Vec::new();
         let given = gather(properties, overrides, cli, &mut warnings)?;
-        let (explicit, ignored) = classify(given, &mut warnings)?;
-        let config = resolve(explicit, &ignored, &mut warnings)?;
+        let (explicit, _ignored) = classify(given, &mut warnings)?;
+        let config = resolve(explicit)?;
         Ok((config, warnings))
     }
 
@@ -276,6 +316,18 @@ fn unknown(name: &str, scope: Scope) -> ConfigError {
     }
 }
 
+/// The `listeners` value `flag` (one PLAINTEXT listener) with the listeners of `old` that are
+/// not PLAINTEXT.
+fn keep_other_listeners(old: &str, flag: String) -> String {
+    let others = split_list(old)
+        .into_iter()
+        .filter(|e| listener::parse(e).is_ok_and(|l| l.name != "PLAINTEXT"));
+    std::iter::once(flag)
+        .chain(others)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// The file's entries, then the overrides, then the flags, later ones winning.
 fn gather(
     properties: Option<&str>,
@@ -301,6 +353,11 @@ fn gather(
         given.insert(key, value);
     }
     for (key, value) in cli.settings()? {
+        // --listen replaces the PLAINTEXT listener only: a controller listener stays.
+        let value = match (key, given.get(key)) {
+            ("listeners", Some(old)) => keep_other_listeners(old, value),
+            _ => value,
+        };
         given.insert(key.to_owned(), value);
     }
     Ok(given)
@@ -340,13 +397,21 @@ pub(super) fn resolve_setting(explicit: &Settings, sets: Sets) -> Option<Value> 
 }
 
 /// Builds the typed configuration from the checked settings.
-fn resolve(
-    explicit: Settings,
-    ignored: &BTreeMap<String, String>,
-    warnings: &mut Vec<String>,
-) -> Result<BrokerConfig, ConfigError> {
+fn resolve(explicit: Settings) -> Result<BrokerConfig, ConfigError> {
     check_node_ids(&explicit)?;
-    let (listen, advertised) = listeners(&explicit, ignored, warnings)?;
+    let roles = roles(&explicit);
+    let (client, controller) = listeners(&explicit, roles)?;
+    let node_id: i32 = narrow(
+        resolve_setting(&explicit, Sets::Broker("node.id"))
+            .as_ref()
+            .and_then(Value::as_int)
+            .unwrap_or_default(),
+    );
+    let voters = voters(&explicit, node_id, roles, controller.as_ref())?;
+    let (listen, advertised) = match client {
+        Some((l, a)) => (l.address(), a.address()),
+        None => (String::new(), String::new()),
+    };
     let setting = |name: &'static str| resolve_setting(&explicit, Sets::Broker(name));
     let int = |name| {
         setting(name)
@@ -367,14 +432,27 @@ fn resolve(
         .filter_map(|(t, _)| Some((t, resolve_setting(&explicit, Sets::Topic(t))?)))
         .collect();
     Ok(BrokerConfig {
-        node_id: narrow(int("node.id")),
+        node_id,
+        roles,
+        controller_listen: controller.map(|c| c.address()),
+        quorum: QuorumSettings {
+            voters,
+            election_timeout_ms: int("controller.quorum.election.timeout.ms"),
+            election_backoff_max_ms: int("controller.quorum.election.backoff.max.ms"),
+            fetch_timeout_ms: int("controller.quorum.fetch.timeout.ms"),
+            request_timeout_ms: int("controller.quorum.request.timeout.ms"),
+            retry_backoff_ms: int("controller.quorum.retry.backoff.ms"),
+        },
+        cluster_id: setting("cluster.id").map(|v| v.to_string()),
+        broker_heartbeat_interval_ms: narrow(int("broker.heartbeat.interval.ms")),
+        broker_session_timeout_ms: narrow(int("broker.session.timeout.ms")),
         log_dir: split_list(&log_dir)
             .into_iter()
             .next()
             .unwrap_or_default()
             .into(),
-        listen: listen.address(),
-        advertised: advertised.address(),
+        listen,
+        advertised,
         num_partitions: narrow(int("num.partitions")),
         default_replication_factor: narrow(int("default.replication.factor")),
         auto_create_topics_enable: flag("auto.create.topics.enable"),
@@ -422,33 +500,40 @@ fn check_node_ids(explicit: &Settings) -> Result<(), ConfigError> {
     }
 }
 
-/// The listener to serve and the one to advertise.
+/// The client listener to serve and the one to advertise (none on a controller-only node),
+/// and the controller listener.
 fn listeners(
     explicit: &Settings,
-    ignored: &BTreeMap<String, String>,
-    warnings: &mut Vec<String>,
-) -> Result<(Listener, Listener), ConfigError> {
-    let controllers =
-        listener::controller_names(ignored.get("controller.listener.names").map(String::as_str));
+    roles: Roles,
+) -> Result<(Option<(Listener, Listener)>, Option<Listener>), ConfigError> {
     let text = |name| resolve_setting(explicit, Sets::Broker(name)).map(|v| v.to_string());
+    let controllers = listener::controller_names(text("controller.listener.names").as_deref());
     let listens = text("listeners").unwrap_or_default();
-    let listen = listener::select("listeners", &listens, &controllers, warnings)?;
+    let controller = listener::controller("listeners", &listens, &controllers)?;
+    let listen = if roles.broker {
+        listener::select("listeners", &listens, &controllers)?
+    } else {
+        match listener::select_optional("listeners", &listens, &controllers)? {
+            Some(l) => l,
+            None => return Ok((None, controller)),
+        }
+    };
     let Some(list) = text("advertised.listeners") else {
         if listen.is_wildcard() {
             return Err(ConfigError::NoAdvertisedAddress {
                 listen: listen.address(),
             });
         }
-        return Ok((listen.clone(), listen));
+        return Ok((Some((listen.clone(), listen)), controller));
     };
-    let advertised = listener::select("advertised.listeners", &list, &controllers, warnings)?;
+    let advertised = listener::select("advertised.listeners", &list, &controllers)?;
     let reason = if advertised.is_wildcard() {
         "a wildcard address is no address to connect to: advertise a name or address clients \
          can reach"
     } else if advertised.port == 0 {
         "port 0 is no port to connect to"
     } else {
-        return Ok((listen, advertised));
+        return Ok((Some((listen, advertised)), controller));
     };
     let (key, value) = ("advertised.listeners".to_owned(), list);
     Err(ConfigError::BadValue {
@@ -456,6 +541,73 @@ fn listeners(
         value,
         reason: reason.to_owned(),
     })
+}
+
+/// `process.roles`.
+fn roles(explicit: &Settings) -> Roles {
+    let text = resolve_setting(explicit, Sets::Broker("process.roles"))
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    let list = split_list(&text);
+    Roles {
+        broker: list.iter().any(|r| r == "broker"),
+        controller: list.iter().any(|r| r == "controller"),
+    }
+}
+
+/// The quorum's voters, checked against this node's roles and listeners as Kafka checks them.
+fn voters(
+    explicit: &Settings,
+    node_id: i32,
+    roles: Roles,
+    controller: Option<&Listener>,
+) -> Result<BTreeMap<i32, String>, ConfigError> {
+    let text = resolve_setting(explicit, Sets::Broker("controller.quorum.voters"))
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    let bad = |reason: String| ConfigError::BadValue {
+        key: "controller.quorum.voters".to_owned(),
+        value: text.clone(),
+        reason,
+    };
+    let mut voters = BTreeMap::new();
+    for entry in split_list(&text) {
+        let (id, addr) = keys::parse_voter(&entry).map_err(bad)?;
+        if voters.insert(id, addr).is_some() {
+            return Err(bad(format!("voter {id} is listed twice")));
+        }
+    }
+    if voters.is_empty() {
+        if !roles.controller {
+            return Err(bad(
+                "a node without the controller role needs the quorum's voters".to_owned(),
+            ));
+        }
+        return Ok(voters);
+    }
+    let listed = voters.contains_key(&node_id);
+    if roles.controller && !listed {
+        return Err(bad(format!(
+            "this node (node.id={node_id}) has the controller role but is not a voter"
+        )));
+    }
+    if !roles.controller && listed {
+        return Err(bad(format!(
+            "this node (node.id={node_id}) is a voter but process.roles has no controller"
+        )));
+    }
+    if listed && voters.len() > 1 && controller.is_none() {
+        return Err(ConfigError::BadValue {
+            key: "listeners".to_owned(),
+            value: resolve_setting(explicit, Sets::Broker("listeners"))
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+            reason: "a voter needs a controller listener (CONTROLLER://HOST:PORT, named in \
+                     controller.listener.names)"
+                .to_owned(),
+        });
+    }
+    Ok(voters)
 }
 
 /// A [`LogConfig`] from topic-level values; a missing one keeps `LogConfig`'s default.

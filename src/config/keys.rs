@@ -208,8 +208,40 @@ pub(crate) const KEYS: &[Key] = &[
         "The directory holding the partition logs; used only when log.dirs is not set.")
         .synonym_of("log.dirs"),
     broker("listeners", Str, Some("PLAINTEXT://127.0.0.1:9092"), Check::Custom(listener_list),
-        "Where the broker listens for clients: one PLAINTEXT://HOST:PORT (an empty host is \
-         every interface). A controller listener (controller.listener.names) is ignored."),
+        "Where the node listens: one PLAINTEXT://HOST:PORT for clients and brokers (an empty \
+         host is every interface), and, on a controller, one listener named in \
+         controller.listener.names for the quorum (CONTROLLER://HOST:PORT)."),
+    broker("process.roles", List, Some("broker,controller"), Check::Custom(roles_list),
+        "The node's roles: broker (serves clients and hosts partitions), controller (a voter \
+         of the metadata quorum), or both."),
+    broker("controller.quorum.voters", List, Some(""), Check::Custom(voters_list),
+        "The metadata quorum's voters, ID@HOST:PORT each, at their controller listeners. \
+         Empty: this node alone is the quorum (it must have the controller role)."),
+    broker("controller.listener.names", List, Some("CONTROLLER"), Check::Custom(names_list),
+        "The names of the listeners the quorum speaks on; the first is the one a controller \
+         serves."),
+    broker("cluster.id", Str, None, Check::Custom(cluster_id),
+        "Pins the cluster id (22 characters of base64url, as kafka-storage random-uuid \
+         prints). When not set, the quorum's first leader picks one; a node whose data \
+         directory belongs to another cluster refuses to start. runnel-specific: Kafka takes \
+         the id from kafka-storage format instead."),
+    broker("controller.quorum.election.timeout.ms", Int, Some("1000"), at_least(1),
+        "How long a voter waits without a leader before it stands (plus a random share of \
+         as much again)."),
+    broker("controller.quorum.election.backoff.max.ms", Int, Some("1000"), at_least(1),
+        "The most a voter waits after a lost election before it stands again."),
+    broker("controller.quorum.fetch.timeout.ms", Int, Some("2000"), at_least(1),
+        "A follower that has not heard from its leader for this long stands for election; a \
+         leader not fetched from by a majority for 1.5 times this long resigns."),
+    broker("controller.quorum.request.timeout.ms", Int, Some("2000"), at_least(1),
+        "How long a quorum request waits for its answer."),
+    broker("controller.quorum.retry.backoff.ms", Int, Some("20"), at_least(0),
+        "The pause before a failed quorum request is tried again."),
+    broker("broker.heartbeat.interval.ms", Int, Some("2000"), at_least(1),
+        "How often a broker heartbeats to the active controller."),
+    broker("broker.session.timeout.ms", Int, Some("9000"), at_least(1),
+        "A broker that has not heartbeated for this long is fenced and its partitions get \
+         other leaders."),
     broker("advertised.listeners", Str, None, Check::Custom(listener_list),
         "The PLAINTEXT://HOST:PORT clients are told to connect to; when not set, the listen \
          address (which must then not be a wildcard)."),
@@ -260,16 +292,13 @@ pub(crate) const KEYS: &[Key] = &[
         "The most members a group may have."),
 ];
 
-const QUORUM: &str = "runnel's controller quorum is not configured through this key yet";
+const QUORUM: &str = "runnel takes its voters from controller.quorum.voters (KIP-853 bootstrap servers are not supported yet)";
 
 /// Kafka keys that real `server.properties` files carry and runnel accepts with a warning,
 /// each with the reason it is ignored.
 #[rustfmt::skip]
 const IGNORED: &[(&str, &str)] = &[
-    ("process.roles", "runnel nodes have no configurable roles"),
-    ("controller.quorum.voters", QUORUM),
     ("controller.quorum.bootstrap.servers", QUORUM),
-    ("controller.listener.names", "runnel has no separate controller listener"),
     ("inter.broker.listener.name", "runnel serves brokers and clients on one listener"),
     ("listener.security.protocol.map", "runnel supports only PLAINTEXT"),
     ("num.network.threads", "runnel sizes its own tasks"),
@@ -324,6 +353,61 @@ fn one_directory(value: &Value) -> Result<(), String> {
 }
 
 /// `listeners`, `advertised.listeners`: each entry is NAME://HOST:PORT.
+fn roles_list(value: &Value) -> Result<(), String> {
+    let roles = split_list(&value.to_string());
+    if roles.is_empty() {
+        return Err("empty: expected broker, controller, or broker,controller".to_owned());
+    }
+    for r in &roles {
+        if r != "broker" && r != "controller" {
+            return Err(format!(
+                "{r:?} is not a role: expected broker or controller"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn voters_list(value: &Value) -> Result<(), String> {
+    for v in split_list(&value.to_string()) {
+        parse_voter(&v)?;
+    }
+    Ok(())
+}
+
+/// One `ID@HOST:PORT` of `controller.quorum.voters`.
+pub(crate) fn parse_voter(entry: &str) -> Result<(i32, String), String> {
+    let bad = || format!("{entry:?} is not ID@HOST:PORT");
+    let (id, addr) = entry.split_once('@').ok_or_else(bad)?;
+    let id: i32 = id.trim().parse().map_err(|_| bad())?;
+    if id < 0 {
+        return Err(format!("{entry:?}: a node id is not negative"));
+    }
+    let l = listener::parse(&format!("CONTROLLER://{addr}")).map_err(|_| bad())?;
+    if l.is_wildcard() || l.port == 0 {
+        return Err(format!("{entry:?}: a voter needs an address to connect to"));
+    }
+    Ok((id, l.address()))
+}
+
+fn names_list(value: &Value) -> Result<(), String> {
+    if split_list(&value.to_string()).is_empty() {
+        return Err("empty: expected a listener name such as CONTROLLER".to_owned());
+    }
+    Ok(())
+}
+
+fn cluster_id(value: &Value) -> Result<(), String> {
+    let id = value.as_str().unwrap_or_default();
+    let ok = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    if id.len() != 22 || !id.chars().all(ok) {
+        return Err(format!(
+            "{id:?} is not a cluster id: expected 22 characters of base64url"
+        ));
+    }
+    Ok(())
+}
+
 fn listener_list(value: &Value) -> Result<(), String> {
     let entries = split_list(value.as_str().unwrap_or_default());
     if entries.is_empty() {
@@ -378,7 +462,7 @@ mod tests {
         for key in KEYS {
             let has_default = synonyms(key.sets).any(|k| k.default.is_some());
             assert!(
-                has_default || key.name == "advertised.listeners",
+                has_default || ["advertised.listeners", "cluster.id"].contains(&key.name),
                 "{}",
                 key.name
             );

@@ -1,11 +1,10 @@
 //! Kafka listeners, `NAME://HOST:PORT`, and how runnel picks the one it serves.
 //!
-//! runnel serves clients (and, later, other brokers) on exactly one PLAINTEXT listener. A
-//! Kafka KRaft file also lists a controller listener (`CONTROLLER://:9093`): runnel has no
-//! separate controller port, so a listener named in `controller.listener.names` (or named
-//! `CONTROLLER` when that key is absent) is skipped with a warning. Any other name, TLS and
-//! SASL included, is an error: silently serving plaintext where TLS was asked for would be
-//! worse than not starting.
+//! runnel serves clients and other brokers on exactly one PLAINTEXT listener, and the
+//! metadata quorum on the controller listener: the first listener named in
+//! `controller.listener.names` (`CONTROLLER` by default). Any other name, TLS and SASL
+//! included, is an error: silently serving plaintext where TLS was asked for would be worse
+//! than not starting.
 
 use super::error::ConfigError;
 use super::value::split_list;
@@ -77,13 +76,48 @@ pub(crate) fn parse(entry: &str) -> Result<Listener, String> {
 }
 
 /// Picks the PLAINTEXT listener from `list`, the value of `key`. Listeners whose names are in
-/// `controller_names` (upper case) are skipped with a warning; anything else is an error.
+/// `controller_names` (upper case) are skipped (see [`controller`]); anything else is an
+/// error, and so is no PLAINTEXT listener.
 pub(crate) fn select(
     key: &str,
     list: &str,
     controller_names: &[String],
-    warnings: &mut Vec<String>,
 ) -> Result<Listener, ConfigError> {
+    select_optional(key, list, controller_names)?.ok_or_else(|| ConfigError::BadValue {
+        key: key.to_owned(),
+        value: list.to_owned(),
+        reason: "no PLAINTEXT://HOST:PORT listener for clients".to_owned(),
+    })
+}
+
+/// The controller listener in `list`: the first whose name is `controller_names`' first.
+pub(crate) fn controller(
+    key: &str,
+    list: &str,
+    controller_names: &[String],
+) -> Result<Option<Listener>, ConfigError> {
+    let Some(name) = controller_names.first() else {
+        return Ok(None);
+    };
+    for entry in split_list(list) {
+        let l = parse(&entry).map_err(|reason| ConfigError::BadValue {
+            key: key.to_owned(),
+            value: list.to_owned(),
+            reason,
+        })?;
+        if &l.name == name {
+            return Ok(Some(l));
+        }
+    }
+    Ok(None)
+}
+
+/// [`select`], where a node with no broker role may have no PLAINTEXT listener.
+pub(crate) fn select_optional(
+    key: &str,
+    list: &str,
+    controller_names: &[String],
+) -> Result<Option<Listener>, ConfigError> {
     let bad = |reason: String| ConfigError::BadValue {
         key: key.to_owned(),
         value: list.to_owned(),
@@ -93,17 +127,14 @@ pub(crate) fn select(
     for entry in split_list(list) {
         let listener = parse(&entry).map_err(bad)?;
         if controller_names.contains(&listener.name) {
-            warnings.push(format!(
-                "{key}: ignoring controller listener {entry}: runnel has no separate controller \
-                 port"
-            ));
+            continue;
         } else if listener.name != PLAINTEXT {
             return Err(bad(unsupported(&listener.name)));
         } else if chosen.replace(listener).is_some() {
             return Err(bad("more than one PLAINTEXT listener".to_owned()));
         }
     }
-    chosen.ok_or_else(|| bad("no PLAINTEXT://HOST:PORT listener for clients".to_owned()))
+    Ok(chosen)
 }
 
 fn unsupported(name: &str) -> String {
@@ -183,34 +214,25 @@ mod tests {
 
     #[test]
     fn select_takes_plaintext_and_skips_controller_listeners() {
-        let mut warnings = vec![];
         let names = controller_names(None);
-        let got = select(
-            "listeners",
-            "PLAINTEXT://:9092,CONTROLLER://:9093",
-            &names,
-            &mut warnings,
-        );
+        let list = "PLAINTEXT://:9092,CONTROLLER://:9093";
+        let got = select("listeners", list, &names);
         assert_eq!(got, Ok(listener("PLAINTEXT", "", 9092)));
-        assert_eq!(warnings.len(), 1);
-        assert!(warnings[0].contains("CONTROLLER://:9093"), "{warnings:?}");
+        let got = controller("listeners", list, &names);
+        assert_eq!(got, Ok(Some(listener("CONTROLLER", "", 9093))));
 
         let names = controller_names(Some("CTRL, quorum"));
         assert_eq!(names, ["CTRL", "QUORUM"]);
-        let got = select(
-            "listeners",
-            "CTRL://:1,PLAINTEXT://h:2",
-            &names,
-            &mut warnings,
-        );
+        let got = select("listeners", "CTRL://:1,PLAINTEXT://h:2", &names);
         assert_eq!(got, Ok(listener("PLAINTEXT", "h", 2)));
+        let got = controller("listeners", "PLAINTEXT://h:2,QUORUM://:3,CTRL://:1", &names);
+        assert_eq!(got, Ok(Some(listener("CTRL", "", 1))));
     }
 
     #[test]
     fn select_refuses_other_protocols_duplicates_and_none() {
         let names = controller_names(None);
-        let mut warnings = vec![];
-        let mut reason = |list: &str| match select("listeners", list, &names, &mut warnings) {
+        let reason = |list: &str| match select("listeners", list, &names) {
             Err(ConfigError::BadValue { key, value, reason }) => {
                 assert_eq!((key.as_str(), value.as_str()), ("listeners", list));
                 reason

@@ -119,4 +119,7 @@ pub struct PlantedBugs {
     /// The group coordinator answers an offset commit once it is appended, without syncing
     /// it.
     pub commit_before_sync: bool,
+    /// The quorum-state file is written in place and not fsynced before the vote it records
+    /// goes out (the cluster issue's `vote-not-synced`).
+    pub vote_not_synced: bool,
 }

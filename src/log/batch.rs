@@ -274,6 +274,29 @@ pub fn validate_record_set(
     records: &[u8],
     batch_bytes_max: usize,
 ) -> Result<Vec<ValidBatch>, BatchError> {
+    validate_set(records, batch_bytes_max, Origin::Producer)
+}
+
+/// Validates a record set a leader sent its follower: as [`validate_record_set`], except that
+/// control and transactional batches, which only a broker writes, are accepted.
+pub fn validate_replicated_set(records: &[u8]) -> Result<Vec<ValidBatch>, BatchError> {
+    validate_set(records, usize::MAX, Origin::Leader)
+}
+
+/// Who wrote a record set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// A client: no control or transactional batches.
+    Producer,
+    /// A partition leader, whose log may hold control batches.
+    Leader,
+}
+
+fn validate_set(
+    records: &[u8],
+    batch_bytes_max: usize,
+    origin: Origin,
+) -> Result<Vec<ValidBatch>, BatchError> {
     let mut out = Vec::new();
     let mut pos = 0;
     if records.is_empty() {
@@ -296,7 +319,7 @@ pub fn validate_record_set(
                 max: batch_bytes_max,
             });
         }
-        let header = validate_batch(&rest[..len])?;
+        let header = validate_one(&rest[..len], origin)?;
         out.push(ValidBatch {
             header,
             position: pos,
@@ -308,14 +331,18 @@ pub fn validate_record_set(
 
 /// Validates one whole batch as a producer sent it.
 pub fn validate_batch(batch: &[u8]) -> Result<BatchHeader, BatchError> {
+    validate_one(batch, Origin::Producer)
+}
+
+fn validate_one(batch: &[u8], origin: Origin) -> Result<BatchHeader, BatchError> {
     let header = check_integrity(batch)?;
     if header.total_len() != batch.len() {
         return Err(BatchError::TrailingBytes(batch.len() - header.total_len()));
     }
-    if header.is_control() {
+    if origin == Origin::Producer && header.is_control() {
         return Err(BatchError::ControlBatch);
     }
-    if header.is_transactional() {
+    if origin == Origin::Producer && header.is_transactional() {
         return Err(BatchError::Transactional);
     }
     if header.records_count <= 0 {

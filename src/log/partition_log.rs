@@ -527,7 +527,7 @@ impl PartitionLog {
         records: &[u8],
     ) -> Result<AppendInfo, FollowerAppendError> {
         // The leader accepted these batches under its own size limit.
-        let batches = batch::validate_record_set(records, usize::MAX)?;
+        let batches = batch::validate_replicated_set(records)?;
         let now = self.clock.now_ms();
         let st = self.lock();
         st.check_online().map_err(FollowerAppendError::Storage)?;

@@ -715,6 +715,11 @@ impl RaftNode {
     /// Now plus the election timeout plus a jitter in `[0, timeout)` (Kafka's
     /// `randomElectionTimeoutMs`).
     pub(super) fn election_deadline(&mut self) -> i64 {
+        if self.config.voters.len() == 1 && self.is_voter() {
+            // A lone voter has no one to wait for or compete with (Kafka's KafkaRaftClient
+            // stands at once too).
+            return self.now_ms;
+        }
         let base = self.config.election_timeout_ms;
         self.now_ms + base + self.rng.random_range(0..base)
     }

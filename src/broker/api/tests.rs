@@ -26,7 +26,10 @@ async fn broker() -> Arc<Broker> {
     let (config, _) = BrokerConfig::load(None, &overrides, &cli).unwrap();
     let (_tx, rx) = tokio::sync::watch::channel(false);
     std::mem::forget(_tx);
-    Broker::open(env, config, rx).await.unwrap()
+    let broker = Broker::open(env, config, rx).await.unwrap();
+    broker.metadata.start();
+    broker.load().await.unwrap();
+    broker
 }
 
 fn topic(name: &str) -> TopicName {

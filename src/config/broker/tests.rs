@@ -408,11 +408,17 @@ fn a_real_kafka_kraft_server_properties_starts_a_broker() {
     assert_eq!(c.advertised, "localhost:9092");
     assert_eq!(c.log_dir, PathBuf::from("/tmp/kraft-combined-logs"));
     assert_eq!(c.log_defaults, LogConfig::default());
-    // Fifteen ignored keys, and the controller listener in both listener lists.
-    assert_eq!(warnings.len(), 17, "{warnings:#?}");
+    // Twelve ignored keys; the quorum's keys are read.
+    assert_eq!(warnings.len(), 12, "{warnings:#?}");
     let mentions = |s: &str| warnings.iter().filter(|w| w.contains(s)).count();
-    assert_eq!(mentions("CONTROLLER://"), 2);
-    assert_eq!(mentions("ignoring process.roles=broker,controller"), 1);
+    assert_eq!(mentions("CONTROLLER://"), 0);
+    assert_eq!(mentions("process.roles"), 0);
+    assert!(c.roles.broker && c.roles.controller);
+    assert_eq!(c.controller_listen.as_deref(), Some("0.0.0.0:9093"));
+    assert_eq!(
+        c.quorum.voters,
+        BTreeMap::from([(1, "localhost:9093".to_string())])
+    );
     assert_eq!(mentions("SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL"), 1);
     assert_eq!(
         c.non_default_settings(),
@@ -421,6 +427,7 @@ fn a_real_kafka_kraft_server_properties_starts_a_broker() {
                 "advertised.listeners".to_string(),
                 "PLAINTEXT://localhost:9092,CONTROLLER://localhost:9093".to_string()
             ),
+            ("controller.quorum.voters".into(), "1@localhost:9093".into()),
             (
                 "listeners".into(),
                 "PLAINTEXT://:9092,CONTROLLER://:9093".into()
@@ -575,4 +582,88 @@ fn a_topics_log_config_is_its_overrides_over_the_broker_defaults() {
     ]);
     let log = c.topic_log_config(&stale);
     assert_eq!((log.segment_bytes, log.retention_ms), (5000, 9));
+}
+
+#[test]
+fn quorum_settings_are_checked_as_kafka_checks_them() {
+    let c = config(
+        "node.id=2\ncontroller.quorum.voters=1@h1:9093, 2@h2:9093,3@h3:9093\n\
+         listeners=PLAINTEXT://h2:9092,CONTROLLER://h2:9093",
+    );
+    assert_eq!(c.quorum.voters.len(), 3);
+    assert_eq!(c.quorum.voters[&3], "h3:9093");
+    assert_eq!(c.controller_listen.as_deref(), Some("h2:9093"));
+    assert_eq!(
+        (c.quorum.election_timeout_ms, c.quorum.fetch_timeout_ms),
+        (1000, 2000)
+    );
+    assert_eq!(
+        (c.broker_heartbeat_interval_ms, c.broker_session_timeout_ms),
+        (2000, 9000)
+    );
+    // A bare broker is a quorum of one with no controller port.
+    let c = config("");
+    assert!(c.quorum.voters.is_empty() && c.controller_listen.is_none());
+
+    let cases = [
+        (
+            "node.id=2\ncontroller.quorum.voters=1@h1:9093,2@h2:9093\nlisteners=PLAINTEXT://h2:9092",
+            "listeners",
+            "controller listener",
+        ),
+        (
+            "node.id=5\ncontroller.quorum.voters=1@h1:9093",
+            "controller.quorum.voters",
+            "not a voter",
+        ),
+        (
+            "process.roles=broker\nnode.id=1\ncontroller.quorum.voters=1@h1:9093",
+            "controller.quorum.voters",
+            "no controller",
+        ),
+        (
+            "process.roles=broker",
+            "controller.quorum.voters",
+            "needs the quorum's voters",
+        ),
+        (
+            "controller.quorum.voters=1@h1",
+            "controller.quorum.voters",
+            "ID@HOST:PORT",
+        ),
+        (
+            "controller.quorum.voters=0@h1:1,0@h2:2",
+            "controller.quorum.voters",
+            "twice",
+        ),
+        ("process.roles=zookeeper", "process.roles", "not a role"),
+        ("cluster.id=short", "cluster.id", "22 characters"),
+    ];
+    for (text, key, why) in cases {
+        let (k, _, reason) = bad_value(text);
+        assert_eq!(k, key, "{text}");
+        assert!(reason.contains(why), "{text}: {reason}");
+    }
+    // A broker-only node is an observer; a controller-only node needs no client listener.
+    let c = config("process.roles=broker\nnode.id=4\ncontroller.quorum.voters=1@h1:9093");
+    assert!(c.roles.broker && !c.roles.controller);
+    let c = config(
+        "process.roles=controller\nnode.id=1\ncontroller.quorum.voters=1@h1:9093,2@h2:9093\n\
+         listeners=CONTROLLER://h1:9093",
+    );
+    assert!(!c.roles.broker && c.controller_listen.as_deref() == Some("h1:9093"));
+    assert!(c.listen.is_empty());
+}
+
+#[test]
+fn the_listen_flag_replaces_only_the_plaintext_listener() {
+    let cli = CliOverrides {
+        listen: Some("127.0.0.1:0".into()),
+        ..CliOverrides::default()
+    };
+    let text = "node.id=1\ncontroller.quorum.voters=1@h:9093,2@h2:9093\n\
+                listeners=PLAINTEXT://:9092,CONTROLLER://h:9093\nadvertised.listeners=PLAINTEXT://h:9092";
+    let (c, _) = BrokerConfig::load(Some(text), &[], &cli).unwrap();
+    assert_eq!(c.listen, "127.0.0.1:0");
+    assert_eq!(c.controller_listen.as_deref(), Some("h:9093"));
 }
