@@ -316,9 +316,14 @@ pub async fn start(env: Env, mut config: BrokerConfig) -> Result<RunningBroker, 
         let load = {
             let b = b.clone();
             tokio::spawn(async move {
-                if let Err(e) = b.load().await {
-                    tracing::error!(error = %e, "the broker could not load its partitions");
-                    return None;
+                let mut backoff = std::time::Duration::from_millis(100);
+                while let Err(e) = b.load().await {
+                    if *b.shutdown.borrow() {
+                        return None;
+                    }
+                    tracing::error!(error = %e, "the broker could not load its partitions; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
                 }
                 let background = tokio::spawn(
                     b.logs

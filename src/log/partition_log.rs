@@ -1200,6 +1200,12 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// False once a failure took the log offline (it then refuses reads and writes until it
+    /// is opened again).
+    pub fn is_online(&self) -> bool {
+        self.lock().offline.is_none()
+    }
+
     /// Marks the log offline with `reason` without syncing (a crash of this log alone, or
     /// the first step of deleting it).
     pub fn take_offline(&self, reason: &str) {

@@ -382,11 +382,7 @@ impl Quorum {
                 let now = self.env.clock.now_ms().max(inner.node.now_ms);
                 inner.node.tick(now);
             }
-            if let Err(e) = self.drain().await {
-                tracing::error!(error = %e, "the quorum's storage failed; this node leaves the quorum");
-                self.stop();
-                break;
-            }
+            self.drain().await;
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(tick) => {}
@@ -397,17 +393,29 @@ impl Quorum {
         }
     }
 
-    /// Handles every Ready the core has.
-    async fn drain(&self) -> Result<(), StoreError> {
+    /// Handles every Ready the core has. A Ready whose storage fails is retried (the log
+    /// reopened if it went offline) until it is durable: the core waits for it meanwhile.
+    async fn drain(&self) {
         loop {
             let ready = {
                 let mut inner = self.lock();
                 if inner.stopped || !inner.node.has_ready() {
-                    return Ok(());
+                    return;
                 }
                 inner.node.ready()
             };
-            self.store.persist(&ready).await?;
+            let mut backoff = Duration::from_millis(50);
+            while let Err(e) = self.store.persist(&ready).await {
+                tracing::warn!(error = %e, "the quorum's storage failed; retrying");
+                if self.lock().stopped {
+                    return;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+                if let Err(e) = self.store.reopen_if_offline().await {
+                    tracing::warn!(error = %e, "the quorum's log cannot be reopened yet");
+                }
+            }
             let Ready {
                 number,
                 messages,

@@ -56,7 +56,8 @@ struct StoredQuorumState {
 pub struct RaftStore {
     env: Env,
     dir: PathBuf,
-    log: Arc<PartitionLog>,
+    /// Replaced by [`RaftStore::reopen`] after the log went offline.
+    log: std::sync::Mutex<Arc<PartitionLog>>,
 }
 
 /// The metadata log's settings: large segments, kept forever (snapshots, which would let it
@@ -84,7 +85,7 @@ impl RaftStore {
         let store = RaftStore {
             env: env.clone(),
             dir,
-            log,
+            log: std::sync::Mutex::new(log),
         };
         let quorum = store.read_quorum_state()?;
         let entries = store.read_entries()?;
@@ -92,8 +93,22 @@ impl RaftStore {
     }
 
     /// The log (for the probe and for status).
-    pub fn log(&self) -> &Arc<PartitionLog> {
-        &self.log
+    pub fn log(&self) -> Arc<PartitionLog> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// After a failure that took the log offline (a write that could not be cut back), opens
+    /// it again from disk, recovering it as at start. Entries the core was told are durable
+    /// were synced, so recovery keeps them.
+    pub async fn reopen_if_offline(&self) -> Result<(), StoreError> {
+        let log = self.log();
+        if log.is_online() {
+            return Ok(());
+        }
+        tracing::warn!(dir = %self.dir.display(), "reopening the quorum's log after it went offline");
+        let fresh = PartitionLog::open(&self.env, &self.dir, log_config()).await?;
+        *self.log.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+        Ok(())
     }
 
     fn quorum_state_path(&self) -> PathBuf {
@@ -140,11 +155,12 @@ impl RaftStore {
     /// Every entry of the log, checked (whole batches, one entry each, dense offsets, epochs
     /// never decreasing).
     fn read_entries(&self) -> Result<Vec<Entry>, StoreError> {
-        let end = self.log.log_end_offset();
-        let mut offset = self.log.log_start_offset();
+        let log = self.log();
+        let end = log.log_end_offset();
+        let mut offset = log.log_start_offset();
         let mut out: Vec<Entry> = Vec::new();
         while offset < end {
-            let read = self.log.read(offset, 1 << 20, end, true)?;
+            let read = log.read(offset, 1 << 20, end, true)?;
             if read.records.is_empty() {
                 break;
             }
@@ -161,7 +177,8 @@ impl RaftStore {
 
     /// Makes the durable half of `ready` durable, in the order the core requires: the
     /// quorum-state fsynced, the log cut back, the entries appended, the log synced. The
-    /// caller then advances the core and sends the messages.
+    /// caller then advances the core and sends the messages. Idempotent, so a Ready that
+    /// failed halfway is retried whole: what is already written is not written again.
     pub async fn persist(&self, ready: &Ready) -> Result<(), StoreError> {
         if let Some(q) = ready.quorum_state {
             let stored = StoredQuorumState {
@@ -177,13 +194,24 @@ impl RaftStore {
                 write_atomic(&*self.env.disk, &self.quorum_state_path(), &bytes).await?;
             }
         }
-        if let Some(end) = ready.truncate_to {
-            self.log.truncate_to(end).await?;
+        let log = self.log();
+        if let Some(end) = ready.truncate_to
+            && log.log_end_offset() > end
+        {
+            log.truncate_to(end).await?;
         }
-        if !ready.entries.is_empty() {
-            let bytes = wire::encode_entries(&ready.entries);
-            self.log.append_as_follower(&bytes)?;
-            self.log.sync_to(self.log.log_end_offset()).await?;
+        if let Some(last) = ready.entries.last() {
+            let written = log.log_end_offset();
+            let new: Vec<Entry> = ready
+                .entries
+                .iter()
+                .filter(|e| e.offset >= written)
+                .cloned()
+                .collect();
+            if !new.is_empty() {
+                log.append_as_follower(&wire::encode_entries(&new))?;
+            }
+            log.sync_to(last.offset + 1).await?;
         }
         Ok(())
     }
@@ -200,7 +228,7 @@ impl RaftStore {
 
     /// Syncs and closes the log.
     pub async fn close(&self) -> Result<(), StoreError> {
-        Ok(self.log.close().await?)
+        Ok(self.log().close().await?)
     }
 }
 
