@@ -2140,8 +2140,13 @@ impl Fs {
                 len: 0,
                 time,
             });
+            self.refresh_live(path); // runnel patch
+        } else {
+            // runnel patch: what `refresh_live` would find without walking the queue twice
+            // more: the merged length is still 0 (a creation adds no bytes) and the file exists
+            // (its creation is the last operation on the name), so reads see an empty file.
+            self.live.insert(path.to_path_buf(), Vec::new());
         }
-        self.refresh_live(path); // runnel patch
     }
 
     /// Create a symlink (adds to pending queue).
