@@ -6,6 +6,7 @@
 
 use crate::history::{Entry, Event, History, Micros, Tp};
 use runnel::env::probe::{PartitionState, ProducerSummary};
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -71,6 +72,16 @@ pub fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
     h
 }
 
+/// An FNV-1a hash that text is written into.
+struct Fold(u64);
+
+impl std::fmt::Write for Fold {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0 = fnv(self.0, s.as_bytes());
+        Ok(())
+    }
+}
+
 /// Everything hosts report.
 pub struct Journal {
     pub history: History,
@@ -128,8 +139,10 @@ impl Journal {
     /// Appends an observation, folding it into the trace.
     pub fn observe(&mut self, at: Micros, host: usize, incarnation: u32, what: Observed) {
         let seq = self.next_seq();
-        let text = format!("{host}/{incarnation} {what:?}");
-        self.trace = fnv(self.trace, text.as_bytes());
+        // Folded as it is formatted (the same bytes as formatting it into a string first).
+        let mut fold = Fold(self.trace);
+        let _ = write!(fold, "{host}/{incarnation} {what:?}");
+        self.trace = fold.0;
         self.observations.push(Observation {
             seq,
             at,

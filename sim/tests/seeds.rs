@@ -5,6 +5,10 @@
 use runnel_sim::run::{Outcome, PlantedBug, RunOptions, SeedResult, run_seeds};
 use std::process::Command;
 
+/// The simulator's allocator, as in `runnel-sim` (see `src/main.rs`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The fixed range every CI run sweeps.
 const RANGE: std::ops::Range<u64> = 0..300;
 /// Seeds also run twice in one process, to compare their traces.

@@ -186,6 +186,8 @@ mod config;
 use config::Config;
 
 mod dns;
+
+mod fast_hash; // runnel patch
 use dns::Dns;
 pub use dns::{ToIpAddr, ToIpAddrs, ToSocketAddrs};
 

@@ -6,7 +6,6 @@ use std::ops::DerefMut;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
-use indexmap::IndexMap;
 use tokio::time::Duration;
 use tracing::Level;
 
@@ -26,7 +25,7 @@ pub struct Sim<'a> {
     world: RefCell<World>,
 
     /// Per simulated host runtimes
-    rts: IndexMap<IpAddr, Rt<'a>>,
+    rts: crate::fast_hash::FastIndexMap<IpAddr, Rt<'a>>, // runnel patch: fast hash
 
     /// Simulation duration since unix epoch. Set when the simulation is
     /// created.
@@ -38,7 +37,7 @@ pub struct Sim<'a> {
     steps: usize,
 
     /// runnel patch: hosts paused by [`Sim::pause`].
-    paused: indexmap::IndexSet<IpAddr>,
+    paused: crate::fast_hash::FastIndexSet<IpAddr>,
 }
 
 impl<'a> Sim<'a> {
@@ -51,11 +50,11 @@ impl<'a> Sim<'a> {
         Self {
             config,
             world: RefCell::new(world),
-            rts: IndexMap::new(),
+            rts: Default::default(),
             since_epoch,
             elapsed: Duration::ZERO,
             steps: 1, // bumped after each step
-            paused: indexmap::IndexSet::new(),
+            paused: Default::default(),
         }
     }
 

@@ -28,7 +28,9 @@
 pub mod shim;
 
 use crate::world::World;
-use indexmap::{IndexMap, IndexSet};
+use indexmap::IndexSet;
+// runnel patch: the file system's maps use a fixed, fast hash (see `fast_hash`).
+use crate::fast_hash::{FastHashMap, FastIndexMap, FastIndexSet};
 use rand::{Rng, RngCore};
 use rand_distr::{Distribution, Exp};
 use std::cell::RefCell;
@@ -960,14 +962,14 @@ impl PageCache {
 pub(crate) struct Fs {
     /// File inode data (content, timestamps, mode). Data here survives crash,
     /// but is only reachable if the path is also in `synced_entries`.
-    pub(crate) persisted_files: IndexMap<PathBuf, FileData>,
+    pub(crate) persisted_files: FastIndexMap<PathBuf, FileData>,
     /// Directory inode data. Same reachability rules as files.
-    pub(crate) persisted_dirs: IndexMap<PathBuf, DirData>,
+    pub(crate) persisted_dirs: FastIndexMap<PathBuf, DirData>,
     /// Symlink inode data. Same reachability rules as files.
-    pub(crate) persisted_symlinks: IndexMap<PathBuf, SymlinkData>,
+    pub(crate) persisted_symlinks: FastIndexMap<PathBuf, SymlinkData>,
     /// Paths with durable directory entries. On crash, only paths in this set
     /// remain accessible; others are orphaned and cleaned up.
-    synced_entries: IndexSet<PathBuf>,
+    synced_entries: FastIndexSet<PathBuf>,
     /// Queue of pending operations (lost on crash unless synced)
     pub(crate) pending: Vec<PendingOp>,
     /// runnel patch: the renames in `pending`, in order (kept up to date by
@@ -977,13 +979,13 @@ pub(crate) struct Fs {
     /// pending operation merged in, by the rules of `file_len_merged`/`read_file_merged`),
     /// kept up to date by every operation, so a read costs its length instead of a walk over
     /// every pending operation. Never iterated, so its order reaches nothing.
-    live: std::collections::HashMap<PathBuf, Vec<u8>>,
+    live: FastHashMap<PathBuf, Vec<u8>>,
     /// runnel patch: answers of `file_exists` (0), `dir_exists` (1) and `symlink_exists` (2),
     /// each a walk over every pending operation, memoised until an operation that can change
     /// a name (anything but a data write) or a sync or crash clears them.
-    exists_memo: std::cell::RefCell<std::collections::HashMap<(u8, PathBuf), bool>>,
+    exists_memo: std::cell::RefCell<FastHashMap<(u8, PathBuf), bool>>,
     /// Open file handles: fd -> path
-    pub(crate) open_handles: IndexMap<u64, PathBuf>,
+    pub(crate) open_handles: FastIndexMap<u64, PathBuf>,
     /// Next file descriptor to assign
     next_fd: u64,
     /// Probability that writes are randomly synced to durable storage (0.0 - 1.0)
@@ -1007,22 +1009,22 @@ pub(crate) struct Fs {
 impl Fs {
     /// Create a new empty filesystem.
     pub(crate) fn new(config: FsConfig) -> Self {
-        let mut persisted_dirs = IndexMap::new();
-        let mut synced_entries = IndexSet::new();
+        let mut persisted_dirs = FastIndexMap::default();
+        let mut synced_entries = FastIndexSet::default();
         // Root directory exists from the start with epoch timestamp
         persisted_dirs.insert(PathBuf::from("/"), DirData::new(Duration::ZERO));
         synced_entries.insert(PathBuf::from("/"));
 
         Self {
-            persisted_files: IndexMap::new(),
+            persisted_files: Default::default(),
             persisted_dirs,
-            persisted_symlinks: IndexMap::new(),
+            persisted_symlinks: Default::default(),
             synced_entries,
             pending: Vec::new(),
             pending_renames: Vec::new(),
-            live: std::collections::HashMap::new(),
+            live: Default::default(),
             exists_memo: Default::default(),
-            open_handles: IndexMap::new(),
+            open_handles: Default::default(),
             next_fd: 0,
             sync_probability: config.sync_probability,
             capacity: config.capacity,
@@ -2140,8 +2142,13 @@ impl Fs {
                 len: 0,
                 time,
             });
+            self.refresh_live(path); // runnel patch
+        } else {
+            // runnel patch: what `refresh_live` would find without walking the queue twice
+            // more: the merged length is still 0 (a creation adds no bytes) and the file exists
+            // (its creation is the last operation on the name), so reads see an empty file.
+            self.live.insert(path.to_path_buf(), Vec::new());
         }
-        self.refresh_live(path); // runnel patch
     }
 
     /// Create a symlink (adds to pending queue).
