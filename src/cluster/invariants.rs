@@ -177,3 +177,130 @@ impl LeaderLedger {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::records::MetadataRecord;
+
+    /// A state with one topic `t` (id 1) of one partition on brokers 0 and 1, both active.
+    fn state() -> ClusterState {
+        let mut s = ClusterState::default();
+        for b in [0, 1] {
+            s.apply(&MetadataRecord::BrokerRegistered {
+                broker_id: b,
+                incarnation_id: [b as u8; 16],
+                broker_epoch: i64::from(b),
+                endpoints: vec![],
+                rack: None,
+                fenced: false,
+            });
+        }
+        s.apply(&MetadataRecord::TopicCreated {
+            name: "t".into(),
+            topic_id: [1; 16],
+            partitions: 1,
+            replication_factor: 2,
+            configs: BTreeMap::new(),
+        });
+        s.apply(&MetadataRecord::PartitionRecord {
+            topic_id: [1; 16],
+            partition: 0,
+            replicas: vec![0, 1],
+            isr: vec![0, 1],
+            leader: 0,
+            leader_epoch: 3,
+            partition_epoch: 5,
+        });
+        s
+    }
+
+    /// A way to break a partition.
+    type Breakage = fn(&mut PartitionMeta);
+
+    fn with(s: &ClusterState, f: impl FnOnce(&mut PartitionMeta)) -> ClusterState {
+        let mut s = s.clone();
+        f(s.topics.get_mut("t").unwrap().parts.get_mut(&0).unwrap());
+        s
+    }
+
+    #[test]
+    fn broken_partitions_are_reported() {
+        let s = state();
+        s.check_invariants().unwrap();
+        let cases: [(&str, Breakage); 8] = [
+            ("no replicas", |p| p.replicas.clear()),
+            ("two replicas", |p| p.replicas = vec![0, 0]),
+            ("empty ISR", |p| p.isr.clear()),
+            ("twice in the ISR", |p| p.isr = vec![0, 0]),
+            ("holds no replica", |p| p.isr = vec![0, 7]),
+            ("not in the ISR", |p| p.isr = vec![1]),
+            ("negative epoch", |p| p.leader_epoch = -2),
+            ("not an active broker", |p| {
+                p.replicas.push(5);
+                p.isr.push(5);
+                p.leader = 5;
+            }),
+        ];
+        for (expected, f) in cases {
+            let err = with(&s, f).check_invariants().unwrap_err();
+            assert!(err.contains(expected), "{expected}: {err}");
+        }
+        let mut fenced = s.clone();
+        fenced.apply(&MetadataRecord::BrokerFenced {
+            broker_id: 0,
+            broker_epoch: 0,
+        });
+        assert!(fenced.check_invariants().is_err(), "a fenced leader");
+        let mut missing = s.clone();
+        missing.topics.get_mut("t").unwrap().partitions = 2;
+        assert!(
+            missing.check_invariants().is_err(),
+            "partition 1 has no state"
+        );
+    }
+
+    #[test]
+    fn transitions_keep_epochs_and_one_leader_per_epoch() {
+        let s = state();
+        let ok = with(&s, |p| {
+            p.leader = 1;
+            p.leader_epoch += 1;
+            p.partition_epoch += 1;
+        });
+        check_transition(&s, &ok).unwrap();
+        let cases: [(&str, Breakage); 4] = [
+            ("two leaders in one leader epoch", |p| {
+                p.leader = 1;
+                p.partition_epoch += 1;
+            }),
+            ("leader epoch went back", |p| {
+                p.leader_epoch -= 1;
+                p.partition_epoch += 1;
+            }),
+            ("partition epoch went back", |p| p.partition_epoch -= 1),
+            ("without a new partition epoch", |p| p.isr = vec![0]),
+        ];
+        for (expected, f) in cases {
+            let err = check_transition(&s, &with(&s, f)).unwrap_err();
+            assert!(err.contains(expected), "{expected}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_ledger_finds_two_leaders_for_one_epoch_across_nodes() {
+        let mut ledger = LeaderLedger::default();
+        let s = state();
+        ledger.observe(&s).unwrap();
+        // Another node, at the same leader epoch, with another leader.
+        let other = with(&s, |p| p.leader = 1);
+        let err = ledger.observe(&other).unwrap_err();
+        assert!(err.contains("leaders 0 and 1"), "{err}");
+        ledger
+            .observe(&with(&s, |p| {
+                p.leader = 1;
+                p.leader_epoch += 1;
+            }))
+            .unwrap();
+    }
+}

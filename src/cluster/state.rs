@@ -434,4 +434,114 @@ mod tests {
         });
         assert!(s.topics.is_empty());
     }
+
+    /// Records written before the broker and partition records existed keep their encoding
+    /// (variant numbers), and every new record survives a round trip.
+    #[test]
+    fn records_keep_their_encoding() {
+        use crate::codec;
+        let old = MetadataRecord::ProducerIdsAllocated { next: 7 };
+        let frame = codec::encode(super::super::records::RECORD_VERSION, &old);
+        assert_eq!(
+            &frame[10..],
+            &[5, 14],
+            "variant 5, then 7 as a zigzag varint"
+        );
+        let records = [
+            MetadataRecord::BrokerRegistered {
+                broker_id: 1,
+                incarnation_id: [9; 16],
+                broker_epoch: 4,
+                endpoints: vec![Endpoint {
+                    name: "PLAINTEXT".into(),
+                    host: "h".into(),
+                    port: 9092,
+                    security_protocol: 0,
+                }],
+                rack: Some("r".into()),
+                fenced: true,
+            },
+            MetadataRecord::BrokerFenced {
+                broker_id: 1,
+                broker_epoch: 4,
+            },
+            MetadataRecord::BrokerUnfenced {
+                broker_id: 1,
+                broker_epoch: 4,
+            },
+            MetadataRecord::BrokerUnregistered {
+                broker_id: 1,
+                broker_epoch: 4,
+            },
+            MetadataRecord::PartitionRecord {
+                topic_id: [2; 16],
+                partition: 3,
+                replicas: vec![1, 2],
+                isr: vec![2],
+                leader: 2,
+                leader_epoch: 5,
+                partition_epoch: 6,
+            },
+            MetadataRecord::PartitionChange {
+                topic_id: [2; 16],
+                partition: 3,
+                isr: Some(vec![1, 2]),
+                leader: Some(NO_LEADER),
+                replicas: None,
+            },
+            MetadataRecord::BrokerControlledShutdown {
+                broker_id: 1,
+                broker_epoch: 4,
+            },
+        ];
+        for r in records {
+            let frame = codec::encode(1, &r);
+            let f = codec::read_frame(&frame, 1 << 20).unwrap();
+            assert_eq!(codec::decode_payload::<MetadataRecord>(&f).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn partition_changes_bump_the_epochs() {
+        let mut s = ClusterState::default();
+        s.apply(&MetadataRecord::ClusterCreated {
+            cluster_id: "c".into(),
+            node_id: 4,
+        });
+        s.apply(&MetadataRecord::TopicCreated {
+            name: "t".into(),
+            topic_id: [1; 16],
+            partitions: 1,
+            replication_factor: 1,
+            configs: BTreeMap::new(),
+        });
+        let p = s.partition("t", 0).unwrap().clone();
+        assert_eq!((p.replicas, p.leader), (vec![4], 4), "the creating node");
+        let change = |isr: Option<Vec<i32>>, leader| MetadataRecord::PartitionChange {
+            topic_id: [1; 16],
+            partition: 0,
+            isr,
+            leader,
+            replicas: None,
+        };
+        s.apply(&change(Some(vec![4]), None));
+        let p = s.partition("t", 0).unwrap();
+        assert_eq!((p.leader_epoch, p.partition_epoch), (0, 1));
+        s.apply(&change(None, Some(NO_LEADER)));
+        let p = s.partition("t", 0).unwrap();
+        assert_eq!(
+            (p.leader, p.leader_epoch, p.partition_epoch),
+            (NO_LEADER, 1, 2)
+        );
+        assert_eq!(s.leader_of("t", 0), None);
+        s.apply(&MetadataRecord::TopicDeleted {
+            name: "t".into(),
+            topic_id: [1; 16],
+        });
+        s.apply(&change(None, Some(4)));
+        assert!(
+            s.topic_names.is_empty(),
+            "a change to a deleted topic is skipped"
+        );
+    }
 }
