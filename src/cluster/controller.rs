@@ -53,7 +53,8 @@ pub const UNCLEAN_LEADER_ELECTION_ENABLE: &str = "unclean.leader.election.enable
 /// A bug the controller can be told to have, so the simulator can show its checker finds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlantedBug {
-    /// Elections in `tick` pick an active replica outside the ISR when there is one.
+    /// Elections (on fencing, in `tick`, on shutdown) pick an active replica outside the ISR
+    /// when the leader must change and there is one, without resetting the ISR.
     ElectOutsideIsr,
 }
 
