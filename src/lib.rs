@@ -10,7 +10,8 @@
 //! - [`codec`]: runnel's own framed, checksummed, versioned encoding for its files and RPCs.
 //! - [`log`]: storage: record batches, segments, indexes, recovery, the partition log.
 //! - [`protocol`]: Kafka wire framing, headers, supported API versions.
-//! - [`cluster`]: the metadata log (topics, ids, partition counts, configs) and its state.
+//! - [`cluster`]: the metadata log (brokers, topics, partitions, leaders, ISRs, epochs), its
+//!   state, and the controller's decisions on it (pure functions; not yet wired).
 //! - [`config`]: broker and topic configuration, with Kafka's names and defaults.
 //! - [`group`]: consumer groups: the group coordinator and `__consumer_offsets`.
 //! - [`raft`]: the metadata quorum's Raft (KRaft-style) as a pure state machine; not yet wired.

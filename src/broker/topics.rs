@@ -184,6 +184,7 @@ async fn create_checked(
         partitions,
         replication_factor: rf,
         configs: t.configs.clone(),
+        parts: BTreeMap::new(),
     };
     let record = MetadataRecord::TopicCreated {
         name: t.name.clone(),

@@ -42,4 +42,78 @@ pub enum MetadataRecord {
     TopicDeleted { name: String, topic_id: [u8; 16] },
     /// Producer ids below `next` have been handed out.
     ProducerIdsAllocated { next: i64 },
+    /// A broker registered (Kafka's RegisterBrokerRecord): a new incarnation gets a new
+    /// `broker_epoch`; a repeated registration of the same incarnation keeps its epoch.
+    BrokerRegistered {
+        /// `node.id` of the broker.
+        broker_id: i32,
+        /// Random id of this run of the broker process (a UUID): a restart has a new one.
+        incarnation_id: [u8; 16],
+        /// The broker's epoch: from the state's monotone counter (`next_broker_epoch`), so it
+        /// is unique and increasing across the cluster (Kafka uses the record's offset).
+        broker_epoch: i64,
+        /// The listeners it serves clients on.
+        endpoints: Vec<Endpoint>,
+        /// `broker.rack`, if set.
+        rack: Option<String>,
+        /// Whether it starts fenced (a new incarnation always does).
+        fenced: bool,
+    },
+    /// A broker was fenced: it may lead nothing and is out of every ISR it could leave.
+    BrokerFenced { broker_id: i32, broker_epoch: i64 },
+    /// A broker was unfenced: it caught up with the metadata and heartbeats in time.
+    BrokerUnfenced { broker_id: i32, broker_epoch: i64 },
+    /// A broker's registration was removed (Kafka's UnregisterBrokerRecord).
+    BrokerUnregistered { broker_id: i32, broker_epoch: i64 },
+    /// A partition's full state (Kafka's PartitionRecord): written when it is created.
+    PartitionRecord {
+        /// The topic's id.
+        topic_id: [u8; 16],
+        /// The partition number.
+        partition: i32,
+        /// The brokers holding a replica, the preferred leader first.
+        replicas: Vec<i32>,
+        /// The in-sync replicas: a subset of `replicas`, never empty.
+        isr: Vec<i32>,
+        /// The leader's broker id, or [`NO_LEADER`].
+        leader: i32,
+        /// Bumped on every change of leader.
+        leader_epoch: i32,
+        /// Bumped on every change of the partition (Kafka's partition epoch).
+        partition_epoch: i32,
+    },
+    /// A change to a partition (Kafka's PartitionChangeRecord). Applying it bumps the
+    /// partition epoch; a `leader` (even the same one) is an election and bumps the leader
+    /// epoch. Fields left `None` are unchanged.
+    PartitionChange {
+        /// The topic's id.
+        topic_id: [u8; 16],
+        /// The partition number.
+        partition: i32,
+        /// The new ISR.
+        isr: Option<Vec<i32>>,
+        /// The new leader, or [`NO_LEADER`].
+        leader: Option<i32>,
+        /// The new replica list.
+        replicas: Option<Vec<i32>>,
+    },
+    /// A broker asked to shut down and its leaderships are being moved away (KIP-631's
+    /// controlled shutdown; Kafka's BrokerRegistrationChangeRecord `inControlledShutdown`).
+    BrokerControlledShutdown { broker_id: i32, broker_epoch: i64 },
+}
+
+/// No leader: a partition's `leader` when no eligible replica is alive (Kafka's -1).
+pub const NO_LEADER: i32 = -1;
+
+/// One listener of a broker, as in Kafka's BrokerRegistration `Listeners`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// The listener's name (`PLAINTEXT`, ...).
+    pub name: String,
+    /// The advertised host.
+    pub host: String,
+    /// The advertised port.
+    pub port: u16,
+    /// Kafka's security protocol id (0 = PLAINTEXT).
+    pub security_protocol: i16,
 }
