@@ -49,31 +49,49 @@ fn fail(v: &mut Verdict, kind: Kind, tp: &Tp, at: Micros, detail: String) {
     });
 }
 
+/// One owner per partition in each generation of one incarnation of a group. The coordinator
+/// deletes an empty group whose offsets expired (as Kafka does), and a group joined under the
+/// id afterwards counts its generations from 1 again: a repeated generation number with new
+/// member ids is a new group, not a double assignment (the state checker's `assigned` says
+/// why that is safe). A member id belongs to the incarnation in which a member first reported
+/// it: member ids are never reused, and a deletion needs the group empty, so every member
+/// of the old incarnation has been removed before it. (An answer that the network held across
+/// the deletion would report an old member in the new incarnation; the state checker, which
+/// knows the incarnation from the coordinator's own publication, has no such blind spot.)
 fn check_assignments(h: &History, v: &mut Verdict) {
-    // (group, generation, partition) -> (member id, process).
-    let mut owner: BTreeMap<(&str, i32, &Tp), (&str, &str)> = BTreeMap::new();
+    // (group, incarnation, generation, partition) -> (member id, process).
+    let mut owner: BTreeMap<(&str, u32, i32, &Tp), (&str, &str)> = BTreeMap::new();
+    let mut incarnations: BTreeMap<&str, u32> = BTreeMap::new();
+    let mut members: BTreeMap<(&str, &str), u32> = BTreeMap::new();
     for e in &h.entries {
-        if let Event::Assigned {
-            process,
-            group,
-            generation,
-            member,
-            partitions,
-        } = &e.event
-        {
-            for tp in partitions {
-                match owner.get(&(group.as_str(), *generation, tp)) {
-                    Some((m, p)) if *m != member.as_str() => {
-                        let detail = format!(
-                            "group {group} generation {generation}: given to {member} ({process}) and to {m} ({p})"
-                        );
-                        fail(v, Kind::DoubleAssignment, tp, e.at, detail);
-                    }
-                    _ => {
-                        owner.insert((group, *generation, tp), (member, process));
+        match &e.event {
+            Event::GroupDeleted { group } => {
+                *incarnations.entry(group).or_default() += 1;
+            }
+            Event::Assigned {
+                process,
+                group,
+                generation,
+                member,
+                partitions,
+            } => {
+                let current = incarnations.get(group.as_str()).copied().unwrap_or(0);
+                let incarnation = *members.entry((group, member)).or_insert(current);
+                for tp in partitions {
+                    match owner.get(&(group.as_str(), incarnation, *generation, tp)) {
+                        Some((m, p)) if *m != member.as_str() => {
+                            let detail = format!(
+                                "group {group} generation {generation}: given to {member} ({process}) and to {m} ({p})"
+                            );
+                            fail(v, Kind::DoubleAssignment, tp, e.at, detail);
+                        }
+                        _ => {
+                            owner.insert((group, incarnation, *generation, tp), (member, process));
+                        }
                     }
                 }
             }
+            _ => {}
         }
     }
 }
@@ -411,6 +429,34 @@ mod tests {
         let h = history(vec![assigned("a", "m-a", 1), assigned("b", "m-b", 2)]);
         assert!(kinds(&h).is_empty());
         let h = history(vec![assigned("a", "m-a", 1), assigned("b", "m-b", 1)]);
+        assert_eq!(kinds(&h), ["double-assignment"]);
+    }
+
+    /// Seeds 9200023 and 9201875: the coordinator deleted an empty group without offsets
+    /// (Kafka's expiry), and the next member to join got generation 1 again under a new
+    /// member id. A new group, not a double assignment; within it the rule holds again.
+    #[test]
+    fn generations_start_over_after_the_group_is_deleted() {
+        let assigned = |p: &str, member: &str, generation| Assigned {
+            process: p.into(),
+            group: "g".into(),
+            generation,
+            member: member.into(),
+            partitions: vec![tp()],
+        };
+        let deleted = GroupDeleted { group: "g".into() };
+        let h = history(vec![
+            assigned("a", "m-a", 1),
+            deleted.clone(),
+            assigned("a", "m-a2", 1),
+        ]);
+        assert!(kinds(&h).is_empty());
+        let h = history(vec![
+            assigned("a", "m-a", 1),
+            deleted,
+            assigned("a", "m-a2", 1),
+            assigned("b", "m-b", 1),
+        ]);
         assert_eq!(kinds(&h), ["double-assignment"]);
     }
 
