@@ -1,7 +1,7 @@
 //! The simulated seam: runnel's `Disk`, `Network` and `Clock` traits on turmoil's per-host
 //! filesystem, network and clock. Everything here must be called from inside a turmoil host.
 
-use crate::history::Tp;
+use crate::history::{Event, Tp};
 use crate::journal::{FNV_OFFSET, JournalRef, Observed, fnv};
 use runnel::env::disk::{DirEntry, Disk, DiskFile, FileMode};
 use runnel::env::net::{Connection, Listener, Network};
@@ -710,11 +710,22 @@ impl Probe for HostProbe {
                     })
                     .collect(),
             },
+            ProbeEvent::GroupDeleted { group } => Observed::GroupDeleted {
+                group: group.to_string(),
+            },
         };
         let o = &self.0;
-        o.journal
-            .lock()
-            .observe(crate::journal::now(), o.host, o.incarnation, what);
+        let mut journal = o.journal.lock();
+        let at = crate::journal::now();
+        // The history checker needs it too: generation numbers repeat across it.
+        let deleted = match &what {
+            Observed::GroupDeleted { group } => Some(group.clone()),
+            _ => None,
+        };
+        journal.observe(at, o.host, o.incarnation, what);
+        if let Some(group) = deleted {
+            journal.record(at, Event::GroupDeleted { group });
+        }
     }
 
     fn observing(&self) -> bool {

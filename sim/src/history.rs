@@ -134,6 +134,10 @@ pub enum Event {
     },
     /// A group member joined, left, crashed or paused (for the report).
     Member { process: String, what: String },
+    /// The coordinator deleted `group` (empty, and no offsets left: Kafka's expiry, or
+    /// DeleteGroups). A group joined under the id afterwards is a new one: its generations
+    /// count from 1 again, with new member ids.
+    GroupDeleted { group: String },
 }
 
 /// An event with its time.
@@ -277,6 +281,10 @@ impl fmt::Display for Entry {
                 Ok(())
             }
             Event::Member { process, what } => write!(f, "{t:10.6} {process} {what}"),
+            Event::GroupDeleted { group } => write!(
+                f,
+                "{t:10.6} coordinator deleted group {group}: its generations start over"
+            ),
         }
     }
 }

@@ -44,6 +44,9 @@ pub enum Observed {
         generation: i32,
         members: Vec<(String, Vec<Tp>)>,
     },
+    /// A group was deleted: a group created under its id later is a new one, whose
+    /// generations count again from 1.
+    GroupDeleted { group: String },
 }
 
 /// An observation with where and when it happened.

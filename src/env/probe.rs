@@ -73,6 +73,10 @@ pub enum ProbeEvent<'a> {
         generation: i32,
         members: &'a [(String, Vec<(String, i32)>)],
     },
+    /// A group was deleted (DeleteGroups, or an empty group whose offsets all expired): its
+    /// tombstone is durable and the coordinator forgot it. A group created under the same id
+    /// later starts again at generation 0, as in Kafka; its member ids are new.
+    GroupDeleted { group: &'a str },
 }
 
 /// An offset commit as written to `__consumer_offsets`.

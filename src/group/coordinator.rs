@@ -292,6 +292,10 @@ pub struct Ready {
     /// Generations that got their assignment since the last `ready` (for the simulator's
     /// state checker).
     pub assigned: Vec<Assigned>,
+    /// Groups deleted since the last `ready`: their tombstone is durable and the coordinator
+    /// forgot them, so a group created under the same id starts again at generation 0, as in
+    /// Kafka (for the simulator's checkers: generation numbers repeat across a deletion).
+    pub deleted: Vec<String>,
 }
 
 /// A generation's assignment, as the members receive it.
@@ -2080,6 +2084,7 @@ impl Coordinator {
                 Pending::DeleteGroup { req, group } => {
                     if result.is_ok() {
                         self.groups.remove(&group);
+                        self.out.deleted.push(group.clone());
                     } else if let Some(g) = self.groups.get_mut(&group) {
                         g.transition(GroupState::Empty, now);
                     }
@@ -2135,6 +2140,7 @@ impl Coordinator {
                     }
                     if drop_group {
                         self.groups.remove(&group);
+                        self.out.deleted.push(group);
                     } else if let Some(g) = self.groups.get_mut(&group) {
                         for k in removed {
                             if g.offsets.get(&k).is_some_and(|old| old.write < id) {

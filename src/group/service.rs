@@ -251,6 +251,9 @@ impl GroupService {
                     members: &members,
                 });
             }
+            for group in &ready.deleted {
+                self.env.probe.event(ProbeEvent::GroupDeleted { group });
+            }
         }
         ready.writes.into_iter().map(|w| self.append(w)).collect()
     }

@@ -19,7 +19,9 @@
 //! - an offset commit is acknowledged only once the broker has declared durable the
 //!   `__consumer_offsets` batch that holds it;
 //! - no partition has two owners in one generation of a group, whether as the coordinator
-//!   published the generation's assignment or as the members reported receiving it.
+//!   published the generation's assignment or as the members reported receiving it (of one
+//!   incarnation of the group: generations count from 1 again after the coordinator deletes
+//!   it, as in Kafka).
 
 use super::image::{self, Image};
 use super::{Anomaly, Check, Kind};
@@ -53,6 +55,9 @@ struct DeclaredFile {
     later: Vec<(u32, usize)>,
 }
 
+/// A generation of one incarnation of a group: (group, incarnation, generation).
+type GenerationKey = (String, u32, i32);
+
 /// The state checker of one run.
 pub struct StateChecker {
     /// The brokers' names, by index.
@@ -63,8 +68,15 @@ pub struct StateChecker {
     files: BTreeMap<(usize, PathBuf), DeclaredFile>,
     /// Per broker, the image its next process recovers from (set at each crash or restart).
     recover_from: BTreeMap<usize, Image>,
-    /// Per group and generation, each partition's owner (member id) and who said so.
-    generations: BTreeMap<(String, i32), BTreeMap<Tp, (String, String)>>,
+    /// Per group, incarnation and generation, each partition's owner (member id) and who
+    /// said so.
+    generations: BTreeMap<GenerationKey, BTreeMap<Tp, (String, String)>>,
+    /// Per group, how many times the coordinator deleted it: a group joined under the id
+    /// afterwards is a new incarnation whose generations count from 1 again, as in Kafka.
+    group_incarnations: BTreeMap<String, u32>,
+    /// The incarnation each member id belongs to: the one in which the coordinator published
+    /// an assignment naming it (before any member can receive it).
+    member_incarnations: BTreeMap<(String, String), u32>,
     /// The latest write of each commit (group, partition, offset): the broker, the log and
     /// the offset its batch ends before.
     commits_written: BTreeMap<(String, Tp, i64), (usize, String, i64)>,
@@ -95,6 +107,8 @@ impl StateChecker {
             files: BTreeMap::new(),
             recover_from: BTreeMap::new(),
             generations: BTreeMap::new(),
+            group_incarnations: BTreeMap::new(),
+            member_incarnations: BTreeMap::new(),
             commits_written: BTreeMap::new(),
             violations: Vec::new(),
         }
@@ -102,6 +116,16 @@ impl StateChecker {
 
     /// `member` holds `partitions` in `generation` of `group`, as `source` says: no other
     /// member may hold any of them in that generation.
+    ///
+    /// Of the same incarnation of the group: Kafka deletes an empty group once its offsets
+    /// have expired (`GroupMetadataManager.cleanupGroupMetadata`: Empty with no offsets left,
+    /// a tombstone), and a member joining the id afterwards creates a new group whose
+    /// generations count from 1 again. That is safe because members are fenced by member id
+    /// and generation together, and member ids are never reused: no member of the deleted
+    /// group can heartbeat, sync or commit in the new one. What Kafka promises, and what is
+    /// checked, is one owner per partition in each generation of one incarnation (seeds
+    /// 9200023 and 9201875: an empty group without offsets was deleted at the first expiry
+    /// check after the broker restarted, and its next member got generation 1 again).
     pub fn assigned(
         &mut self,
         group: &str,
@@ -111,9 +135,15 @@ impl StateChecker {
         source: &str,
         at: Micros,
     ) {
+        let current = self.group_incarnations.get(group).copied().unwrap_or(0);
+        let incarnation = self
+            .member_incarnations
+            .get(&(group.to_string(), member.to_string()))
+            .copied()
+            .unwrap_or(current);
         let owners = self
             .generations
-            .entry((group.to_string(), generation))
+            .entry((group.to_string(), incarnation, generation))
             .or_default();
         let mut clashes = Vec::new();
         for tp in partitions {
@@ -259,9 +289,15 @@ impl StateChecker {
                 members,
             } => {
                 let source = format!("the coordinator on {}", self.host(host));
+                let current = self.group_incarnations.get(group).copied().unwrap_or(0);
                 for (member, tps) in members {
+                    self.member_incarnations
+                        .insert((group.clone(), member.clone()), current);
                     self.assigned(group, *generation, member, tps, &source, o.at);
                 }
+            }
+            Observed::GroupDeleted { group } => {
+                *self.group_incarnations.entry(group.clone()).or_default() += 1;
             }
         }
     }
@@ -555,6 +591,47 @@ mod tests {
         let mut c = checker();
         c.observe(&obs(1, 0, state("t-0", 4, 10, 12)));
         c.observe(&obs(2, 0, truncated("t-0", 3)));
+        assert_eq!(c.violations.len(), 1);
+    }
+
+    fn published(group: &str, generation: i32, member: &str) -> Observed {
+        Observed::GroupAssigned {
+            group: group.to_string(),
+            generation,
+            members: vec![(
+                member.to_string(),
+                vec![Tp {
+                    topic: "t".into(),
+                    partition: 0,
+                }],
+            )],
+        }
+    }
+
+    /// Seeds 9200023 and 9201875: after a restart, the coordinator deleted an empty group
+    /// without offsets (Kafka's expiry) and gave generation 1 of the new group to a new
+    /// member id. Not a double assignment; a member of the old group reporting its old
+    /// assignment late still counts in the old one, and the new group is held to the rule.
+    #[test]
+    fn generations_start_over_after_the_group_is_deleted() {
+        let tp = Tp {
+            topic: "t".into(),
+            partition: 0,
+        };
+        let mut c = checker();
+        c.observe(&obs(1, 0, published("g", 1, "old")));
+        c.observe(&obs(2, 1, Observed::GroupDeleted { group: "g".into() }));
+        c.observe(&obs(3, 1, published("g", 1, "new")));
+        c.assigned("g", 1, "old", std::slice::from_ref(&tp), "member-a", 4);
+        c.assigned("g", 1, "new", std::slice::from_ref(&tp), "member-b", 5);
+        assert!(c.violations.is_empty(), "{:?}", c.violations);
+        c.observe(&obs(6, 1, published("g", 1, "other")));
+        assert_eq!(c.violations.len(), 1);
+        assert_eq!(c.violations[0].kind, Kind::DoubleAssignment);
+        // Without a deletion, a generation handed out again is a double assignment.
+        let mut c = checker();
+        c.observe(&obs(1, 0, published("g", 1, "old")));
+        c.observe(&obs(2, 1, published("g", 1, "new")));
         assert_eq!(c.violations.len(), 1);
     }
 }

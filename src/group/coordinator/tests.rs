@@ -17,6 +17,8 @@ struct Harness {
     writes: Vec<Write>,
     /// Every write ever handed out, for replay.
     log: Vec<Write>,
+    /// Groups the coordinator reported deleted.
+    deleted: Vec<String>,
 }
 
 impl Harness {
@@ -40,6 +42,7 @@ impl Harness {
             answers: BTreeMap::new(),
             writes: Vec::new(),
             log: Vec::new(),
+            deleted: Vec::new(),
         }
     }
 
@@ -53,6 +56,7 @@ impl Harness {
         }
         self.log.extend(r.writes.iter().cloned());
         self.writes.extend(r.writes);
+        self.deleted.extend(r.deleted);
         self.c.check_invariants().unwrap();
     }
 
@@ -454,6 +458,7 @@ fn a_new_coordinator_rebuilds_groups_and_offsets_from_the_log() {
         answers: BTreeMap::new(),
         writes: Vec::new(),
         log: Vec::new(),
+        deleted: Vec::new(),
     };
     assert_eq!(g.fetched("g"), 42);
     assert_eq!(g.fetched("solo"), 5);
@@ -632,6 +637,52 @@ fn offsets_of_an_empty_group_expire_after_the_retention() {
     );
 }
 
+/// Seeds 9200023 and 9201875, where the simulator's checker called this a double
+/// assignment: an emptied group with no offsets is deleted at the next expiry check (Kafka's
+/// `cleanupGroupMetadata`: Empty and no offsets, a tombstone, Dead), and the next member to
+/// join creates a new group, at generation 1 again. That is Kafka's behaviour and it is safe:
+/// members are fenced by member id and generation together, and the old member's id is
+/// unknown to the new group, so it can neither heartbeat nor commit in it. The deletion is
+/// reported, for the checkers, only once its tombstone is durable.
+#[test]
+fn an_empty_group_without_offsets_is_deleted_and_starts_over() {
+    let mut h = Harness::with(Config {
+        num_partitions: 4,
+        offsets_retention_check_interval_ms: 1_000,
+        ..Config::default()
+    });
+    let (a, b) = stable_pair(&mut h);
+    let l = h.send(Request::Leave {
+        group: "g".into(),
+        members: vec![(a.clone(), None), (b.clone(), None)],
+    });
+    assert!(matches!(h.answer(l), Some(Response::Leave(0, _))));
+    h.sync();
+    assert_eq!(h.c.group_states(), vec![("g".into(), GroupState::Empty, 2)]);
+    h.advance_time(1_000);
+    assert!(h.deleted.is_empty(), "not before the tombstone is durable");
+    let tombstone = h.writes.last().unwrap().clone();
+    assert_eq!(tombstone.records, vec![(records::group_key("g"), None)]);
+    h.sync();
+    assert_eq!(h.deleted, vec!["g".to_string()]);
+    assert!(h.c.group_states().is_empty());
+    // A new member: a new group, whose first generation is 1 again.
+    let c = h.join("g", "", "c", false);
+    h.advance_time(3_000);
+    let jc = join_result(h.answer(c));
+    assert_eq!((jc.error, jc.generation), (0, 1));
+    let s = h.sync_group("g", 1, &jc.member_id, vec![(&jc.member_id, b"C")]);
+    h.sync();
+    assert_eq!(sync_result(h.answer(s)).assignment, b"C");
+    // The old members hold generation 1 of the old group: fenced by their ids.
+    assert_eq!(h.heartbeat("g", 1, &a), err(ResponseError::UnknownMemberId));
+    let old = h.commit("g", 1, &a, 7);
+    assert!(matches!(
+        h.answer(old),
+        Some(Response::Commit(r)) if r[0].2 == err(ResponseError::UnknownMemberId)
+    ));
+}
+
 /// Writes become durable in any order; memory keeps the one later in the log.
 #[test]
 fn commits_completed_out_of_order_keep_the_later_write() {
@@ -759,6 +810,7 @@ fn an_aborted_load_serves_nothing_until_a_full_load() {
         answers: BTreeMap::new(),
         writes: Vec::new(),
         log: Vec::new(),
+        deleted: Vec::new(),
     };
     assert_eq!(g.fetched("solo"), 9);
 }

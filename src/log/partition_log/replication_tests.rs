@@ -141,6 +141,97 @@ async fn appends_build_the_epoch_cache_and_its_file() {
     );
 }
 
+/// A disk that refuses to create the epoch checkpoint's temp file while `refuse` is set, as a
+/// full disk or an I/O error would.
+struct EpochFileFaults {
+    disk: MemDisk,
+    refuse: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Disk for EpochFileFaults {
+    fn open(&self, path: &Path, mode: crate::env::FileMode) -> io::Result<Arc<dyn DiskFile>> {
+        let epoch_file = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(leader_epoch::FILE_NAME));
+        if epoch_file
+            && mode == crate::env::FileMode::CreateTruncate
+            && self.refuse.load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(io::Error::other("no space left on device (test)"));
+        }
+        self.disk.open(path, mode)
+    }
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.disk.create_dir_all(path)
+    }
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<crate::env::disk::DirEntry>> {
+        self.disk.list_dir(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.disk.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.disk.remove_file(path)
+    }
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.disk.remove_dir_all(path)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        self.disk.exists(path)
+    }
+    fn sync_dir(&self, path: &Path) -> crate::env::BoxFuture<'static, io::Result<()>> {
+        self.disk.sync_dir(path)
+    }
+}
+
+/// Seed 9200978: a transient disk fault (EIO, then a full disk) made the epoch checkpoint's
+/// write fail, and the log went offline for good: `__consumer_offsets` refused every append
+/// and sync after the heal, and the group never finished. The checkpoint is replaced whole by
+/// a rename, so a failed write leaves the old one: the sync fails without declaring anything
+/// durable, the log stays online, and the next sync writes the checkpoint and declares it all.
+#[tokio::test]
+async fn a_failed_epoch_checkpoint_write_fails_the_sync_not_the_log() {
+    let disk = MemDisk::new();
+    let refuse = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut e = env(&disk);
+    e.disk = Arc::new(EpochFileFaults {
+        disk: disk.clone(),
+        refuse: refuse.clone(),
+    });
+    let log = PartitionLog::open(&e, Path::new(DIR), config())
+        .await
+        .unwrap();
+    log.append(&mut batch_of(0, 3, None), 0).unwrap();
+    log.sync_all(false).await.unwrap();
+    assert_eq!(log.durable_offset(), 3);
+    // A new epoch dirties the cache; its file cannot be written.
+    refuse.store(true, std::sync::atomic::Ordering::SeqCst);
+    log.append(&mut batch_of(1, 2, None), 2).unwrap();
+    assert!(matches!(log.sync_to(5).await, Err(LogError::Io(_))));
+    assert_eq!(
+        log.durable_offset(),
+        3,
+        "nothing declared past the old file"
+    );
+    assert_eq!(
+        epoch_file(&disk).unwrap(),
+        leader_epoch::encode(&entries(&[(0, 0)]))
+    );
+    // Still online: it takes appends, and once the disk recovers the next sync does it all.
+    log.append(&mut batch_of(2, 1, None), 2).unwrap();
+    refuse.store(false, std::sync::atomic::Ordering::SeqCst);
+    log.sync_to(6).await.unwrap();
+    assert_eq!(log.durable_offset(), 6);
+    let want = entries(&[(0, 0), (2, 3)]);
+    assert_eq!(epoch_file(&disk).unwrap(), leader_epoch::encode(&want));
+    drop(log);
+    disk.crash(None, 1);
+    let log = open(&disk).await;
+    assert_eq!(log.log_end_offset(), 6);
+    assert_eq!(log.epoch_entries(), want);
+}
+
 #[tokio::test]
 async fn a_damaged_or_missing_epoch_file_is_rebuilt_from_the_batches() {
     let disk = MemDisk::new();
