@@ -502,10 +502,11 @@ fn check_node_ids(explicit: &Settings) -> Result<(), ConfigError> {
 
 /// The client listener to serve and the one to advertise (none on a controller-only node),
 /// and the controller listener.
-fn listeners(
-    explicit: &Settings,
-    roles: Roles,
-) -> Result<(Option<(Listener, Listener)>, Option<Listener>), ConfigError> {
+type Listeners = (Option<(Listener, Listener)>, Option<Listener>);
+
+/// The client listener to serve and the one to advertise (none on a controller-only node),
+/// and the controller listener.
+fn listeners(explicit: &Settings, roles: Roles) -> Result<Listeners, ConfigError> {
     let text = |name| resolve_setting(explicit, Sets::Broker(name)).map(|v| v.to_string());
     let controllers = listener::controller_names(text("controller.listener.names").as_deref());
     let listens = text("listeners").unwrap_or_default();
