@@ -8,6 +8,7 @@
 //! - [`topics`]: topic administration shared by the admin APIs and auto-creation.
 
 pub mod api;
+pub mod controller;
 pub mod producer_ids;
 pub mod server;
 pub mod topics;
@@ -54,6 +55,18 @@ pub struct Broker {
     pub groups: Arc<GroupService>,
     /// True once the metadata has caught up and clients are served.
     pub ready: watch::Sender<bool>,
+    /// The controller's decisions, used when this node is the active controller.
+    pub controller: Arc<controller::ControllerService>,
+    /// This broker's registration with the active controller.
+    pub lifecycle: watch::Sender<controller::Lifecycle>,
+}
+
+/// The controller's settings from the broker's.
+pub fn controller_config(config: &BrokerConfig) -> crate::cluster::ControllerConfig {
+    crate::cluster::ControllerConfig {
+        broker_session_timeout_ms: i64::try_from(config.broker_session_timeout_ms).unwrap_or(9000),
+        ..crate::cluster::ControllerConfig::default()
+    }
 }
 
 /// The quorum's settings from the broker's.
@@ -105,6 +118,7 @@ impl Broker {
             logs.clone(),
             config.group.clone(),
         ));
+        let config_for_controller = config.clone();
         Ok(Arc::new(Broker {
             env,
             config: Arc::new(config),
@@ -115,6 +129,10 @@ impl Broker {
             producer_ids: producer_ids::ProducerIds::default(),
             groups,
             ready: watch::Sender::new(false),
+            controller: Arc::new(controller::ControllerService::new(controller_config(
+                &config_for_controller,
+            ))),
+            lifecycle: watch::Sender::new(controller::Lifecycle::Starting),
         }))
     }
 
@@ -311,6 +329,19 @@ pub async fn start(env: Env, mut config: BrokerConfig) -> Result<RunningBroker, 
     }
     let broker = Broker::open(env.clone(), config, shutdown_rx).await?;
     let quorum_tasks = broker.metadata.start();
+    let controller_ticks = broker
+        .config
+        .roles
+        .controller
+        .then(|| tokio::spawn(broker.controller.clone().run_ticks(broker.clone())));
+    let lifecycle = broker.config.roles.broker.then(|| {
+        let b = broker.clone();
+        tokio::spawn(async move {
+            if b.wait_ready().await {
+                controller::run_lifecycle(b).await;
+            }
+        })
+    });
     let b = broker.clone();
     let task = tokio::spawn(async move {
         let load = {
@@ -343,6 +374,12 @@ pub async fn start(env: Env, mut config: BrokerConfig) -> Result<RunningBroker, 
                 );
             }
             None => server::serve(b.clone(), listener).await,
+        }
+        if let Some(l) = lifecycle {
+            let _ = l.await;
+        }
+        if let Some(t) = controller_ticks {
+            t.abort();
         }
         load.abort();
         if let Ok(Some(tasks)) = load.await {

@@ -9,6 +9,7 @@ pub mod describe_configs;
 pub mod fetch;
 pub mod groups;
 pub mod init_producer_id;
+pub mod lifecycle;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
@@ -72,6 +73,9 @@ pub async fn dispatch(broker: &Arc<Broker>, req: RequestFrame, peer: SocketAddr)
     }
     if quorum::is_quorum_request(&req) {
         return quorum::handle(broker, &req);
+    }
+    if lifecycle::is_lifecycle_request(&req) {
+        return lifecycle::handle(broker, &req);
     }
     if !*broker.ready.borrow() && !broker.wait_ready().await {
         return Reply::Close("the broker is shutting down".into());

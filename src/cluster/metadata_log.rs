@@ -77,7 +77,7 @@ impl Apply for Applied {
             match decode_entry(e) {
                 Ok(records) => {
                     for r in &records {
-                        next.apply(r);
+                        next.apply_at(e.offset, r);
                     }
                     applied += 1;
                 }

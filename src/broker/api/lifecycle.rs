@@ -1,0 +1,89 @@
+//! BrokerRegistration and BrokerHeartbeat, answered by the active controller (on its
+//! controller listener, as in KRaft); any other node answers NOT_CONTROLLER.
+
+use super::super::Broker;
+use super::super::controller::{BROKER_HEARTBEAT_VERSION, BROKER_REGISTRATION_VERSION};
+use super::{Reply, ReplyTo, decode};
+use crate::cluster::Endpoint;
+use crate::cluster::controller::{BrokerRegistration, Heartbeat};
+use crate::protocol::RequestFrame;
+use kafka_protocol::messages::{
+    ApiKey, BrokerHeartbeatRequest, BrokerHeartbeatResponse, BrokerRegistrationRequest,
+    BrokerRegistrationResponse,
+};
+use std::sync::Arc;
+
+/// Whether `req` is a broker lifecycle request in a version runnel speaks.
+pub fn is_lifecycle_request(req: &RequestFrame) -> bool {
+    match req.api_key {
+        ApiKey::BrokerRegistration => (0..=BROKER_REGISTRATION_VERSION).contains(&req.api_version),
+        ApiKey::BrokerHeartbeat => (0..=BROKER_HEARTBEAT_VERSION).contains(&req.api_version),
+        _ => false,
+    }
+}
+
+/// Answers BrokerRegistration or BrokerHeartbeat once what it decides is committed.
+pub fn handle(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
+    let to = ReplyTo::of(req);
+    let b = broker.clone();
+    match req.api_key {
+        ApiKey::BrokerRegistration => {
+            let r: BrokerRegistrationRequest = match decode(req) {
+                Ok(r) => r,
+                Err(reply) => return reply,
+            };
+            let cluster_id = r.cluster_id.as_str();
+            let reg = BrokerRegistration {
+                broker_id: r.broker_id.0,
+                cluster_id: (!cluster_id.is_empty()).then(|| cluster_id.to_string()),
+                incarnation_id: *r.incarnation_id.as_bytes(),
+                endpoints: r
+                    .listeners
+                    .iter()
+                    .map(|l| Endpoint {
+                        name: l.name.to_string(),
+                        host: l.host.to_string(),
+                        port: l.port,
+                        security_protocol: l.security_protocol,
+                    })
+                    .collect(),
+                rack: r.rack.as_ref().map(|s| s.to_string()),
+            };
+            Reply::Later(Box::pin(async move {
+                let resp = match b.controller.register(&b, reg).await {
+                    Ok(epoch) => BrokerRegistrationResponse::default().with_broker_epoch(epoch),
+                    Err(e) => BrokerRegistrationResponse::default()
+                        .with_error_code(e.code().code())
+                        .with_broker_epoch(-1),
+                };
+                to.encode(&resp)
+            }))
+        }
+        ApiKey::BrokerHeartbeat => {
+            let r: BrokerHeartbeatRequest = match decode(req) {
+                Ok(r) => r,
+                Err(reply) => return reply,
+            };
+            let hb = Heartbeat {
+                broker_id: r.broker_id.0,
+                broker_epoch: r.broker_epoch,
+                want_fence: r.want_fence,
+                want_shutdown: r.want_shut_down,
+                current_metadata_offset: r.current_metadata_offset,
+            };
+            Reply::Later(Box::pin(async move {
+                let resp = match b.controller.heartbeat(&b, hb).await {
+                    Ok(reply) => BrokerHeartbeatResponse::default()
+                        .with_is_caught_up(reply.is_caught_up)
+                        .with_is_fenced(reply.is_fenced)
+                        .with_should_shut_down(reply.should_shutdown),
+                    Err(e) => BrokerHeartbeatResponse::default()
+                        .with_error_code(e.code().code())
+                        .with_is_fenced(true),
+                };
+                to.encode(&resp)
+            }))
+        }
+        other => Reply::Close(format!("{other:?} is not a broker lifecycle request")),
+    }
+}
