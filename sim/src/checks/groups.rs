@@ -3,9 +3,11 @@
 //! - **double-assignment**: no partition is given to two members of a group in one
 //!   generation (as the members report what they received);
 //! - **lost-commit**: an acknowledged commit is returned by every fetch of the group's offsets
-//!   that starts after the acknowledgement, until a newer commit supersedes it (the value
-//!   fetched must be the latest acknowledged commit, or one that was still in flight or of
-//!   unknown outcome when the fetch ended; never an older one, never none);
+//!   that starts after the acknowledgement, until a commit sent after that acknowledgement is
+//!   acknowledged in turn and supersedes it. The value fetched must be that of a commit that
+//!   may have been the latest applied while the fetch was in flight: one acknowledged and not
+//!   superseded (whenever its answer came), or one sent before the fetch was answered and still
+//!   in flight or of unknown outcome; never a superseded one, never none (`fetchable`);
 //! - **nonmonotonic-commit**: a group's acknowledged commits of a partition never go back: one
 //!   sent after another was acknowledged is not below it (commits that overlap in time are not
 //!   ordered, whenever their answers arrive). The workload never resets offsets by hand; an
@@ -159,34 +161,13 @@ fn check_commits(h: &History, v: &mut Verdict) {
                 .get(&(group.as_str(), tp))
                 .map(Vec::as_slice)
                 .unwrap_or(&[]);
-            // The latest commit acknowledged before the fetch began.
-            let latest = list
-                .iter()
-                .filter(|c| matches!(c.done, Some((s, true)) if s < invoked))
-                .max_by_key(|c| c.done.map(|d| d.0));
-            let Some(latest) = latest else {
+            let Some((floor, allowed)) = fetchable(list, invoked, ended) else {
                 continue;
             };
-            let latest_done = latest.done.map_or(0, |d| d.0);
-            let mut allowed: BTreeSet<i64> = BTreeSet::new();
-            allowed.insert(latest.offset);
-            for c in list {
-                if c.invoked >= ended {
-                    continue;
-                }
-                let newer_or_open = match c.done {
-                    None => true,
-                    Some((s, ok)) => ok && s > latest_done,
-                };
-                if newer_or_open || c.info {
-                    allowed.insert(c.offset);
-                }
-            }
             if got.is_none_or(|o| !allowed.contains(&o)) {
                 let detail = format!(
-                    "{process} fetched {group}'s offset of {tp} as {}, but offset {} was acknowledged before the fetch (allowed: {allowed:?})",
+                    "{process} fetched {group}'s offset of {tp} as {}, but offset {floor} was acknowledged before the fetch (allowed: {allowed:?})",
                     got.map_or("none".to_string(), |o| o.to_string()),
-                    latest.offset
                 );
                 fail(v, Kind::LostCommit, tp, at, detail);
             }
@@ -232,6 +213,54 @@ fn check_commits(h: &History, v: &mut Verdict) {
             }
         }
     }
+}
+
+/// What a fetch of a partition's committed offset, invoked at sequence number `invoked` and
+/// answered at `ended`, may return, given the partition's commits `list`: `None` when no commit
+/// was acknowledged before the fetch began (then anything goes, none included); otherwise the
+/// offset of the last commit sent among those acknowledged before it, and every offset that may
+/// have been the latest commit applied at some moment while the fetch was in flight.
+///
+/// Kafka orders two commits only when one was sent after the other was acknowledged; commits
+/// that overlap in time may be applied in either order, and a commit is applied before its
+/// answer leaves, which may be long before it arrives. So the order of acknowledgements says
+/// nothing, and a commit may have been applied before the fetch was answered if it was sent
+/// before then and not refused by the coordinator (acknowledged, still in flight, or of
+/// unknown outcome), unless it is *superseded*: acknowledged, and another commit sent after
+/// that acknowledgement was itself acknowledged before the fetch began (applied after it,
+/// and before the fetch). A commit of unknown outcome or never answered is never superseded:
+/// its request may still arrive and be applied late.
+///
+/// Seed 9400127: a member's commit of 739 was applied at once, but a network hold kept its
+/// answer for 2.5 s; meanwhile the partition's next owner fetched 739, committed up to 1125 and
+/// had that acknowledged. The late answer of 739 does not make 739 the latest commit: it was
+/// applied before 1125's was sent, and a later fetch rightly returned 1125. Ordering commits by
+/// their answers (the rule before) called that a lost commit.
+fn fetchable(list: &[Commit], invoked: u64, ended: u64) -> Option<(i64, BTreeSet<i64>)> {
+    let acked = |c: &Commit| match c.done {
+        Some((s, true)) => Some(s),
+        _ => None,
+    };
+    // The commits acknowledged before the fetch began; the last one sent among them.
+    let before = list
+        .iter()
+        .filter(|c| acked(c).is_some_and(|s| s < invoked));
+    let last_sent = before.max_by_key(|c| c.invoked)?;
+    let allowed = list
+        .iter()
+        .filter(|c| c.invoked < ended)
+        .filter(|c| match c.done {
+            // Acknowledged: superseded if a commit sent after the acknowledgement was
+            // acknowledged before the fetch began.
+            Some((s, true)) => last_sent.invoked < s,
+            // Refused by the coordinator: never applied.
+            Some((_, false)) => false,
+            // Unknown outcome, or no answer at all.
+            None => true,
+        })
+        .map(|c| c.offset)
+        .collect();
+    Some((last_sent.offset, allowed))
 }
 
 fn check_delivery(h: &History, v: &mut Verdict) {
@@ -383,6 +412,108 @@ mod tests {
         // Before any acknowledgement anything goes.
         let early = history(fetch("n", None));
         assert!(kinds(&early).is_empty());
+    }
+
+    /// Seed 9400127: member a's commit of 739 was applied at once but a network hold kept its
+    /// answer; member b fetched 739, committed 1125 and had it acknowledged; then a's answer
+    /// came. The two commits overlapped in time, so Kafka may have applied them in either
+    /// order, and a fetch after both answers may return either (it returned 1125, rightly).
+    /// Once a commit sent after both answers is acknowledged, both are superseded.
+    #[test]
+    fn a_late_answer_does_not_make_a_commit_the_latest() {
+        let offsets = |o: i64| vec![(tp(), o)];
+        let sent = CommitInvoke {
+            process: "a".into(),
+            group: "g".into(),
+            offsets: offsets(739),
+        };
+        let late = CommitOk {
+            process: "a".into(),
+            group: "g".into(),
+            offsets: offsets(739),
+        };
+        let overlapping = [
+            vec![sent.clone()],
+            fetch("b", Some(739)),
+            commit("b", 1125, true),
+            vec![late.clone()],
+        ]
+        .concat();
+        for got in [1125, 739] {
+            let h = history([overlapping.clone(), fetch("a", Some(got))].concat());
+            assert!(kinds(&h).is_empty(), "fetched {got}");
+        }
+        // Neither may be lost.
+        let h = history([overlapping.clone(), fetch("a", None)].concat());
+        assert_eq!(kinds(&h), ["lost-commit"]);
+        // A commit sent after both answers and acknowledged supersedes both.
+        for got in [1125, 739] {
+            let h = history(
+                [
+                    overlapping.clone(),
+                    commit("a", 1200, true),
+                    fetch("a", Some(got)),
+                ]
+                .concat(),
+            );
+            assert_eq!(kinds(&h), ["lost-commit"], "fetched {got}");
+        }
+        // Sent after 1125's answer but before 739's, 1130 supersedes 1125 only.
+        let h = |got| {
+            history(
+                [
+                    vec![sent.clone()],
+                    commit("b", 1125, true),
+                    commit("b", 1130, true),
+                    vec![late.clone()],
+                    fetch("a", Some(got)),
+                ]
+                .concat(),
+            )
+        };
+        assert!(kinds(&h(1130)).is_empty());
+        assert!(kinds(&h(739)).is_empty());
+        assert_eq!(kinds(&h(1125)), ["lost-commit"]);
+    }
+
+    /// A commit the coordinator refused was never applied; one still in flight when the
+    /// fetch was answered may have been, but not one sent after that.
+    #[test]
+    fn refused_and_later_commits_cannot_be_fetched() {
+        let refused = |p: &str, o: i64| {
+            let offsets = vec![(tp(), o)];
+            vec![
+                CommitInvoke {
+                    process: p.into(),
+                    group: "g".into(),
+                    offsets: offsets.clone(),
+                },
+                CommitFail {
+                    process: p.into(),
+                    group: "g".into(),
+                    offsets,
+                    error: "UNKNOWN_MEMBER_ID".into(),
+                },
+            ]
+        };
+        let h = history([commit("a", 5, true), refused("b", 9), fetch("a", Some(9))].concat());
+        assert_eq!(kinds(&h), ["lost-commit"]);
+        let open = |o: i64| CommitInvoke {
+            process: "b".into(),
+            group: "g".into(),
+            offsets: vec![(tp(), o)],
+        };
+        let [invoke, answer] = <[Event; 2]>::try_from(fetch("a", Some(9))).unwrap();
+        let during = history(
+            [
+                commit("a", 5, true),
+                vec![invoke.clone(), open(9), answer.clone()],
+            ]
+            .concat(),
+        );
+        assert!(kinds(&during).is_empty());
+        let after = history([commit("a", 5, true), vec![invoke, answer, open(9)]].concat());
+        assert_eq!(kinds(&after), ["lost-commit"]);
     }
 
     #[test]
