@@ -997,8 +997,7 @@ pub(super) struct RunStats {
 }
 
 fn sweep(seeds: std::ops::Range<u64>, steps: usize) {
-    // determinism-ok: test-only wall time for the sweep's printed figure; never reaches a run.
-    let started = std::time::Instant::now();
+    let started = std::time::Instant::now(); // determinism-ok: test-only wall time for the printed figure; never reaches a run
     let (mut committed, mut epochs, mut sim_ms) = (0, 0, 0);
     for seed in seeds.clone() {
         match run_seed(seed, steps, None) {
