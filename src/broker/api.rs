@@ -16,6 +16,7 @@ pub mod produce;
 pub mod quorum;
 
 use super::Broker;
+use super::server::ListenerRole;
 use crate::env::BoxFuture;
 use crate::protocol::{RequestFrame, encode_response, supported_range};
 use bytes::Bytes;
@@ -65,8 +66,16 @@ impl ReplyTo {
     }
 }
 
-/// Handles one request in arrival order.
-pub async fn dispatch(broker: &Arc<Broker>, req: RequestFrame, peer: SocketAddr) -> Reply {
+/// Handles one request in arrival order. Admin requests that reach a node on its controller
+/// listener were forwarded by a broker; they are answered here or refused with
+/// NOT_CONTROLLER, never forwarded again.
+pub async fn dispatch(
+    broker: &Arc<Broker>,
+    req: RequestFrame,
+    peer: SocketAddr,
+    role: ListenerRole,
+) -> Reply {
+    let forwarded = role == ListenerRole::Controller;
     tracing::trace!(%peer, api = ?req.api_key, version = req.api_version, correlation_id = req.correlation_id, client = ?req.client_id, "request");
     if req.api_key == ApiKey::ApiVersions {
         return api_versions::handle(&req);
@@ -97,9 +106,9 @@ pub async fn dispatch(broker: &Arc<Broker>, req: RequestFrame, peer: SocketAddr)
         ApiKey::Fetch => fetch::handle(broker, &req),
         ApiKey::ListOffsets => list_offsets::handle(broker, &req),
         ApiKey::Metadata => metadata::handle(broker, &req).await,
-        ApiKey::CreateTopics => create_topics::handle(broker, &req).await,
-        ApiKey::DeleteTopics => delete_topics::handle(broker, &req).await,
-        ApiKey::CreatePartitions => create_partitions::handle(broker, &req).await,
+        ApiKey::CreateTopics => create_topics::handle(broker, &req, forwarded).await,
+        ApiKey::DeleteTopics => delete_topics::handle(broker, &req, forwarded).await,
+        ApiKey::CreatePartitions => create_partitions::handle(broker, &req, forwarded).await,
         ApiKey::DescribeConfigs => describe_configs::handle(broker, &req),
         ApiKey::DescribeCluster => describe_cluster::handle(broker, &req),
         ApiKey::InitProducerId => init_producer_id::handle(broker, &req).await,

@@ -29,6 +29,12 @@ async fn broker() -> Arc<Broker> {
     let broker = Broker::open(env, config, rx).await.unwrap();
     broker.metadata.start();
     broker.load().await.unwrap();
+    // Register with the (local) controller and wait to be unfenced, as a real start does.
+    tokio::spawn(crate::broker::controller::run_lifecycle(broker.clone()));
+    assert!(
+        broker.wait_ready().await,
+        "the controller never unfenced the broker"
+    );
     broker
 }
 
@@ -301,7 +307,7 @@ async fn every_api_at_every_advertised_version() {
         for version in *lo..=*hi {
             correlation += 1;
             let req = parse_request(request(*api, version, correlation)).unwrap();
-            let bytes = match dispatch(&b, req, peer).await {
+            let bytes = match dispatch(&b, req, peer, ListenerRole::Client).await {
                 Reply::Ready(bytes) => bytes,
                 Reply::Later(f) => f.await.expect("a late response"),
                 Reply::None => panic!("{api:?} v{version}: no response"),
@@ -324,7 +330,7 @@ async fn list_groups_with_librdkafkas_extra_trailing_byte_is_answered() {
         let mut frame = request(ApiKey::ListGroups, version, 9).to_vec();
         frame.push(0);
         let req = parse_request(frame.into()).unwrap();
-        let bytes = match dispatch(&b, req, peer).await {
+        let bytes = match dispatch(&b, req, peer, ListenerRole::Client).await {
             Reply::Ready(bytes) => bytes,
             Reply::Later(f) => f.await.expect("a late response"),
             _ => panic!("ListGroups v{version} with a trailing byte was not answered"),
@@ -343,7 +349,7 @@ async fn unknown_api_versions_get_the_kip_511_answer() {
     let mut frame = request(ApiKey::ApiVersions, 3, 77).to_vec();
     frame[2..4].copy_from_slice(&99i16.to_be_bytes());
     let req = parse_request(frame.into()).unwrap();
-    let Reply::Ready(bytes) = dispatch(&b, req, peer).await else {
+    let Reply::Ready(bytes) = dispatch(&b, req, peer, ListenerRole::Client).await else {
         panic!("no answer")
     };
     let (corr, mut body) = parse_response_header(bytes.slice(4..), ApiKey::ApiVersions, 0).unwrap();
@@ -389,7 +395,7 @@ async fn a_batch_refused_whole_has_no_record_errors() {
         ]);
     let frame = encode_request(&header, &produce).unwrap().slice(4..);
     let req = parse_request(frame).unwrap();
-    let bytes = match dispatch(&b, req, peer).await {
+    let bytes = match dispatch(&b, req, peer, ListenerRole::Client).await {
         Reply::Ready(bytes) => bytes,
         Reply::Later(f) => f.await.expect("a late response"),
         Reply::Close(why) => panic!("the connection was closed: {why}"),
