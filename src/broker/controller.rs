@@ -251,6 +251,12 @@ impl ControllerService {
         f(&mut inner.0, now)
     }
 
+    /// Tells the controller of this process which broker incarnation runs beside it.
+    pub fn set_local_broker(&self, broker_id: i32, incarnation_id: [u8; 16]) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.0.set_local_broker(broker_id, incarnation_id);
+    }
+
     /// BrokerRegistration on the active controller: the broker's epoch once committed.
     pub async fn register(
         &self,
@@ -411,6 +417,9 @@ pub async fn run_lifecycle(b: Arc<Broker>) {
     let mut incarnation = [0u8; 16];
     incarnation[..8].copy_from_slice(&b.env.rng.next_u64().to_le_bytes());
     incarnation[8..].copy_from_slice(&b.env.rng.next_u64().to_le_bytes());
+    if b.config.roles.controller {
+        b.controller.set_local_broker(b.config.node_id, incarnation);
+    }
     let reg = registration(&b, incarnation);
     let interval = Duration::from_millis(b.config.broker_heartbeat_interval_ms.max(1));
     let retry = Duration::from_millis(100);
