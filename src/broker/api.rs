@@ -6,6 +6,7 @@ pub mod create_topics;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_quorum;
 pub mod fetch;
 pub mod groups;
 pub mod init_producer_id;
@@ -111,6 +112,7 @@ pub async fn dispatch(
         ApiKey::CreatePartitions => create_partitions::handle(broker, &req, forwarded).await,
         ApiKey::DescribeConfigs => describe_configs::handle(broker, &req),
         ApiKey::DescribeCluster => describe_cluster::handle(broker, &req),
+        ApiKey::DescribeQuorum => describe_quorum::handle(broker, &req, forwarded).await,
         ApiKey::InitProducerId => init_producer_id::handle(broker, &req).await,
         ApiKey::FindCoordinator => groups::find_coordinator(broker, &req).await,
         ApiKey::JoinGroup => groups::join_group(broker, &req, peer),

@@ -1134,7 +1134,7 @@ mod tests {
         // Seed 12: a plain producer's request outlived its timeout, the retry was written too,
         // and the answer named the first copy. The final read holds both; neither is lost.
         let mut h = History::default();
-        send(&mut h, 1, "p", "twice", Some(6), false);
+        send(&mut h, 1, "p", "twice", Some(0), false);
         h.push(
             2,
             FinalRead {
@@ -1149,7 +1149,7 @@ mod tests {
                 offset: 0,
             },
         );
-        poll(&mut h, 3, "c", &[(6, "twice"), (7, "twice")]);
+        poll(&mut h, 3, "c", &[(0, "twice"), (1, "twice")]);
         h.final_readers.insert("c".into());
         let v = check(&h);
         assert!(v.violations.is_empty(), "{:?}", v.violations);

@@ -26,7 +26,7 @@ pub fn topic_entry(broker: &Broker, state: &ClusterState, t: &TopicMeta) -> Meta
             };
             let offline: Vec<BrokerId> = replicas
                 .iter()
-                .filter(|r| **r != node && !state.brokers.get(r).is_some_and(|b| !b.fenced))
+                .filter(|r| **r != node && state.brokers.get(r).is_none_or(|b| b.fenced))
                 .map(|r| BrokerId(*r))
                 .collect();
             let ids = |v: Vec<i32>| v.into_iter().map(BrokerId).collect::<Vec<_>>();
