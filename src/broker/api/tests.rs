@@ -141,6 +141,16 @@ fn request(api: ApiKey, version: i16, correlation_id: i32) -> bytes::Bytes {
             ]),
         ),
         ApiKey::DescribeCluster => encode_request(&header, &DescribeClusterRequest::default()),
+        ApiKey::DescribeQuorum => encode_request(
+            &header,
+            &DescribeQuorumRequest::default().with_topics(vec![
+                describe_quorum_request::TopicData::default()
+                    .with_topic_name(topic("__cluster_metadata"))
+                    .with_partitions(vec![
+                        describe_quorum_request::PartitionData::default().with_partition_index(0),
+                    ]),
+            ]),
+        ),
         ApiKey::InitProducerId => encode_request(
             &header,
             &InitProducerIdRequest::default()
@@ -277,6 +287,7 @@ fn decode_response(api: ApiKey, version: i16, mut body: bytes::Bytes) {
         ApiKey::DescribeConfigs => DescribeConfigsResponse::decode(&mut body, version).is_ok(),
         ApiKey::CreatePartitions => CreatePartitionsResponse::decode(&mut body, version).is_ok(),
         ApiKey::DescribeCluster => DescribeClusterResponse::decode(&mut body, version).is_ok(),
+        ApiKey::DescribeQuorum => DescribeQuorumResponse::decode(&mut body, version).is_ok(),
         ApiKey::InitProducerId => InitProducerIdResponse::decode(&mut body, version).is_ok(),
         ApiKey::FindCoordinator => FindCoordinatorResponse::decode(&mut body, version).is_ok(),
         ApiKey::JoinGroup => JoinGroupResponse::decode(&mut body, version).is_ok(),
