@@ -13,7 +13,7 @@ pub mod producer_ids;
 pub mod server;
 pub mod topics;
 
-use crate::cluster::{METADATA_TOPIC, MetadataError, MetadataLog};
+use crate::cluster::{METADATA_TOPIC, MetadataError, MetadataLog, TopicMeta};
 use crate::config::BrokerConfig;
 use crate::env::Env;
 use crate::group::{GroupService, OFFSETS_TOPIC};
@@ -53,8 +53,12 @@ pub struct Broker {
     pub producer_ids: producer_ids::ProducerIds,
     /// The group coordinator.
     pub groups: Arc<GroupService>,
-    /// True once the metadata has caught up and clients are served.
+    /// True once the metadata has caught up and the partition logs are open.
+    pub loaded: watch::Sender<bool>,
+    /// True once clients are served: loaded, and (for a broker) registered and unfenced.
     pub ready: watch::Sender<bool>,
+    /// The partition logs opened to match the metadata, with their topic's id.
+    synced: tokio::sync::Mutex<BTreeMap<TopicPartition, uuid::Uuid>>,
     /// The controller's decisions, used when this node is the active controller.
     pub controller: Arc<controller::ControllerService>,
     /// This broker's registration with the active controller.
@@ -93,8 +97,20 @@ pub fn quorum_config(config: &BrokerConfig) -> QuorumConfig {
 /// How often the group coordinator looks at sessions, join and sync phases and offset expiry.
 const GROUP_TICK_MS: u64 = 100;
 
-/// The leader epoch of every partition on a single node (replication will move it).
+/// The leader epoch of a partition the metadata has no leader record for (a topic written
+/// before placement existed, led by its only node).
 pub const LEADER_EPOCH: i32 = 0;
+
+/// Who leads a partition, as a broker's metadata has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leadership {
+    /// No such topic or partition.
+    Unknown,
+    /// This broker leads it in `epoch`.
+    Leader { epoch: i32 },
+    /// Another broker leads it (or none: `leader` is -1).
+    Other { leader: i32, epoch: i32 },
+}
 
 impl Broker {
     /// Opens the data directory's metadata quorum and partition manager. The broker serves
@@ -128,7 +144,9 @@ impl Broker {
             admin: tokio::sync::Mutex::new(()),
             producer_ids: producer_ids::ProducerIds::default(),
             groups,
+            loaded: watch::Sender::new(false),
             ready: watch::Sender::new(false),
+            synced: tokio::sync::Mutex::new(BTreeMap::new()),
             controller: Arc::new(controller::ControllerService::new(controller_config(
                 &config_for_controller,
             ))),
@@ -137,13 +155,13 @@ impl Broker {
     }
 
     /// Waits until the metadata has caught up with what this node held before, then opens
-    /// the partition logs it names, removes the directories of partitions it does not know
-    /// (topics deleted while the broker was down, or half-created ones), and from then on
-    /// follows every committed change. Clients are served from here on.
+    /// the logs of the partitions it holds replicas of, and removes the directories of
+    /// partitions it does not (topics deleted while the broker was down, half-created ones,
+    /// replicas placed elsewhere). A controller-only node is ready from here on; a broker
+    /// becomes ready once the controller unfences it ([`controller::run_lifecycle`]).
     pub async fn load(self: &Arc<Self>) -> Result<(), BrokerError> {
         self.metadata.wait_caught_up().await?;
-        let mut synced = BTreeMap::new();
-        self.sync_partitions(&mut synced).await?;
+        self.sync_logs().await?;
         for tp in self.logs.partitions_on_disk()? {
             if tp.topic == METADATA_TOPIC {
                 continue;
@@ -152,27 +170,25 @@ impl Broker {
             let known = state
                 .topics
                 .get(&tp.topic)
-                .is_some_and(|t| tp.partition < t.partitions);
+                .is_some_and(|t| self.hosts(t, tp.partition));
             if !known {
-                tracing::info!(partition = %tp, "removing the directory of a partition the metadata does not know");
+                tracing::info!(partition = %tp, "removing the directory of a partition this node holds no replica of");
                 self.logs.delete_log(&tp).await?;
             }
         }
-        self.ready.send_replace(true);
-        tracing::info!(
-            node = self.config.node_id,
-            "metadata caught up; serving clients"
-        );
+        self.loaded.send_replace(true);
+        if !self.config.roles.broker {
+            self.ready.send_replace(true);
+        }
+        tracing::info!(node = self.config.node_id, "metadata caught up");
         Ok(())
     }
 
-    /// Follows the metadata: after every committed change, opens the logs of new partitions
-    /// and deletes those of deleted topics.
+    /// Follows the metadata: after every committed change, brings the logs in line with it.
     pub async fn follow_metadata(self: Arc<Self>) {
         let mut changes = self.metadata.subscribe();
-        let mut synced = BTreeMap::new();
         loop {
-            if let Err(e) = self.sync_partitions(&mut synced).await {
+            if let Err(e) = self.sync_logs().await {
                 tracing::error!(error = %e, "could not bring the partition logs in line with the metadata");
             }
             if changes.changed().await.is_err() {
@@ -181,46 +197,126 @@ impl Broker {
         }
     }
 
-    /// Brings the open logs in line with the metadata: `synced` holds each topic's id as of
-    /// the last call.
-    async fn sync_partitions(
-        &self,
-        synced: &mut BTreeMap<String, (uuid::Uuid, i32)>,
-    ) -> Result<(), BrokerError> {
+    /// Whether this node holds a replica of partition `p` of `t`. A partition the metadata
+    /// has no replica list for (a topic written before placement existed) is held here.
+    pub fn hosts(&self, t: &TopicMeta, p: i32) -> bool {
+        p >= 0
+            && p < t.partitions
+            && t.parts
+                .get(&p)
+                .is_none_or(|m| m.replicas.contains(&self.config.node_id))
+    }
+
+    /// Who leads partition `p` of `topic` as this node's metadata has it.
+    pub fn leadership(&self, topic: &str, p: i32) -> Leadership {
         let state = self.metadata.state();
-        for (name, (id, partitions)) in synced.clone() {
-            let same = state.topics.get(&name).is_some_and(|t| t.id == id);
-            if !same {
-                for p in 0..partitions {
-                    self.logs
-                        .delete_log(&TopicPartition::new(name.clone(), p))
-                        .await?;
+        let Some(t) = state.topics.get(topic) else {
+            return Leadership::Unknown;
+        };
+        if p < 0 || p >= t.partitions {
+            return Leadership::Unknown;
+        }
+        match t.parts.get(&p) {
+            None => Leadership::Leader {
+                epoch: LEADER_EPOCH,
+            },
+            Some(m) if m.leader == self.config.node_id => Leadership::Leader {
+                epoch: m.leader_epoch,
+            },
+            Some(m) => Leadership::Other {
+                leader: m.leader,
+                epoch: m.leader_epoch,
+            },
+        }
+    }
+
+    /// The log of partition `p` of `topic` if this broker leads it, with its leader epoch,
+    /// checked against the epoch a client sent (-1 for none), as Kafka checks it (KIP-320):
+    /// UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH (the client's
+    /// is older) or UNKNOWN_LEADER_EPOCH (newer than this broker knows).
+    pub fn leader_log(
+        &self,
+        topic: &str,
+        p: i32,
+        current_leader_epoch: i32,
+    ) -> Result<(Arc<PartitionLog>, i32), kafka_protocol::error::ResponseError> {
+        use kafka_protocol::error::ResponseError;
+        let epoch = match self.leadership(topic, p) {
+            Leadership::Unknown => return Err(ResponseError::UnknownTopicOrPartition),
+            Leadership::Other { .. } => return Err(ResponseError::NotLeaderOrFollower),
+            Leadership::Leader { epoch } => epoch,
+        };
+        match current_leader_epoch {
+            -1 => {}
+            e if e < epoch => return Err(ResponseError::FencedLeaderEpoch),
+            e if e > epoch => return Err(ResponseError::UnknownLeaderEpoch),
+            _ => {}
+        }
+        // Led here but not open yet: the metadata is a step ahead of the logs.
+        let log = self
+            .partition(topic, p)
+            .ok_or(ResponseError::NotLeaderOrFollower)?;
+        Ok((log, epoch))
+    }
+
+    /// Brings the open logs in line with the metadata: opens the logs of this node's replicas,
+    /// deletes those of partitions it no longer holds (or whose topic was deleted, or deleted
+    /// and created again), and serves the groups of the `__consumer_offsets` partitions it
+    /// leads.
+    pub async fn sync_logs(&self) -> Result<(), BrokerError> {
+        let mut synced = self.synced.lock().await;
+        let state = self.metadata.state();
+        let mut wanted = BTreeMap::new();
+        for t in state.topics.values() {
+            for p in 0..t.partitions {
+                if self.hosts(t, p) {
+                    wanted.insert(TopicPartition::new(t.name.clone(), p), t);
                 }
-                synced.remove(&name);
             }
         }
-        for t in state.topics.values() {
-            let from = synced.get(&t.name).map_or(0, |(_, n)| *n);
-            if from >= t.partitions {
+        for (tp, id) in synced.clone() {
+            if wanted.get(&tp).is_none_or(|t| t.id != id) {
+                if tp.topic == OFFSETS_TOPIC {
+                    self.groups.unload(tp.partition);
+                }
+                self.logs.delete_log(&tp).await?;
+                synced.remove(&tp);
+            }
+        }
+        for (tp, t) in &wanted {
+            if synced.contains_key(tp) {
                 continue;
             }
             let cfg = self.config.topic_log_config(&t.configs);
-            for p in from..t.partitions {
-                self.logs
-                    .open_log(&TopicPartition::new(t.name.clone(), p), cfg.clone())
-                    .await?;
-                if t.name == OFFSETS_TOPIC && !self.groups.serves(p) {
+            self.logs.open_log(tp, cfg).await?;
+            synced.insert(tp.clone(), t.id);
+        }
+        if let Some(t) = state.topics.get(OFFSETS_TOPIC) {
+            for p in 0..t.partitions {
+                let leads = matches!(self.leadership(OFFSETS_TOPIC, p), Leadership::Leader { .. });
+                if leads && !self.groups.serves(p) {
                     self.groups.load(p);
+                } else if !leads && self.groups.serves(p) {
+                    self.groups.unload(p);
                 }
             }
-            synced.insert(t.name.clone(), (t.id, t.partitions));
         }
         Ok(())
     }
 
     /// Waits until the broker serves clients (false if it shut down first).
     pub async fn wait_ready(&self) -> bool {
-        let mut ready = self.ready.subscribe();
+        self.wait_for(&self.ready).await
+    }
+
+    /// Waits until the metadata has caught up and the logs are open (false if it shut down
+    /// first).
+    pub async fn wait_loaded(&self) -> bool {
+        self.wait_for(&self.loaded).await
+    }
+
+    async fn wait_for(&self, flag: &watch::Sender<bool>) -> bool {
+        let mut ready = flag.subscribe();
         let mut shutdown = self.shutdown.clone();
         loop {
             if *ready.borrow_and_update() {
@@ -313,7 +409,8 @@ pub async fn start(env: Env, mut config: BrokerConfig) -> Result<RunningBroker, 
             Ok::<_, BrokerError>((listener, local))
         }
     };
-    let (listener, local_addr) = if config.listen.is_empty() {
+    let controller_only = config.listen.is_empty();
+    let (listener, local_addr) = if controller_only {
         let addr = config.controller_listen.clone().unwrap_or_default();
         bind(addr).await?
     } else {
@@ -337,7 +434,7 @@ pub async fn start(env: Env, mut config: BrokerConfig) -> Result<RunningBroker, 
     let lifecycle = broker.config.roles.broker.then(|| {
         let b = broker.clone();
         tokio::spawn(async move {
-            if b.wait_ready().await {
+            if b.wait_loaded().await {
                 controller::run_lifecycle(b).await;
             }
         })
@@ -366,14 +463,19 @@ pub async fn start(env: Env, mut config: BrokerConfig) -> Result<RunningBroker, 
                 Some([background, ticks, follow])
             })
         };
+        let main_role = if controller_only {
+            server::ListenerRole::Controller
+        } else {
+            server::ListenerRole::Client
+        };
         match controller {
             Some(c) => {
                 tokio::join!(
-                    server::serve(b.clone(), listener),
-                    server::serve(b.clone(), c)
+                    server::serve(b.clone(), listener, main_role),
+                    server::serve(b.clone(), c, server::ListenerRole::Controller)
                 );
             }
-            None => server::serve(b.clone(), listener).await,
+            None => server::serve(b.clone(), listener, main_role).await,
         }
         if let Some(l) = lifecycle {
             let _ = l.await;

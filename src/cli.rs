@@ -1,6 +1,7 @@
 //! The client commands of the `runnel` binary, named and behaving like Kafka's tools:
 //!
 //! - `runnel topic create|list|describe|alter|delete` (kafka-topics), in [`topic`];
+//! - `runnel cluster describe --status|--replication` (kafka-metadata-quorum), in [`cluster`];
 //! - `runnel produce` (kafka-console-producer), in [`produce`];
 //! - `runnel consume` (kafka-console-consumer), in [`consume`];
 //! - `runnel group list|describe|delete|reset-offsets` (kafka-consumer-groups), in [`group`];
@@ -10,6 +11,7 @@
 //! Every command takes `--bootstrap-server`. A failure prints one line on stderr, the Kafka
 //! error name first and then what to do about it, and exits with status 1.
 
+pub mod cluster;
 pub mod consume;
 pub mod group;
 pub mod perf;
@@ -27,6 +29,11 @@ pub enum ClientCommand {
     Topic {
         #[command(subcommand)]
         command: topic::TopicCommand,
+    },
+    /// Describe the metadata quorum and its replicas (like kafka-metadata-quorum).
+    Cluster {
+        #[command(subcommand)]
+        command: cluster::ClusterCommand,
     },
     /// Send each line of stdin as a record (like kafka-console-producer).
     Produce(produce::ProduceArgs),
@@ -163,6 +170,9 @@ fn kafka_hint(code: ResponseError, t: &str) -> Option<String> {
 pub async fn run(command: ClientCommand, env: Env) -> i32 {
     let result = match command {
         ClientCommand::Topic { command } => topic::run(command, env, &mut std::io::stdout()).await,
+        ClientCommand::Cluster { command } => {
+            cluster::run(command, env, &mut std::io::stdout()).await
+        }
         ClientCommand::Produce(args) => {
             let stdin = tokio::io::BufReader::new(tokio::io::stdin());
             produce::run(args, env, stdin).await

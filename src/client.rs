@@ -28,7 +28,8 @@ pub mod producer;
 pub use crate::log::TopicPartition;
 pub use admin::{
     Admin, ClusterDescription, ConfigEntry, ConfigResource, GroupDescription, GroupListing,
-    GroupMember, ListedOffset, NewTopic, OffsetSpec, TopicDescription, TopicListing,
+    GroupMember, ListedOffset, NewTopic, OffsetSpec, QuorumDescription, QuorumReplica,
+    TopicDescription, TopicListing,
 };
 pub use cluster::Cluster;
 pub use connection::BrokerConnection;

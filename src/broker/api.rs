@@ -6,6 +6,7 @@ pub mod create_topics;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_quorum;
 pub mod fetch;
 pub mod groups;
 pub mod init_producer_id;
@@ -16,6 +17,7 @@ pub mod produce;
 pub mod quorum;
 
 use super::Broker;
+use super::server::ListenerRole;
 use crate::env::BoxFuture;
 use crate::protocol::{RequestFrame, encode_response, supported_range};
 use bytes::Bytes;
@@ -65,8 +67,16 @@ impl ReplyTo {
     }
 }
 
-/// Handles one request in arrival order.
-pub async fn dispatch(broker: &Arc<Broker>, req: RequestFrame, peer: SocketAddr) -> Reply {
+/// Handles one request in arrival order. Admin requests that reach a node on its controller
+/// listener were forwarded by a broker; they are answered here or refused with
+/// NOT_CONTROLLER, never forwarded again.
+pub async fn dispatch(
+    broker: &Arc<Broker>,
+    req: RequestFrame,
+    peer: SocketAddr,
+    role: ListenerRole,
+) -> Reply {
+    let forwarded = role == ListenerRole::Controller;
     tracing::trace!(%peer, api = ?req.api_key, version = req.api_version, correlation_id = req.correlation_id, client = ?req.client_id, "request");
     if req.api_key == ApiKey::ApiVersions {
         return api_versions::handle(&req);
@@ -97,11 +107,12 @@ pub async fn dispatch(broker: &Arc<Broker>, req: RequestFrame, peer: SocketAddr)
         ApiKey::Fetch => fetch::handle(broker, &req),
         ApiKey::ListOffsets => list_offsets::handle(broker, &req),
         ApiKey::Metadata => metadata::handle(broker, &req).await,
-        ApiKey::CreateTopics => create_topics::handle(broker, &req).await,
-        ApiKey::DeleteTopics => delete_topics::handle(broker, &req).await,
-        ApiKey::CreatePartitions => create_partitions::handle(broker, &req).await,
+        ApiKey::CreateTopics => create_topics::handle(broker, &req, forwarded).await,
+        ApiKey::DeleteTopics => delete_topics::handle(broker, &req, forwarded).await,
+        ApiKey::CreatePartitions => create_partitions::handle(broker, &req, forwarded).await,
         ApiKey::DescribeConfigs => describe_configs::handle(broker, &req),
         ApiKey::DescribeCluster => describe_cluster::handle(broker, &req),
+        ApiKey::DescribeQuorum => describe_quorum::handle(broker, &req, forwarded).await,
         ApiKey::InitProducerId => init_producer_id::handle(broker, &req).await,
         ApiKey::FindCoordinator => groups::find_coordinator(broker, &req).await,
         ApiKey::JoinGroup => groups::join_group(broker, &req, peer),

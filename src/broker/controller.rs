@@ -16,15 +16,21 @@
 use super::Broker;
 use crate::client::ClientConfig;
 use crate::client::connection::BrokerConnection;
+use crate::cluster::controller::NewTopic;
 use crate::cluster::controller::{BrokerRegistration, Heartbeat, HeartbeatReply};
-use crate::cluster::{Controller, ControllerConfig, ControllerError, Endpoint, MetadataError};
+use crate::cluster::{
+    Controller, ControllerConfig, ControllerError, Endpoint, MetadataError, MetadataRecord,
+    TopicMeta,
+};
 use crate::raft::Epoch;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     BrokerHeartbeatRequest, BrokerId, BrokerRegistrationRequest,
     broker_registration_request::Listener,
 };
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Request, StrBytes};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,6 +38,9 @@ use std::time::Duration;
 pub const BROKER_REGISTRATION_VERSION: i16 = 4;
 /// BrokerHeartbeat's.
 pub const BROKER_HEARTBEAT_VERSION: i16 = 1;
+
+/// Producer ids reserved per AllocateProducerIds (Kafka's controller hands out 1000 too).
+pub const PRODUCER_ID_BLOCK: i64 = 1000;
 
 /// How often the active controller looks at sessions and leader balance.
 const TICK_MS: u64 = 250;
@@ -62,9 +71,11 @@ impl CallError {
     }
 }
 
-/// The controller's decisions and the epoch it last became active in.
+/// The controller's decisions and the epoch it last became active in, and this node's
+/// connection to the active controller when that is another node.
 pub struct ControllerService {
     inner: Mutex<(Controller, Option<Epoch>)>,
+    remote: tokio::sync::Mutex<Option<(i32, Arc<BrokerConnection>)>>,
 }
 
 impl ControllerService {
@@ -72,7 +83,154 @@ impl ControllerService {
     pub fn new(config: ControllerConfig) -> ControllerService {
         ControllerService {
             inner: Mutex::new((Controller::new(config), None)),
+            remote: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// Whether this node is the active controller: a controller whose quorum it leads and
+    /// serves.
+    pub fn is_active(&self, broker: &Broker) -> bool {
+        broker.config.roles.controller
+            && broker.metadata.controller_id() == Some(broker.config.node_id)
+            && broker.metadata.quorum().status().serving
+    }
+
+    /// Sends `req` in `version` to the active controller's controller listener and waits for
+    /// the answer. A broken connection is dropped, to be opened afresh by the next call.
+    pub async fn send_remote<R: Request>(
+        &self,
+        broker: &Broker,
+        req: &R,
+        version: i16,
+    ) -> Result<R::Response, CallError> {
+        let leader = active_controller(broker)?;
+        let conn = {
+            let mut slot = self.remote.lock().await;
+            let stale = match &*slot {
+                Some((id, c)) => *id != leader || !c.is_alive(),
+                None => true,
+            };
+            if stale {
+                let addr = broker.config.quorum.voters.get(&leader).ok_or_else(|| {
+                    CallError::Unreachable(format!("no controller address for node {leader}"))
+                })?;
+                let config = ClientConfig {
+                    client_id: format!("runnel-broker-{}", broker.config.node_id),
+                    ..ClientConfig::default()
+                };
+                let c = BrokerConnection::open(&broker.env, addr, &config)
+                    .await
+                    .map_err(|e| CallError::Unreachable(e.to_string()))?;
+                *slot = Some((leader, Arc::new(c)));
+            }
+            match &*slot {
+                Some((_, c)) => c.clone(),
+                None => return Err(CallError::Unreachable("no connection".into())),
+            }
+        };
+        let answer = async { conn.start_at(req, version).await?.wait().await }.await;
+        match answer {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                let mut slot = self.remote.lock().await;
+                if slot.as_ref().is_some_and(|(_, c)| Arc::ptr_eq(c, &conn)) {
+                    *slot = None;
+                }
+                Err(CallError::Unreachable(e.to_string()))
+            }
+        }
+    }
+
+    /// CreateTopics on the active controller: one result per topic, in order (with
+    /// `validate_only`, the checks and placement without the records).
+    pub async fn create_topics(
+        &self,
+        broker: &Broker,
+        topics: &[NewTopic],
+        validate_only: bool,
+    ) -> Result<Vec<Result<TopicMeta, ControllerError>>, CallError> {
+        let mut rng = StdRng::seed_from_u64(broker.env.rng.next_u64());
+        let (_, results) = broker
+            .metadata
+            .update(|s| {
+                let (records, results) =
+                    self.with(broker, s, |c, _| c.create_topics(s, topics, &mut rng));
+                let records = if validate_only { vec![] } else { records };
+                Ok::<_, CallError>((records, results))
+            })
+            .await?;
+        Ok(results)
+    }
+
+    /// CreatePartitions for one topic on the active controller: the grown topic.
+    pub async fn create_partitions(
+        &self,
+        broker: &Broker,
+        name: &str,
+        count: i32,
+        assignments: &[Vec<i32>],
+        validate_only: bool,
+    ) -> Result<TopicMeta, CallError> {
+        let mut rng = StdRng::seed_from_u64(broker.env.rng.next_u64());
+        let (_, grown) = broker
+            .metadata
+            .update(|s| {
+                let (records, grown) = self.with(broker, s, |c, _| {
+                    c.create_partitions(s, name, count, assignments, &mut rng)
+                })?;
+                let records = if validate_only { vec![] } else { records };
+                Ok::<_, CallError>((records, grown))
+            })
+            .await?;
+        Ok(grown)
+    }
+
+    /// DeleteTopics for one topic on the active controller: the topic as it was.
+    pub async fn delete_topic(&self, broker: &Broker, name: &str) -> Result<TopicMeta, CallError> {
+        let (_, meta) = broker
+            .metadata
+            .update(|s| {
+                let (records, meta) = self.with(broker, s, |c, _| c.delete_topic(s, name))?;
+                Ok::<_, CallError>((records, meta))
+            })
+            .await?;
+        Ok(meta)
+    }
+
+    /// AllocateProducerIds on the active controller: the first id of a block of
+    /// [`PRODUCER_ID_BLOCK`] reserved for `broker_id` in the metadata log.
+    pub async fn allocate_producer_ids(
+        &self,
+        broker: &Broker,
+        broker_id: i32,
+        broker_epoch: i64,
+    ) -> Result<i64, CallError> {
+        let (_, start) = broker
+            .metadata
+            .update(|s| {
+                match s.brokers.get(&broker_id) {
+                    Some(b) if b.epoch == broker_epoch => {}
+                    Some(b) => {
+                        return Err(CallError::Controller(ControllerError::StaleBrokerEpoch {
+                            broker_id,
+                            expected: b.epoch,
+                            got: broker_epoch,
+                        }));
+                    }
+                    None => {
+                        return Err(CallError::Controller(
+                            ControllerError::BrokerIdNotRegistered(broker_id),
+                        ));
+                    }
+                }
+                let start = s.next_producer_id;
+                let record = MetadataRecord::ProducerIdsAllocated {
+                    next: start + PRODUCER_ID_BLOCK,
+                };
+                Ok((vec![record], start))
+            })
+            .await?;
+        Ok(start)
     }
 
     /// Runs `f` on the controller, first activating it if this node became active in a new
@@ -91,6 +249,12 @@ impl ControllerService {
             inner.1 = Some(epoch);
         }
         f(&mut inner.0, now)
+    }
+
+    /// Tells the controller of this process which broker incarnation runs beside it.
+    pub fn set_local_broker(&self, broker_id: i32, incarnation_id: [u8; 16]) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.0.set_local_broker(broker_id, incarnation_id);
     }
 
     /// BrokerRegistration on the active controller: the broker's epoch once committed.
@@ -156,11 +320,9 @@ pub enum Lifecycle {
     Registered { epoch: i64, fenced: bool },
 }
 
-/// A broker's link to the active controller: local when this node is it, else a connection
-/// to its controller listener.
-struct Link {
-    conn: Option<(i32, BrokerConnection)>,
-}
+/// A broker's link to the active controller: a local call when this node is it, else a
+/// request to its controller listener.
+struct Link;
 
 impl Link {
     async fn register(&mut self, b: &Broker, reg: &BrokerRegistration) -> Result<i64, CallError> {
@@ -188,14 +350,10 @@ impl Link {
             )
             .with_rack(reg.rack.clone().map(StrBytes::from_string))
             .with_previous_broker_epoch(-1);
-        let conn = self.connect(b, leader).await?;
-        let resp = conn
-            .start_at(&req, BROKER_REGISTRATION_VERSION)
-            .await
-            .map_err(|e| self.broken(e))?
-            .wait()
-            .await
-            .map_err(|e| self.broken(e))?;
+        let resp = b
+            .controller
+            .send_remote(b, &req, BROKER_REGISTRATION_VERSION)
+            .await?;
         match ResponseError::try_from_code(resp.error_code) {
             None => Ok(resp.broker_epoch),
             Some(c) => Err(CallError::Code(c)),
@@ -213,14 +371,10 @@ impl Link {
             .with_current_metadata_offset(hb.current_metadata_offset)
             .with_want_fence(hb.want_fence)
             .with_want_shut_down(hb.want_shutdown);
-        let conn = self.connect(b, leader).await?;
-        let resp = conn
-            .start_at(&req, BROKER_HEARTBEAT_VERSION)
-            .await
-            .map_err(|e| self.broken(e))?
-            .wait()
-            .await
-            .map_err(|e| self.broken(e))?;
+        let resp = b
+            .controller
+            .send_remote(b, &req, BROKER_HEARTBEAT_VERSION)
+            .await?;
         match ResponseError::try_from_code(resp.error_code) {
             None => Ok(HeartbeatReply {
                 is_caught_up: resp.is_caught_up,
@@ -229,36 +383,6 @@ impl Link {
                 should_shutdown: resp.should_shut_down,
             }),
             Some(c) => Err(CallError::Code(c)),
-        }
-    }
-
-    fn broken(&mut self, e: crate::client::ClientError) -> CallError {
-        self.conn = None;
-        CallError::Unreachable(e.to_string())
-    }
-
-    async fn connect(&mut self, b: &Broker, leader: i32) -> Result<&BrokerConnection, CallError> {
-        let stale = match &self.conn {
-            Some((id, c)) => *id != leader || !c.is_alive(),
-            None => true,
-        };
-        if stale {
-            let addr =
-                b.config.quorum.voters.get(&leader).ok_or_else(|| {
-                    CallError::Unreachable(format!("no address for node {leader}"))
-                })?;
-            let config = ClientConfig {
-                client_id: format!("runnel-broker-{}", b.config.node_id),
-                ..ClientConfig::default()
-            };
-            let c = BrokerConnection::open(&b.env, addr, &config)
-                .await
-                .map_err(|e| CallError::Unreachable(e.to_string()))?;
-            self.conn = Some((leader, c));
-        }
-        match &self.conn {
-            Some((_, c)) => Ok(c),
-            None => Err(CallError::Unreachable("no connection".into())),
         }
     }
 }
@@ -293,10 +417,13 @@ pub async fn run_lifecycle(b: Arc<Broker>) {
     let mut incarnation = [0u8; 16];
     incarnation[..8].copy_from_slice(&b.env.rng.next_u64().to_le_bytes());
     incarnation[8..].copy_from_slice(&b.env.rng.next_u64().to_le_bytes());
+    if b.config.roles.controller {
+        b.controller.set_local_broker(b.config.node_id, incarnation);
+    }
     let reg = registration(&b, incarnation);
     let interval = Duration::from_millis(b.config.broker_heartbeat_interval_ms.max(1));
     let retry = Duration::from_millis(100);
-    let mut link = Link { conn: None };
+    let mut link = Link;
     let mut shutdown = b.shutdown.clone();
     loop {
         if *shutdown.borrow() {
@@ -335,6 +462,14 @@ pub async fn run_lifecycle(b: Arc<Broker>) {
                             epoch,
                             fenced: reply.is_fenced,
                         });
+                        if !reply.is_fenced && !*b.ready.borrow() {
+                            b.ready.send_replace(true);
+                            tracing::info!(
+                                node = b.config.node_id,
+                                broker_epoch = epoch,
+                                "unfenced by the controller; serving clients"
+                            );
+                        }
                         if reply.is_fenced { retry } else { interval }
                     }
                     Err(CallError::Code(

@@ -1,11 +1,15 @@
-//! Producer ids for idempotent producers: handed out from blocks reserved in the metadata log,
-//! so an id is never handed out twice, across restarts too (a restart skips what was left of
-//! the last block).
+//! Producer ids for idempotent producers: handed out from blocks the active controller reserves
+//! in the metadata log (Kafka's AllocateProducerIds, KIP-730), so an id is never handed out
+//! twice, by two brokers or across restarts (a restart skips what was left of its last block).
 
-use crate::cluster::{ClusterState, MetadataError, MetadataLog, MetadataRecord};
+use super::Broker;
+use super::controller::{CallError, Lifecycle, PRODUCER_ID_BLOCK};
+use crate::cluster::ClusterState;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{AllocateProducerIdsRequest, BrokerId};
 
-/// Ids reserved per metadata record (Kafka's controller hands out blocks of 1000 as well).
-pub const BLOCK: i64 = 1000;
+/// AllocateProducerIds' version spoken between runnel nodes.
+pub const ALLOCATE_PRODUCER_IDS_VERSION: i16 = 0;
 
 /// The block being handed out.
 pub struct ProducerIds {
@@ -23,29 +27,50 @@ impl Default for ProducerIds {
 
 impl ProducerIds {
     /// A fresh producer id.
-    pub async fn next(&self, metadata: &MetadataLog) -> Result<i64, MetadataError> {
+    pub async fn next(&self, broker: &Broker) -> Result<i64, CallError> {
         let mut block = self.block.lock().await;
         if block.0 >= block.1 {
-            let (state, start) = metadata
-                .update(|s: &ClusterState| {
-                    let start = s.next_producer_id.max(block.1);
-                    Ok::<_, MetadataError>((
-                        vec![MetadataRecord::ProducerIdsAllocated {
-                            next: start + BLOCK,
-                        }],
-                        start,
-                    ))
-                })
-                .await?;
-            *block = (start, state.next_producer_id);
+            let start = allocate(broker).await?;
+            *block = (start, start + PRODUCER_ID_BLOCK);
         }
         let id = block.0;
         block.0 += 1;
         Ok(id)
     }
 
-    /// Whether `id` was ever handed out (by this broker or before a restart).
+    /// Whether `id` was ever handed out (by any broker, or before a restart).
     pub fn was_issued(state: &ClusterState, id: i64) -> bool {
         id >= 0 && id < state.next_producer_id
+    }
+}
+
+/// Reserves a block with the active controller, as this broker's current registration.
+async fn allocate(broker: &Broker) -> Result<i64, CallError> {
+    let Lifecycle::Registered { epoch, .. } = *broker.lifecycle.borrow() else {
+        return Err(CallError::Code(ResponseError::BrokerIdNotRegistered));
+    };
+    let id = broker.config.node_id;
+    if broker.controller.is_active(broker) {
+        return broker
+            .controller
+            .allocate_producer_ids(broker, id, epoch)
+            .await;
+    }
+    let req = AllocateProducerIdsRequest::default()
+        .with_broker_id(BrokerId(id))
+        .with_broker_epoch(epoch);
+    let resp = broker
+        .controller
+        .send_remote(broker, &req, ALLOCATE_PRODUCER_IDS_VERSION)
+        .await?;
+    match ResponseError::try_from_code(resp.error_code) {
+        None if resp.producer_id_len > 0 && resp.producer_id_start.0 >= 0 => {
+            Ok(resp.producer_id_start.0)
+        }
+        None => Err(CallError::Unreachable(format!(
+            "the controller answered an empty producer id block ({}, {})",
+            resp.producer_id_start.0, resp.producer_id_len
+        ))),
+        Some(c) => Err(CallError::Code(c)),
     }
 }

@@ -31,8 +31,18 @@ enum Pending {
     Close,
 }
 
+/// What a listener is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerRole {
+    /// Clients (`PLAINTEXT`).
+    Client,
+    /// The `CONTROLLER` listener: the quorum, and the requests brokers forward to the
+    /// active controller (which are never forwarded again from here).
+    Controller,
+}
+
 /// Accepts connections until shutdown, then waits for every connection to finish.
-pub async fn serve(broker: Arc<Broker>, mut listener: Box<dyn Listener>) {
+pub async fn serve(broker: Arc<Broker>, mut listener: Box<dyn Listener>, role: ListenerRole) {
     let mut shutdown = broker.shutdown.clone();
     let mut connections = JoinSet::new();
     let (host, port) = broker.advertised();
@@ -43,7 +53,7 @@ pub async fn serve(broker: Arc<Broker>, mut listener: Box<dyn Listener>) {
             _ = shutdown.changed() => break,
             accepted = listener.accept() => match accepted {
                 Ok((conn, peer)) => {
-                    connections.spawn(serve_connection(broker.clone(), conn, peer));
+                    connections.spawn(serve_connection(broker.clone(), conn, peer, role));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -58,7 +68,12 @@ pub async fn serve(broker: Arc<Broker>, mut listener: Box<dyn Listener>) {
 }
 
 /// Serves one connection until the peer closes it, it misbehaves, or the broker shuts down.
-async fn serve_connection(broker: Arc<Broker>, conn: Box<dyn Connection>, peer: SocketAddr) {
+async fn serve_connection(
+    broker: Arc<Broker>,
+    conn: Box<dyn Connection>,
+    peer: SocketAddr,
+    role: ListenerRole,
+) {
     let (mut rd, mut wr) = tokio::io::split(conn);
     let (tx, mut rx) = mpsc::channel::<Pending>(IN_FLIGHT_MAX);
     let writer = async move {
@@ -104,7 +119,7 @@ async fn serve_connection(broker: Arc<Broker>, conn: Box<dyn Connection>, peer: 
                     break;
                 }
             };
-            let pending = match api::dispatch(&broker, request, peer).await {
+            let pending = match api::dispatch(&broker, request, peer, role).await {
                 Reply::Ready(b) => Pending::Ready(b),
                 Reply::Later(fut) => Pending::Later(tokio::spawn(fut)),
                 Reply::None => continue,

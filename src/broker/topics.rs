@@ -1,13 +1,27 @@
-//! Topic administration: create, delete, add partitions, auto-create. The metadata record is
-//! appended (and synced) first, then the partition directories follow; start-up repairs the
-//! directories if a crash lands in between.
+//! Topic administration: create, delete, add partitions, auto-create. The active controller
+//! decides and commits the records (a broker that is not it forwards the request to it, as
+//! KRaft brokers do); each broker then opens or deletes its own replicas' logs as its
+//! metadata shows them ([`Broker::sync_logs`]), and start-up repairs the directories if a
+//! crash lands in between.
 
 use super::Broker;
-use crate::cluster::{ClusterState, METADATA_TOPIC, MetadataError, MetadataRecord, TopicMeta};
+use super::controller::CallError;
+use crate::cluster::{METADATA_TOPIC, MetadataError, TopicMeta, controller};
 use crate::config;
 use crate::group::OFFSETS_TOPIC;
-use crate::log::{LogError, TopicPartition};
+use crate::log::LogError;
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_partitions_request::{
+    CreatePartitionsAssignment, CreatePartitionsTopic,
+};
+use kafka_protocol::messages::create_topics_request::{
+    CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
+};
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::{
+    BrokerId, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
 
 /// Kafka's longest topic name.
@@ -34,6 +48,9 @@ pub enum TopicError {
     DeletionDisabled,
     #[error("{0}")]
     Storage(String),
+    /// Any other refusal by the controller, with its Kafka error.
+    #[error("{1}")]
+    Controller(ResponseError, String),
 }
 
 impl TopicError {
@@ -49,6 +66,62 @@ impl TopicError {
             TopicError::InvalidConfig(_) => ResponseError::InvalidConfig,
             TopicError::DeletionDisabled => ResponseError::TopicDeletionDisabled,
             TopicError::Storage(_) => ResponseError::KafkaStorageError,
+            TopicError::Controller(code, _) => *code,
+        }
+    }
+
+    /// The error a controller answered for topic `name`, with its message (or, if it gave
+    /// none, the error's name).
+    pub fn from_code(code: ResponseError, name: &str, message: String) -> TopicError {
+        let message = if message.is_empty() {
+            format!("{code:?}")
+        } else {
+            message
+        };
+        match code {
+            ResponseError::TopicAlreadyExists => TopicError::Exists(name.to_string()),
+            ResponseError::UnknownTopicOrPartition => TopicError::Unknown(name.to_string()),
+            ResponseError::InvalidTopicException => TopicError::InvalidName(message),
+            ResponseError::InvalidPartitions => TopicError::InvalidPartitions(message),
+            ResponseError::InvalidReplicationFactor => {
+                TopicError::InvalidReplicationFactor(message)
+            }
+            ResponseError::InvalidReplicaAssignment => {
+                TopicError::InvalidReplicaAssignment(message)
+            }
+            ResponseError::InvalidConfig => TopicError::InvalidConfig(message),
+            ResponseError::TopicDeletionDisabled => TopicError::DeletionDisabled,
+            other => TopicError::Controller(other, message),
+        }
+    }
+}
+
+impl From<controller::ControllerError> for TopicError {
+    fn from(e: controller::ControllerError) -> Self {
+        let name = match &e {
+            controller::ControllerError::TopicAlreadyExists(n) => n.clone(),
+            _ => String::new(),
+        };
+        match TopicError::from_code(e.code(), &name, e.to_string()) {
+            TopicError::Unknown(_) => {
+                TopicError::Controller(ResponseError::UnknownTopicOrPartition, e.to_string())
+            }
+            other => other,
+        }
+    }
+}
+
+impl From<super::BrokerError> for TopicError {
+    fn from(e: super::BrokerError) -> Self {
+        TopicError::Storage(e.to_string())
+    }
+}
+
+impl From<CallError> for TopicError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Controller(e) => e.into(),
+            other => TopicError::Controller(other.code(), other.to_string()),
         }
     }
 }
@@ -102,117 +175,255 @@ pub struct NewTopic {
     pub partitions: i32,
     /// -1 for `default.replication.factor`.
     pub replication_factor: i16,
-    /// Manual assignment: partition -> broker ids (only this broker exists).
+    /// Manual assignment: partition -> broker ids, the preferred leader first.
     pub assignments: BTreeMap<i32, Vec<i32>>,
     /// Topic-level config overrides.
     pub configs: BTreeMap<String, String>,
 }
 
-/// Creates a topic (or, with `validate_only`, checks that it could be created).
+/// Creates a topic (or, with `validate_only`, checks that it could be created). The checks
+/// that need no cluster state are made here; the active controller places the replicas and
+/// writes the records. `forwarded` marks a request that reached this node on its controller
+/// listener: it is never forwarded again.
 pub async fn create_topic(
     broker: &Broker,
     t: NewTopic,
     validate_only: bool,
+    forwarded: bool,
 ) -> Result<TopicMeta, TopicError> {
     validate_topic_name(&t.name)?;
-    if t.name == OFFSETS_TOPIC {
+    if t.name == OFFSETS_TOPIC && !forwarded {
         return Err(TopicError::InvalidName(format!(
             "{OFFSETS_TOPIC} is internal: the broker creates it when a group first needs it"
         )));
     }
-    let (partitions, rf) = resolve_shape(broker, &t)?;
+    let t = resolve_shape(broker, t)?;
     config::validate_topic_configs(&t.configs)
         .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
-    create_checked(broker, t, partitions, rf, validate_only).await
+    create_resolved(broker, t, validate_only, forwarded).await
 }
 
 /// Creates `__consumer_offsets` if it does not exist, with Kafka's settings for it
 /// (`cleanup.policy=compact`, `offsets.topic.num.partitions`, `offsets.topic.segment.bytes`,
-/// `offsets.topic.replication.factor` capped at the live brokers), and loads every partition of
-/// it into the group coordinator.
+/// `offsets.topic.replication.factor` capped at the live brokers).
 pub async fn ensure_offsets_topic(broker: &Broker) -> Result<(), TopicError> {
-    if !broker.metadata.state().topics.contains_key(OFFSETS_TOPIC) {
-        let cfg = &broker.config;
-        let configs = BTreeMap::from([
-            ("cleanup.policy".to_string(), "compact".to_string()),
-            (
-                "segment.bytes".to_string(),
-                cfg.offsets_topic_segment_bytes.to_string(),
-            ),
-        ]);
-        // One live broker: the replication factor is capped at 1.
-        let rf = cfg.offsets_topic_replication_factor.min(1);
-        let t = NewTopic {
-            name: OFFSETS_TOPIC.to_string(),
-            partitions: cfg.group.num_partitions,
-            replication_factor: rf,
-            configs,
-            ..NewTopic::default()
+    if broker.metadata.state().topics.contains_key(OFFSETS_TOPIC) {
+        return Ok(());
+    }
+    let cfg = &broker.config;
+    let configs = BTreeMap::from([
+        ("cleanup.policy".to_string(), "compact".to_string()),
+        (
+            "segment.bytes".to_string(),
+            cfg.offsets_topic_segment_bytes.to_string(),
+        ),
+    ]);
+    let live = broker
+        .metadata
+        .state()
+        .brokers
+        .values()
+        .filter(|b| b.is_active())
+        .count()
+        .max(1);
+    let rf = cfg
+        .offsets_topic_replication_factor
+        .min(i16::try_from(live).unwrap_or(i16::MAX));
+    let t = NewTopic {
+        name: OFFSETS_TOPIC.to_string(),
+        partitions: cfg.group.num_partitions,
+        replication_factor: rf,
+        configs,
+        ..NewTopic::default()
+    };
+    match create_resolved(broker, t, false, false).await {
+        Ok(_) | Err(TopicError::Exists(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates a topic whose name, shape and configs were checked: on this node if it is the
+/// active controller, else by CreateTopics to the active controller; then waits until this
+/// node's metadata has the topic and its logs here are open.
+async fn create_resolved(
+    broker: &Broker,
+    t: NewTopic,
+    validate_only: bool,
+    forwarded: bool,
+) -> Result<TopicMeta, TopicError> {
+    if broker.controller.is_active(broker) {
+        let topic = controller::NewTopic {
+            name: t.name.clone(),
+            topic_id: broker.metadata.new_topic_id(),
+            partitions: t.partitions,
+            replication_factor: t.replication_factor,
+            assignments: t.assignments,
+            configs: t.configs,
         };
-        match create_checked(broker, t, cfg.group.num_partitions, rf, false).await {
-            Ok(_) | Err(TopicError::Exists(_)) => {}
-            Err(e) => return Err(e),
+        let mut results = broker
+            .controller
+            .create_topics(broker, &[topic], validate_only)
+            .await?;
+        let meta = results
+            .pop()
+            .ok_or_else(|| TopicError::Storage("the controller gave no answer".into()))??;
+        if !validate_only {
+            broker.sync_logs().await?;
+            tracing::info!(topic = %meta.name, partitions = meta.partitions, "created topic");
+        }
+        return Ok(meta);
+    }
+    if forwarded {
+        return Err(not_controller(broker));
+    }
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(FORWARD_TIMEOUT_MS)
+        .with_validate_only(validate_only)
+        .with_topics(vec![
+            CreatableTopic::default()
+                .with_name(TopicName(StrBytes::from_string(t.name.clone())))
+                .with_num_partitions(t.partitions)
+                .with_replication_factor(t.replication_factor)
+                .with_assignments(
+                    t.assignments
+                        .iter()
+                        .map(|(p, brokers)| {
+                            CreatableReplicaAssignment::default()
+                                .with_partition_index(*p)
+                                .with_broker_ids(brokers.iter().copied().map(BrokerId).collect())
+                        })
+                        .collect(),
+                )
+                .with_configs(
+                    t.configs
+                        .iter()
+                        .map(|(k, v)| {
+                            CreatableTopicConfig::default()
+                                .with_name(StrBytes::from_string(k.clone()))
+                                .with_value(Some(StrBytes::from_string(v.clone())))
+                        })
+                        .collect(),
+                ),
+        ]);
+    let resp = broker
+        .controller
+        .send_remote(broker, &req, CREATE_TOPICS_VERSION)
+        .await?;
+    let r = resp
+        .topics
+        .into_iter()
+        .next()
+        .ok_or_else(|| TopicError::Storage("the controller answered no topic".into()))?;
+    if let Some(code) = ResponseError::try_from_code(r.error_code) {
+        let message = r.error_message.map(|m| m.to_string()).unwrap_or_default();
+        return Err(TopicError::from_code(code, &t.name, message));
+    }
+    if validate_only {
+        return Ok(TopicMeta {
+            name: t.name,
+            id: r.topic_id,
+            partitions: r.num_partitions,
+            replication_factor: r.replication_factor,
+            configs: t.configs,
+            parts: BTreeMap::new(),
+        });
+    }
+    let meta = wait_for_topic(broker, &t.name, |m| m.id == r.topic_id).await;
+    broker.sync_logs().await?;
+    Ok(meta.unwrap_or(TopicMeta {
+        name: t.name,
+        id: r.topic_id,
+        partitions: r.num_partitions,
+        replication_factor: r.replication_factor,
+        configs: t.configs,
+        parts: BTreeMap::new(),
+    }))
+}
+
+/// CreateTopics' version spoken between runnel nodes.
+const CREATE_TOPICS_VERSION: i16 = 7;
+/// DeleteTopics'.
+const DELETE_TOPICS_VERSION: i16 = 6;
+/// CreatePartitions'.
+const CREATE_PARTITIONS_VERSION: i16 = 3;
+/// How long a forwarded admin request may take at the controller.
+const FORWARD_TIMEOUT_MS: i32 = 30_000;
+/// How long a broker waits for its own metadata to show what the controller committed.
+const CATCH_UP_MS: i64 = 5_000;
+
+/// NOT_CONTROLLER, naming the controller this node knows of.
+fn not_controller(broker: &Broker) -> TopicError {
+    let known = broker
+        .metadata
+        .controller_id()
+        .map_or("none is known yet".to_string(), |id| {
+            format!("it is node {id}")
+        });
+    TopicError::Controller(
+        ResponseError::NotController,
+        format!(
+            "node {} is not the active controller ({known})",
+            broker.config.node_id
+        ),
+    )
+}
+
+/// Waits (up to [`CATCH_UP_MS`]) until this node's metadata has topic `name` in a state
+/// `ready` accepts; `None` if it does not within that time.
+async fn wait_for_topic(
+    broker: &Broker,
+    name: &str,
+    ready: impl Fn(&TopicMeta) -> bool,
+) -> Option<TopicMeta> {
+    let mut changes = broker.metadata.subscribe();
+    let deadline = broker.env.clock.now_ms() + CATCH_UP_MS;
+    loop {
+        if let Some(t) = broker.metadata.state().topics.get(name)
+            && ready(t)
+        {
+            return Some(t.clone());
+        }
+        let left = deadline - broker.env.clock.now_ms();
+        if left <= 0 {
+            return None;
+        }
+        let wait = std::time::Duration::from_millis(u64::try_from(left).unwrap_or(0));
+        match tokio::time::timeout(wait, changes.changed()).await {
+            Ok(Ok(())) => {}
+            _ => return None,
         }
     }
-    let n = broker
+}
+
+/// Waits (up to [`CATCH_UP_MS`]) until this node's metadata no longer has topic `id`.
+async fn wait_for_deletion(broker: &Broker, name: &str, id: uuid::Uuid) {
+    let mut changes = broker.metadata.subscribe();
+    let deadline = broker.env.clock.now_ms() + CATCH_UP_MS;
+    while broker
         .metadata
         .state()
         .topics
-        .get(OFFSETS_TOPIC)
-        .map_or(0, |t| t.partitions);
-    for p in 0..n {
-        if !broker.groups.serves(p) {
-            broker.groups.load(p);
+        .get(name)
+        .is_some_and(|t| t.id == id)
+    {
+        let left = deadline - broker.env.clock.now_ms();
+        if left <= 0 {
+            return;
+        }
+        let wait = std::time::Duration::from_millis(u64::try_from(left).unwrap_or(0));
+        if !matches!(
+            tokio::time::timeout(wait, changes.changed()).await,
+            Ok(Ok(()))
+        ) {
+            return;
         }
     }
-    Ok(())
 }
 
-/// Creates a topic whose name, shape and configs were checked.
-async fn create_checked(
-    broker: &Broker,
-    t: NewTopic,
-    partitions: i32,
-    rf: i16,
-    validate_only: bool,
-) -> Result<TopicMeta, TopicError> {
-    let _admin = broker.admin.lock().await;
-    let id = broker.metadata.new_topic_id();
-    let meta = TopicMeta {
-        name: t.name.clone(),
-        id,
-        partitions,
-        replication_factor: rf,
-        configs: t.configs.clone(),
-        parts: BTreeMap::new(),
-    };
-    let record = MetadataRecord::TopicCreated {
-        name: t.name.clone(),
-        topic_id: *id.as_bytes(),
-        partitions,
-        replication_factor: rf,
-        configs: t.configs.clone(),
-    };
-    broker
-        .metadata
-        .update(|s: &ClusterState| {
-            if s.topics.contains_key(&t.name) {
-                return Err(TopicError::Exists(t.name.clone()));
-            }
-            Ok::<_, TopicError>((if validate_only { vec![] } else { vec![record] }, ()))
-        })
-        .await?;
-    if !validate_only {
-        open_partitions(broker, &meta, 0).await?;
-        tracing::info!(topic = %meta.name, partitions, "created topic");
-    }
-    Ok(meta)
-}
-
-/// The partition count and replication factor a request asks for, defaults applied.
-fn resolve_shape(broker: &Broker, t: &NewTopic) -> Result<(i32, i16), TopicError> {
+/// A request's shape with the broker's defaults applied: `num.partitions` and
+/// `default.replication.factor` for -1; an explicit assignment instead of both.
+fn resolve_shape(broker: &Broker, mut t: NewTopic) -> Result<NewTopic, TopicError> {
     let cfg = &broker.config;
-    let node = cfg.node_id;
     if !t.assignments.is_empty() {
         if t.partitions != -1 || t.replication_factor != -1 {
             return Err(TopicError::InvalidReplicaAssignment(
@@ -220,69 +431,35 @@ fn resolve_shape(broker: &Broker, t: &NewTopic) -> Result<(i32, i16), TopicError
                     .into(),
             ));
         }
-        let n = t.assignments.len() as i32;
-        for (p, brokers) in &t.assignments {
-            if *p < 0 || *p >= n {
-                return Err(TopicError::InvalidReplicaAssignment(format!(
-                    "partitions must be numbered 0..{n}"
-                )));
-            }
-            if brokers.is_empty() || brokers.iter().any(|b| *b != node) {
-                return Err(TopicError::InvalidReplicaAssignment(format!(
-                    "partition {p} names brokers {brokers:?}; this cluster has only broker {node}"
-                )));
-            }
-        }
-        let rf = t.assignments.values().map(Vec::len).max().unwrap_or(1);
-        if rf > 1 {
-            return Err(TopicError::InvalidReplicationFactor(format!(
-                "replication factor {rf} is larger than the 1 available broker"
-            )));
-        }
-        return Ok((n, 1));
+        return Ok(t);
     }
-    let partitions = if t.partitions == -1 {
-        cfg.num_partitions
-    } else {
-        t.partitions
-    };
-    if partitions < 1 {
+    if t.partitions == -1 {
+        t.partitions = cfg.num_partitions;
+    }
+    if t.partitions < 1 {
         return Err(TopicError::InvalidPartitions(format!(
-            "number of partitions must be at least 1, got {partitions}"
+            "number of partitions must be at least 1, got {}",
+            t.partitions
         )));
     }
-    let rf = if t.replication_factor == -1 {
-        cfg.default_replication_factor
-    } else {
-        t.replication_factor
-    };
-    if rf < 1 {
+    if t.replication_factor == -1 {
+        t.replication_factor = cfg.default_replication_factor;
+    }
+    if t.replication_factor < 1 {
         return Err(TopicError::InvalidReplicationFactor(format!(
-            "replication factor must be at least 1, got {rf}"
+            "replication factor must be at least 1, got {}",
+            t.replication_factor
         )));
     }
-    if rf > 1 {
-        return Err(TopicError::InvalidReplicationFactor(format!(
-            "replication factor {rf} is larger than the 1 available broker"
-        )));
-    }
-    Ok((partitions, rf))
-}
-
-/// Opens (creating) the partition logs `from..` of a topic.
-async fn open_partitions(broker: &Broker, meta: &TopicMeta, from: i32) -> Result<(), TopicError> {
-    let cfg = broker.config.topic_log_config(&meta.configs);
-    for p in from..meta.partitions {
-        broker
-            .logs
-            .open_log(&TopicPartition::new(meta.name.clone(), p), cfg.clone())
-            .await?;
-    }
-    Ok(())
+    Ok(t)
 }
 
 /// Deletes a topic and its data.
-pub async fn delete_topic(broker: &Broker, name: &str) -> Result<TopicMeta, TopicError> {
+pub async fn delete_topic(
+    broker: &Broker,
+    name: &str,
+    forwarded: bool,
+) -> Result<TopicMeta, TopicError> {
     if !broker.config.delete_topic_enable {
         return Err(TopicError::DeletionDisabled);
     }
@@ -291,75 +468,116 @@ pub async fn delete_topic(broker: &Broker, name: &str) -> Result<TopicMeta, Topi
             "{OFFSETS_TOPIC} is internal and cannot be deleted"
         )));
     }
-    let _admin = broker.admin.lock().await;
-    let (_, meta) = broker
-        .metadata
-        .update(|s: &ClusterState| {
-            let t = s
-                .topics
-                .get(name)
-                .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
-            let record = MetadataRecord::TopicDeleted {
-                name: name.to_string(),
-                topic_id: *t.id.as_bytes(),
-            };
-            Ok::<_, TopicError>((vec![record], t.clone()))
-        })
-        .await?;
-    for p in 0..meta.partitions {
-        broker
-            .logs
-            .delete_log(&TopicPartition::new(name, p))
+    let meta = if broker.controller.is_active(broker) {
+        broker.controller.delete_topic(broker, name).await?
+    } else if forwarded {
+        return Err(not_controller(broker));
+    } else {
+        let known = broker.metadata.state().topics.get(name).cloned();
+        let req = DeleteTopicsRequest::default()
+            .with_timeout_ms(FORWARD_TIMEOUT_MS)
+            .with_topics(vec![
+                DeleteTopicState::default()
+                    .with_name(Some(TopicName(StrBytes::from_string(name.to_string())))),
+            ]);
+        let resp = broker
+            .controller
+            .send_remote(broker, &req, DELETE_TOPICS_VERSION)
             .await?;
-    }
+        let r = resp
+            .responses
+            .into_iter()
+            .next()
+            .ok_or_else(|| TopicError::Storage("the controller answered no topic".into()))?;
+        if let Some(code) = ResponseError::try_from_code(r.error_code) {
+            let message = r.error_message.map(|m| m.to_string()).unwrap_or_default();
+            return Err(TopicError::from_code(code, name, message));
+        }
+        wait_for_deletion(broker, name, r.topic_id).await;
+        known.unwrap_or(TopicMeta {
+            name: name.to_string(),
+            id: r.topic_id,
+            partitions: 0,
+            replication_factor: 0,
+            configs: BTreeMap::new(),
+            parts: BTreeMap::new(),
+        })
+    };
+    broker.sync_logs().await?;
     tracing::info!(topic = %name, "deleted topic");
     Ok(meta)
 }
 
-/// Grows a topic to `count` partitions.
+/// Grows a topic to `count` partitions (placed by the controller, or as `assignments` says:
+/// one broker list per new partition).
 pub async fn create_partitions(
     broker: &Broker,
     name: &str,
     count: i32,
+    assignments: &[Vec<i32>],
     validate_only: bool,
+    forwarded: bool,
 ) -> Result<TopicMeta, TopicError> {
-    let _admin = broker.admin.lock().await;
-    let (_, grown_from) = broker
-        .metadata
-        .update(|s: &ClusterState| {
-            let t = s
-                .topics
-                .get(name)
-                .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
-            if count <= t.partitions {
-                let why = if count == t.partitions {
-                    format!("topic already has {count} partitions")
-                } else {
-                    format!(
-                        "topic has {} partitions; the count can only grow, not to {count}",
-                        t.partitions
-                    )
-                };
-                return Err(TopicError::InvalidPartitions(why));
-            }
-            let mut grown = t.clone();
-            grown.partitions = count;
-            let records = if validate_only {
-                vec![]
-            } else {
-                vec![MetadataRecord::PartitionsCreated {
-                    name: name.to_string(),
-                    partitions: count,
-                }]
-            };
-            Ok::<_, TopicError>((records, (t.partitions, grown)))
-        })
-        .await?;
-    let (old, grown) = grown_from;
-    if !validate_only {
-        open_partitions(broker, &grown, old).await?;
+    if broker.controller.is_active(broker) {
+        let grown = broker
+            .controller
+            .create_partitions(broker, name, count, assignments, validate_only)
+            .await?;
+        if !validate_only {
+            broker.sync_logs().await?;
+        }
+        return Ok(grown);
     }
-    Ok(grown)
+    if forwarded {
+        return Err(not_controller(broker));
+    }
+    let req = CreatePartitionsRequest::default()
+        .with_timeout_ms(FORWARD_TIMEOUT_MS)
+        .with_validate_only(validate_only)
+        .with_topics(vec![
+            CreatePartitionsTopic::default()
+                .with_name(TopicName(StrBytes::from_string(name.to_string())))
+                .with_count(count)
+                .with_assignments((!assignments.is_empty()).then(|| {
+                    assignments
+                        .iter()
+                        .map(|a| {
+                            CreatePartitionsAssignment::default()
+                                .with_broker_ids(a.iter().copied().map(BrokerId).collect())
+                        })
+                        .collect()
+                })),
+        ]);
+    let resp = broker
+        .controller
+        .send_remote(broker, &req, CREATE_PARTITIONS_VERSION)
+        .await?;
+    let r = resp
+        .results
+        .into_iter()
+        .next()
+        .ok_or_else(|| TopicError::Storage("the controller answered no topic".into()))?;
+    if let Some(code) = ResponseError::try_from_code(r.error_code) {
+        let message = r.error_message.map(|m| m.to_string()).unwrap_or_default();
+        return Err(TopicError::from_code(code, name, message));
+    }
+    let grown = if validate_only {
+        broker
+            .metadata
+            .state()
+            .topics
+            .get(name)
+            .cloned()
+            .map(|mut t| {
+                t.partitions = count;
+                t
+            })
+    } else {
+        let grown = wait_for_topic(broker, name, |t| t.partitions >= count).await;
+        broker.sync_logs().await?;
+        grown
+    };
+    grown.ok_or_else(|| TopicError::Unknown(name.to_string()))
 }
 
 /// Auto-creates `name` if it is missing and `auto.create.topics.enable` is on. Returns the
@@ -382,7 +600,7 @@ pub async fn ensure_topic(
         replication_factor: -1,
         ..NewTopic::default()
     };
-    match create_topic(broker, t, false).await {
+    match create_topic(broker, t, false, false).await {
         Ok(meta) => Ok(Some(meta)),
         // Another request created it meanwhile.
         Err(TopicError::Exists(_)) => Ok(broker.metadata.state().topics.get(name).cloned()),

@@ -23,8 +23,8 @@ use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{
     ApiKey, BrokerId, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
-    DescribeClusterRequest, DescribeConfigsRequest, ListOffsetsRequest, ListOffsetsResponse,
-    TopicName,
+    DescribeClusterRequest, DescribeConfigsRequest, DescribeQuorumRequest, ListOffsetsRequest,
+    ListOffsetsResponse, TopicName, describe_quorum_request, describe_quorum_response,
 };
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
@@ -173,6 +173,34 @@ pub struct ClusterDescription {
     pub controller_id: Option<i32>,
     /// The brokers.
     pub brokers: Vec<BrokerInfo>,
+}
+
+/// One replica of the metadata quorum, as its leader sees it (DescribeQuorum).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumReplica {
+    /// Its node id.
+    pub id: i32,
+    /// Its log end offset (-1 if it has not fetched in this epoch).
+    pub log_end_offset: i64,
+    /// When it last fetched, ms since the epoch (-1 if unknown).
+    pub last_fetch_ms: i64,
+    /// When it last fetched at the leader's log end, ms since the epoch (-1 if unknown).
+    pub last_caught_up_ms: i64,
+}
+
+/// The metadata quorum (DescribeQuorum of `__cluster_metadata-0`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumDescription {
+    /// The leader (the active controller).
+    pub leader_id: i32,
+    /// Its epoch.
+    pub leader_epoch: i32,
+    /// The quorum's high watermark.
+    pub high_watermark: i64,
+    /// The voters.
+    pub voters: Vec<QuorumReplica>,
+    /// Observers that fetched in this epoch (brokers that are not voters).
+    pub observers: Vec<QuorumReplica>,
 }
 
 /// An admin client.
@@ -420,6 +448,58 @@ impl Admin {
                     rack: b.rack.as_ref().map(|r| r.to_string()),
                 })
                 .collect(),
+        })
+    }
+
+    /// The metadata quorum: leader, epoch, high watermark and every replica's progress.
+    pub async fn describe_quorum(&self) -> Result<QuorumDescription, ClientError> {
+        let req = DescribeQuorumRequest::default().with_topics(vec![
+            describe_quorum_request::TopicData::default()
+                .with_topic_name(TopicName(StrBytes::from_static_str(
+                    crate::cluster::METADATA_TOPIC,
+                )))
+                .with_partitions(vec![
+                    describe_quorum_request::PartitionData::default().with_partition_index(0),
+                ]),
+        ]);
+        let what = || "describing the metadata quorum".to_string();
+        let resp = self
+            .cluster
+            .retrying("describing the metadata quorum", true, || async {
+                let resp = self.cluster.any_broker().await?.send(&req).await?;
+                check_code(resp.error_code, what, resp.error_message.as_deref())?;
+                let p = resp
+                    .topics
+                    .first()
+                    .and_then(|t| t.partitions.first())
+                    .ok_or_else(|| {
+                        self.missing("DescribeQuorum", crate::cluster::METADATA_TOPIC)
+                    })?;
+                check_code(p.error_code, what, p.error_message.as_deref())?;
+                Ok(resp)
+            })
+            .await?;
+        let p = resp
+            .topics
+            .first()
+            .and_then(|t| t.partitions.first())
+            .ok_or_else(|| self.missing("DescribeQuorum", crate::cluster::METADATA_TOPIC))?;
+        let replicas = |v: &[describe_quorum_response::ReplicaState]| {
+            v.iter()
+                .map(|r| QuorumReplica {
+                    id: r.replica_id.0,
+                    log_end_offset: r.log_end_offset,
+                    last_fetch_ms: r.last_fetch_timestamp,
+                    last_caught_up_ms: r.last_caught_up_timestamp,
+                })
+                .collect()
+        };
+        Ok(QuorumDescription {
+            leader_id: p.leader_id.0,
+            leader_epoch: p.leader_epoch,
+            high_watermark: p.high_watermark,
+            voters: replicas(&p.current_voters),
+            observers: replicas(&p.observers),
         })
     }
 

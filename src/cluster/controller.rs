@@ -252,6 +252,11 @@ pub struct Controller {
     last_contact_ms: BTreeMap<i32, i64>,
     /// When the next preferred-leader check is due.
     next_rebalance_ms: Option<i64>,
+    /// The broker of this same process (combined roles): its id and incarnation. Its earlier
+    /// incarnations are certainly dead (they were this process's predecessors), so a
+    /// restarted combined node re-registers at once instead of waiting out the session its
+    /// previous life left in the metadata.
+    local_broker: Option<(i32, [u8; 16])>,
 }
 
 /// Records decided so far, and the state they lead to (cloned on the first record only), so
@@ -293,7 +298,13 @@ impl Controller {
             config,
             last_contact_ms: BTreeMap::new(),
             next_rebalance_ms: None,
+            local_broker: None,
         }
+    }
+
+    /// Tells the controller which broker incarnation runs in its own process.
+    pub fn set_local_broker(&mut self, broker_id: i32, incarnation_id: [u8; 16]) {
+        self.local_broker = Some((broker_id, incarnation_id));
     }
 
     /// Its settings.
@@ -352,7 +363,8 @@ impl Controller {
                 b.epoch
             }
             existing => {
-                if let Some(b) = existing {
+                let local = self.local_broker == Some((id, reg.incarnation_id));
+                if let Some(b) = existing.filter(|_| !local) {
                     if self.has_valid_session(b, now_ms) {
                         return Err(ControllerError::DuplicateBrokerRegistration(id));
                     }

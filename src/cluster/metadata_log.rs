@@ -37,6 +37,11 @@ pub enum MetadataError {
     Proposal(#[from] ProposalError),
     #[error("the metadata log's entry at offset {offset} cannot be applied: {reason}")]
     Damaged { offset: i64, reason: String },
+    #[error(
+        "this node's metadata belongs to cluster {found}, but cluster.id is {configured}: point \
+         --data-dir at this cluster's data, or remove cluster.id to join {found}"
+    )]
+    OtherCluster { found: String, configured: String },
 }
 
 impl MetadataError {
@@ -210,8 +215,16 @@ impl MetadataLog {
             if s.stopped {
                 return Err(ProposalError::Stopped.into());
             }
-            if s.applied >= target && self.state().cluster_id.is_some() {
-                return Ok(());
+            if s.applied >= target
+                && let Some(found) = self.state().cluster_id.clone()
+            {
+                return match &self.cluster_id {
+                    Some(configured) if *configured != found => Err(MetadataError::OtherCluster {
+                        found,
+                        configured: configured.clone(),
+                    }),
+                    _ => Ok(()),
+                };
             }
             tokio::select! {
                 r = status.changed() => if r.is_err() { return Err(ProposalError::Stopped.into()) },
@@ -400,6 +413,30 @@ mod tests {
         assert_eq!(s.topics["t"].partitions, 3);
         assert_eq!(s.topics["t"].id, id);
         assert_eq!(s.topics["t"].configs["retention.ms"], "1000");
+    }
+
+    #[tokio::test]
+    async fn a_pinned_cluster_id_refuses_another_clusters_data() {
+        let disk = MemDisk::new();
+        let ml = open(&disk).await;
+        let found = ml.state().cluster_id.clone().unwrap();
+        ml.close().await;
+        drop(ml);
+        let pinned = "AAAAAAAAAAAAAAAAAAAAAA".to_string();
+        let ml = MetadataLog::open(
+            &env(&disk),
+            Path::new("/data"),
+            QuorumConfig::lone_voter(0),
+            Some(pinned.clone()),
+        )
+        .await
+        .unwrap();
+        ml.start();
+        let err = ml.wait_caught_up().await.unwrap_err();
+        assert!(
+            matches!(&err, MetadataError::OtherCluster { found: f, configured } if *f == found && *configured == pinned),
+            "{err}"
+        );
     }
 
     #[tokio::test]

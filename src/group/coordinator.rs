@@ -764,6 +764,16 @@ impl Coordinator {
         self.partitions.insert(partition, false);
     }
 
+    /// Stops serving `partition` because its leadership moved to another broker: forgets its
+    /// groups, whose requests get NOT_COORDINATOR from now on (clients look the coordinator up
+    /// again). Writes in flight still answer as they complete.
+    pub fn unload(&mut self, partition: i32) {
+        let n = self.config.num_partitions;
+        self.groups
+            .retain(|id, _| partition_for(id, n) != partition);
+        self.partitions.remove(&partition);
+    }
+
     /// Whether anything is waiting in [`Coordinator::ready`].
     pub fn has_ready(&self) -> bool {
         !self.out.is_empty()

@@ -166,6 +166,18 @@ impl GroupService {
         }
     }
 
+    /// Stops serving a `__consumer_offsets` partition whose leadership moved away.
+    pub fn unload(&self, partition: i32) {
+        let mut core = self.core();
+        if core.has_partition(partition) {
+            core.unload(partition);
+            tracing::info!(
+                partition,
+                "no longer the group coordinator of this partition"
+            );
+        }
+    }
+
     /// Steps `request` through the coordinator now (so requests from one connection are
     /// applied in the order they arrived) and appends what it writes; the answer is awaited
     /// with [`GroupService::complete`].

@@ -132,7 +132,9 @@ pub struct AppendInfo {
     pub log_start_offset: i64,
     /// Records appended.
     pub record_count: i64,
-    /// The flush policy (`flush.messages`) asks for a sync before the append is answered.
+    /// The flush policy (`flush.messages`) asks for a sync before the append is answered; or
+    /// the append is a duplicate whose original is not durable yet, so its answer waits for
+    /// the sync the original's answer waits for (a retry must not be told sooner, seed 130).
     pub flush_due: bool,
     /// An idempotent producer's retry of batches already written: nothing was appended and
     /// the offsets are those the batch was first given.
@@ -491,7 +493,7 @@ impl PartitionLog {
                 max_timestamp: batch::NO_TIMESTAMP,
                 log_start_offset: st.log_start_offset,
                 record_count: 0,
-                flush_due: false,
+                flush_due: dup.last_offset >= st.durable_offset,
                 duplicate: true,
             });
         }

@@ -19,6 +19,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::InitProducerId, 0, 4),
     // Groups. v0 of JoinGroup, SyncGroup, Heartbeat and LeaveGroup stays: librdkafka 2.0.2
     // (Debian's kcat) turns groups off without it. FindCoordinator v6 is for share groups and

@@ -251,6 +251,20 @@ impl Quorum {
         *self.status.borrow()
     }
 
+    /// The status with, on the leader, each replica's progress (for DescribeQuorum).
+    pub fn describe(&self) -> (Status, Option<Vec<super::node::ReplicaProgress>>) {
+        let inner = self.lock();
+        (
+            status_of(
+                &inner.node,
+                inner.applied,
+                inner.serving_epoch == Some(inner.node.epoch()),
+                inner.stopped,
+            ),
+            inner.node.replication(),
+        )
+    }
+
     /// Follows the status.
     pub fn subscribe(&self) -> watch::Receiver<Status> {
         self.status.subscribe()

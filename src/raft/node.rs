@@ -182,6 +182,23 @@ pub(super) struct Replica {
     pub(super) end_offset: Option<Offset>,
     /// When it last fetched (for check-quorum).
     pub(super) last_fetch_ms: Option<i64>,
+    /// When it last fetched at the leader's log end (for DescribeQuorum).
+    pub(super) last_caught_up_ms: Option<i64>,
+}
+
+/// One replica's progress as the leader sees it (DescribeQuorum's `ReplicaState`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaProgress {
+    /// The replica.
+    pub id: NodeId,
+    /// Whether it votes.
+    pub voter: bool,
+    /// Its log end offset, from its last fetch (-1 if it has not fetched in this epoch).
+    pub log_end_offset: Offset,
+    /// When it last fetched, ms (-1 if never in this epoch).
+    pub last_fetch_ms: i64,
+    /// When it last fetched at the leader's log end, ms (-1 if never in this epoch).
+    pub last_caught_up_ms: i64,
 }
 
 /// The leader's state for its epoch.
@@ -396,6 +413,49 @@ impl RaftNode {
     /// The log end the driver reported durable.
     pub fn durable_end_offset(&self) -> Offset {
         self.durable_end
+    }
+
+    /// On the leader, every voter's progress and that of each observer that fetched in this
+    /// epoch, by id (the leader itself at its durable end, caught up now); `None` elsewhere.
+    pub fn replication(&self) -> Option<Vec<ReplicaProgress>> {
+        let State::Leader(l) = &self.state else {
+            return None;
+        };
+        let me = self.config.node_id;
+        let ids: BTreeSet<NodeId> = self
+            .config
+            .voters
+            .iter()
+            .chain(l.replicas.keys())
+            .copied()
+            .collect();
+        Some(
+            ids.into_iter()
+                .map(|id| {
+                    let r = l.replicas.get(&id).cloned().unwrap_or_default();
+                    let mine = id == me;
+                    ReplicaProgress {
+                        id,
+                        voter: self.config.voters.contains(&id),
+                        log_end_offset: if mine {
+                            self.durable_end
+                        } else {
+                            r.end_offset.unwrap_or(-1)
+                        },
+                        last_fetch_ms: if mine {
+                            self.now_ms
+                        } else {
+                            r.last_fetch_ms.unwrap_or(-1)
+                        },
+                        last_caught_up_ms: if mine {
+                            self.now_ms
+                        } else {
+                            r.last_caught_up_ms.unwrap_or(-1)
+                        },
+                    }
+                })
+                .collect(),
+        )
     }
 
     /// Whether this node is a voter.

@@ -198,6 +198,9 @@ impl RaftNode {
         if diverging.is_none() {
             // Only a position on the leader's log says what the replica holds.
             replica.end_offset = Some(f.fetch_offset);
+            if f.fetch_offset >= self.log.end_offset() {
+                replica.last_caught_up_ms = Some(now);
+            }
         }
         if is_voter {
             l.acked.insert(from);

@@ -23,18 +23,34 @@ pub struct BrokerProcess {
     log_path: PathBuf,
 }
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, and never handed out before in this test binary (two
+/// tests starting brokers at once must not be given the same port).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 impl BrokerProcess {
     /// Starts a broker with a fresh data directory and these `--override key=value` settings.
     pub fn start(overrides: &[&str]) -> BrokerProcess {
+        let mut b = BrokerProcess::launch(overrides);
+        b.wait_ready();
+        b
+    }
+
+    /// Starts the process without waiting for it to listen.
+    fn launch(overrides: &[&str]) -> BrokerProcess {
         let tmp = tempfile::tempdir().unwrap();
         let data_dir = tmp.path().join("data");
         let mut b = BrokerProcess {
@@ -45,11 +61,16 @@ impl BrokerProcess {
             _tmp: Some(tmp),
             overrides: overrides.iter().map(|s| s.to_string()).collect(),
         };
-        b.spawn();
+        b.spawn_process();
         b
     }
 
     fn spawn(&mut self) {
+        self.spawn_process();
+        self.wait_ready();
+    }
+
+    fn spawn_process(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -71,7 +92,6 @@ impl BrokerProcess {
             .spawn()
             .expect("start runnel broker");
         self.child = Some(child);
-        self.wait_ready();
     }
 
     /// Waits until the broker accepts connections.
@@ -143,6 +163,70 @@ impl BrokerProcess {
     pub fn stop(&mut self) -> bool {
         self.signal_and_wait("-TERM")
     }
+
+    /// kill -9, no restart.
+    pub fn kill(&mut self) {
+        self.signal_and_wait("-KILL");
+    }
+
+    /// Starts a stopped or killed broker again on the same port and data.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "still running");
+        self.spawn();
+    }
+}
+
+/// Three combined broker+controller processes on loopback: node ids 1, 2, 3, each a voter
+/// of the metadata quorum, with `extra` overrides on every node.
+pub fn start_cluster(extra: &[&str]) -> Vec<BrokerProcess> {
+    let controller_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let voters: Vec<String> = controller_ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("{}@127.0.0.1:{p}", i + 1))
+        .collect();
+    let voters = format!("controller.quorum.voters={}", voters.join(","));
+    // Start all three before waiting for any: a node waits for the quorum to serve.
+    let mut nodes: Vec<BrokerProcess> = controller_ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let mut overrides = vec![
+                format!("node.id={}", i + 1),
+                "process.roles=broker,controller".to_string(),
+                voters.clone(),
+                format!("listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{p}"),
+                "controller.listener.names=CONTROLLER".to_string(),
+            ];
+            overrides.extend(extra.iter().map(|s| s.to_string()));
+            let refs: Vec<&str> = overrides.iter().map(String::as_str).collect();
+            BrokerProcess::launch(&refs)
+        })
+        .collect();
+    for n in &mut nodes {
+        n.wait_ready();
+    }
+    // Formed: every node's Metadata lists all three brokers (each registers with the active
+    // controller and is unfenced once it has caught up with the metadata).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for n in &nodes {
+        loop {
+            let out = Command::new(kcat())
+                .args(["-b", &n.addr, "-L", "-m", "5"])
+                .output()
+                .expect("run kcat");
+            if String::from_utf8_lossy(&out.stdout).contains(" 3 brokers:") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the cluster did not form:\n{}",
+                n.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    nodes
 }
 
 impl Drop for BrokerProcess {

@@ -95,8 +95,9 @@ struct PartitionFacts<'a> {
     acked_at: ByValue<'a, Micros>,
     /// Largest offset any consumer saw.
     max_seen: Option<i64>,
-    /// The final image: value -> offset, as a consumer's final full read found it.
-    final_image: ByValue<'a, i64>,
+    /// The final image: value -> the offsets a consumer's final full read found it at (a
+    /// plain producer's retry may leave several copies).
+    final_image: ByValue<'a, BTreeSet<i64>>,
     /// Values the final image holds at more than one offset.
     final_duplicates: ValueSet<'a>,
 }
@@ -172,8 +173,12 @@ pub fn check(h: &History) -> Verdict {
                     final_reading.contains(process.as_str()) && h.final_readers.contains(process);
                 for (o, val) in records {
                     let val = val.as_str();
-                    if final_read && f.final_image.insert(val, *o).is_some_and(|old| old != *o) {
-                        f.final_duplicates.insert(val);
+                    if final_read {
+                        let at = f.final_image.entry(val).or_default();
+                        at.insert(*o);
+                        if at.len() > 1 {
+                            f.final_duplicates.insert(val);
+                        }
                     }
                     let here = f.seen_at.entry(*o).or_default();
                     if !here.iter().any(|(v, _)| *v == val) {
@@ -364,7 +369,7 @@ pub fn check(h: &History) -> Verdict {
                 continue;
             }
             let found: Option<BTreeSet<i64>> = if complete_final_read {
-                f.final_image.get(val).map(|o| BTreeSet::from([*o]))
+                f.final_image.get(val).cloned()
             } else {
                 f.offsets_of.get(val).cloned()
             };
@@ -1119,6 +1124,33 @@ mod tests {
             },
         );
         poll(&mut h, 4, "c", &[(6, "twice"), (7, "twice")]);
+        let v = check(&h);
+        assert!(v.violations.is_empty(), "{:?}", v.violations);
+        assert_eq!(kinds(&v.allowed), vec![Kind::Duplicate]);
+    }
+
+    #[test]
+    fn a_plain_retry_in_the_final_image_keeps_both_copies() {
+        // Seed 12: a plain producer's request outlived its timeout, the retry was written too,
+        // and the answer named the first copy. The final read holds both; neither is lost.
+        let mut h = History::default();
+        send(&mut h, 1, "p", "twice", Some(0), false);
+        h.push(
+            2,
+            FinalRead {
+                process: "c".into(),
+            },
+        );
+        h.push(
+            2,
+            Seek {
+                process: "c".into(),
+                tp: tp(),
+                offset: 0,
+            },
+        );
+        poll(&mut h, 3, "c", &[(0, "twice"), (1, "twice")]);
+        h.final_readers.insert("c".into());
         let v = check(&h);
         assert!(v.violations.is_empty(), "{:?}", v.violations);
         assert_eq!(kinds(&v.allowed), vec![Kind::Duplicate]);

@@ -11,7 +11,7 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-pub async fn handle(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
+pub async fn handle(broker: &Arc<Broker>, req: &RequestFrame, forwarded: bool) -> Reply {
     let r: CreateTopicsRequest = match decode(req) {
         Ok(r) => r,
         Err(reply) => return reply,
@@ -69,7 +69,7 @@ pub async fn handle(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
             Some(key) => Err(TopicError::InvalidConfig(format!(
                 "config '{key}' has a null value"
             ))),
-            None => create_topic(broker, new, r.validate_only).await,
+            None => create_topic(broker, new, r.validate_only, forwarded).await,
         };
         results.push(match outcome {
             Ok(meta) => {

@@ -9,7 +9,7 @@ use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 use std::sync::Arc;
 
-pub async fn handle(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
+pub async fn handle(broker: &Arc<Broker>, req: &RequestFrame, forwarded: bool) -> Reply {
     let r: DeleteTopicsRequest = match decode(req) {
         Ok(r) => r,
         Err(reply) => return reply,
@@ -43,7 +43,7 @@ pub async fn handle(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
         };
         let base =
             DeletableTopicResult::default().with_name(Some(TopicName(str_bytes(name.clone()))));
-        results.push(match delete_topic(broker, &name).await {
+        results.push(match delete_topic(broker, &name, forwarded).await {
             Ok(meta) => base.with_topic_id(meta.id),
             Err(e) => base
                 .with_topic_id(id)

@@ -3,7 +3,7 @@
 //! allows a broker to decline): it always answers with session id 0, so clients send full
 //! requests.
 
-use super::super::{Broker, LEADER_EPOCH};
+use super::super::Broker;
 use super::{Reply, ReplyTo, decode, respond};
 use crate::log::{LogOffsets, PartitionLog, ReadError};
 use crate::protocol::RequestFrame;
@@ -21,18 +21,8 @@ struct Wanted {
     partition: i32,
     offset: i64,
     max_bytes: usize,
-    leader_epoch: i32,
-    log: Option<Arc<PartitionLog>>,
-}
-
-/// The epoch check Kafka does for clients that send their leader epoch (Fetch v9+).
-pub fn epoch_error(current_leader_epoch: i32) -> Option<ResponseError> {
-    match current_leader_epoch {
-        -1 => None,
-        e if e > LEADER_EPOCH => Some(ResponseError::UnknownLeaderEpoch),
-        e if e < LEADER_EPOCH => Some(ResponseError::FencedLeaderEpoch),
-        _ => None,
-    }
+    /// The leader's log, or why this broker cannot serve the partition.
+    log: Result<Arc<PartitionLog>, ResponseError>,
 }
 
 /// Reads every wanted partition once: the response partitions, the bytes read, and whether
@@ -56,10 +46,9 @@ fn read_all(
         if read_committed {
             pd.aborted_transactions = Some(Vec::new());
         }
-        let error = match (&w.log, epoch_error(w.leader_epoch)) {
-            (None, _) => Some(ResponseError::UnknownTopicOrPartition),
-            (Some(_), Some(e)) => Some(e),
-            (Some(log), None) => {
+        let error = match &w.log {
+            Err(e) => Some(*e),
+            Ok(log) => {
                 let hw = log.visible_end_offset();
                 pd.high_watermark = hw;
                 pd.last_stable_offset = hw;
@@ -124,8 +113,9 @@ pub fn handle(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
                 partition: p.partition,
                 offset: p.fetch_offset,
                 max_bytes: usize::try_from(p.partition_max_bytes.max(0)).unwrap_or(0),
-                leader_epoch: p.current_leader_epoch,
-                log: broker.partition(&t.topic.0, p.partition),
+                log: broker
+                    .leader_log(&t.topic.0, p.partition, p.current_leader_epoch)
+                    .map(|(log, _)| log),
             });
         }
     }
@@ -138,7 +128,7 @@ pub fn handle(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
     let read_committed = r.isolation_level == 1;
     let mut receivers: Vec<watch::Receiver<LogOffsets>> = wanted
         .iter()
-        .filter_map(|w| w.log.as_ref().map(|l| l.subscribe()))
+        .filter_map(|w| w.log.as_ref().ok().map(|l| l.subscribe()))
         .collect();
     for rx in &mut receivers {
         rx.borrow_and_update();

@@ -7,7 +7,7 @@ use super::super::Broker;
 use super::super::topics::ensure_offsets_topic;
 use super::{Reply, ReplyTo, decode, respond, str_bytes};
 use crate::group::coordinator::{CommitOffset, GroupState};
-use crate::group::{Request, Response};
+use crate::group::{OFFSETS_TOPIC, Request, Response};
 use crate::protocol::RequestFrame;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
@@ -63,37 +63,54 @@ pub async fn find_coordinator(broker: &Arc<Broker>, req: &RequestFrame) -> Reply
     } else {
         Ok(())
     };
-    let (host, port) = broker.advertised();
-    let node = broker.config.node_id;
+    let state = broker.metadata.state();
+    let brokers = super::metadata::live_brokers(broker, &state);
     let coordinators: Vec<find_coordinator_response::Coordinator> = keys
         .into_iter()
         .map(|key| {
-            let c = find_coordinator_response::Coordinator::default().with_key(key);
-            let (code, message) = match (r.key_type, &ready) {
-                (0, Ok(())) => (0, None),
+            let c = find_coordinator_response::Coordinator::default().with_key(key.clone());
+            // The coordinator of a group is the leader of its __consumer_offsets partition.
+            let leader = || {
+                let p = broker.groups.partition_for(key.as_str());
+                let leader = state.leader_of(OFFSETS_TOPIC, p)?;
+                brokers.iter().find(|b| b.id == leader)
+            };
+            let (found, code, message) = match (r.key_type, &ready) {
+                (0, Ok(())) => match leader() {
+                    Some(b) => (Some(b), 0, None),
+                    None => (
+                        None,
+                        ResponseError::CoordinatorNotAvailable.code(),
+                        Some("the group's __consumer_offsets partition has no live leader".into()),
+                    ),
+                },
                 (0, Err(e)) => (
+                    None,
                     ResponseError::CoordinatorNotAvailable.code(),
                     Some(format!("cannot create __consumer_offsets: {e}")),
                 ),
                 (1, _) => (
+                    None,
                     ResponseError::CoordinatorNotAvailable.code(),
                     Some("runnel has no transactions".to_string()),
                 ),
                 (t, _) => (
+                    None,
                     ResponseError::InvalidRequest.code(),
                     Some(format!("unknown coordinator key type {t}")),
                 ),
             };
-            if code == 0 {
-                c.with_node_id(node.into())
-                    .with_host(str_bytes(host.clone()))
-                    .with_port(port)
-            } else {
-                c.with_node_id((-1).into())
+            match found {
+                Some(b) => c
+                    .with_node_id(b.id.into())
+                    .with_host(str_bytes(b.host.clone()))
+                    .with_port(b.port),
+                None => c
+                    .with_node_id((-1).into())
                     .with_host(str_bytes(""))
                     .with_port(-1)
                     .with_error_code(code)
-                    .with_error_message(message.map(str_bytes))
+                    .with_error_message(message.map(str_bytes)),
             }
         })
         .collect();

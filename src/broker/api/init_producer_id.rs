@@ -38,7 +38,7 @@ pub async fn handle(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
     let (id, epoch) = if bump {
         (r.producer_id.0, r.producer_epoch + 1)
     } else {
-        match broker.producer_ids.next(&broker.metadata).await {
+        match broker.producer_ids.next(broker).await {
             Ok(id) => (id, 0),
             Err(e) => {
                 tracing::warn!(error = %e, "could not reserve producer ids");

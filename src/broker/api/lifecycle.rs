@@ -1,15 +1,18 @@
-//! BrokerRegistration and BrokerHeartbeat, answered by the active controller (on its
+//! BrokerRegistration, BrokerHeartbeat and AllocateProducerIds, answered by the active controller (on its
 //! controller listener, as in KRaft); any other node answers NOT_CONTROLLER.
 
 use super::super::Broker;
-use super::super::controller::{BROKER_HEARTBEAT_VERSION, BROKER_REGISTRATION_VERSION};
+use super::super::controller::{
+    BROKER_HEARTBEAT_VERSION, BROKER_REGISTRATION_VERSION, PRODUCER_ID_BLOCK,
+};
+use super::super::producer_ids::ALLOCATE_PRODUCER_IDS_VERSION;
 use super::{Reply, ReplyTo, decode};
 use crate::cluster::Endpoint;
 use crate::cluster::controller::{BrokerRegistration, Heartbeat};
 use crate::protocol::RequestFrame;
 use kafka_protocol::messages::{
-    ApiKey, BrokerHeartbeatRequest, BrokerHeartbeatResponse, BrokerRegistrationRequest,
-    BrokerRegistrationResponse,
+    AllocateProducerIdsRequest, AllocateProducerIdsResponse, ApiKey, BrokerHeartbeatRequest,
+    BrokerHeartbeatResponse, BrokerRegistrationRequest, BrokerRegistrationResponse, ProducerId,
 };
 use std::sync::Arc;
 
@@ -18,11 +21,14 @@ pub fn is_lifecycle_request(req: &RequestFrame) -> bool {
     match req.api_key {
         ApiKey::BrokerRegistration => (0..=BROKER_REGISTRATION_VERSION).contains(&req.api_version),
         ApiKey::BrokerHeartbeat => (0..=BROKER_HEARTBEAT_VERSION).contains(&req.api_version),
+        ApiKey::AllocateProducerIds => {
+            (0..=ALLOCATE_PRODUCER_IDS_VERSION).contains(&req.api_version)
+        }
         _ => false,
     }
 }
 
-/// Answers BrokerRegistration or BrokerHeartbeat once what it decides is committed.
+/// Answers BrokerRegistration, BrokerHeartbeat or AllocateProducerIds once what it decides is committed.
 pub fn handle(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
     let to = ReplyTo::of(req);
     let b = broker.clone();
@@ -80,6 +86,27 @@ pub fn handle(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
                     Err(e) => BrokerHeartbeatResponse::default()
                         .with_error_code(e.code().code())
                         .with_is_fenced(true),
+                };
+                to.encode(&resp)
+            }))
+        }
+        ApiKey::AllocateProducerIds => {
+            let r: AllocateProducerIdsRequest = match decode(req) {
+                Ok(r) => r,
+                Err(reply) => return reply,
+            };
+            Reply::Later(Box::pin(async move {
+                let resp = match b
+                    .controller
+                    .allocate_producer_ids(&b, r.broker_id.0, r.broker_epoch)
+                    .await
+                {
+                    Ok(start) => AllocateProducerIdsResponse::default()
+                        .with_producer_id_start(ProducerId(start))
+                        .with_producer_id_len(PRODUCER_ID_BLOCK as i32),
+                    Err(e) => AllocateProducerIdsResponse::default()
+                        .with_error_code(e.code().code())
+                        .with_producer_id_start(ProducerId(-1)),
                 };
                 to.encode(&resp)
             }))

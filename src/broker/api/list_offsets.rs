@@ -3,7 +3,6 @@
 //! timestamp.
 
 use super::super::Broker;
-use super::fetch::epoch_error;
 use super::{Reply, decode, respond};
 use crate::log::PartitionLog;
 use crate::protocol::RequestFrame;
@@ -59,20 +58,18 @@ pub fn handle(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
                         .with_timestamp(-1)
                         .with_offset(-1)
                         .with_leader_epoch(-1);
-                    let result = match broker.partition(&t.name.0, p.partition_index) {
-                        None => Err(ResponseError::UnknownTopicOrPartition),
-                        Some(log) => match epoch_error(p.current_leader_epoch) {
-                            Some(e) => Err(e),
-                            None => lookup(&log, p.timestamp),
-                        },
-                    };
+                    let result = broker
+                        .leader_log(&t.name.0, p.partition_index, p.current_leader_epoch)
+                        .and_then(|(log, epoch)| {
+                            lookup(&log, p.timestamp).map(|(o, ts)| (o, ts, epoch))
+                        });
                     match result {
                         // The leader epoch field exists from v4 on; the codec refuses it before.
-                        Ok((offset, ts)) if req.api_version >= 4 => resp
+                        Ok((offset, ts, epoch)) if req.api_version >= 4 => resp
                             .with_offset(offset)
                             .with_timestamp(ts)
-                            .with_leader_epoch(super::super::LEADER_EPOCH),
-                        Ok((offset, ts)) => resp.with_offset(offset).with_timestamp(ts),
+                            .with_leader_epoch(epoch),
+                        Ok((offset, ts, _)) => resp.with_offset(offset).with_timestamp(ts),
                         Err(e) => resp.with_error_code(e.code()),
                     }
                 })

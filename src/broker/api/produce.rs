@@ -2,8 +2,8 @@
 //! 0 (no answer), 1 (once written), all (once synced, unless `write.caching` is on). The flush
 //! policy (`flush.messages`) can make any append wait for a sync.
 
+use super::super::Broker;
 use super::super::topics::ensure_topic;
-use super::super::{Broker, LEADER_EPOCH};
 use super::{Reply, ReplyTo, decode, respond, str_bytes};
 use crate::log::batch::BatchError;
 use crate::log::producer_state::ProducerError;
@@ -67,16 +67,12 @@ async fn append_one(
     records: Option<bytes::Bytes>,
     acks: i16,
 ) -> (PartitionProduceResponse, Option<(Arc<PartitionLog>, i64)>) {
-    let log = match ensure_topic(broker, topic, true).await {
-        Ok(Some(_)) => broker.partition(topic, index),
-        Ok(None) => None,
-        Err(e) => return (failed(index, e.code(), Some(e.to_string())), None),
-    };
-    let Some(log) = log else {
-        return (
-            failed(index, ResponseError::UnknownTopicOrPartition, None),
-            None,
-        );
+    if let Err(e) = ensure_topic(broker, topic, true).await {
+        return (failed(index, e.code(), Some(e.to_string())), None);
+    }
+    let (log, epoch) = match broker.leader_log(topic, index, -1) {
+        Ok(l) => l,
+        Err(e) => return (failed(index, e, None), None),
     };
     if topic == crate::group::OFFSETS_TOPIC {
         // As Kafka: only the group coordinator appends to its log.
@@ -100,7 +96,7 @@ async fn append_one(
         );
     };
     let mut buf = records.to_vec();
-    match log.append(&mut buf, log.sole_leader_epoch(LEADER_EPOCH)) {
+    match log.append(&mut buf, log.sole_leader_epoch(epoch)) {
         Ok(info) => {
             let resp = PartitionProduceResponse::default()
                 .with_index(index)

@@ -29,6 +29,12 @@ async fn broker() -> Arc<Broker> {
     let broker = Broker::open(env, config, rx).await.unwrap();
     broker.metadata.start();
     broker.load().await.unwrap();
+    // Register with the (local) controller and wait to be unfenced, as a real start does.
+    tokio::spawn(crate::broker::controller::run_lifecycle(broker.clone()));
+    assert!(
+        broker.wait_ready().await,
+        "the controller never unfenced the broker"
+    );
     broker
 }
 
@@ -135,6 +141,16 @@ fn request(api: ApiKey, version: i16, correlation_id: i32) -> bytes::Bytes {
             ]),
         ),
         ApiKey::DescribeCluster => encode_request(&header, &DescribeClusterRequest::default()),
+        ApiKey::DescribeQuorum => encode_request(
+            &header,
+            &DescribeQuorumRequest::default().with_topics(vec![
+                describe_quorum_request::TopicData::default()
+                    .with_topic_name(topic("__cluster_metadata"))
+                    .with_partitions(vec![
+                        describe_quorum_request::PartitionData::default().with_partition_index(0),
+                    ]),
+            ]),
+        ),
         ApiKey::InitProducerId => encode_request(
             &header,
             &InitProducerIdRequest::default()
@@ -271,6 +287,7 @@ fn decode_response(api: ApiKey, version: i16, mut body: bytes::Bytes) {
         ApiKey::DescribeConfigs => DescribeConfigsResponse::decode(&mut body, version).is_ok(),
         ApiKey::CreatePartitions => CreatePartitionsResponse::decode(&mut body, version).is_ok(),
         ApiKey::DescribeCluster => DescribeClusterResponse::decode(&mut body, version).is_ok(),
+        ApiKey::DescribeQuorum => DescribeQuorumResponse::decode(&mut body, version).is_ok(),
         ApiKey::InitProducerId => InitProducerIdResponse::decode(&mut body, version).is_ok(),
         ApiKey::FindCoordinator => FindCoordinatorResponse::decode(&mut body, version).is_ok(),
         ApiKey::JoinGroup => JoinGroupResponse::decode(&mut body, version).is_ok(),
@@ -301,7 +318,7 @@ async fn every_api_at_every_advertised_version() {
         for version in *lo..=*hi {
             correlation += 1;
             let req = parse_request(request(*api, version, correlation)).unwrap();
-            let bytes = match dispatch(&b, req, peer).await {
+            let bytes = match dispatch(&b, req, peer, ListenerRole::Client).await {
                 Reply::Ready(bytes) => bytes,
                 Reply::Later(f) => f.await.expect("a late response"),
                 Reply::None => panic!("{api:?} v{version}: no response"),
@@ -324,7 +341,7 @@ async fn list_groups_with_librdkafkas_extra_trailing_byte_is_answered() {
         let mut frame = request(ApiKey::ListGroups, version, 9).to_vec();
         frame.push(0);
         let req = parse_request(frame.into()).unwrap();
-        let bytes = match dispatch(&b, req, peer).await {
+        let bytes = match dispatch(&b, req, peer, ListenerRole::Client).await {
             Reply::Ready(bytes) => bytes,
             Reply::Later(f) => f.await.expect("a late response"),
             _ => panic!("ListGroups v{version} with a trailing byte was not answered"),
@@ -343,7 +360,7 @@ async fn unknown_api_versions_get_the_kip_511_answer() {
     let mut frame = request(ApiKey::ApiVersions, 3, 77).to_vec();
     frame[2..4].copy_from_slice(&99i16.to_be_bytes());
     let req = parse_request(frame.into()).unwrap();
-    let Reply::Ready(bytes) = dispatch(&b, req, peer).await else {
+    let Reply::Ready(bytes) = dispatch(&b, req, peer, ListenerRole::Client).await else {
         panic!("no answer")
     };
     let (corr, mut body) = parse_response_header(bytes.slice(4..), ApiKey::ApiVersions, 0).unwrap();
@@ -389,7 +406,7 @@ async fn a_batch_refused_whole_has_no_record_errors() {
         ]);
     let frame = encode_request(&header, &produce).unwrap().slice(4..);
     let req = parse_request(frame).unwrap();
-    let bytes = match dispatch(&b, req, peer).await {
+    let bytes = match dispatch(&b, req, peer, ListenerRole::Client).await {
         Reply::Ready(bytes) => bytes,
         Reply::Later(f) => f.await.expect("a late response"),
         Reply::Close(why) => panic!("the connection was closed: {why}"),

@@ -190,6 +190,31 @@ fn a_second_live_incarnation_is_refused_until_the_first_session_expires() {
 }
 
 #[test]
+fn this_process_own_broker_re_registers_at_once() {
+    // A combined node restarts: its previous incarnation's session is still valid in the
+    // metadata, but that incarnation was this process's predecessor, so it is not waited out.
+    let mut h = harness();
+    h.start(1);
+    let old = h.state.brokers[&0].epoch;
+    let reg = h.registration(0);
+    let mut other = reg.clone();
+    other.incarnation_id = [0xee; 16];
+    h.controller.set_local_broker(0, reg.incarnation_id);
+    // Another process claiming the same id is still refused while the session lives.
+    let err = h
+        .controller
+        .register_broker(&h.state, &other, h.now_ms + 1000)
+        .unwrap_err();
+    assert_eq!(err, ControllerError::DuplicateBrokerRegistration(0));
+    let (records, epoch) = h
+        .controller
+        .register_broker(&h.state, &reg, h.now_ms + 1000)
+        .unwrap();
+    h.commit(records);
+    assert!(epoch > old);
+}
+
+#[test]
 fn a_restarted_broker_loses_leadership_until_it_is_unfenced() {
     let mut h = harness();
     h.start(1);

@@ -398,6 +398,29 @@ async fn a_follower_keeps_the_producers_state_for_when_it_leads() {
     assert_eq!(log.epoch_entries(), entries(&[(1, 0), (2, 3)]));
 }
 
+/// A retry answered from the producers' state waits for the sync its original waits for:
+/// told "written at 0" before offset 0 is durable, a client of acks=all would be misled
+/// (seed 130: the retry's answer overtook the original's sync).
+#[tokio::test]
+async fn a_duplicate_of_an_unsynced_batch_waits_for_its_sync() {
+    let disk = MemDisk::new();
+    let log = open(&disk).await;
+    let first = log
+        .append(&mut batch_of(0, 3, Some((42, 0, 0))), 1)
+        .unwrap();
+    assert!(log.must_sync(&first, true));
+    let retry = log
+        .append(&mut batch_of(0, 3, Some((42, 0, 0))), 1)
+        .unwrap();
+    assert!(retry.duplicate);
+    assert!(retry.flush_due && log.must_sync(&retry, false));
+    log.sync_to(first.last_offset + 1).await.unwrap();
+    let again = log
+        .append(&mut batch_of(0, 3, Some((42, 0, 0))), 1)
+        .unwrap();
+    assert!(again.duplicate && !again.flush_due);
+}
+
 /// Five batches of 2 records in epochs 1,1,2,2,3 at offsets 0,2,4,6,8, rolled after the
 /// second and the fourth (segments at 0, 4, 8), idempotent producer 7 in every batch.
 async fn three_segments(disk: &MemDisk) -> Arc<PartitionLog> {

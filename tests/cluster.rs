@@ -1,0 +1,203 @@
+//! Three real `runnel broker` processes forming one cluster: real clients see three brokers
+//! and spread leaders; kill -9 of the active controller elects another and topic admin keeps
+//! working; kill -9 of a broker moves the leadership of its partitions to other replicas.
+//! (Data replication is a later issue: a new leader here may hold less data than the old one,
+//! so these tests check leadership and availability, never that data moved.)
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use support::{BrokerProcess, check, kcat, run_python, start_cluster};
+
+/// Shorter sessions than Kafka's 9 s, so a dead broker is fenced within the test's patience.
+const FAST: &[&str] = &[
+    "broker.heartbeat.interval.ms=500",
+    "broker.session.timeout.ms=3000",
+];
+
+fn runnel(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_runnel"))
+        .args(args)
+        .output()
+        .expect("run runnel")
+}
+
+fn bootstrap(nodes: &[&BrokerProcess]) -> String {
+    nodes
+        .iter()
+        .map(|n| n.addr.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `runnel cluster describe` → (leader id, epoch), if a leader answers.
+fn quorum_leader(server: &str) -> Option<(i32, i32)> {
+    let out = runnel(&["cluster", "describe", "--bootstrap-server", server]);
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let field = |name: &str| -> Option<i32> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    Some((field("LeaderId:")?, field("LeaderEpoch:")?))
+}
+
+/// `runnel topic describe` → partition -> (leader, isr).
+fn leaders(server: &str, topic: &str) -> BTreeMap<i32, (Option<i32>, Vec<i32>)> {
+    let out = runnel(&["topic", "describe", topic, "--bootstrap-server", server]);
+    let text = check("runnel topic describe", &out);
+    let mut parts = BTreeMap::new();
+    for line in text.lines().skip(1) {
+        let field = |name: &str| {
+            line.split('\t')
+                .find_map(|f| f.strip_prefix(name))
+                .map(str::trim)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let partition: i32 = field("Partition:").parse().unwrap();
+        let leader = field("Leader:").parse().ok();
+        let isr = field("Isr:")
+            .split(',')
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        parts.insert(partition, (leader, isr));
+    }
+    parts
+}
+
+fn wait_until<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> (T, Duration) {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return (v, start.elapsed());
+        }
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// kcat and confluent-kafka see the three brokers; a topic with replication factor 3 gets
+/// its leaders and preferred leaders spread two per broker; records go through the leaders
+/// and come back.
+#[test]
+fn three_processes_form_one_cluster_that_real_clients_see() {
+    let nodes = start_cluster(&[]);
+    let all: Vec<&BrokerProcess> = nodes.iter().collect();
+    let servers = bootstrap(&all);
+    let out = Command::new(kcat())
+        .args(["-b", &nodes[1].addr, "-L"])
+        .output()
+        .unwrap();
+    let listing = check("kcat -L", &out);
+    assert!(listing.contains(" 3 brokers:"), "{listing}");
+    for n in &nodes {
+        assert!(listing.contains(&n.addr), "{} missing:\n{listing}", n.addr);
+    }
+    let out = run_python("cluster_check.py", &[&servers, "spread", "3000"]);
+    assert!(out.contains("ok: 3 brokers"), "{out}");
+    // Every node answers Metadata alike, and the quorum has one leader all of them name.
+    let (leader, epoch) = quorum_leader(&nodes[2].addr).expect("a quorum leader");
+    assert!((1..=3).contains(&leader));
+    assert_eq!(quorum_leader(&nodes[0].addr), Some((leader, epoch)));
+    let listing = check(
+        "runnel cluster describe --replication",
+        &runnel(&[
+            "cluster",
+            "describe",
+            "--replication",
+            "--bootstrap-server",
+            &nodes[0].addr,
+        ]),
+    );
+    assert_eq!(listing.lines().count(), 4, "{listing}");
+    assert!(listing.contains("Leader") && listing.contains("Follower"));
+}
+
+/// kill -9 of the active controller: the other two elect a new leader within seconds, topic
+/// creation keeps working, and the dead node's partitions get new leaders once its session
+/// expires. Then, with the old controller back, kill -9 of a plain broker moves its
+/// leaderships too.
+#[test]
+fn kill_9_of_the_controller_and_of_a_broker_moves_leadership() {
+    let mut nodes = start_cluster(FAST);
+    let all: Vec<&BrokerProcess> = nodes.iter().collect();
+    let servers = bootstrap(&all);
+    let out = runnel(&[
+        "topic",
+        "create",
+        "moves",
+        "--partitions",
+        "6",
+        "--replication-factor",
+        "3",
+        "--bootstrap-server",
+        &servers,
+    ]);
+    check("runnel topic create", &out);
+    let (old, old_epoch) = quorum_leader(&servers).expect("a quorum leader");
+    let survivor = (old % 3) as usize; // index of node `old % 3 + 1`, not the leader
+    let survivor_addr = nodes[survivor].addr.clone();
+    nodes[(old - 1) as usize].kill();
+    let ((new, new_epoch), took) =
+        wait_until("a new quorum leader", Duration::from_secs(15), || {
+            quorum_leader(&survivor_addr).filter(|(l, _)| *l != old)
+        });
+    assert!(new_epoch > old_epoch);
+    eprintln!("new controller {new} (epoch {new_epoch}) {took:?} after kill -9 of {old}");
+    check(
+        "runnel topic create after the failover",
+        &runnel(&[
+            "topic",
+            "create",
+            "after",
+            "--partitions",
+            "3",
+            "--replication-factor",
+            "2",
+            "--bootstrap-server",
+            &survivor_addr,
+        ]),
+    );
+    let (_, took) = wait_until(
+        "leadership off the dead controller",
+        Duration::from_secs(20),
+        || {
+            let parts = leaders(&survivor_addr, "moves");
+            parts
+                .values()
+                .all(|(l, isr)| l.is_some_and(|l| l != old) && !isr.contains(&old))
+                .then_some(())
+        },
+    );
+    eprintln!("partitions moved off node {old} {took:?} after the new controller");
+    // The old controller comes back (as a follower: it holds no leadership until the
+    // controller moves some to it), then a plain broker, neither of them, dies: two of three
+    // voters remain, enough for the quorum to move its leaderships.
+    nodes[(old - 1) as usize].start_again();
+    let victim = (1..=3).find(|id| *id != old && *id != new).unwrap();
+    let led_before = leaders(&survivor_addr, "moves")
+        .values()
+        .filter(|(l, _)| *l == Some(victim))
+        .count();
+    assert!(led_before > 0, "node {victim} led nothing to move");
+    nodes[(victim - 1) as usize].kill();
+    let new_addr = nodes[(new - 1) as usize].addr.clone();
+    let (_, took) = wait_until(
+        "leadership off the dead broker",
+        Duration::from_secs(20),
+        || {
+            let parts = leaders(&new_addr, "moves");
+            parts
+                .values()
+                .all(|(l, _)| l.is_some_and(|l| l != victim))
+                .then_some(())
+        },
+    );
+    eprintln!("{led_before} partitions moved off node {victim} {took:?} after kill -9");
+}
