@@ -85,6 +85,9 @@ pub enum Event {
     Fault { description: String },
     /// The broker lost power: unsynced writes may be gone.
     PowerLoss { host: String },
+    /// Broker number `host` opened the log of `tp` after a restart, recovered to `log_end`
+    /// (ground truth from the broker's probe: every offset at or above it is gone).
+    Recovered { host: usize, tp: Tp, log_end: i64 },
     /// The faults are over and the network is healed.
     Healed,
     /// A consumer starts its final read: from here on, what it reads is the final image of
@@ -207,6 +210,12 @@ impl fmt::Display for Entry {
             } => write!(f, "{t:10.6} {process} CORRUPT {tp} @{offset} {detail}"),
             Event::Fault { description } => write!(f, "{t:10.6} nemesis {description}"),
             Event::PowerLoss { host } => write!(f, "{t:10.6} nemesis power loss on {host}"),
+            Event::Recovered { host, tp, log_end } => {
+                write!(
+                    f,
+                    "{t:10.6} broker #{host} recovered {tp} to offset {log_end}"
+                )
+            }
             Event::Healed => write!(f, "{t:10.6} nemesis healed everything"),
             Event::FinalRead { process } => {
                 write!(f, "{t:10.6} {process} final read from the log start")

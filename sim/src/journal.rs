@@ -146,6 +146,20 @@ impl Journal {
         let mut fold = Fold(self.trace);
         let _ = write!(fold, "{host}/{incarnation} {what:?}");
         self.trace = fold.0;
+        // A recovery is ground truth the history checker uses: what a power loss erased.
+        if let Observed::Recovered { dir, state, .. } = &what {
+            if let tp @ Tp { partition: 0.., .. } = crate::checks::state::tp_of(dir) {
+                self.history.entries.push(Entry {
+                    at,
+                    seq,
+                    event: Event::Recovered {
+                        host,
+                        tp,
+                        log_end: state.log_end,
+                    },
+                });
+            }
+        }
         self.observations.push(Observation {
             seq,
             at,

@@ -126,6 +126,21 @@ pub fn check(h: &History) -> Verdict {
             .any(|t| *t >= a.min(b) && *t <= a.max(b))
     };
     let power_loss_after = |a: Micros| power_losses.iter().any(|t| *t >= a);
+    // Recoveries the brokers declared: (time, tp, recovered log end). Ground truth: a copy at
+    // offset `o` is gone once a recovery after it ends at or below `o`.
+    let recoveries: Vec<(Micros, &Tp, i64)> = h
+        .entries
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::Recovered { tp, log_end, .. } => Some((e.at, tp, *log_end)),
+            _ => None,
+        })
+        .collect();
+    let recovered_below = |tp: &Tp, offset: i64, from: Micros, to: Micros| {
+        recoveries
+            .iter()
+            .any(|(at, t, end)| *t == tp && *end <= offset && *at >= from && *at <= to)
+    };
     let mut facts: BTreeMap<Tp, PartitionFacts> = BTreeMap::new();
     let sends = h
         .entries
@@ -329,9 +344,12 @@ pub fn check(h: &History) -> Verdict {
                     let (next_seen, _) = w[1];
                     // Another value took the old offset after this one was sent (one seen
                     // there before it proves nothing about this copy).
+                    // Or a recovery cut the log below it after it was seen there and before
+                    // the next copy was (seed 9501634: no consumer read the offset in between).
                     let erased = f.seen_at.get(&old).is_some_and(|vals| {
                         vals.iter().any(|(w, seen)| *w != val && *seen >= sent)
-                    }) || (complete_final_read && old < log_start);
+                    }) || (complete_final_read && old < log_start)
+                        || recovered_below(tp, old, first_seen(&old), next_seen);
                     erased && power_loss_between(sent, next_seen)
                 });
             let a = Anomaly {
@@ -1154,5 +1172,58 @@ mod tests {
         let v = check(&h);
         assert!(v.violations.is_empty(), "{:?}", v.violations);
         assert_eq!(kinds(&v.allowed), vec![Kind::Duplicate]);
+    }
+
+    #[test]
+    fn a_recovery_below_a_copy_erased_it_even_unread() {
+        // Seed 9501634, write caching: "v" at 10, lost with a power loss (the log recovered to
+        // 10), its retry at 13, lost with another, the next retry at 10 again. No consumer read
+        // offset 10 while it held another value: only the recoveries say the copies are gone.
+        let mut h = History::default();
+        h.write_caching.insert("t".into(), true);
+        h.idempotent.insert("p".into(), true);
+        send(&mut h, 1, "p", "v", None, false);
+        send(&mut h, 1, "q", "x", None, false);
+        send(&mut h, 1, "q", "y", None, false);
+        poll(&mut h, 2, "c", &[(10, "v"), (11, "x")]);
+        let loss = |h: &mut History, at: u64, recovered: bool| {
+            h.push(
+                at,
+                PowerLoss {
+                    host: "broker".into(),
+                },
+            );
+            if recovered {
+                h.push(
+                    at,
+                    Recovered {
+                        host: 0,
+                        tp: tp(),
+                        log_end: 10,
+                    },
+                );
+            }
+        };
+        let run = |recovered: bool| {
+            let mut h = h.clone();
+            loss(&mut h, 3, recovered);
+            poll(&mut h, 5, "c", &[(12, "y"), (13, "v")]);
+            loss(&mut h, 6, recovered);
+            h.push(
+                7,
+                Seek {
+                    process: "c2".into(),
+                    tp: tp(),
+                    offset: 10,
+                },
+            );
+            poll(&mut h, 8, "c2", &[(10, "v")]);
+            check(&h)
+        };
+        let v = run(true);
+        assert!(v.violations.is_empty(), "{:?}", v.violations);
+        assert!(kinds(&v.allowed).contains(&Kind::Duplicate));
+        // Without the recoveries nothing shows offset 10 was erased: a duplicate.
+        assert!(kinds(&run(false).violations).contains(&Kind::Duplicate));
     }
 }

@@ -85,7 +85,7 @@ pub struct StateChecker {
 }
 
 /// The partition a directory name (`t0-1`) stands for.
-fn tp_of(dir: &str) -> Tp {
+pub(crate) fn tp_of(dir: &str) -> Tp {
     match TopicPartition::parse_dir_name(dir) {
         Some(tp) => Tp {
             topic: tp.topic,
