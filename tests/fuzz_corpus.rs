@@ -61,6 +61,33 @@ fn group_records_corpus() {
 }
 
 #[test]
+fn checkpoint_files_corpus() {
+    replay("checkpoint_files", testing::fuzz_checkpoint_files, 5);
+    // The seeds are valid files, taken from a real cluster's data directory, so the fuzzer
+    // starts from inputs that get past the parsers' first checks.
+    let seed = |name: &str| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/corpus/checkpoint_files")
+            .join(name);
+        std::fs::read(path).unwrap()[1..].to_vec()
+    };
+    assert_eq!(
+        runnel::log::leader_epoch::decode(&seed("leader_epoch_three"))
+            .unwrap()
+            .len(),
+        3
+    );
+    runnel::log::leader_epoch::decode(&seed("leader_epoch")).unwrap();
+    runnel::log::checkpoint::decode(&seed("partition_checkpoint")).unwrap();
+    runnel::log::snapshot::decode(&seed("producer_snapshot")).unwrap();
+    assert!(
+        !runnel::raft::wire::decode_entries(&seed("metadata_batches"))
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
 fn client_response_corpus() {
     replay("client_response", testing::fuzz_client_response, 2);
 }

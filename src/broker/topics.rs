@@ -309,15 +309,16 @@ async fn create_resolved(
         .controller
         .send_remote(broker, &req, CREATE_TOPICS_VERSION)
         .await?;
-    let r = resp
-        .topics
-        .into_iter()
-        .next()
-        .ok_or_else(|| TopicError::Storage("the controller answered no topic".into()))?;
-    if let Some(code) = ResponseError::try_from_code(r.error_code) {
-        let message = r.error_message.map(|m| m.to_string()).unwrap_or_default();
-        return Err(TopicError::from_code(code, &t.name, message));
-    }
+    let r = forwarded_result(
+        resp.topics,
+        |r| {
+            (
+                r.error_code,
+                r.error_message.as_ref().map(|m| m.to_string()),
+            )
+        },
+        &t.name,
+    )?;
     if validate_only {
         return Ok(TopicMeta {
             name: t.name,
@@ -484,15 +485,16 @@ pub async fn delete_topic(
             .controller
             .send_remote(broker, &req, DELETE_TOPICS_VERSION)
             .await?;
-        let r = resp
-            .responses
-            .into_iter()
-            .next()
-            .ok_or_else(|| TopicError::Storage("the controller answered no topic".into()))?;
-        if let Some(code) = ResponseError::try_from_code(r.error_code) {
-            let message = r.error_message.map(|m| m.to_string()).unwrap_or_default();
-            return Err(TopicError::from_code(code, name, message));
-        }
+        let r = forwarded_result(
+            resp.responses,
+            |r| {
+                (
+                    r.error_code,
+                    r.error_message.as_ref().map(|m| m.to_string()),
+                )
+            },
+            name,
+        )?;
         wait_for_deletion(broker, name, r.topic_id).await;
         known.unwrap_or(TopicMeta {
             name: name.to_string(),
@@ -552,15 +554,16 @@ pub async fn create_partitions(
         .controller
         .send_remote(broker, &req, CREATE_PARTITIONS_VERSION)
         .await?;
-    let r = resp
-        .results
-        .into_iter()
-        .next()
-        .ok_or_else(|| TopicError::Storage("the controller answered no topic".into()))?;
-    if let Some(code) = ResponseError::try_from_code(r.error_code) {
-        let message = r.error_message.map(|m| m.to_string()).unwrap_or_default();
-        return Err(TopicError::from_code(code, name, message));
-    }
+    forwarded_result(
+        resp.results,
+        |r| {
+            (
+                r.error_code,
+                r.error_message.as_ref().map(|m| m.to_string()),
+            )
+        },
+        name,
+    )?;
     let grown = if validate_only {
         broker
             .metadata
@@ -605,5 +608,27 @@ pub async fn ensure_topic(
         // Another request created it meanwhile.
         Err(TopicError::Exists(_)) => Ok(broker.metadata.state().topics.get(name).cloned()),
         Err(e) => Err(e),
+    }
+}
+
+/// The one result the active controller sent back for a forwarded topic request, or the
+/// error it carries (`code_of` gives its error code and message).
+fn forwarded_result<T>(
+    results: Vec<T>,
+    code_of: impl Fn(&T) -> (i16, Option<String>),
+    name: &str,
+) -> Result<T, TopicError> {
+    let r = results
+        .into_iter()
+        .next()
+        .ok_or_else(|| TopicError::Storage("the controller answered no topic".into()))?;
+    let (code, message) = code_of(&r);
+    match ResponseError::try_from_code(code) {
+        Some(code) => Err(TopicError::from_code(
+            code,
+            name,
+            message.unwrap_or_default(),
+        )),
+        None => Ok(r),
     }
 }
