@@ -483,3 +483,42 @@ fn perf_tools_print_kafkas_summaries() {
     let rebalance_ms: u64 = data[6].parse().unwrap();
     assert!(rebalance_ms > 0, "joining a group takes time: {out}");
 }
+
+/// `--data-dir` as people type it: relative, a bare name, and nested under directories that
+/// do not exist yet. (A bare relative name once failed at start-up: its parent is "", which
+/// does not "exist" as a path.)
+#[test]
+fn a_relative_nested_data_dir_is_created() {
+    let cwd = tempfile::tempdir().unwrap();
+    for dir in ["plain", "not/yet/there"] {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut child = Command::new(BIN)
+            .args(["broker", "--data-dir", dir, "--listen", &addr])
+            .current_dir(cwd.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + COMMAND_TIMEOUT;
+        let started = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err);
+                panic!("broker with --data-dir {dir} exited with {status}:\n{err}");
+            }
+            if TcpStream::connect(&addr).is_ok() || Instant::now() > deadline {
+                break TcpStream::connect(&addr).is_ok();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(started, "broker with --data-dir {dir} never listened");
+        assert!(cwd.path().join(dir).join("__cluster_metadata-0").is_dir());
+    }
+}

@@ -98,7 +98,8 @@ pub async fn create_dir_durable(disk: &dyn Disk, dir: &Path) -> io::Result<()> {
     let mut missing: Vec<PathBuf> = Vec::new();
     let mut cur = Some(dir);
     while let Some(p) = cur {
-        if disk.exists(p) {
+        // A relative path ends in "" (the working directory), which exists.
+        if p.as_os_str().is_empty() || disk.exists(p) {
             break;
         }
         missing.push(p.to_path_buf());
@@ -110,7 +111,12 @@ pub async fn create_dir_durable(disk: &dyn Disk, dir: &Path) -> io::Result<()> {
     disk.create_dir_all(dir)?;
     for created in missing.iter().rev() {
         disk.sync_dir(created).await?;
-        if let Some(parent) = created.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let Some(parent) = created.parent() {
+            let parent = if parent.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                parent
+            };
             disk.sync_dir(parent).await?;
         }
     }
