@@ -201,3 +201,88 @@ fn kill_9_of_the_controller_and_of_a_broker_moves_leadership() {
     );
     eprintln!("{led_before} partitions moved off node {victim} {took:?} after kill -9");
 }
+
+/// Separate roles: a controller-only node (a CONTROLLER listener, no client port) and two
+/// broker-only nodes that follow the metadata as observers. Clients see the two brokers, the
+/// quorum shows one voter and two observers, and topics are placed on the brokers only.
+#[test]
+fn a_controller_only_node_and_two_broker_only_nodes() {
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = support::free_port();
+    let voters = format!("controller.quorum.voters=1@127.0.0.1:{port}");
+    let _controller = Killed(
+        Command::new(env!("CARGO_BIN_EXE_runnel"))
+            .args(["broker", "--data-dir"])
+            .arg(dir.path().join("controller"))
+            .args([
+                "--override",
+                "node.id=1",
+                "--override",
+                "process.roles=controller",
+            ])
+            .args(["--override", &voters, "--override"])
+            .arg(format!("listeners=CONTROLLER://127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let brokers: Vec<BrokerProcess> = [2, 3]
+        .iter()
+        .map(|id| {
+            BrokerProcess::start(&[&format!("node.id={id}"), "process.roles=broker", &voters])
+        })
+        .collect();
+    let all: Vec<&BrokerProcess> = brokers.iter().collect();
+    let servers = bootstrap(&all);
+    wait_until("both brokers registered", Duration::from_secs(60), || {
+        let out = Command::new(kcat())
+            .args(["-b", &servers, "-L", "-m", "5"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .contains(" 2 brokers:")
+            .then_some(())
+    });
+    let status = check(
+        "runnel cluster describe",
+        &runnel(&["cluster", "describe", "--bootstrap-server", &servers]),
+    );
+    assert!(status.contains("LeaderId:               1\n"), "{status}");
+    assert!(status.contains("CurrentVoters:          [1]\n"), "{status}");
+    assert!(
+        status.contains("CurrentObservers:       [2,3]\n"),
+        "{status}"
+    );
+    check(
+        "runnel topic create",
+        &runnel(&[
+            "topic",
+            "create",
+            "split",
+            "--partitions",
+            "4",
+            "--replication-factor",
+            "2",
+            "--bootstrap-server",
+            &servers,
+        ]),
+    );
+    let parts = leaders(&servers, "split");
+    assert_eq!(parts.len(), 4);
+    for (leader, isr) in parts.values() {
+        assert!(matches!(leader, Some(2 | 3)), "{parts:?}");
+        assert_eq!(isr.len(), 2, "{parts:?}");
+        assert!(
+            !isr.contains(&1),
+            "the controller-only node holds no replica: {parts:?}"
+        );
+    }
+}
