@@ -516,9 +516,18 @@ fn a_relative_nested_data_dir_is_created() {
             }
             std::thread::sleep(Duration::from_millis(50));
         };
+        // It listens first and opens its logs next: wait for the metadata log's directory.
+        let metadata = cwd.path().join(dir).join("__cluster_metadata-0");
+        while started && !metadata.is_dir() && Instant::now() < deadline {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "broker with --data-dir {dir} exited"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = child.kill();
         let _ = child.wait();
         assert!(started, "broker with --data-dir {dir} never listened");
-        assert!(cwd.path().join(dir).join("__cluster_metadata-0").is_dir());
+        assert!(metadata.is_dir(), "{} was not created", metadata.display());
     }
 }
