@@ -44,11 +44,12 @@ pub async fn handle(broker: &Arc<Broker>, req: &RequestFrame, forwarded: bool) -
             &answer(broker, req.api_version, &status, &replicas, None),
         );
     }
+    let not_leader = |why: String| Some((ResponseError::NotLeaderOrFollower, why));
     if forwarded || broker.metadata.controller_id().is_none() {
-        let error = ResponseError::NotLeaderOrFollower;
+        let why = "this node does not lead the metadata quorum".to_string();
         return respond(
             req,
-            &answer(broker, req.api_version, &status, &[], Some(error)),
+            &answer(broker, req.api_version, &status, &[], not_leader(why)),
         );
     }
     let version = req.api_version;
@@ -59,34 +60,27 @@ pub async fn handle(broker: &Arc<Broker>, req: &RequestFrame, forwarded: bool) -
             Ok(resp) => reply_to.encode(&resp),
             Err(e) => {
                 let (status, _) = broker.metadata.quorum().describe();
-                let mut resp = answer(
+                reply_to.encode(&answer(
                     &broker,
                     version,
                     &status,
                     &[],
-                    Some(ResponseError::NotLeaderOrFollower),
-                );
-                if let Some(p) = resp
-                    .topics
-                    .first_mut()
-                    .and_then(|t| t.partitions.first_mut())
-                {
-                    p.error_message = Some(str_bytes(e.to_string()));
-                }
-                reply_to.encode(&resp)
+                    not_leader(e.to_string()),
+                ))
             }
         }
     }))
 }
 
 /// The response for `__cluster_metadata-0`: with the replicas' progress on the leader, or
-/// with `error` and the leader this node knows.
+/// with `error` (its message only from v2, which has the field) and the leader this node
+/// knows.
 fn answer(
     broker: &Broker,
     version: i16,
     status: &crate::raft::driver::Status,
     replicas: &[ReplicaProgress],
-    error: Option<ResponseError>,
+    error: Option<(ResponseError, String)>,
 ) -> DescribeQuorumResponse {
     let state = |r: &ReplicaProgress| {
         let mut s = ReplicaState::default()
@@ -108,12 +102,10 @@ fn answer(
         .with_high_watermark(status.high_watermark)
         .with_current_voters(voters)
         .with_observers(observers);
-    if let Some(e) = error {
+    if let Some((e, why)) = error {
         partition = partition.with_error_code(e.code());
         if version >= 2 {
-            partition = partition.with_error_message(Some(str_bytes(
-                "this node does not lead the metadata quorum".to_string(),
-            )));
+            partition = partition.with_error_message(Some(str_bytes(why)));
         }
     }
     let mut resp = DescribeQuorumResponse::default().with_topics(vec![
