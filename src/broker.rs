@@ -69,7 +69,15 @@ pub struct Broker {
 pub fn controller_config(config: &BrokerConfig) -> crate::cluster::ControllerConfig {
     crate::cluster::ControllerConfig {
         broker_session_timeout_ms: i64::try_from(config.broker_session_timeout_ms).unwrap_or(9000),
-        ..crate::cluster::ControllerConfig::default()
+        unclean_leader_election_enable: config.unclean_leader_election_enable(),
+        auto_leader_rebalance_enable: config.auto_leader_rebalance_enable,
+        leader_imbalance_check_interval_ms: i64::try_from(
+            config.leader_imbalance_check_interval_seconds,
+        )
+        .unwrap_or(300)
+        .saturating_mul(1000),
+        leader_imbalance_per_broker_percentage: config.leader_imbalance_per_broker_percentage,
+        planted_bug: None,
     }
 }
 
@@ -122,19 +130,23 @@ impl Broker {
         shutdown: watch::Receiver<bool>,
     ) -> Result<Arc<Broker>, BrokerError> {
         let logs = LogManager::new(env.clone(), &config.log_dir).await?;
-        let metadata = MetadataLog::open(
-            &env,
-            &config.log_dir,
-            quorum_config(&config),
-            config.cluster_id.clone(),
-        )
-        .await?;
+        // Planted bugs come only from the simulated disk; the real one reports none.
+        let planted = env.disk.planted_bugs();
+        let mut quorum = quorum_config(&config);
+        if planted.raft_truncate_to_hw {
+            quorum.raft.planted_bug = Some(crate::raft::PlantedBug::TruncateToHw);
+        }
+        let mut controller_settings = controller_config(&config);
+        if planted.elect_outside_isr {
+            controller_settings.planted_bug = Some(crate::cluster::PlantedBug::ElectOutsideIsr);
+        }
+        let metadata =
+            MetadataLog::open(&env, &config.log_dir, quorum, config.cluster_id.clone()).await?;
         let groups = Arc::new(GroupService::new(
             env.clone(),
             logs.clone(),
             config.group.clone(),
         ));
-        let config_for_controller = config.clone();
         Ok(Arc::new(Broker {
             env,
             config: Arc::new(config),
@@ -147,9 +159,7 @@ impl Broker {
             loaded: watch::Sender::new(false),
             ready: watch::Sender::new(false),
             synced: tokio::sync::Mutex::new(BTreeMap::new()),
-            controller: Arc::new(controller::ControllerService::new(controller_config(
-                &config_for_controller,
-            ))),
+            controller: Arc::new(controller::ControllerService::new(controller_settings)),
             lifecycle: watch::Sender::new(controller::Lifecycle::Starting),
         }))
     }

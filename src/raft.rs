@@ -57,6 +57,5 @@ pub type NodeId = i32;
 
 pub use log::{Entry, EntryKind, Epoch, Offset, OffsetAndEpoch, RaftLog};
 pub use message::{Message, Outgoing};
-#[cfg(test)]
 pub use node::PlantedBug;
 pub use node::{Config, NotLeader, QuorumState, RaftNode, Ready, Role, StartError};

@@ -5,6 +5,7 @@
 pub mod groups;
 pub mod history;
 pub mod image;
+pub mod quorum;
 pub mod state;
 
 pub use history::{Verdict, check};
@@ -75,6 +76,16 @@ pub enum Kind {
     Undelivered,
     /// An offset commit was acknowledged before the broker declared it durable.
     UnsyncedCommit,
+    /// Two leaders of one quorum epoch, or of one partition's leader epoch.
+    TwoLeaders,
+    /// A node's durable epoch or vote, or its high watermark, went back.
+    EpochRegression,
+    /// A committed quorum entry differs between nodes, was cut by a node that held it, or
+    /// committed without a majority holding it.
+    CommittedLost,
+    /// A node's applied metadata broke an invariant (a leader outside the ISR, a leader
+    /// epoch going back...).
+    MetadataInvariant,
 }
 
 impl fmt::Display for Kind {
@@ -99,6 +110,10 @@ impl fmt::Display for Kind {
             Kind::NonmonotonicCommit => "nonmonotonic-commit",
             Kind::Undelivered => "undelivered",
             Kind::UnsyncedCommit => "unsynced-commit",
+            Kind::TwoLeaders => "two-leaders",
+            Kind::EpochRegression => "epoch-regression",
+            Kind::CommittedLost => "committed-lost",
+            Kind::MetadataInvariant => "metadata-invariant",
         })
     }
 }

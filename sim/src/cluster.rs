@@ -1,5 +1,7 @@
-//! The brokers: one turmoil host each (`broker-1`, ...), each with its own name, address, disk
-//! and fault switches, running runnel's real broker on the simulated seam. A broker that fails
+//! The cluster's nodes: one turmoil host each (`broker-1`, ..., and `controller-1`, ... when
+//! the controllers run apart), each with its own name, addresses, disk and fault switches,
+//! running runnel's real node (broker, controller, or both) on the simulated seam, configured
+//! as a Kafka user would: `node.id`, `process.roles`, `listeners`, `controller.quorum.voters`. A broker that fails
 //! to start (a disk fault during recovery) is started again, as a supervisor would; `bounce`
 //! restarts it. Each start is an *incarnation*: its disk reports and its probe declarations
 //! carry it, so the checker knows which process said what.
@@ -16,7 +18,7 @@ use std::time::Duration;
 /// Where every broker keeps its data.
 pub const DATA_DIR: &str = "/data";
 
-/// What the driver holds of each broker.
+/// What the driver holds of each node.
 pub struct Broker {
     pub name: String,
     /// The disk faults the nemesis switches.
@@ -25,33 +27,34 @@ pub struct Broker {
     pub starts: Arc<AtomicU32>,
 }
 
-/// Adds the seed's brokers to the simulation. Each gets the planted bugs of `disk`, the seed's
+/// Adds the seed's nodes to the simulation. Each gets the planted bugs of `disk`, the seed's
 /// writeback and fsync latency, and fault switches of its own.
-pub fn add_brokers(
+pub fn add_nodes(
     sim: &mut turmoil::Sim<'_>,
     cfg: &SimConfig,
     disk: &DiskFaults,
     journal: &JournalRef,
 ) -> Vec<Broker> {
-    (0..cfg.brokers.len())
-        .map(|i| add_broker(sim, cfg, i, disk, journal))
+    (0..cfg.nodes.len())
+        .map(|i| add_node(sim, cfg, i, disk, journal))
         .collect()
 }
 
-fn add_broker(
+fn add_node(
     sim: &mut turmoil::Sim<'_>,
     cfg: &SimConfig,
     i: usize,
     disk: &DiskFaults,
     journal: &JournalRef,
 ) -> Broker {
-    let name = cfg.brokers[i].clone();
+    let name = cfg.nodes[i].name.clone();
     let broker = Broker {
         name: name.clone(),
         switches: Arc::new(DiskSwitches::default()),
         starts: Arc::new(AtomicU32::new(0)),
     };
-    let overrides = cfg.broker_overrides.clone();
+    let mut overrides = cfg.broker_overrides.clone();
+    overrides.extend(cfg.node_overrides(i));
     let seed = cfg.seed;
     let faults = DiskFaults {
         fsync_latency: cfg.fsync_latency.clone(),
@@ -71,8 +74,8 @@ fn add_broker(
         );
         async move {
             let cli = CliOverrides {
-                listen: Some("0.0.0.0:9092".into()),
-                advertised: Some(SimConfig::broker_addr(&name)),
+                listen: None,
+                advertised: None,
                 data_dir: Some(DATA_DIR.into()),
             };
             let (config, _) =

@@ -13,6 +13,7 @@ use std::time::Duration;
 pub struct TopicSpec {
     pub name: String,
     pub partitions: i32,
+    pub replication_factor: i32,
     /// Topic-level configs (Kafka names).
     pub configs: Vec<(String, String)>,
 }
@@ -126,6 +127,18 @@ pub enum Fault {
         host: String,
         full: bool,
     },
+    /// Kill (or cut the power of) whichever node leads the metadata quorum now, and start it
+    /// again.
+    KillLeader {
+        power: bool,
+    },
+    /// Cut the quorum's leader off from every other node (clients still reach it).
+    IsolateLeader,
+    /// Reconnect the node `IsolateLeader` cut off, killing and restarting it first if
+    /// `restart`.
+    Rejoin {
+        restart: bool,
+    },
     /// Arm a crash at a point of a broker's disk work (mid-append, mid-roll,
     /// mid-checkpoint...): when the broker reaches it, the process dies there, with the power
     /// (unsynced writes lost or torn) or without.
@@ -158,6 +171,17 @@ impl fmt::Display for Fault {
                 "disk of {host} {}",
                 if *full { "full" } else { "no longer full" }
             ),
+            Fault::KillLeader { power } => write!(
+                f,
+                "{} the quorum's leader",
+                if *power { "power loss on" } else { "restart" }
+            ),
+            Fault::IsolateLeader => write!(f, "isolate the quorum's leader from the other nodes"),
+            Fault::Rejoin { restart } => write!(
+                f,
+                "{}reconnect the isolated node",
+                if *restart { "restart and " } else { "" }
+            ),
             Fault::CrashAt { host, crash, power } => write!(
                 f,
                 "arm {} on {host} {} the {} {} from here",
@@ -184,10 +208,15 @@ pub enum FaultKind {
     IoErrors,
     DiskFull,
     CrashPoint,
+    /// Kill the quorum's leader, sometimes twice within one election (back-to-back
+    /// failovers).
+    LeaderFailover,
+    /// Cut the quorum's leader off from the other nodes for a while.
+    IsolateLeader,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 10] = [
+    pub const ALL: [FaultKind; 12] = [
         FaultKind::Partition,
         FaultKind::OneWay,
         FaultKind::Hold,
@@ -198,16 +227,35 @@ impl FaultKind {
         FaultKind::IoErrors,
         FaultKind::DiskFull,
         FaultKind::CrashPoint,
+        FaultKind::LeaderFailover,
+        FaultKind::IsolateLeader,
     ];
+}
+
+/// One server process of the cluster: a broker, a controller (a voter of the metadata
+/// quorum), or both.
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    /// Its host name: `broker-N` for a broker (combined or not), `controller-N` for a
+    /// controller only.
+    pub name: String,
+    /// Its `node.id`.
+    pub id: i32,
+    pub broker: bool,
+    pub controller: bool,
 }
 
 /// Everything a seed chooses.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     pub seed: u64,
-    /// The brokers' host names (`broker-1`...), each listening on port 9092.
-    pub brokers: Vec<String>,
+    /// The server hosts, each with a disk: brokers listen on port 9092, controllers on 9093.
+    pub nodes: Vec<NodeSpec>,
     pub topics: Vec<TopicSpec>,
+    /// A topic nobody writes to, replicated on up to 3 brokers, whose leaders the controller
+    /// moves as brokers come and go (until data replication lands, leadership is all that
+    /// a replicated topic exercises).
+    pub elect_topic: TopicSpec,
     /// Broker settings (`--override` strings).
     pub broker_overrides: Vec<String>,
     pub producers: Vec<ProducerSpec>,
@@ -235,6 +283,108 @@ impl SimConfig {
     pub fn broker_addr(name: &str) -> String {
         format!("{name}:9092")
     }
+
+    /// Every server host's name, by index.
+    pub fn node_names(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.name.clone()).collect()
+    }
+
+    /// The brokers' addresses, for clients to bootstrap from.
+    pub fn bootstrap(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|n| n.broker)
+            .map(|n| Self::broker_addr(&n.name))
+            .collect()
+    }
+
+    /// The quorum's voters' node ids.
+    pub fn voters(&self) -> Vec<i32> {
+        self.nodes
+            .iter()
+            .filter(|n| n.controller)
+            .map(|n| n.id)
+            .collect()
+    }
+
+    /// The number of brokers.
+    pub fn broker_count(&self) -> usize {
+        self.nodes.iter().filter(|n| n.broker).count()
+    }
+
+    /// The overrides every node shares: the voters and the controller listener's name.
+    pub fn quorum_overrides(&self) -> Vec<String> {
+        let voters: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| n.controller)
+            .map(|n| format!("{}@{}:9093", n.id, n.name))
+            .collect();
+        vec![
+            format!("controller.quorum.voters={}", voters.join(",")),
+            "controller.listener.names=CONTROLLER".to_string(),
+        ]
+    }
+
+    /// One node's own overrides: its id, roles and listeners.
+    pub fn node_overrides(&self, i: usize) -> Vec<String> {
+        let n = &self.nodes[i];
+        let roles = match (n.broker, n.controller) {
+            (true, true) => "broker,controller",
+            (true, false) => "broker",
+            _ => "controller",
+        };
+        let mut listeners = Vec::new();
+        if n.broker {
+            listeners.push("PLAINTEXT://0.0.0.0:9092".to_string());
+        }
+        if n.controller {
+            listeners.push("CONTROLLER://0.0.0.0:9093".to_string());
+        }
+        let mut out = vec![
+            format!("node.id={}", n.id),
+            format!("process.roles={roles}"),
+            format!("listeners={}", listeners.join(",")),
+        ];
+        if n.broker {
+            out.push(format!(
+                "advertised.listeners=PLAINTEXT://{}",
+                Self::broker_addr(&n.name)
+            ));
+        }
+        out.extend(self.quorum_overrides());
+        out
+    }
+}
+
+/// The cluster a seed runs: 3 to 5 brokers; most often combined nodes of which 3 (or, with
+/// 5, sometimes all 5) are voters, the rest brokers only; sometimes 3 controllers of their
+/// own beside brokers that are brokers only.
+fn draw_nodes(r: &mut StdRng) -> Vec<NodeSpec> {
+    let brokers = r.random_range(3..=5);
+    let separate = r.random_bool(0.3);
+    let voters = if !separate && brokers == 5 && r.random_bool(0.5) {
+        5
+    } else {
+        3
+    };
+    let mut nodes: Vec<NodeSpec> = (1..=brokers)
+        .map(|i| NodeSpec {
+            name: format!("broker-{i}"),
+            id: i as i32,
+            broker: true,
+            controller: !separate && i <= voters,
+        })
+        .collect();
+    if separate {
+        nodes.extend((1..=3).map(|i| NodeSpec {
+            name: format!("controller-{i}"),
+            id: 100 + i,
+            broker: false,
+            controller: true,
+        }));
+    }
+    nodes
 }
 
 /// The seed of the RNG stream named `name`: every random stream of a run (the configuration's
@@ -286,6 +436,9 @@ impl SimConfig {
                 TopicSpec {
                     name: format!("t{i}"),
                     partitions: r.random_range(1..=4),
+                    // One replica until data replication lands: a partition's data stays on
+                    // its one broker, and is unavailable while that broker is.
+                    replication_factor: 1,
                     configs,
                 }
             })
@@ -392,8 +545,31 @@ impl SimConfig {
         let max_latency = min_latency + Duration::from_micros(pick(&mut r, &[100, 2_000, 10_000]));
         let fault_phase = Duration::from_secs(r.random_range(5..=15));
 
-        // N brokers; one until the cluster issue lands (the harness takes any number).
-        let brokers: Vec<String> = (1..=1).map(|i| format!("broker-{i}")).collect();
+        let mut r = stream(seed, "cluster");
+        let nodes = draw_nodes(&mut r);
+        let hosts: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+        let brokers = nodes.iter().filter(|n| n.broker).count() as i32;
+        let elect_topic = TopicSpec {
+            name: "elect".into(),
+            partitions: r.random_range(2..=6),
+            replication_factor: brokers.min(3),
+            configs: Vec::new(),
+        };
+        // Sessions short enough that brokers are fenced and partitions change leaders
+        // within the fault phase (Kafka's heartbeat is about a quarter of the session).
+        let session: u64 = pick(&mut r, &[1_500, 3_000, 6_000]);
+        broker_overrides.extend([
+            format!("broker.session.timeout.ms={session}"),
+            format!("broker.heartbeat.interval.ms={}", session / 4),
+            format!(
+                "leader.imbalance.check.interval.seconds={}",
+                pick(&mut r, &[1, 5, 300])
+            ),
+            format!("auto.leader.rebalance.enable={}", r.random_bool(0.8)),
+            // One replica of the group offsets until data replication lands (a coordinator
+            // moving to a replica without the data would lose commits).
+            "offsets.topic.replication.factor=1".to_string(),
+        ]);
         let clients: Vec<String> = producers
             .iter()
             .map(|p| p.name.clone())
@@ -407,11 +583,12 @@ impl SimConfig {
                 fault_kinds.push((k, r.random_range(1..=4)));
             }
         }
-        let faults = draw_faults(&mut r, &fault_kinds, &brokers, &clients, fault_phase);
+        let faults = draw_faults(&mut r, &fault_kinds, &hosts, &clients, fault_phase);
         SimConfig {
             seed,
-            brokers,
+            nodes,
             topics,
+            elect_topic,
             broker_overrides,
             producers,
             consumers,
@@ -459,7 +636,8 @@ fn draw_faults(
     // than one) each pair of brokers.
     let mut pairs: Vec<(String, String)> = Vec::new();
     for c in clients {
-        for b in brokers {
+        // Clients talk to brokers only.
+        for b in brokers.iter().filter(|b| !b.starts_with("controller-")) {
             pairs.push((c.clone(), b.clone()));
         }
     }
@@ -546,6 +724,26 @@ fn draw_faults(
                 let power = r.random_bool(0.5);
                 (Fault::CrashAt { host, crash, power }, None)
             }
+            FaultKind::LeaderFailover => {
+                let power = r.random_bool(0.5);
+                if r.random_bool(0.5) {
+                    // The next leader too, before or just after it is elected.
+                    let gap = Duration::from_millis(r.random_range(1..1_500));
+                    out.push((
+                        (at + gap).min(phase),
+                        Fault::KillLeader {
+                            power: r.random_bool(0.5),
+                        },
+                    ));
+                }
+                (Fault::KillLeader { power }, None)
+            }
+            FaultKind::IsolateLeader => (
+                Fault::IsolateLeader,
+                Some(Fault::Rejoin {
+                    restart: r.random_bool(0.3),
+                }),
+            ),
         };
         out.push((at, start));
         if let Some(end) = end {
@@ -566,6 +764,11 @@ impl fmt::Display for SimConfig {
                 t.name, t.partitions, t.configs
             )?;
         }
+        writeln!(
+            f,
+            "  {} partitions={} replication factor {} (not written)",
+            self.elect_topic.name, self.elect_topic.partitions, self.elect_topic.replication_factor
+        )?;
         writeln!(f, "broker: {}", self.broker_overrides.join(" "))?;
         for p in &self.producers {
             writeln!(
@@ -593,7 +796,21 @@ impl fmt::Display for SimConfig {
                 if g.churn { ", members churn" } else { "" }
             )?;
         }
-        writeln!(f, "brokers: {}", self.brokers.join(" "))?;
+        writeln!(
+            f,
+            "nodes: {}",
+            self.nodes
+                .iter()
+                .map(|n| format!(
+                    "{}(id {}{}{})",
+                    n.name,
+                    n.id,
+                    if n.broker { " broker" } else { "" },
+                    if n.controller { " voter" } else { "" }
+                ))
+                .collect::<Vec<_>>()
+                .join(" ")
+        )?;
         writeln!(
             f,
             "disk: block_size={} writeback {} fsync {:?}..{:?}; network latency {:?}..{:?}",
@@ -652,10 +869,11 @@ mod tests {
             }
         }
         // partition, repair, cut, restore, hold, release, max (latency), restart, power, pause,
-        // resume, disk (io/full x2), arm (crash points).
+        // resume, disk (io/full x2), arm (crash points), isolate and reconnect (the quorum's
+        // leader; killing it shares restart and power).
         assert_eq!(
             seen.len(),
-            13,
+            15,
             "every kind of fault appears in 300 seeds: {seen:?}"
         );
     }

@@ -2,7 +2,7 @@
 //! filesystem, network and clock. Everything here must be called from inside a turmoil host.
 
 use crate::history::{Event, Tp};
-use crate::journal::{FNV_OFFSET, JournalRef, Observed, fnv};
+use crate::journal::{AppliedState, EntryId, FNV_OFFSET, JournalRef, Observed, fnv};
 use runnel::env::disk::{DirEntry, Disk, DiskFile, FileMode};
 use runnel::env::net::{Connection, Listener, Network};
 use runnel::env::probe::{PlantedBugs, Probe, ProbeEvent};
@@ -712,6 +712,29 @@ impl Probe for HostProbe {
             },
             ProbeEvent::GroupDeleted { group } => Observed::GroupDeleted {
                 group: group.to_string(),
+            },
+            ProbeEvent::QuorumOpened { quorum, entries } => Observed::QuorumOpened {
+                quorum,
+                entries: entries.iter().map(EntryId::of).collect(),
+            },
+            ProbeEvent::QuorumReady {
+                persisted,
+                truncated_to,
+                appended,
+                leader,
+                epoch,
+                high_watermark,
+            } => Observed::QuorumReady {
+                persisted,
+                truncated_to,
+                appended: appended.iter().map(EntryId::of).collect(),
+                leader,
+                epoch,
+                high_watermark,
+            },
+            ProbeEvent::MetadataApplied { offset, state } => Observed::MetadataApplied {
+                offset,
+                state: AppliedState(Arc::new(state.clone())),
             },
         };
         let o = &self.0;

@@ -5,7 +5,9 @@
 //! when several land within one simulation step.
 
 use crate::history::{Entry, Event, History, Micros, Tp};
+use runnel::cluster::ClusterState;
 use runnel::env::probe::{PartitionState, ProducerSummary};
+use runnel::raft::QuorumState;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -47,6 +49,57 @@ pub enum Observed {
     /// A group was deleted: a group created under its id later is a new one, whose
     /// generations count again from 1.
     GroupDeleted { group: String },
+    /// The metadata quorum opened: the quorum-state it read and the log it recovered.
+    QuorumOpened {
+        quorum: QuorumState,
+        entries: Vec<EntryId>,
+    },
+    /// The metadata quorum made a Ready durable: the quorum-state it fsynced, the log cut back
+    /// and appended, then its role, epoch and high watermark.
+    QuorumReady {
+        persisted: Option<QuorumState>,
+        truncated_to: Option<i64>,
+        appended: Vec<EntryId>,
+        leader: bool,
+        epoch: i32,
+        high_watermark: i64,
+    },
+    /// A node applied the committed metadata entry at `offset`; its state after it.
+    MetadataApplied { offset: i64, state: AppliedState },
+}
+
+/// A quorum log entry as the checker knows it: offset, epoch and a hash of its contents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryId {
+    pub offset: i64,
+    pub epoch: i32,
+    pub hash: u64,
+}
+
+impl EntryId {
+    pub fn of(e: &runnel::raft::Entry) -> EntryId {
+        let mut h = fnv(FNV_OFFSET, format!("{:?}", e.kind).as_bytes());
+        h = fnv(h, &e.payload);
+        EntryId {
+            offset: e.offset,
+            epoch: e.epoch,
+            hash: h,
+        }
+    }
+}
+
+/// A node's applied metadata state. Its `Debug` (what the trace folds) names only the
+/// partitions' leaders and epochs, which the offset and the run determine anyway.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AppliedState(pub Arc<ClusterState>);
+
+impl std::fmt::Debug for AppliedState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (t, n, p) in self.0.partitions() {
+            write!(f, "{}-{n}:{}@{} ", t.name, p.leader, p.leader_epoch)?;
+        }
+        Ok(())
+    }
 }
 
 /// An observation with where and when it happened.

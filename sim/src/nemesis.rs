@@ -21,6 +21,8 @@ pub struct Nemesis {
     cut: Vec<(String, String)>,
     /// Pairs whose messages are held.
     held: Vec<(String, String)>,
+    /// The node `IsolateLeader` cut off, until it rejoins.
+    isolated: Option<usize>,
     /// Paused brokers.
     paused: Vec<String>,
     /// Per broker: whether its armed crash point cuts the power.
@@ -45,11 +47,12 @@ impl Nemesis {
             cut: Vec::new(),
             held: Vec::new(),
             paused: Vec::new(),
-            armed_power: vec![false; cfg.brokers.len()],
+            isolated: None,
+            armed_power: vec![false; cfg.nodes.len()],
             crash_rngs: cfg
-                .brokers
+                .nodes
                 .iter()
-                .map(|b| StdRng::seed_from_u64(named_seed(cfg.seed, &format!("crash/{b}"))))
+                .map(|b| StdRng::seed_from_u64(named_seed(cfg.seed, &format!("crash/{}", b.name))))
                 .collect(),
         }
     }
@@ -128,6 +131,46 @@ impl Nemesis {
             Fault::Resume { host } => {
                 sim.resume(host.as_str());
                 self.paused.retain(|h| h != host);
+            }
+            Fault::KillLeader { power } => match checker.quorum_leader() {
+                Some(i) => {
+                    note = format!(" ({})", brokers[i].name);
+                    if *power {
+                        self.power_loss(sim, i, brokers, journal, checker, at);
+                    } else {
+                        self.restart(sim, i, brokers, checker);
+                    }
+                }
+                None => note = " (skipped: no leader known)".into(),
+            },
+            Fault::IsolateLeader => match checker.quorum_leader() {
+                Some(i) if self.isolated.is_none() => {
+                    let me = brokers[i].name.clone();
+                    note = format!(" ({me})");
+                    for b in brokers.iter().filter(|b| b.name != me) {
+                        if !self.busy(&me, &b.name) {
+                            sim.partition(me.as_str(), b.name.as_str());
+                            self.partitioned.push((me.clone(), b.name.clone()));
+                        }
+                    }
+                    self.isolated = Some(i);
+                }
+                Some(_) => note = " (skipped: a node is isolated already)".into(),
+                None => note = " (skipped: no leader known)".into(),
+            },
+            Fault::Rejoin { restart } => {
+                if let Some(i) = self.isolated.take() {
+                    let me = brokers[i].name.clone();
+                    note = format!(" ({me})");
+                    if *restart {
+                        self.restart(sim, i, brokers, checker);
+                    }
+                    for b in brokers.iter().filter(|b| b.name != me) {
+                        if take(&mut self.partitioned, &me, &b.name) {
+                            sim.repair(me.as_str(), b.name.as_str());
+                        }
+                    }
+                }
             }
             Fault::CrashAt { host, crash, power } => {
                 if let Some(i) = index(host) {
@@ -252,6 +295,7 @@ impl Nemesis {
     /// Ends every fault: networks repaired, holds released, brokers resumed, latency back to
     /// the seed's, disk faults off, armed crashes disarmed.
     pub fn heal(&mut self, sim: &mut turmoil::Sim<'_>, cfg: &SimConfig, brokers: &[Broker]) {
+        self.isolated = None;
         for (a, b) in self.partitioned.drain(..) {
             sim.repair(a.as_str(), b.as_str());
         }

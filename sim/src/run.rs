@@ -52,6 +52,13 @@ pub enum PlantedBug {
     KeepTornBatch,
     /// The group coordinator answers an offset commit before it is durable.
     CommitBeforeSync,
+    /// The quorum-state (epoch, vote) is not fsynced before the vote goes out.
+    VoteNotSynced,
+    /// A quorum follower told its log diverges truncates to its high watermark instead of by
+    /// epoch.
+    RaftTruncateToHw,
+    /// The controller elects a partition leader outside the ISR.
+    ElectOutsideIsr,
 }
 
 impl PlantedBug {
@@ -65,10 +72,13 @@ impl PlantedBug {
             PlantedBug::ForgetProducerState => "forget-producer-state",
             PlantedBug::KeepTornBatch => "keep-torn-batch",
             PlantedBug::CommitBeforeSync => "commit-before-sync",
+            PlantedBug::VoteNotSynced => "vote-not-synced",
+            PlantedBug::RaftTruncateToHw => "raft-truncate-to-hw",
+            PlantedBug::ElectOutsideIsr => "elect-outside-isr",
         }
     }
 
-    pub const ALL: [PlantedBug; 7] = [
+    pub const ALL: [PlantedBug; 10] = [
         PlantedBug::LyingFsync,
         PlantedBug::LyingDirSync,
         PlantedBug::EarlyAck,
@@ -76,6 +86,9 @@ impl PlantedBug {
         PlantedBug::ForgetProducerState,
         PlantedBug::KeepTornBatch,
         PlantedBug::CommitBeforeSync,
+        PlantedBug::VoteNotSynced,
+        PlantedBug::RaftTruncateToHw,
+        PlantedBug::ElectOutsideIsr,
     ];
 }
 
@@ -254,20 +267,32 @@ pub fn run_seeds(
     });
 }
 
+/// Sets broker setting `key` to `value` in place of the seed's.
+fn set_override(cfg: &mut SimConfig, key: &str, value: &str) {
+    let prefix = format!("{key}=");
+    cfg.broker_overrides.retain(|o| !o.starts_with(&prefix));
+    cfg.broker_overrides.push(format!("{key}={value}"));
+}
+
 /// Points the seed's choices at what exposes a planted bug: the faults that reveal it and the
 /// settings under which the broker relies on the broken step.
 pub fn steer(cfg: &mut SimConfig, bug: PlantedBug) {
     let phase = cfg.fault_phase;
-    let first = cfg.brokers[0].clone();
+    // Every broker holds some of the partitions (one replica each until data replication
+    // lands), so each power loss of the steering hits every broker at once.
+    let brokers: Vec<String> = cfg
+        .nodes
+        .iter()
+        .filter(|n| n.broker)
+        .map(|n| n.name.clone())
+        .collect();
     let power_losses = |cfg: &mut SimConfig, n: u32| {
         for k in 1..=n {
             let at = phase * k / (n + 1);
-            cfg.faults.push((
-                at,
-                Fault::PowerLoss {
-                    host: first.clone(),
-                },
-            ));
+            for host in &brokers {
+                cfg.faults
+                    .push((at, Fault::PowerLoss { host: host.clone() }));
+            }
         }
     };
     // Under the durable default the broker declares (and relies on) its syncs all the time.
@@ -310,12 +335,10 @@ pub fn steer(cfg: &mut SimConfig, bug: PlantedBug) {
                 p.acks = -1;
             }
             power_losses(cfg, 2);
-            cfg.faults.push((
-                phase / 2,
-                Fault::Restart {
-                    host: cfg.brokers[0].clone(),
-                },
-            ));
+            for host in &brokers {
+                cfg.faults
+                    .push((phase / 2, Fault::Restart { host: host.clone() }));
+            }
         }
         PlantedBug::CommitBeforeSync => {
             durable_default(cfg);
@@ -341,6 +364,69 @@ pub fn steer(cfg: &mut SimConfig, bug: PlantedBug) {
             }
             cfg.fsync_latency = Duration::from_millis(2)..Duration::from_millis(10);
             power_losses(cfg, 2);
+        }
+        PlantedBug::VoteNotSynced => {
+            // Power losses of voters after elections, with no writeback to save the
+            // quorum-state by chance.
+            cfg.writeback = Writeback {
+                dirty_writes: None,
+                sync_per_million: 0,
+            };
+            let voters: Vec<String> = cfg
+                .nodes
+                .iter()
+                .filter(|n| n.controller)
+                .map(|n| n.name.clone())
+                .collect();
+            for (k, host) in voters.iter().enumerate() {
+                let at = phase * (k as u32 + 1) / (voters.len() as u32 + 1);
+                cfg.faults
+                    .push((at, Fault::PowerLoss { host: host.clone() }));
+            }
+            cfg.faults
+                .push((phase / 3, Fault::KillLeader { power: true }));
+        }
+        PlantedBug::RaftTruncateToHw => {
+            // Leaders cut off long enough to fence brokers (and so append what the majority
+            // never sees), then restarted (their high watermark starts again from zero) and
+            // reconnected: their first fetch is told their log diverges.
+            set_override(cfg, "broker.session.timeout.ms", "1500");
+            set_override(cfg, "broker.heartbeat.interval.ms", "375");
+            cfg.fault_phase = Duration::from_secs(24);
+            cfg.faults.clear();
+            for k in 0..5u64 {
+                let at = Duration::from_millis(1_500 + k * 4_500);
+                cfg.faults.push((at, Fault::IsolateLeader));
+                cfg.faults.push((
+                    at + Duration::from_millis(3_500),
+                    Fault::Rejoin { restart: true },
+                ));
+            }
+        }
+        PlantedBug::ElectOutsideIsr => {
+            // Brokers fenced one after another: the first comes back outside the ISRs, and
+            // the next one's partitions need new leaders.
+            set_override(cfg, "broker.session.timeout.ms", "1500");
+            set_override(cfg, "broker.heartbeat.interval.ms", "375");
+            cfg.elect_topic.partitions = 6;
+            cfg.fault_phase = Duration::from_secs(20);
+            cfg.faults.clear();
+            let brokers: Vec<String> = cfg
+                .nodes
+                .iter()
+                .filter(|n| n.broker)
+                .map(|n| n.name.clone())
+                .collect();
+            // Each pause outlasts an election of a new controller (a paused voter may lead
+            // the quorum) plus the session.
+            for (k, host) in brokers.iter().take(3).enumerate() {
+                let at = Duration::from_millis(1_500 + k as u64 * 6_000);
+                cfg.faults.push((at, Fault::Pause { host: host.clone() }));
+                cfg.faults.push((
+                    at + Duration::from_millis(5_000),
+                    Fault::Resume { host: host.clone() },
+                ));
+            }
         }
         PlantedBug::KeepTornBatch => {
             // Unsynced writes pile up, so a power loss tears one and keeps a later one.
@@ -420,12 +506,14 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> RunResult {
             forget_producer_state: bug == Some(PlantedBug::ForgetProducerState),
             keep_torn_batch: bug == Some(PlantedBug::KeepTornBatch),
             commit_before_sync: bug == Some(PlantedBug::CommitBeforeSync),
-            vote_not_synced: false,
+            vote_not_synced: bug == Some(PlantedBug::VoteNotSynced),
+            raft_truncate_to_hw: bug == Some(PlantedBug::RaftTruncateToHw),
+            elect_outside_isr: bug == Some(PlantedBug::ElectOutsideIsr),
         },
         ..DiskFaults::default()
     };
     let stop = Arc::new(AtomicBool::new(false));
-    let brokers = cluster::add_brokers(&mut sim, &cfg, &disk, &journal);
+    let brokers = cluster::add_nodes(&mut sim, &cfg, &disk, &journal);
     workload::add_setup(&mut sim, &cfg, journal.clone());
     for (i, _) in cfg.producers.iter().enumerate() {
         workload::add_producer(&mut sim, &cfg, i, journal.clone(), stop.clone());
@@ -439,7 +527,12 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> RunResult {
         }
     }
 
-    let mut checker = StateChecker::new(cfg.brokers.clone(), std::path::Path::new(DATA_DIR));
+    let mut checker = StateChecker::new(
+        cfg.node_names(),
+        cfg.nodes.iter().map(|n| n.id).collect(),
+        cfg.voters(),
+        std::path::Path::new(DATA_DIR),
+    );
     let (outcome, stopped) = drive(&mut sim, &cfg, &brokers, &journal, &mut checker, &stop);
     let simulated = sim.elapsed();
     let (history, trace) = {

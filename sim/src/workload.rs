@@ -47,7 +47,7 @@ pub fn value_ok(v: &str) -> bool {
 
 /// A client's settings: every broker to bootstrap from, short timeouts, quick retries.
 pub fn client_config(cfg: &SimConfig, name: &str) -> ClientConfig {
-    let mut c = ClientConfig::new(cfg.brokers.iter().map(|b| SimConfig::broker_addr(b)));
+    let mut c = ClientConfig::new(cfg.bootstrap());
     c.client_id = name.to_string();
     c.request_timeout_ms = 3_000;
     c.connect_timeout_ms = 1_000;
@@ -82,7 +82,8 @@ pub fn effective(
 
 /// The setup client: creates the topics, retrying until the broker takes them.
 pub fn add_setup(sim: &mut turmoil::Sim<'_>, cfg: &SimConfig, journal: JournalRef) {
-    let topics = cfg.topics.clone();
+    let mut topics = cfg.topics.clone();
+    topics.push(cfg.elect_topic.clone());
     let env = client_env(cfg.seed, "setup");
     let config = client_config(cfg, "setup");
     sim.client("setup", async move {
@@ -90,13 +91,16 @@ pub fn add_setup(sim: &mut turmoil::Sim<'_>, cfg: &SimConfig, journal: JournalRe
         for t in &topics {
             let mut nt = NewTopic::new(t.name.clone());
             nt.partitions = t.partitions;
-            nt.replication_factor = 1;
+            nt.replication_factor = i16::try_from(t.replication_factor).unwrap_or(1);
             nt.configs = t.configs.iter().cloned().collect();
             loop {
                 match admin.create_topic(&nt).await {
                     Ok(_) => break,
                     Err(e) if e.to_string().contains("TOPIC_ALREADY_EXISTS") => break,
-                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                    Err(e) => {
+                        tracing::debug!(topic = %t.name, error = %e, "setup: creating a topic failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(100)).await
+                    }
                 }
             }
         }

@@ -103,6 +103,20 @@ impl ControllerService {
         req: &R,
         version: i16,
     ) -> Result<R::Response, CallError> {
+        self.send_remote_within(broker, req, version, None).await
+    }
+
+    /// [`Self::send_remote`], waiting at most `timeout` (else `request.timeout.ms`) for the
+    /// answer; a request that times out breaks the connection, so the next one dials the
+    /// controller afresh (a connection that silently died, say across a network partition,
+    /// is not kept).
+    pub async fn send_remote_within<R: Request>(
+        &self,
+        broker: &Broker,
+        req: &R,
+        version: i16,
+        timeout: Option<Duration>,
+    ) -> Result<R::Response, CallError> {
         let leader = active_controller(broker)?;
         let conn = {
             let mut slot = self.remote.lock().await;
@@ -114,8 +128,11 @@ impl ControllerService {
                 let addr = broker.config.quorum.voters.get(&leader).ok_or_else(|| {
                     CallError::Unreachable(format!("no controller address for node {leader}"))
                 })?;
+                // A controller that cannot be reached within a session is as good as gone.
+                let session = broker.config.broker_session_timeout_ms.max(1);
                 let config = ClientConfig {
                     client_id: format!("runnel-broker-{}", broker.config.node_id),
+                    connect_timeout_ms: ClientConfig::default().connect_timeout_ms.min(session),
                     ..ClientConfig::default()
                 };
                 let c = BrokerConnection::open(&broker.env, addr, &config)
@@ -128,7 +145,14 @@ impl ControllerService {
                 None => return Err(CallError::Unreachable("no connection".into())),
             }
         };
-        let answer = async { conn.start_at(req, version).await?.wait().await }.await;
+        let answer = async {
+            let in_flight = conn.start_at(req, version).await?;
+            match timeout {
+                Some(t) => in_flight.with_timeout(t).wait().await,
+                None => in_flight.wait().await,
+            }
+        }
+        .await;
         match answer {
             Ok(r) => Ok(r),
             Err(e) => {
@@ -352,7 +376,12 @@ impl Link {
             .with_previous_broker_epoch(-1);
         let resp = b
             .controller
-            .send_remote(b, &req, BROKER_REGISTRATION_VERSION)
+            .send_remote_within(
+                b,
+                &req,
+                BROKER_REGISTRATION_VERSION,
+                Some(session_timeout(b)),
+            )
             .await?;
         match ResponseError::try_from_code(resp.error_code) {
             None => Ok(resp.broker_epoch),
@@ -373,7 +402,7 @@ impl Link {
             .with_want_shut_down(hb.want_shutdown);
         let resp = b
             .controller
-            .send_remote(b, &req, BROKER_HEARTBEAT_VERSION)
+            .send_remote_within(b, &req, BROKER_HEARTBEAT_VERSION, Some(session_timeout(b)))
             .await?;
         match ResponseError::try_from_code(resp.error_code) {
             None => Ok(HeartbeatReply {
@@ -530,4 +559,10 @@ async fn controlled_shutdown(b: &Broker, link: &mut Link) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tracing::warn!("controlled shutdown did not finish in time; stopping anyway");
+}
+
+/// How long a broker waits for the controller to answer its registration or heartbeat: a
+/// session (an answer later than that is moot; the connection is dropped and dialled again).
+fn session_timeout(b: &Broker) -> Duration {
+    Duration::from_millis(b.config.broker_session_timeout_ms.max(1))
 }

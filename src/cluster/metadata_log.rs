@@ -61,6 +61,8 @@ struct Applied {
     version: watch::Sender<u64>,
     /// The first entry that could not be applied: the state stops there.
     fault: RwLock<Option<MetadataError>>,
+    /// Told the state after every applied entry (the simulator checks it).
+    probe: Arc<dyn crate::env::Probe>,
 }
 
 impl Apply for Applied {
@@ -85,6 +87,12 @@ impl Apply for Applied {
                         next.apply_at(e.offset, r);
                     }
                     applied += 1;
+                    if self.probe.observing() {
+                        self.probe.event(crate::env::ProbeEvent::MetadataApplied {
+                            offset: e.offset,
+                            state: &next,
+                        });
+                    }
                 }
                 Err(err) => {
                     tracing::error!(error = %err, "the metadata log cannot be applied past this entry; this node's metadata stops here");
@@ -144,6 +152,7 @@ impl MetadataLog {
             state: RwLock::new(Arc::new(ClusterState::default())),
             version: watch::Sender::new(0),
             fault: RwLock::new(None),
+            probe: env.probe.clone(),
         });
         let quorum = Quorum::open(env, data_dir, quorum, applied.clone()).await?;
         Ok(Arc::new(MetadataLog {

@@ -119,6 +119,12 @@ pub struct BrokerConfig {
     pub broker_heartbeat_interval_ms: u64,
     /// `broker.session.timeout.ms`.
     pub broker_session_timeout_ms: u64,
+    /// `auto.leader.rebalance.enable`.
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds`.
+    pub leader_imbalance_check_interval_seconds: u64,
+    /// `leader.imbalance.per.broker.percentage`.
+    pub leader_imbalance_per_broker_percentage: u32,
     /// The data directory (`log.dirs`, or `log.dir`).
     pub log_dir: PathBuf,
     /// `host:port` to listen on for clients (from `listeners`); `0.0.0.0` for every interface.
@@ -232,6 +238,14 @@ impl BrokerConfig {
             config.retention_bytes = -1;
         }
         config
+    }
+
+    /// The broker-wide `unclean.leader.election.enable` (a topic may override it).
+    pub fn unclean_leader_election_enable(&self) -> bool {
+        self.topic_defaults
+            .get("unclean.leader.election.enable")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
     }
 
     /// A topic's effective `min.insync.replicas`.
@@ -446,6 +460,13 @@ fn resolve(explicit: Settings) -> Result<BrokerConfig, ConfigError> {
         cluster_id: setting("cluster.id").map(|v| v.to_string()),
         broker_heartbeat_interval_ms: narrow(int("broker.heartbeat.interval.ms")),
         broker_session_timeout_ms: narrow(int("broker.session.timeout.ms")),
+        auto_leader_rebalance_enable: flag("auto.leader.rebalance.enable"),
+        leader_imbalance_check_interval_seconds: narrow(int(
+            "leader.imbalance.check.interval.seconds",
+        )),
+        leader_imbalance_per_broker_percentage: narrow(int(
+            "leader.imbalance.per.broker.percentage",
+        )),
         log_dir: split_list(&log_dir)
             .into_iter()
             .next()

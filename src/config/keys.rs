@@ -242,6 +242,16 @@ pub(crate) const KEYS: &[Key] = &[
     broker("broker.session.timeout.ms", Int, Some("9000"), at_least(1),
         "A broker that has not heartbeated for this long is fenced and its partitions get \
          other leaders."),
+    broker("auto.leader.rebalance.enable", Boolean, Some("true"), Check::Any,
+        "Whether the controller moves a partition's leadership back to its preferred (first) \
+         replica once that one is eligible again, when a broker leads too few of the \
+         partitions it prefers."),
+    broker("leader.imbalance.check.interval.seconds", Long, Some("300"), at_least(1),
+        "How often the controller checks the brokers' leader imbalance."),
+    broker("leader.imbalance.per.broker.percentage", Int, Some("10"),
+        Check::Range { min: 0, max: 100 },
+        "The share of a broker's preferred partitions that it may fail to lead before the \
+         controller rebalances them."),
     broker("advertised.listeners", Str, None, Check::Custom(listener_list),
         "The PLAINTEXT://HOST:PORT clients are told to connect to; when not set, the listen \
          address (which must then not be a wildcard)."),

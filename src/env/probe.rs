@@ -10,6 +10,8 @@
 //! Calls come from inside the log's critical sections: an implementation must be quick and must
 //! not call back into runnel.
 
+use crate::cluster::ClusterState;
+use crate::raft::{Entry, QuorumState};
 use std::path::Path;
 
 /// A partition log's offsets, as it publishes them.
@@ -77,6 +79,30 @@ pub enum ProbeEvent<'a> {
     /// tombstone is durable and the coordinator forgot it. A group created under the same id
     /// later starts again at generation 0, as in Kafka; its member ids are new.
     GroupDeleted { group: &'a str },
+    /// The metadata quorum opened its storage: the quorum-state it read (epoch, vote, leader)
+    /// and the log it recovered.
+    QuorumOpened {
+        quorum: QuorumState,
+        entries: &'a [Entry],
+    },
+    /// The metadata quorum made one `Ready` durable and advanced its core, before sending any
+    /// of its messages: the quorum-state it fsynced (if it wrote one), the log cut back to
+    /// `truncated_to` and `appended` synced after it, and then, as the core stands, whether it
+    /// leads, its epoch and its high watermark.
+    QuorumReady {
+        persisted: Option<QuorumState>,
+        truncated_to: Option<i64>,
+        appended: &'a [Entry],
+        leader: bool,
+        epoch: i32,
+        high_watermark: i64,
+    },
+    /// A node applied the committed metadata entry at `offset` (one controller batch, applied
+    /// whole): its metadata state after it.
+    MetadataApplied {
+        offset: i64,
+        state: &'a ClusterState,
+    },
 }
 
 /// An offset commit as written to `__consumer_offsets`.
@@ -126,4 +152,10 @@ pub struct PlantedBugs {
     /// The quorum-state file is written in place and not fsynced before the vote it records
     /// goes out (the cluster issue's `vote-not-synced`).
     pub vote_not_synced: bool,
+    /// A quorum follower told its log diverges truncates to its high watermark instead of to
+    /// where the leader's epoch ends (`raft-truncate-to-hw`).
+    pub raft_truncate_to_hw: bool,
+    /// The controller elects a partition leader from outside the ISR when an active replica
+    /// there is eligible (`elect-outside-isr`).
+    pub elect_outside_isr: bool,
 }

@@ -203,6 +203,10 @@ impl Quorum {
         apply: Arc<dyn Apply>,
     ) -> Result<Arc<Quorum>, QuorumError> {
         let (store, persisted, entries) = RaftStore::open(env, data_dir).await?;
+        env.probe.event(crate::env::ProbeEvent::QuorumOpened {
+            quorum: persisted,
+            entries: &entries,
+        });
         let seed = env.rng.next_u64();
         let node = RaftNode::new(
             config.raft.clone(),
@@ -434,11 +438,23 @@ impl Quorum {
                 number,
                 messages,
                 committed,
-                ..
+                quorum_state,
+                truncate_to,
+                entries,
             } = ready;
             let outgoing = {
                 let mut inner = self.lock();
                 inner.node.advance(number);
+                // Declared before any message of this Ready goes out: what a peer learns
+                // from them was declared here first.
+                self.env.probe.event(crate::env::ProbeEvent::QuorumReady {
+                    persisted: quorum_state,
+                    truncated_to: truncate_to,
+                    appended: &entries,
+                    leader: inner.node.role() == Role::Leader,
+                    epoch: inner.node.epoch(),
+                    high_watermark: inner.node.high_watermark(),
+                });
                 self.route(&mut inner, messages)
             };
             for o in outgoing {
@@ -453,8 +469,16 @@ impl Quorum {
         let mut requests = Vec::new();
         for o in messages {
             if let Some(kind) = response_kind(&o.message) {
+                // Requests whose handler gave up waiting take no answer: the oldest one
+                // still waiting takes it.
                 let waiting = inner.inbound.get_mut(&(o.to, kind));
-                match waiting.and_then(VecDeque::pop_front) {
+                let open = waiting.and_then(|q| {
+                    while q.front().is_some_and(oneshot::Sender::is_closed) {
+                        q.pop_front();
+                    }
+                    q.pop_front()
+                });
+                match open {
                     Some(tx) => {
                         let _ = tx.send(o.message);
                     }
@@ -531,6 +555,17 @@ impl Quorum {
         );
         drop(inner);
         self.status.send_if_modified(|s| {
+            if (s.role, s.epoch, s.leader_id) != (status.role, status.epoch, status.leader_id) {
+                // Kafka's "Completed transition to ..." line.
+                tracing::info!(
+                    role = ?status.role,
+                    epoch = status.epoch,
+                    leader = ?status.leader_id,
+                    high_watermark = status.high_watermark,
+                    log_end = status.log_end,
+                    "the metadata quorum changed state"
+                );
+            }
             let changed = *s != status;
             *s = status;
             changed

@@ -43,7 +43,6 @@ pub struct Config {
     /// The most payload bytes in one fetch response (one entry is always sent).
     pub fetch_max_bytes: usize,
     /// A bug planted on purpose, to show the simulation's checker catches it.
-    #[cfg(test)]
     pub planted_bug: Option<PlantedBug>,
 }
 
@@ -60,14 +59,12 @@ impl Config {
             retry_backoff_ms: 20,
             fetch_max_wait_ms: 500,
             fetch_max_bytes: 8 * 1024 * 1024,
-            #[cfg(test)]
             planted_bug: None,
         }
     }
 }
 
-/// Bugs the simulation's checker must catch (see `sim_tests`).
-#[cfg(test)]
+/// Bugs the simulation's checker must catch (see `sim_tests`, and runnel-sim's `--planted-bug`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlantedBug {
     /// The quorum-state naming a granted vote (and the epoch it moved to) is not fsynced before
@@ -628,7 +625,6 @@ impl RaftNode {
             ..self.quorum
         };
         self.set_quorum(q);
-        #[cfg(test)]
         if self.config.planted_bug == Some(PlantedBug::VoteWithoutPersist) {
             // The grant goes out with no quorum-state (epoch and vote) made durable first.
             self.quorum_dirty = false;

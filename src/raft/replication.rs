@@ -7,9 +7,7 @@
 use super::NodeId;
 use super::log::Offset;
 use super::message::{DivergingEpoch, Fetch, FetchResponse, Message, RaftError};
-#[cfg(test)]
-use super::node::PlantedBug;
-use super::node::{RaftNode, State};
+use super::node::{PlantedBug, RaftNode, State};
 
 impl RaftNode {
     /// A fetch from this node's log end.
@@ -205,7 +203,14 @@ impl RaftNode {
         if is_voter {
             l.acked.insert(from);
         }
-        l.parked.remove(&from);
+        // A fetch held from before (the replica gave up on it, or restarted) is answered
+        // too: every request gets exactly one answer, which the driver pairs with its
+        // requests in order.
+        let superseded = l.parked.remove(&from);
+        if let Some((old, _)) = superseded {
+            let response = self.fetch_answer(&old);
+            self.send(from, Message::FetchResponse(response));
+        }
         self.maybe_advance_high_watermark();
         let nothing_new = diverging.is_none()
             && f.fetch_offset == self.log.end_offset()
@@ -249,9 +254,7 @@ impl RaftNode {
             })
             .collect();
         ends.sort_unstable_by(|a, b| b.cmp(a));
-        #[allow(unused_mut)]
         let mut hw = ends[self.majority() - 1];
-        #[cfg(test)]
         if self.config.planted_bug == Some(PlantedBug::HwWithoutMajority) {
             hw = self.durable_end;
         }
@@ -309,9 +312,7 @@ impl RaftNode {
         *fetch_deadline_ms = now + self.config.fetch_timeout_ms;
         *last_contact_ms = Some(now);
         if let Some(d) = r.diverging_epoch {
-            #[allow(unused_mut)]
             let mut to = self.truncation_point(d);
-            #[cfg(test)]
             if self.config.planted_bug == Some(PlantedBug::TruncateToHw) {
                 to = self.high_watermark;
             }

@@ -193,6 +193,11 @@ impl RaftStore {
             } else {
                 write_atomic(&*self.env.disk, &self.quorum_state_path(), &bytes).await?;
             }
+            // What the node now counts on surviving a power loss (the simulator checks it).
+            self.env.probe.event(crate::env::ProbeEvent::FileDurable {
+                path: &self.quorum_state_path(),
+                bytes: &bytes,
+            });
         }
         let log = self.log();
         if let Some(end) = ready.truncate_to

@@ -24,6 +24,7 @@
 //!   it, as in Kafka).
 
 use super::image::{self, Image};
+use super::quorum::QuorumChecker;
 use super::{Anomaly, Check, Kind};
 use crate::history::{Micros, Tp};
 use crate::journal::{Observation, Observed};
@@ -80,6 +81,8 @@ pub struct StateChecker {
     /// The latest write of each commit (group, partition, offset): the broker, the log and
     /// the offset its batch ends before.
     commits_written: BTreeMap<(String, Tp, i64), (usize, String, i64)>,
+    /// The metadata quorum's and the applied metadata's invariants.
+    quorum: QuorumChecker,
     /// What it found; the driver stops the run at the first step that adds to it.
     pub violations: Vec<Anomaly>,
 }
@@ -99,8 +102,16 @@ pub(crate) fn tp_of(dir: &str) -> Tp {
 }
 
 impl StateChecker {
-    pub fn new(hosts: Vec<String>, data_dir: &Path) -> StateChecker {
+    /// A checker of the hosts `hosts` (with `node.id`s `node_ids`), whose quorum's voters
+    /// are `voters`, keeping their data in `data_dir`.
+    pub fn new(
+        hosts: Vec<String>,
+        node_ids: Vec<i32>,
+        voters: Vec<i32>,
+        data_dir: &Path,
+    ) -> StateChecker {
         StateChecker {
+            quorum: QuorumChecker::new(hosts.clone(), node_ids, voters),
             hosts,
             data_dir: data_dir.to_path_buf(),
             partitions: BTreeMap::new(),
@@ -241,6 +252,11 @@ impl StateChecker {
         });
     }
 
+    /// The host that leads the metadata quorum, as far as the nodes have said.
+    pub fn quorum_leader(&self) -> Option<usize> {
+        self.quorum.current_leader()
+    }
+
     /// Takes one observation.
     pub fn observe(&mut self, o: &Observation) {
         let host = o.host;
@@ -298,6 +314,12 @@ impl StateChecker {
             }
             Observed::GroupDeleted { group } => {
                 *self.group_incarnations.entry(group.clone()).or_default() += 1;
+            }
+            Observed::QuorumOpened { .. }
+            | Observed::QuorumReady { .. }
+            | Observed::MetadataApplied { .. } => {
+                self.quorum.observe(o);
+                self.violations.append(&mut self.quorum.found);
             }
         }
     }
@@ -557,7 +579,7 @@ mod tests {
     }
 
     fn checker() -> StateChecker {
-        StateChecker::new(vec!["b0".into()], Path::new("/data"))
+        StateChecker::new(vec!["b0".into()], vec![1], vec![1], Path::new("/data"))
     }
 
     /// A follower's truncation moves its log end and durable end back to exactly the declared

@@ -1332,6 +1332,11 @@ fn end_teardown(world: &RefCell<World>, pairs: Vec<crate::net::SocketPair>) {
     let mut w = world.borrow_mut();
     w.discard_sends = false;
     for pair in pairs {
+        // A connection to itself (a combined node calling its own controller listener) died
+        // with the host at both ends: there is no peer to reset.
+        if pair.local.ip() == pair.remote.ip() {
+            continue;
+        }
         let _ = w.send_message(pair.local, pair.remote, crate::envelope::Protocol::Tcp(crate::envelope::Segment::Rst));
     }
 }
