@@ -371,7 +371,7 @@ fn draw_nodes(r: &mut StdRng) -> Vec<NodeSpec> {
     let mut nodes: Vec<NodeSpec> = (1..=brokers)
         .map(|i| NodeSpec {
             name: format!("broker-{i}"),
-            id: i as i32,
+            id: i,
             broker: true,
             controller: !separate && i <= voters,
         })

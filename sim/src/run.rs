@@ -78,6 +78,15 @@ impl PlantedBug {
         }
     }
 
+    /// A bug of one node's storage (its logs, checkpoints, group offsets), rather than of the
+    /// quorum or the controller: steered onto a one-node cluster.
+    pub fn is_storage(self) -> bool {
+        !matches!(
+            self,
+            PlantedBug::VoteNotSynced | PlantedBug::RaftTruncateToHw | PlantedBug::ElectOutsideIsr
+        )
+    }
+
     pub const ALL: [PlantedBug; 10] = [
         PlantedBug::LyingFsync,
         PlantedBug::LyingDirSync,
@@ -267,6 +276,39 @@ pub fn run_seeds(
     });
 }
 
+/// Shrinks the seed's cluster to one combined node (`broker-1`), dropping the faults of the
+/// hosts that are gone: a storage bug is exposed where every partition, and the group
+/// offsets, live on the node whose power the steering cuts.
+fn one_node(cfg: &mut SimConfig) {
+    cfg.nodes.truncate(1);
+    cfg.nodes[0].broker = true;
+    cfg.nodes[0].controller = true;
+    cfg.elect_topic.replication_factor = 1;
+    let mut known: Vec<String> = cfg.node_names();
+    known.extend(cfg.producers.iter().map(|p| p.name.clone()));
+    known.extend(cfg.consumers.iter().map(|c| c.name.clone()));
+    known.extend(cfg.groups.iter().flat_map(|g| g.members.iter().cloned()));
+    let ok = |h: &String| known.contains(h);
+    cfg.faults.retain(|(_, f)| match f {
+        Fault::Partition { a, b }
+        | Fault::Repair { a, b }
+        | Fault::Hold { a, b }
+        | Fault::Release { a, b }
+        | Fault::Cut { from: a, to: b }
+        | Fault::Restore { from: a, to: b } => ok(a) && ok(b),
+        Fault::Restart { host }
+        | Fault::PowerLoss { host }
+        | Fault::Pause { host }
+        | Fault::Resume { host }
+        | Fault::IoErrors { host, .. }
+        | Fault::DiskFull { host, .. }
+        | Fault::CrashAt { host, .. } => ok(host),
+        // One node is always its own quorum's leader, and has no one to be cut off from.
+        Fault::IsolateLeader | Fault::Rejoin { .. } => false,
+        Fault::Slow { .. } | Fault::KillLeader { .. } => true,
+    });
+}
+
 /// Sets broker setting `key` to `value` in place of the seed's.
 fn set_override(cfg: &mut SimConfig, key: &str, value: &str) {
     let prefix = format!("{key}=");
@@ -278,8 +320,9 @@ fn set_override(cfg: &mut SimConfig, key: &str, value: &str) {
 /// settings under which the broker relies on the broken step.
 pub fn steer(cfg: &mut SimConfig, bug: PlantedBug) {
     let phase = cfg.fault_phase;
-    // Every broker holds some of the partitions (one replica each until data replication
-    // lands), so each power loss of the steering hits every broker at once.
+    if bug.is_storage() {
+        one_node(cfg);
+    }
     let brokers: Vec<String> = cfg
         .nodes
         .iter()

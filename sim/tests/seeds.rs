@@ -125,6 +125,9 @@ fn caught_as(bug: PlantedBug) -> &'static [&'static str] {
         PlantedBug::ForgetProducerState => &["producer-state-lost"],
         PlantedBug::KeepTornBatch => &["torn-batch-kept"],
         PlantedBug::CommitBeforeSync => &["unsynced-commit", "lost-commit"],
+        PlantedBug::VoteNotSynced => &["damaged-file", "epoch-regression", "two-leaders"],
+        PlantedBug::RaftTruncateToHw => &["committed-lost"],
+        PlantedBug::ElectOutsideIsr => &["metadata-invariant", "two-leaders"],
     }
 }
 

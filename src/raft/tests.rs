@@ -832,3 +832,46 @@ fn the_same_inputs_give_the_same_outputs() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn a_held_fetch_superseded_by_a_newer_one_is_answered_too() {
+    // The driver pairs answers with requests in order, per peer: a fetch the leader held and
+    // then dropped for a newer one (the follower gave up on it, or restarted) left its waiter
+    // to take the newer one's answer, and every later answer went one request late (found
+    // by the simulator: a restarted follower never caught up).
+    let mut net = Net::new(&[1, 2, 3], &[]);
+    let leader = net.elect();
+    net.run(100);
+    let follower = if leader == 1 { 2 } else { 1 };
+    let fetch = net.node(follower).fetch_request();
+    // Caught up: the leader holds a fetch, then takes the same one again.
+    net.node_mut(leader)
+        .step(follower, Message::Fetch(fetch.clone()));
+    net.node_mut(leader).step(follower, Message::Fetch(fetch));
+    let ready = net.node_mut(leader).ready();
+    let answers = ready
+        .messages
+        .iter()
+        .filter(|m| m.to == follower && matches!(m.message, Message::FetchResponse(_)))
+        .count();
+    // The follower's own fetch, held since the last round, and the first of ours: each
+    // superseded by the next, each answered at once.
+    assert_eq!(
+        answers, 2,
+        "superseded fetches are answered: {:?}",
+        ready.messages
+    );
+    net.node_mut(leader).advance(ready.number);
+    // The newer one is answered when its wait ends.
+    let now = net.now + 1_000;
+    net.node_mut(leader).tick(now);
+    let ready = net.node_mut(leader).ready();
+    assert!(
+        ready
+            .messages
+            .iter()
+            .any(|m| m.to == follower && matches!(m.message, Message::FetchResponse(_))),
+        "{:?}",
+        ready.messages
+    );
+}
