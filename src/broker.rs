@@ -99,6 +99,8 @@ pub fn quorum_config(config: &BrokerConfig) -> QuorumConfig {
         raft,
         voter_addresses: q.voters.clone(),
         tick_ms: 10,
+        snapshot_max_bytes: u64::try_from(q.snapshot_max_bytes).unwrap_or(1),
+        snapshot_interval_ms: q.snapshot_interval_ms,
     }
 }
 

@@ -24,9 +24,18 @@
 //!   (KAFKA-15489); a restarted leader comes back Resigned in its epoch; [`RaftNode::resign`]
 //!   sends EndQuorumEpoch with preferred successors for a clean shutdown.
 //!
-//! Not built yet: snapshots and FetchSnapshot (KIP-630), so the whole log stays in memory and a
-//! far-behind node replays from offset 0; dynamic voters (KIP-853) and
-//! `controller.quorum.bootstrap.servers`; a cap on entries proposed but not yet committed.
+//! - Snapshots (KIP-630): the application snapshots its state at an applied, committed and
+//!   durable offset ([`RaftNode::snapshot`], by `metadata.log.max.record.bytes.between.snapshots`
+//!   and `metadata.log.max.snapshot.interval.ms`); the snapshot is written durably, then the log
+//!   below it is deleted. A fetch below the leader's log start is answered with the snapshot's
+//!   id; the follower fetches it in chunks (FetchSnapshot), writes it, restarts its log empty at
+//!   its end, and restores its state from it. A node starts from its newest snapshot and the
+//!   entries after it, so replay is bounded.
+//!
+//! Not built yet: dynamic voters (KIP-853) and `controller.quorum.bootstrap.servers`; a cap on
+//! entries proposed but not yet committed; keeping log entries below a snapshot for a while
+//! (Kafka's `metadata.max.retention.bytes`), so a follower just behind a new snapshot fetches
+//! the snapshot rather than the few entries it lacks.
 //!
 //! - [`log`]: entries, offsets, epochs and the epoch cache.
 //! - [`message`]: Vote, BeginQuorumEpoch, EndQuorumEpoch, Fetch and their answers.
@@ -35,7 +44,7 @@
 //! - [`store`]: the quorum-state file and the log `__cluster_metadata-0` on disk.
 //! - [`driver`]: the async shell that ticks the core, persists each Ready, sends and receives
 //!   its messages over Kafka connections, and applies what commits.
-//! - [`wire`]: messages as Kafka's Vote, BeginQuorumEpoch, EndQuorumEpoch and Fetch of
+//! - [`wire`]: messages as Kafka's Vote, BeginQuorumEpoch, EndQuorumEpoch, Fetch and FetchSnapshot of
 //!   `__cluster_metadata-0`, entries as RecordBatch v2 batches.
 
 pub mod driver;
@@ -55,7 +64,7 @@ mod tests;
 /// A node's id (Kafka's `node.id`, a replica id).
 pub type NodeId = i32;
 
-pub use log::{Entry, EntryKind, Epoch, Offset, OffsetAndEpoch, RaftLog};
+pub use log::{Entry, EntryKind, Epoch, Offset, OffsetAndEpoch, RaftLog, Snapshot};
 pub use message::{Message, Outgoing};
 pub use node::PlantedBug;
-pub use node::{Config, NotLeader, QuorumState, RaftNode, Ready, Role, StartError};
+pub use node::{Config, NotLeader, QuorumState, RaftNode, Ready, Role, SnapshotError, StartError};

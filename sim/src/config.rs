@@ -570,6 +570,13 @@ impl SimConfig {
             // moving to a replica without the data would lose commits).
             "offsets.topic.replication.factor=1".to_string(),
         ]);
+        // Metadata snapshots (KIP-630): most seeds snapshot every few records, so logs are
+        // cut below snapshots and nodes that fall behind fetch one (FetchSnapshot).
+        let mut r = stream(seed, "metadata");
+        let snapshot_bytes: u64 = pick(&mut r, &[300, 1_000, 4_000, 20 << 20]);
+        broker_overrides.push(format!(
+            "metadata.log.max.record.bytes.between.snapshots={snapshot_bytes}"
+        ));
         let clients: Vec<String> = producers
             .iter()
             .map(|p| p.name.clone())

@@ -713,12 +713,20 @@ impl Probe for HostProbe {
             ProbeEvent::GroupDeleted { group } => Observed::GroupDeleted {
                 group: group.to_string(),
             },
-            ProbeEvent::QuorumOpened { quorum, entries } => Observed::QuorumOpened {
+            ProbeEvent::QuorumOpened {
                 quorum,
+                snapshot,
+                entries,
+            } => Observed::QuorumOpened {
+                quorum,
+                snapshot,
                 entries: entries.iter().map(EntryId::of).collect(),
             },
             ProbeEvent::QuorumReady {
                 persisted,
+                snapshot,
+                log_start,
+                reset_log,
                 truncated_to,
                 appended,
                 leader,
@@ -726,6 +734,9 @@ impl Probe for HostProbe {
                 high_watermark,
             } => Observed::QuorumReady {
                 persisted,
+                snapshot,
+                log_start,
+                reset_log,
                 truncated_to,
                 appended: appended.iter().map(EntryId::of).collect(),
                 leader,
@@ -733,6 +744,10 @@ impl Probe for HostProbe {
                 high_watermark,
             },
             ProbeEvent::MetadataApplied { offset, state } => Observed::MetadataApplied {
+                offset,
+                state: AppliedState(Arc::new(state.clone())),
+            },
+            ProbeEvent::MetadataRestored { offset, state } => Observed::MetadataRestored {
                 offset,
                 state: AppliedState(Arc::new(state.clone())),
             },

@@ -7,7 +7,7 @@
 use crate::history::{Entry, Event, History, Micros, Tp};
 use runnel::cluster::ClusterState;
 use runnel::env::probe::{PartitionState, ProducerSummary};
-use runnel::raft::QuorumState;
+use runnel::raft::{OffsetAndEpoch, QuorumState};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -52,12 +52,16 @@ pub enum Observed {
     /// The metadata quorum opened: the quorum-state it read and the log it recovered.
     QuorumOpened {
         quorum: QuorumState,
+        snapshot: Option<OffsetAndEpoch>,
         entries: Vec<EntryId>,
     },
     /// The metadata quorum made a Ready durable: the quorum-state it fsynced, the log cut back
     /// and appended, then its role, epoch and high watermark.
     QuorumReady {
         persisted: Option<QuorumState>,
+        snapshot: Option<OffsetAndEpoch>,
+        log_start: Option<i64>,
+        reset_log: Option<OffsetAndEpoch>,
         truncated_to: Option<i64>,
         appended: Vec<EntryId>,
         leader: bool,
@@ -66,6 +70,8 @@ pub enum Observed {
     },
     /// A node applied the committed metadata entry at `offset`; its state after it.
     MetadataApplied { offset: i64, state: AppliedState },
+    /// A node's metadata state was restored from a snapshot ending at `offset`.
+    MetadataRestored { offset: i64, state: AppliedState },
 }
 
 /// A quorum log entry as the checker knows it: offset, epoch and a hash of its contents.

@@ -59,6 +59,8 @@ pub enum PlantedBug {
     RaftTruncateToHw,
     /// The controller elects a partition leader outside the ISR.
     ElectOutsideIsr,
+    /// A metadata snapshot holds the state from before the last entries applied.
+    StaleSnapshot,
 }
 
 impl PlantedBug {
@@ -75,6 +77,7 @@ impl PlantedBug {
             PlantedBug::VoteNotSynced => "vote-not-synced",
             PlantedBug::RaftTruncateToHw => "raft-truncate-to-hw",
             PlantedBug::ElectOutsideIsr => "elect-outside-isr",
+            PlantedBug::StaleSnapshot => "stale-snapshot",
         }
     }
 
@@ -83,11 +86,14 @@ impl PlantedBug {
     pub fn is_storage(self) -> bool {
         !matches!(
             self,
-            PlantedBug::VoteNotSynced | PlantedBug::RaftTruncateToHw | PlantedBug::ElectOutsideIsr
+            PlantedBug::VoteNotSynced
+                | PlantedBug::RaftTruncateToHw
+                | PlantedBug::ElectOutsideIsr
+                | PlantedBug::StaleSnapshot
         )
     }
 
-    pub const ALL: [PlantedBug; 10] = [
+    pub const ALL: [PlantedBug; 11] = [
         PlantedBug::LyingFsync,
         PlantedBug::LyingDirSync,
         PlantedBug::EarlyAck,
@@ -98,6 +104,7 @@ impl PlantedBug {
         PlantedBug::VoteNotSynced,
         PlantedBug::RaftTruncateToHw,
         PlantedBug::ElectOutsideIsr,
+        PlantedBug::StaleSnapshot,
     ];
 }
 
@@ -446,6 +453,27 @@ pub fn steer(cfg: &mut SimConfig, bug: PlantedBug) {
                 ));
             }
         }
+        PlantedBug::StaleSnapshot => {
+            // Snapshots every few records, and nodes that come back from their snapshot
+            // (restarts) or fetch the leader's (isolated past a snapshot).
+            set_override(
+                cfg,
+                "metadata.log.max.record.bytes.between.snapshots",
+                "300",
+            );
+            set_override(cfg, "broker.session.timeout.ms", "1500");
+            set_override(cfg, "broker.heartbeat.interval.ms", "375");
+            cfg.fault_phase = Duration::from_secs(20);
+            cfg.faults.clear();
+            for k in 0..3u64 {
+                let at = Duration::from_millis(2_000 + k * 6_000);
+                cfg.faults.push((at, Fault::IsolateLeader));
+                cfg.faults.push((
+                    at + Duration::from_millis(4_000),
+                    Fault::Rejoin { restart: k == 1 },
+                ));
+            }
+        }
         PlantedBug::ElectOutsideIsr => {
             // Brokers fenced one after another: the first comes back outside the ISRs, and
             // the next one's partitions need new leaders.
@@ -552,6 +580,7 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> RunResult {
             vote_not_synced: bug == Some(PlantedBug::VoteNotSynced),
             raft_truncate_to_hw: bug == Some(PlantedBug::RaftTruncateToHw),
             elect_outside_isr: bug == Some(PlantedBug::ElectOutsideIsr),
+            stale_snapshot: bug == Some(PlantedBug::StaleSnapshot),
         },
         ..DiskFaults::default()
     };

@@ -127,6 +127,7 @@ fn caught_as(bug: PlantedBug) -> &'static [&'static str] {
         PlantedBug::CommitBeforeSync => &["unsynced-commit", "lost-commit"],
         PlantedBug::VoteNotSynced => &["damaged-file", "epoch-regression", "two-leaders"],
         PlantedBug::RaftTruncateToHw => &["committed-lost"],
+        PlantedBug::StaleSnapshot => &["metadata-invariant"],
         PlantedBug::ElectOutsideIsr => &["metadata-invariant", "two-leaders"],
     }
 }

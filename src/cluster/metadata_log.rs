@@ -63,6 +63,11 @@ struct Applied {
     fault: RwLock<Option<MetadataError>>,
     /// Told the state after every applied entry (the simulator checks it).
     probe: Arc<dyn crate::env::Probe>,
+    /// The planted `stale-snapshot`: snapshots take the state from before the last entries
+    /// applied.
+    stale_snapshot: bool,
+    /// The state before the last entries applied (for `stale-snapshot` only).
+    previous: RwLock<Arc<ClusterState>>,
 }
 
 impl Apply for Applied {
@@ -102,9 +107,52 @@ impl Apply for Applied {
             }
         }
         if applied > 0 {
-            *self.state.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+            let old = std::mem::replace(
+                &mut *self.state.write().unwrap_or_else(|e| e.into_inner()),
+                Arc::new(next),
+            );
+            if self.stale_snapshot {
+                *self.previous.write().unwrap_or_else(|e| e.into_inner()) = old;
+            }
             self.version.send_modify(|v| *v += applied);
         }
+    }
+
+    fn restore(&self, snapshot: &crate::raft::Snapshot) {
+        let state = match ClusterState::from_snapshot(&snapshot.data) {
+            Ok(s) => s,
+            Err(reason) => {
+                let err = MetadataError::Damaged {
+                    offset: snapshot.id.offset,
+                    reason: format!("its snapshot cannot be read: {reason}"),
+                };
+                tracing::error!(error = %err, "this node's metadata stops here");
+                *self.fault.write().unwrap_or_else(|e| e.into_inner()) = Some(err);
+                return;
+            }
+        };
+        tracing::info!(
+            offset = snapshot.id.offset,
+            epoch = snapshot.id.epoch,
+            "the metadata state is restored from a snapshot"
+        );
+        if self.probe.observing() {
+            self.probe.event(crate::env::ProbeEvent::MetadataRestored {
+                offset: snapshot.id.offset,
+                state: &state,
+            });
+        }
+        *self.state.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(state);
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    fn snapshot(&self) -> Bytes {
+        let of = match self.stale_snapshot {
+            true => &self.previous,
+            false => &self.state,
+        };
+        let state = of.read().unwrap_or_else(|e| e.into_inner()).clone();
+        Bytes::from(state.to_snapshot())
     }
 }
 
@@ -153,6 +201,8 @@ impl MetadataLog {
             version: watch::Sender::new(0),
             fault: RwLock::new(None),
             probe: env.probe.clone(),
+            stale_snapshot: env.disk.planted_bugs().stale_snapshot,
+            previous: RwLock::new(Arc::new(ClusterState::default())),
         });
         let quorum = Quorum::open(env, data_dir, quorum, applied.clone()).await?;
         Ok(Arc::new(MetadataLog {

@@ -4,14 +4,32 @@
 //! from the state) is the same on every node and in every replay.
 
 use super::records::{Endpoint, MetadataRecord, NO_LEADER};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// The version of a snapshot's state.
+const SNAPSHOT_STATE_VERSION: u16 = 1;
+
+/// A topic id in a snapshot: its 16 bytes.
+mod uuid_bytes {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(id: &uuid::Uuid, s: S) -> Result<S::Ok, S::Error> {
+        id.as_bytes().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<uuid::Uuid, D::Error> {
+        <[u8; 16]>::deserialize(d).map(uuid::Uuid::from_bytes)
+    }
+}
+
 /// A topic as the metadata knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicMeta {
     /// The topic's name.
     pub name: String,
     /// Its id.
+    #[serde(with = "uuid_bytes")]
     pub id: uuid::Uuid,
     /// Number of partitions, numbered from 0.
     pub partitions: i32,
@@ -24,7 +42,7 @@ pub struct TopicMeta {
 }
 
 /// One partition's replicas, ISR, leader and epochs (Kafka's PartitionRegistration).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionMeta {
     /// The brokers holding a replica; the first is the preferred leader.
     pub replicas: Vec<i32>,
@@ -39,7 +57,7 @@ pub struct PartitionMeta {
 }
 
 /// A registered broker.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerMeta {
     /// Its `node.id`.
     pub id: i32,
@@ -70,8 +88,8 @@ impl BrokerMeta {
     }
 }
 
-/// The cluster's metadata.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The cluster's metadata (serialised whole, with serde, in a metadata snapshot).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterState {
     /// The cluster id, once the log has its first record.
     pub cluster_id: Option<String>,
@@ -80,7 +98,8 @@ pub struct ClusterState {
     pub creator_node_id: Option<i32>,
     /// Topics by name.
     pub topics: BTreeMap<String, TopicMeta>,
-    /// Topic names by id.
+    /// Topic names by id (not in snapshots: rebuilt from `topics`).
+    #[serde(skip)]
     pub topic_names: BTreeMap<uuid::Uuid, String>,
     /// The next producer id to hand out.
     pub next_producer_id: i64,
@@ -92,6 +111,31 @@ pub struct ClusterState {
 }
 
 impl ClusterState {
+    /// The state a snapshot's bytes hold (a frame of [`ClusterState::to_snapshot`]).
+    pub fn from_snapshot(bytes: &[u8]) -> Result<ClusterState, String> {
+        let frame =
+            crate::codec::read_frame(bytes, bytes.len().max(1)).map_err(|e| e.to_string())?;
+        if frame.version > SNAPSHOT_STATE_VERSION {
+            return Err(format!(
+                "the snapshot has version {}, newer than this runnel knows ({SNAPSHOT_STATE_VERSION}); upgrade runnel",
+                frame.version
+            ));
+        }
+        let mut state: ClusterState =
+            crate::codec::decode_payload(&frame).map_err(|e| e.to_string())?;
+        state.topic_names = state
+            .topics
+            .values()
+            .map(|t| (t.id, t.name.clone()))
+            .collect();
+        Ok(state)
+    }
+
+    /// The state as a snapshot's bytes.
+    pub fn to_snapshot(&self) -> Vec<u8> {
+        crate::codec::encode(SNAPSHOT_STATE_VERSION, self)
+    }
+
     /// Applies one record. Records that contradict the state (a topic created twice, a change
     /// to a topic that does not exist) are logged and skipped: the writer checks before
     /// appending, so they only appear if the log was written by something else.

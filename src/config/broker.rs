@@ -99,6 +99,10 @@ pub struct QuorumSettings {
     pub request_timeout_ms: i64,
     /// `controller.quorum.retry.backoff.ms`.
     pub retry_backoff_ms: i64,
+    /// `metadata.log.max.record.bytes.between.snapshots`.
+    pub snapshot_max_bytes: i64,
+    /// `metadata.log.max.snapshot.interval.ms`.
+    pub snapshot_interval_ms: i64,
 }
 
 /// The broker's configuration, resolved. Built by [`BrokerConfig::load`].
@@ -456,6 +460,8 @@ fn resolve(explicit: Settings) -> Result<BrokerConfig, ConfigError> {
             fetch_timeout_ms: int("controller.quorum.fetch.timeout.ms"),
             request_timeout_ms: int("controller.quorum.request.timeout.ms"),
             retry_backoff_ms: int("controller.quorum.retry.backoff.ms"),
+            snapshot_max_bytes: int("metadata.log.max.record.bytes.between.snapshots"),
+            snapshot_interval_ms: int("metadata.log.max.snapshot.interval.ms"),
         },
         cluster_id: setting("cluster.id").map(|v| v.to_string()),
         broker_heartbeat_interval_ms: narrow(int("broker.heartbeat.interval.ms")),

@@ -237,6 +237,14 @@ pub(crate) const KEYS: &[Key] = &[
         "How long a quorum request waits for its answer."),
     broker("controller.quorum.retry.backoff.ms", Int, Some("20"), at_least(0),
         "The pause before a failed quorum request is tried again."),
+    broker("metadata.log.max.record.bytes.between.snapshots", Long, Some("20971520"),
+        at_least(1),
+        "A node snapshots its metadata state once this many bytes of metadata records were \
+         applied since its last snapshot; the quorum's log below a snapshot is deleted \
+         (runnel deletes it at once; Kafka keeps it up to metadata.max.retention.bytes)."),
+    broker("metadata.log.max.snapshot.interval.ms", Long, Some("3600000"), at_least(0),
+        "A node snapshots its metadata state this long after its last snapshot if anything \
+         was applied since (0: only by size)."),
     broker("broker.heartbeat.interval.ms", Int, Some("2000"), at_least(1),
         "How often a broker heartbeats to the active controller."),
     broker("broker.session.timeout.ms", Int, Some("9000"), at_least(1),

@@ -11,7 +11,7 @@
 //! not call back into runnel.
 
 use crate::cluster::ClusterState;
-use crate::raft::{Entry, QuorumState};
+use crate::raft::{Entry, OffsetAndEpoch, QuorumState};
 use std::path::Path;
 
 /// A partition log's offsets, as it publishes them.
@@ -80,17 +80,24 @@ pub enum ProbeEvent<'a> {
     /// later starts again at generation 0, as in Kafka; its member ids are new.
     GroupDeleted { group: &'a str },
     /// The metadata quorum opened its storage: the quorum-state it read (epoch, vote, leader)
-    /// and the log it recovered.
+    /// and the log it recovered, from its start (the end of `snapshot`, the newest snapshot it
+    /// read back, or 0; entries below it may still be listed and count for nothing).
     QuorumOpened {
         quorum: QuorumState,
+        snapshot: Option<OffsetAndEpoch>,
         entries: &'a [Entry],
     },
     /// The metadata quorum made one `Ready` durable and advanced its core, before sending any
     /// of its messages: the quorum-state it fsynced (if it wrote one), the log cut back to
     /// `truncated_to` and `appended` synced after it, and then, as the core stands, whether it
-    /// leads, its epoch and its high watermark.
+    /// leads, its epoch and its high watermark. `snapshot` is a snapshot it wrote durably (its
+    /// own, or one fetched from the leader, which then replaced the whole log: `reset_log`);
+    /// `log_start` is where its log now starts after a snapshot of its own.
     QuorumReady {
         persisted: Option<QuorumState>,
+        snapshot: Option<OffsetAndEpoch>,
+        log_start: Option<i64>,
+        reset_log: Option<OffsetAndEpoch>,
         truncated_to: Option<i64>,
         appended: &'a [Entry],
         leader: bool,
@@ -100,6 +107,12 @@ pub enum ProbeEvent<'a> {
     /// A node applied the committed metadata entry at `offset` (one controller batch, applied
     /// whole): its metadata state after it.
     MetadataApplied {
+        offset: i64,
+        state: &'a ClusterState,
+    },
+    /// A node's metadata state was restored from a snapshot ending at `offset` (at start, or
+    /// fetched from the quorum's leader): every entry below `offset` applied.
+    MetadataRestored {
         offset: i64,
         state: &'a ClusterState,
     },
@@ -158,4 +171,7 @@ pub struct PlantedBugs {
     /// The controller elects a partition leader from outside the ISR when an active replica
     /// there is eligible (`elect-outside-isr`).
     pub elect_outside_isr: bool,
+    /// A metadata snapshot holds the state from before the last entries applied, under the
+    /// id of the applied offset (`stale-snapshot`).
+    pub stale_snapshot: bool,
 }

@@ -1175,6 +1175,122 @@ impl PartitionLog {
         Ok(removed.len())
     }
 
+    /// Kafka's `deleteRecords`: moves the log start up to `offset` (at most the log end) and
+    /// deletes the segments wholly below it. The new start is durable (in the checkpoint)
+    /// before anyone is told of it and before any file goes. Returns the log start.
+    pub async fn delete_records_below(&self, offset: i64) -> Result<i64, LogError> {
+        let mut last = self.checkpoint_lock.lock().await;
+        let checkpoint = {
+            let st = self.lock();
+            st.check_online().map_err(LogError::Offline)?;
+            let log_start = offset.min(st.next_offset);
+            if log_start <= st.log_start_offset {
+                return Ok(st.log_start_offset);
+            }
+            LogCheckpoint {
+                recovery_point: st.durable_offset.max(log_start),
+                log_start_offset: log_start,
+            }
+        };
+        self.write_checkpoint(&mut last, checkpoint).await?;
+        let removed: Vec<Segment> = {
+            let mut st = self.lock();
+            let log_start = checkpoint.log_start_offset;
+            // A segment goes when the next one starts at or below the new start.
+            let bases: Vec<i64> = st.segments.keys().copied().collect();
+            let doomed: Vec<i64> = bases
+                .windows(2)
+                .filter(|w| w[1] <= log_start)
+                .map(|w| w[0])
+                .collect();
+            let removed = doomed
+                .iter()
+                .filter_map(|b| st.segments.remove(b))
+                .collect();
+            st.log_start_offset = st.log_start_offset.max(log_start);
+            st.durable_offset = st.durable_offset.max(st.log_start_offset);
+            if st.epochs.truncate_from_start(log_start) {
+                st.epochs_dirty = true;
+            }
+            st.producers.expire_below(log_start);
+            st.dir_writes.touch();
+            self.publish(&st);
+            removed
+        };
+        drop(last);
+        for seg in &removed {
+            recovery::delete_segment_files(&*self.disk, &self.dir, seg.base_offset)?;
+        }
+        self.sync_all(false).await?;
+        Ok(checkpoint.log_start_offset)
+    }
+
+    /// Kafka's `truncateFullyAndStartAt`: empties the log and starts it again at `offset`
+    /// (a replica that installs a snapshot ending there). The new start is durable (in the
+    /// checkpoint) before the old segments go, so a crash in between recovers an empty log
+    /// at `offset`.
+    pub async fn truncate_fully_and_start_at(&self, offset: i64) -> Result<(), TruncateError> {
+        let mut last = self.checkpoint_lock.lock().await;
+        let _turn = self.sync_lock.lock().await;
+        let now = self.clock.now_ms();
+        {
+            let st = self.lock();
+            st.check_online().map_err(TruncateError::Offline)?;
+            if offset < st.log_start_offset {
+                return Err(TruncateError::BelowLogStart {
+                    offset,
+                    log_start: st.log_start_offset,
+                });
+            }
+        }
+        let checkpoint = LogCheckpoint {
+            recovery_point: offset,
+            log_start_offset: offset,
+        };
+        self.write_checkpoint(&mut last, checkpoint).await?;
+        {
+            let mut st = self.lock();
+            let old = std::mem::take(&mut st.segments);
+            let pending = std::mem::take(&mut st.unsynced_snapshots);
+            for snap in pending {
+                snap.discard(&*self.disk);
+            }
+            let mut gone = || -> io::Result<Segment> {
+                for base in old.keys() {
+                    recovery::delete_segment_files(&*self.disk, &self.dir, *base)?;
+                }
+                // The idempotent producers' snapshots describe batches that are gone.
+                for at in snapshot::list(&*self.disk, &self.dir)? {
+                    self.disk.remove_file(&self.dir.join(snapshot::file_name(at)))?;
+                }
+                Segment::create(&*self.disk, &self.dir, offset, &st.config, now)
+            };
+            let fresh = match gone() {
+                Ok(seg) => seg,
+                Err(e) => {
+                    // The checkpoint already says the log starts empty at `offset`: recovery
+                    // finishes the job.
+                    let why = format!("could not start the log again at {offset}: {e}");
+                    st.offline = Some(why.clone());
+                    return Err(TruncateError::Offline(why));
+                }
+            };
+            st.segments.insert(offset, fresh);
+            st.log_start_offset = offset;
+            st.next_offset = offset;
+            st.durable_offset = offset;
+            st.epochs = LeaderEpochCache::from_entries(&[]);
+            st.epochs_dirty = true;
+            st.producers = ProducerStates::default();
+            st.dir_writes.touch();
+            self.publish(&st);
+        }
+        drop(last);
+        self.sync_locked(true).await?;
+        tracing::info!(dir = %self.dir.display(), offset, "emptied the log; it starts again at the offset");
+        Ok(())
+    }
+
     /// Forgets idempotent producers idle for longer than `expiration_ms`
     /// (`producer.id.expiration.ms`). Returns how many.
     pub fn expire_idle_producers(&self, expiration_ms: i64) -> usize {

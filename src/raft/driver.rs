@@ -11,7 +11,7 @@
 //! Nothing here decides anything: elections, replication and the high watermark are the
 //! core's; the driver only moves bytes and time.
 
-use super::log::{Entry, EntryKind, Epoch, Offset};
+use super::log::{Entry, EntryKind, Epoch, Offset, Snapshot};
 use super::message::{Message, Outgoing};
 use super::node::{Config, NotLeader, RaftNode, Ready, Role, StartError};
 use super::store::{RaftStore, StoreError};
@@ -34,6 +34,8 @@ pub const BEGIN_QUORUM_EPOCH_VERSION: i16 = 1;
 pub const END_QUORUM_EPOCH_VERSION: i16 = 1;
 /// Fetch's, for `__cluster_metadata-0`.
 pub const FETCH_VERSION: i16 = 18;
+/// FetchSnapshot's.
+pub const FETCH_SNAPSHOT_VERSION: i16 = 1;
 
 /// Requests waiting per peer lane; older ones are dropped when it is full (the core resends).
 const LANE_DEPTH: usize = 16;
@@ -47,6 +49,12 @@ pub struct QuorumConfig {
     pub voter_addresses: BTreeMap<NodeId, String>,
     /// How often the core is ticked.
     pub tick_ms: u64,
+    /// `metadata.log.max.record.bytes.between.snapshots` (20 MiB): a snapshot is taken once
+    /// this many bytes of entries were applied since the last one.
+    pub snapshot_max_bytes: u64,
+    /// `metadata.log.max.snapshot.interval.ms` (one hour): a snapshot is taken this long
+    /// after the last one if anything was applied since (0: never by time).
+    pub snapshot_interval_ms: i64,
 }
 
 impl QuorumConfig {
@@ -56,6 +64,8 @@ impl QuorumConfig {
             raft: Config::new(node_id, [node_id]),
             voter_addresses: BTreeMap::new(),
             tick_ms: 10,
+            snapshot_max_bytes: 20 << 20,
+            snapshot_interval_ms: 3_600_000,
         }
     }
 }
@@ -64,6 +74,11 @@ impl QuorumConfig {
 pub trait Apply: Send + Sync {
     /// Applies `entries` (committed, in order, following the ones applied before).
     fn apply(&self, entries: &[Entry]);
+    /// Replaces the state with the one `snapshot` holds: every entry below its end offset
+    /// applied (at start, or a snapshot fetched from the leader).
+    fn restore(&self, snapshot: &Snapshot);
+    /// The state as applied so far, serialised for a snapshot.
+    fn snapshot(&self) -> Bytes;
 }
 
 /// A proposal did not make it into the log as proposed.
@@ -122,10 +137,12 @@ enum Kind {
     Begin,
     End,
     Fetch,
+    FetchSnapshot,
 }
 
 fn request_kind(m: &Message) -> Option<Kind> {
     match m {
+        Message::FetchSnapshot(_) => Some(Kind::FetchSnapshot),
         Message::Vote(_) => Some(Kind::Vote),
         Message::BeginQuorumEpoch(_) => Some(Kind::Begin),
         Message::EndQuorumEpoch(_) => Some(Kind::End),
@@ -136,6 +153,7 @@ fn request_kind(m: &Message) -> Option<Kind> {
 
 fn response_kind(m: &Message) -> Option<Kind> {
     match m {
+        Message::FetchSnapshotResponse(_) => Some(Kind::FetchSnapshot),
         Message::VoteResponse(_) => Some(Kind::Vote),
         Message::BeginQuorumEpochResponse(_) => Some(Kind::Begin),
         Message::EndQuorumEpochResponse(_) => Some(Kind::End),
@@ -161,6 +179,9 @@ struct Inner {
     /// The epoch whose LeaderChange this node, as leader, has applied.
     serving_epoch: Option<Epoch>,
     stopped: bool,
+    /// Payload bytes applied since the last snapshot, and when that was taken.
+    applied_since_snapshot: u64,
+    last_snapshot_ms: i64,
 }
 
 /// One peer's two lanes.
@@ -202,20 +223,23 @@ impl Quorum {
         config: QuorumConfig,
         apply: Arc<dyn Apply>,
     ) -> Result<Arc<Quorum>, QuorumError> {
-        let (store, persisted, entries) = RaftStore::open(env, data_dir).await?;
+        let (store, persisted, snapshot, entries) = RaftStore::open(env, data_dir).await?;
         env.probe.event(crate::env::ProbeEvent::QuorumOpened {
             quorum: persisted,
+            snapshot: snapshot.as_ref().map(|s| s.id),
             entries: &entries,
         });
         let seed = env.rng.next_u64();
         let node = RaftNode::new(
             config.raft.clone(),
             persisted,
+            snapshot,
             entries,
             env.clock.now_ms(),
             seed,
         )?;
         let status = watch::Sender::new(status_of(&node, 0, false, false));
+        let now = env.clock.now_ms();
         Ok(Arc::new(Quorum {
             env: env.clone(),
             config,
@@ -227,6 +251,8 @@ impl Quorum {
                 applied: 0,
                 serving_epoch: None,
                 stopped: false,
+                applied_since_snapshot: 0,
+                last_snapshot_ms: now,
             }),
             wake: Notify::new(),
             status,
@@ -441,6 +467,10 @@ impl Quorum {
                 quorum_state,
                 truncate_to,
                 entries,
+                snapshot,
+                log_start,
+                reset_log,
+                restore,
             } = ready;
             let outgoing = {
                 let mut inner = self.lock();
@@ -449,6 +479,9 @@ impl Quorum {
                 // from them was declared here first.
                 self.env.probe.event(crate::env::ProbeEvent::QuorumReady {
                     persisted: quorum_state,
+                    snapshot: snapshot.as_ref().map(|s| s.id),
+                    log_start,
+                    reset_log,
                     truncated_to: truncate_to,
                     appended: &entries,
                     leader: inner.node.role() == Role::Leader,
@@ -460,7 +493,43 @@ impl Quorum {
             for o in outgoing {
                 self.send(o);
             }
+            if let Some(s) = &restore {
+                self.apply.restore(s);
+                let mut inner = self.lock();
+                inner.applied = s.id.offset;
+                inner.applied_since_snapshot = 0;
+                inner.last_snapshot_ms = self.env.clock.now_ms();
+            }
             self.apply_committed(committed);
+            self.maybe_snapshot();
+        }
+    }
+
+    /// Takes a snapshot of the applied state when enough was applied since the last one
+    /// (`metadata.log.max.record.bytes.between.snapshots`) or it is old enough
+    /// (`metadata.log.max.snapshot.interval.ms`); the core writes it with its next Ready and
+    /// deletes the log below it.
+    fn maybe_snapshot(&self) {
+        let now = self.env.clock.now_ms();
+        let mut inner = self.lock();
+        let by_bytes = inner.applied_since_snapshot >= self.config.snapshot_max_bytes;
+        let by_time = self.config.snapshot_interval_ms > 0
+            && inner.applied_since_snapshot > 0
+            && now - inner.last_snapshot_ms >= self.config.snapshot_interval_ms;
+        if !(by_bytes || by_time) {
+            return;
+        }
+        let offset = inner.applied;
+        let data = self.apply.snapshot();
+        match inner.node.snapshot(offset, data) {
+            Ok(id) => {
+                tracing::info!(offset = id.offset, epoch = id.epoch, "took a metadata snapshot");
+                inner.applied_since_snapshot = 0;
+                inner.last_snapshot_ms = now;
+                drop(inner);
+                self.wake.notify_one();
+            }
+            Err(e) => tracing::debug!(error = %e, "no metadata snapshot yet"),
         }
     }
 
@@ -502,7 +571,7 @@ impl Quorum {
             tracing::debug!(to = o.to, "a message to a node with no known address");
             return;
         };
-        let lane = if matches!(o.message, Message::Fetch(_)) {
+        let lane = if matches!(o.message, Message::Fetch(_) | Message::FetchSnapshot(_)) {
             &peer.fetch
         } else {
             &peer.other
@@ -521,6 +590,7 @@ impl Quorum {
         let me = self.node_id();
         for e in &committed {
             inner.applied = e.offset + 1;
+            inner.applied_since_snapshot += e.payload.len() as u64;
             if e.kind == (EntryKind::LeaderChange { leader_id: me })
                 && e.epoch == inner.node.epoch()
                 && inner.node.role() == Role::Leader
@@ -694,6 +764,17 @@ async fn exchange(
                 .await
                 .map_err(e)?;
             Message::FetchResponse(wire::fetch_from_response(&resp, f).map_err(w)?)
+        }
+        Message::FetchSnapshot(f) => {
+            let req = wire::fetch_snapshot_request(cluster_id, f);
+            let resp = c
+                .start_at(&req, FETCH_SNAPSHOT_VERSION)
+                .await
+                .map_err(e)?
+                .wait()
+                .await
+                .map_err(e)?;
+            Message::FetchSnapshotResponse(wire::fetch_snapshot_from_response(&resp, f).map_err(w)?)
         }
         other => return Err(format!("{other:?} is not a request")),
     })

@@ -6,7 +6,7 @@
 //! `last_fetched_epoch` on FetchResponse) are the driver's to copy from that request.
 
 use super::NodeId;
-use super::log::{Entry, Epoch, Offset};
+use super::log::{Entry, Epoch, Offset, OffsetAndEpoch};
 
 /// A message from one quorum member (voter or observer) to another.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +19,10 @@ pub enum Message {
     EndQuorumEpochResponse(EpochResponse),
     Fetch(Fetch),
     FetchResponse(FetchResponse),
+    /// A chunk of the leader's snapshot, for a replica whose position is below the leader's
+    /// log start (KIP-630).
+    FetchSnapshot(FetchSnapshot),
+    FetchSnapshotResponse(FetchSnapshotResponse),
 }
 
 /// The errors the Raft APIs answer with (Kafka's error codes of the same names).
@@ -32,6 +36,10 @@ pub enum RaftError {
     NotLeaderOrFollower,
     /// The request came from, or asked for, a node that is not a voter.
     InconsistentVoterSet,
+    /// FetchSnapshot of a snapshot the leader no longer has (it took a newer one).
+    SnapshotNotFound,
+    /// FetchSnapshot at a position outside the snapshot.
+    PositionOutOfRange,
 }
 
 /// Who leads which epoch, as far as the sender knows (Kafka's `CurrentLeader`).
@@ -151,9 +159,44 @@ pub struct FetchResponse {
     pub fetch_offset: Offset,
     /// The request's `last_fetched_epoch` (copied by the driver from the request).
     pub last_fetched_epoch: Epoch,
+    /// Set instead of records when the position lies below the leader's log start: the
+    /// snapshot to fetch (Kafka's `SnapshotId`).
+    pub snapshot_id: Option<OffsetAndEpoch>,
 }
 
 /// A message to send, and to whom.
+/// FetchSnapshot: `max_bytes` of snapshot `snapshot_id` from byte `position`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchSnapshot {
+    /// The fetching replica.
+    pub replica_id: NodeId,
+    /// The epoch it knows.
+    pub current_leader_epoch: Epoch,
+    /// The snapshot the leader named in its Fetch answer.
+    pub snapshot_id: OffsetAndEpoch,
+    /// The byte to read from.
+    pub position: i64,
+    /// The most bytes to answer with.
+    pub max_bytes: i32,
+}
+
+/// The leader's answer to a FetchSnapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchSnapshotResponse {
+    /// Why it was refused.
+    pub error: Option<RaftError>,
+    /// The leader as the answering node knows it.
+    pub current_leader: LeaderAndEpoch,
+    /// The snapshot the bytes belong to.
+    pub snapshot_id: OffsetAndEpoch,
+    /// The snapshot's whole size in bytes.
+    pub size: i64,
+    /// Where `bytes` start in it.
+    pub position: i64,
+    /// The chunk.
+    pub bytes: bytes::Bytes,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
     /// The receiver.
@@ -175,6 +218,8 @@ impl Message {
             }
             Message::Fetch(f) => f.current_leader_epoch,
             Message::FetchResponse(r) => r.current_leader.leader_epoch,
+            Message::FetchSnapshot(f) => f.current_leader_epoch,
+            Message::FetchSnapshotResponse(r) => r.current_leader.leader_epoch,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! [`super::election`], log replication and the high watermark in [`super::replication`].
 
 use super::NodeId;
-use super::log::{Entry, EntryKind, Epoch, LogError, Offset, RaftLog};
+use super::log::{Entry, EntryKind, Epoch, LogError, Offset, OffsetAndEpoch, RaftLog, Snapshot};
 use super::message::{
     EndQuorumEpoch, Fetch, FetchResponse, LeaderAndEpoch, Message, Outgoing, RaftError,
 };
@@ -108,9 +108,11 @@ pub enum Role {
     Resigned,
 }
 
-/// What the driver must do, in this order: fsync `quorum_state`; cut the log back to
-/// `truncate_to`; append `entries`; make the log durable; call [`RaftNode::advance`] with
-/// `number`; only then send `messages`; apply `committed` (in order, any time after writing).
+/// What the driver must do, in this order: fsync `quorum_state`; write `snapshot` durably;
+/// restart the log empty at `reset_log`, or move its start up to `log_start`; cut the log back
+/// to `truncate_to`; append `entries`; make the log durable; call [`RaftNode::advance`] with
+/// `number`; only then send `messages`; restore the application's state from `restore`, then
+/// apply `committed` (in order, any time after writing).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ready {
     /// Passed back to [`RaftNode::advance`] once everything above is durable.
@@ -125,6 +127,18 @@ pub struct Ready {
     pub messages: Vec<Outgoing>,
     /// Newly committed entries (below the high watermark), to apply in order.
     pub committed: Vec<Entry>,
+    /// A snapshot to write durably (taken here, or fetched from the leader), before the log
+    /// changes below.
+    pub snapshot: Option<Snapshot>,
+    /// The log's entries below this offset are gone (the snapshot stands for them): delete
+    /// them.
+    pub log_start: Option<Offset>,
+    /// A snapshot fetched from the leader replaces the whole log: it restarts empty at this
+    /// offset.
+    pub reset_log: Option<OffsetAndEpoch>,
+    /// The application's state is this snapshot's (at start, or a fetched one), before
+    /// `committed` is applied on top.
+    pub restore: Option<Snapshot>,
 }
 
 impl Ready {
@@ -135,6 +149,10 @@ impl Ready {
             && self.entries.is_empty()
             && self.messages.is_empty()
             && self.committed.is_empty()
+            && self.snapshot.is_none()
+            && self.log_start.is_none()
+            && self.reset_log.is_none()
+            && self.restore.is_none()
     }
 }
 
@@ -157,6 +175,33 @@ pub enum StartError {
     NoVoters,
     #[error("timeouts must be positive")]
     Timeouts,
+}
+
+/// Why [`RaftNode::snapshot`] took no snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum SnapshotError {
+    /// Only committed entries that were handed out to apply, and are durable here, can be in
+    /// a snapshot.
+    #[error("offset {offset} is past what is applied ({applied}) or durable ({durable})")]
+    NotApplied {
+        offset: Offset,
+        applied: Offset,
+        durable: Offset,
+    },
+    /// The latest snapshot already covers it.
+    #[error("offset {offset} is not past the latest snapshot's {latest}")]
+    Stale { offset: Offset, latest: Offset },
+}
+
+/// A snapshot being fetched from the leader, chunk by chunk.
+#[derive(Debug, Clone)]
+pub(super) struct SnapshotFetch {
+    /// The snapshot the leader named.
+    pub(super) id: OffsetAndEpoch,
+    /// The bytes fetched so far.
+    pub(super) bytes: Vec<u8>,
+    /// The request sent and not answered yet: its position, and when.
+    pub(super) in_flight: Option<(i64, i64)>,
 }
 
 /// A candidate's or prospective's tally.
@@ -288,15 +333,28 @@ pub struct RaftNode {
     applied: Offset,
     in_flight: Option<InFlight>,
     next_ready: u64,
+    /// The latest snapshot this node holds (the log starts at or below its end).
+    pub(super) latest_snapshot: Option<Snapshot>,
+    /// For the next Ready: a snapshot to write, the log start to move to, the log to reset,
+    /// the state to restore.
+    snapshot_to_write: Option<Snapshot>,
+    log_start_to_move: Option<Offset>,
+    reset_log: Option<OffsetAndEpoch>,
+    restore: Option<Snapshot>,
+    /// A follower fetching its leader's snapshot.
+    pub(super) snapshot_fetch: Option<SnapshotFetch>,
 }
 
 impl RaftNode {
     /// A node starting at `now_ms` from its quorum-state and durable log as read from disk,
     /// its randomness seeded with `seed`. A node whose quorum-state names itself leader comes
-    /// back Resigned in that epoch.
+    /// back Resigned in that epoch. With a snapshot, the log starts at its end (entries below
+    /// are dropped), everything below it counts as committed, and the first Ready hands it out
+    /// to restore the application's state from.
     pub fn new(
         config: Config,
         persisted: QuorumState,
+        snapshot: Option<Snapshot>,
         log: Vec<Entry>,
         now_ms: i64,
         seed: u64,
@@ -310,7 +368,14 @@ impl RaftNode {
         {
             return Err(StartError::Timeouts);
         }
-        let log = RaftLog::from_entries(log)?;
+        let start = snapshot.as_ref().map_or(
+            OffsetAndEpoch {
+                offset: 0,
+                epoch: 0,
+            },
+            |s| s.id,
+        );
+        let log = RaftLog::starting_at(start, log)?;
         let end = log.end_offset();
         let mut node = RaftNode {
             config,
@@ -319,16 +384,22 @@ impl RaftNode {
             quorum: persisted,
             state: State::Unattached { deadline_ms: 0 },
             log,
-            high_watermark: 0,
+            high_watermark: start.offset,
             election_retries: 0,
             quorum_dirty: false,
             out: Vec::new(),
             handed_end: end,
             unstable_from: end,
             durable_end: end,
-            applied: 0,
+            applied: start.offset,
             in_flight: None,
             next_ready: 1,
+            latest_snapshot: snapshot.clone(),
+            snapshot_to_write: None,
+            log_start_to_move: None,
+            reset_log: None,
+            restore: snapshot,
+            snapshot_fetch: None,
         };
         node.start();
         Ok(node)
@@ -412,6 +483,65 @@ impl RaftNode {
         self.durable_end
     }
 
+    /// The id of the latest snapshot this node holds.
+    pub fn latest_snapshot_id(&self) -> Option<OffsetAndEpoch> {
+        self.latest_snapshot.as_ref().map(|s| s.id)
+    }
+
+    /// Takes a snapshot at `offset` from the application's state `data` there (it has applied
+    /// every entry below `offset`, and none after): written with the next Ready, and the log
+    /// below it deleted after it. `offset` must be handed out to apply, durable here, and past
+    /// the latest snapshot. Returns the snapshot's id.
+    pub fn snapshot(&mut self, offset: Offset, data: Bytes) -> Result<OffsetAndEpoch, SnapshotError> {
+        let latest = self.latest_snapshot.as_ref().map_or(0, |s| s.id.offset);
+        if offset <= latest || offset <= self.log.start_offset() {
+            return Err(SnapshotError::Stale { offset, latest });
+        }
+        let not_applied = SnapshotError::NotApplied {
+            offset,
+            applied: self.applied,
+            durable: self.durable_end,
+        };
+        if offset > self.applied || offset > self.durable_end || offset > self.high_watermark {
+            return Err(not_applied);
+        }
+        let epoch = self.log.epoch_before(offset).ok_or(not_applied)?;
+        let snapshot = Snapshot {
+            id: OffsetAndEpoch { offset, epoch },
+            data,
+        };
+        self.log.compact(offset);
+        self.latest_snapshot = Some(snapshot.clone());
+        self.snapshot_to_write = Some(snapshot);
+        self.log_start_to_move = Some(offset);
+        Ok(OffsetAndEpoch { offset, epoch })
+    }
+
+    /// A follower installs the snapshot it fetched: the log restarts empty at its end, the
+    /// application's state becomes the snapshot's. Refused (false) if it would drop entries
+    /// this node knows to be committed.
+    pub(super) fn install_snapshot(&mut self, snapshot: Snapshot) -> bool {
+        let id = snapshot.id;
+        if id.offset < self.high_watermark || id.offset < self.applied {
+            return false;
+        }
+        self.log.reset(id);
+        self.high_watermark = id.offset;
+        self.applied = id.offset;
+        self.unstable_from = id.offset;
+        self.handed_end = id.offset;
+        self.durable_end = self.durable_end.min(id.offset);
+        if let Some(f) = &mut self.in_flight {
+            f.log_end = f.log_end.min(id.offset);
+        }
+        self.latest_snapshot = Some(snapshot.clone());
+        self.snapshot_to_write = Some(snapshot.clone());
+        self.log_start_to_move = None;
+        self.reset_log = Some(id);
+        self.restore = Some(snapshot);
+        true
+    }
+
     /// On the leader, every voter's progress and that of each observer that fetched in this
     /// epoch, by id (the leader itself at its durable end, caught up now); `None` elsewhere.
     pub fn replication(&self) -> Option<Vec<ReplicaProgress>> {
@@ -491,6 +621,8 @@ impl RaftNode {
             Message::EndQuorumEpochResponse(r) => self.on_end_response(from, r),
             Message::Fetch(f) => self.on_fetch(from, f),
             Message::FetchResponse(r) => self.on_fetch_response(from, r),
+            Message::FetchSnapshot(f) => self.on_fetch_snapshot(from, f),
+            Message::FetchSnapshotResponse(r) => self.on_fetch_snapshot_response(from, r),
         }
     }
 
@@ -538,7 +670,11 @@ impl RaftNode {
                 || self.unstable_from < self.log.end_offset()
                 || self.unstable_from < self.handed_end
                 || self.applied < self.high_watermark
-                || !self.out.is_empty())
+                || !self.out.is_empty()
+                || self.snapshot_to_write.is_some()
+                || self.log_start_to_move.is_some()
+                || self.reset_log.is_some()
+                || self.restore.is_some())
     }
 
     /// Takes what the driver must do next (see [`Ready`]). The driver calls
@@ -546,7 +682,9 @@ impl RaftNode {
     pub fn ready(&mut self) -> Ready {
         assert!(self.in_flight.is_none(), "ready() before advance()");
         let end = self.log.end_offset();
-        let truncate_to = (self.unstable_from < self.handed_end).then_some(self.unstable_from);
+        let reset_log = self.reset_log.take();
+        let truncate_to = (reset_log.is_none() && self.unstable_from < self.handed_end)
+            .then_some(self.unstable_from);
         let entries = self.log.slice(self.unstable_from, end).to_vec();
         let committed = self.log.slice(self.applied, self.high_watermark).to_vec();
         self.applied = self.high_watermark;
@@ -565,6 +703,10 @@ impl RaftNode {
             entries,
             messages: std::mem::take(&mut self.out),
             committed,
+            snapshot: self.snapshot_to_write.take(),
+            log_start: self.log_start_to_move.take(),
+            reset_log,
+            restore: self.restore.take(),
         }
     }
 
@@ -637,6 +779,7 @@ impl RaftNode {
 
     /// Changes the role; a leader stepping down answers the fetches it holds.
     pub(super) fn set_state(&mut self, state: State) {
+        self.snapshot_fetch = None;
         let old = std::mem::replace(&mut self.state, state);
         if let State::Leader(l) = old {
             let current = self.current_leader();
@@ -646,6 +789,7 @@ impl RaftNode {
                     current_leader: current,
                     high_watermark: self.high_watermark,
                     diverging_epoch: None,
+                    snapshot_id: None,
                     records: Vec::new(),
                     fetch_offset: f.fetch_offset,
                     last_fetched_epoch: f.last_fetched_epoch,

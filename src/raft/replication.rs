@@ -6,8 +6,12 @@
 
 use super::NodeId;
 use super::log::Offset;
-use super::message::{DivergingEpoch, Fetch, FetchResponse, Message, RaftError};
-use super::node::{PlantedBug, RaftNode, State};
+use super::log::Snapshot;
+use super::message::{
+    DivergingEpoch, Fetch, FetchResponse, FetchSnapshot, FetchSnapshotResponse, Message,
+    RaftError,
+};
+use super::node::{PlantedBug, RaftNode, SnapshotFetch, State};
 
 impl RaftNode {
     /// A fetch from this node's log end.
@@ -60,6 +64,16 @@ impl RaftNode {
             }
             return;
         }
+        if let Some(sf) = &self.snapshot_fetch {
+            let due = match sf.in_flight {
+                Some((_, sent)) => now >= sent + self.config.request_timeout_ms,
+                None => now >= *next_fetch_ms,
+            };
+            if due {
+                self.send_fetch_snapshot();
+            }
+            return;
+        }
         let due = match in_flight {
             Some((_, sent)) => now >= sent + self.config.request_timeout_ms,
             None => now >= *next_fetch_ms,
@@ -67,6 +81,28 @@ impl RaftNode {
         if due {
             self.send_fetch();
         }
+    }
+
+    /// A follower asks its leader for the next chunk of the snapshot it is fetching.
+    fn send_fetch_snapshot(&mut self) {
+        let now = self.now_ms;
+        let State::Follower { leader_id, .. } = &self.state else {
+            return;
+        };
+        let to = *leader_id;
+        let Some(sf) = &mut self.snapshot_fetch else {
+            return;
+        };
+        let position = sf.bytes.len() as i64;
+        sf.in_flight = Some((position, now));
+        let request = FetchSnapshot {
+            replica_id: self.config.node_id,
+            current_leader_epoch: self.quorum.epoch,
+            snapshot_id: sf.id,
+            position,
+            max_bytes: i32::try_from(self.config.fetch_max_bytes).unwrap_or(i32::MAX),
+        };
+        self.send(to, Message::FetchSnapshot(request));
     }
 
     /// Check-quorum, held fetches past their wait, and BeginQuorumEpoch resends.
@@ -143,18 +179,33 @@ impl RaftNode {
         )
     }
 
-    /// The leader's answer to a fetch: entries from its position, or where it diverges.
+    /// The snapshot a fetch at this position needs: the latest, if the position lies below
+    /// the log's start (Kafka's `validateOffsetAndEpoch` snapshot case).
+    fn needs_snapshot(&self, f: &Fetch) -> Option<super::log::OffsetAndEpoch> {
+        if !self.log.below_start(f.fetch_offset, f.last_fetched_epoch) {
+            return None;
+        }
+        self.latest_snapshot.as_ref().map(|s| s.id)
+    }
+
+    /// The leader's answer to a fetch: entries from its position, where it diverges, or the
+    /// snapshot to fetch first.
     fn fetch_answer(&self, f: &Fetch) -> FetchResponse {
-        let diverging_epoch = self.diverging(f);
-        let records = match diverging_epoch {
-            Some(_) => Vec::new(),
-            None => self.log.read(f.fetch_offset, self.config.fetch_max_bytes),
+        let snapshot_id = self.needs_snapshot(f);
+        let diverging_epoch = match snapshot_id {
+            Some(_) => None,
+            None => self.diverging(f),
+        };
+        let records = match (snapshot_id, diverging_epoch) {
+            (None, None) => self.log.read(f.fetch_offset, self.config.fetch_max_bytes),
+            _ => Vec::new(),
         };
         FetchResponse {
             error: None,
             current_leader: self.current_leader(),
             high_watermark: self.high_watermark,
             diverging_epoch,
+            snapshot_id,
             records,
             fetch_offset: f.fetch_offset,
             last_fetched_epoch: f.last_fetched_epoch,
@@ -178,6 +229,7 @@ impl RaftNode {
                 current_leader: self.current_leader(),
                 high_watermark: self.high_watermark,
                 diverging_epoch: None,
+                snapshot_id: None,
                 records: Vec::new(),
                 fetch_offset: f.fetch_offset,
                 last_fetched_epoch: f.last_fetched_epoch,
@@ -185,7 +237,11 @@ impl RaftNode {
             self.send(from, Message::FetchResponse(response));
             return;
         }
-        let diverging = self.diverging(&f);
+        let elsewhere = self.needs_snapshot(&f).is_some();
+        let diverging = match elsewhere {
+            true => None,
+            false => self.diverging(&f),
+        };
         let now = self.now_ms;
         let is_voter = self.config.voters.contains(&from);
         let State::Leader(l) = &mut self.state else {
@@ -193,7 +249,7 @@ impl RaftNode {
         };
         let replica = l.replicas.entry(from).or_default();
         replica.last_fetch_ms = Some(now);
-        if diverging.is_none() {
+        if diverging.is_none() && !elsewhere {
             // Only a position on the leader's log says what the replica holds.
             replica.end_offset = Some(f.fetch_offset);
             if f.fetch_offset >= self.log.end_offset() {
@@ -213,6 +269,7 @@ impl RaftNode {
         }
         self.maybe_advance_high_watermark();
         let nothing_new = diverging.is_none()
+            && !elsewhere
             && f.fetch_offset == self.log.end_offset()
             && f.high_watermark >= self.high_watermark;
         if nothing_new && let State::Leader(l) = &mut self.state {
@@ -311,6 +368,16 @@ impl RaftNode {
         }
         *fetch_deadline_ms = now + self.config.fetch_timeout_ms;
         *last_contact_ms = Some(now);
+        if let Some(id) = r.snapshot_id {
+            // The position is below the leader's log start: fetch its snapshot first.
+            self.snapshot_fetch = Some(SnapshotFetch {
+                id,
+                bytes: Vec::new(),
+                in_flight: None,
+            });
+            self.send_fetch_snapshot();
+            return;
+        }
         if let Some(d) = r.diverging_epoch {
             let mut to = self.truncation_point(d);
             if self.config.planted_bug == Some(PlantedBug::TruncateToHw) {
@@ -337,5 +404,132 @@ impl RaftNode {
             }
             self.append(e);
         }
+    }
+}
+
+impl RaftNode {
+    /// The leader answers a chunk of its latest snapshot.
+    pub(super) fn on_fetch_snapshot(&mut self, from: NodeId, f: FetchSnapshot) {
+        let epoch = self.quorum.epoch;
+        let latest = self.latest_snapshot.clone();
+        let mut answer = FetchSnapshotResponse {
+            error: None,
+            current_leader: self.current_leader(),
+            snapshot_id: f.snapshot_id,
+            size: -1,
+            position: f.position,
+            bytes: bytes::Bytes::new(),
+        };
+        answer.error = if f.current_leader_epoch < epoch {
+            Some(RaftError::FencedLeaderEpoch)
+        } else if f.current_leader_epoch > epoch {
+            Some(RaftError::UnknownLeaderEpoch)
+        } else if !matches!(self.state, State::Leader(_)) {
+            Some(RaftError::NotLeaderOrFollower)
+        } else {
+            match &latest {
+                Some(s) if s.id == f.snapshot_id => {
+                    let size = s.data.len() as i64;
+                    if f.position < 0 || f.position > size {
+                        Some(RaftError::PositionOutOfRange)
+                    } else {
+                        let max = i64::from(f.max_bytes.max(1));
+                        let end = (f.position + max).min(size);
+                        answer.size = size;
+                        answer.bytes = s.data.slice(f.position as usize..end as usize);
+                        None
+                    }
+                }
+                _ => Some(RaftError::SnapshotNotFound),
+            }
+        };
+        let now = self.now_ms;
+        if answer.error.is_none()
+            && let State::Leader(l) = &mut self.state
+        {
+            // A replica fetching a snapshot is alive, for check-quorum.
+            l.replicas.entry(from).or_default().last_fetch_ms = Some(now);
+            if self.config.voters.contains(&from) {
+                l.acked.insert(from);
+            }
+        }
+        self.send(from, Message::FetchSnapshotResponse(answer));
+    }
+
+    /// A follower takes in a chunk of the snapshot it fetches; with the last one it installs
+    /// it and fetches entries from its end.
+    pub(super) fn on_fetch_snapshot_response(&mut self, from: NodeId, r: FetchSnapshotResponse) {
+        let leader = r.current_leader;
+        self.observe(
+            leader.leader_epoch,
+            leader.leader_id,
+            leader.leader_id == Some(from),
+        );
+        let now = self.now_ms;
+        let epoch = self.quorum.epoch;
+        let State::Follower {
+            leader_id,
+            fetch_deadline_ms,
+            last_contact_ms,
+            next_fetch_ms,
+            ..
+        } = &mut self.state
+        else {
+            return;
+        };
+        let Some(sf) = &mut self.snapshot_fetch else {
+            return;
+        };
+        let answers = sf.in_flight.is_some_and(|(p, _)| p == r.position) && sf.id == r.snapshot_id;
+        if *leader_id != from || leader.leader_epoch != epoch || !answers {
+            return;
+        }
+        sf.in_flight = None;
+        match r.error {
+            None => {}
+            Some(RaftError::SnapshotNotFound | RaftError::PositionOutOfRange) => {
+                // The leader moved on to a newer snapshot: ask again where to start.
+                self.snapshot_fetch = None;
+                self.send_fetch();
+                return;
+            }
+            Some(_) => {
+                *next_fetch_ms = now + self.config.retry_backoff_ms;
+                return;
+            }
+        }
+        *fetch_deadline_ms = now + self.config.fetch_timeout_ms;
+        *last_contact_ms = Some(now);
+        let fits = r.size >= 0
+            && r.position == sf.bytes.len() as i64
+            && r.position + r.bytes.len() as i64 <= r.size
+            && (!r.bytes.is_empty() || r.position == r.size);
+        if !fits {
+            // A broken answer: start the snapshot over.
+            sf.bytes.clear();
+            *next_fetch_ms = now + self.config.retry_backoff_ms;
+            return;
+        }
+        sf.bytes.extend_from_slice(&r.bytes);
+        if (sf.bytes.len() as i64) < r.size {
+            self.send_fetch_snapshot();
+            return;
+        }
+        let Some(sf) = self.snapshot_fetch.take() else {
+            return;
+        };
+        let snapshot = Snapshot {
+            id: sf.id,
+            data: bytes::Bytes::from(sf.bytes),
+        };
+        if !self.install_snapshot(snapshot) {
+            tracing::warn!(
+                node = self.config.node_id,
+                snapshot = ?sf.id,
+                high_watermark = self.high_watermark,
+                "a fetched snapshot ends below this node's high watermark; fetching entries instead"
+            );
+        }
+        self.send_fetch();
     }
 }

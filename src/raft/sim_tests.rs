@@ -328,6 +328,7 @@ impl Sim {
         let node = RaftNode::new(
             h.config.clone(),
             h.durable_quorum,
+            None,
             h.durable_log.clone(),
             now,
             seed,

@@ -1,10 +1,13 @@
 //! The quorum's durable state on one node, through the seam: the `quorum-state` file (epoch,
 //! vote, leader), written atomically and fsynced, and the log `__cluster_metadata-0`, a
 //! partition log like any other whose batches are the core's entries (one entry per batch, at
-//! the offset and leader epoch the core gave it). [`RaftStore::persist`] carries out the
-//! durable half of a [`Ready`] in the order the core requires.
+//! the offset and leader epoch the core gave it), and snapshots of the application's state
+//! (KIP-630), one file per snapshot named as Kafka names them
+//! (`<end offset, 20 digits>-<epoch, 10 digits>.checkpoint`), written atomically; only the
+//! newest is kept once it is durable. [`RaftStore::persist`] carries out the durable half of a
+//! [`Ready`] in the order the core requires.
 
-use super::log::Entry;
+use super::log::{Entry, OffsetAndEpoch, Snapshot};
 use super::node::{QuorumState, Ready};
 use super::wire::{self, METADATA_PARTITION, METADATA_TOPIC};
 use crate::codec;
@@ -23,6 +26,38 @@ pub const QUORUM_STATE_FILE: &str = "quorum-state";
 const QUORUM_STATE_VERSION: u16 = 1;
 /// Largest quorum-state file read.
 const QUORUM_STATE_BYTES_MAX: u64 = 4096;
+/// A snapshot file's suffix (Kafka's).
+const SNAPSHOT_SUFFIX: &str = ".checkpoint";
+/// Its frame version.
+const SNAPSHOT_VERSION: u16 = 1;
+/// Largest snapshot file read.
+const SNAPSHOT_BYTES_MAX: u64 = 1 << 30;
+
+/// A snapshot as stored: its id again (checked against the name) and the application's bytes.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredSnapshot {
+    end_offset: i64,
+    epoch: i32,
+    data: Vec<u8>,
+}
+
+/// Kafka's snapshot file name for `id`.
+pub fn snapshot_file_name(id: OffsetAndEpoch) -> String {
+    format!("{:020}-{:010}{SNAPSHOT_SUFFIX}", id.offset, id.epoch)
+}
+
+/// The snapshot id a file name stands for, if it is one.
+fn parse_snapshot_name(name: &str) -> Option<OffsetAndEpoch> {
+    let stem = name.strip_suffix(SNAPSHOT_SUFFIX)?;
+    let (offset, epoch) = stem.split_once('-')?;
+    if offset.len() != 20 || epoch.len() != 10 {
+        return None;
+    }
+    Some(OffsetAndEpoch {
+        offset: offset.parse().ok()?,
+        epoch: epoch.parse().ok()?,
+    })
+}
 
 /// Why the quorum's storage failed.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +76,16 @@ pub enum StoreError {
     QuorumState { path: PathBuf, reason: String },
     #[error("the quorum-state file: {0}")]
     Io(#[from] std::io::Error),
+    #[error(
+        "the quorum's log starts at offset {log_start}, past its newest readable snapshot \
+         (ending at {snapshot_end}): the entries in between are lost on this node; move \
+         {dir} aside so that the node fetches the metadata from the quorum again"
+    )]
+    SnapshotGap {
+        log_start: i64,
+        snapshot_end: i64,
+        dir: PathBuf,
+    },
 }
 
 /// The quorum-state as stored: Kafka's fields (`leaderEpoch`, `votedId`, `leaderId`), -1 for
@@ -60,8 +105,8 @@ pub struct RaftStore {
     log: std::sync::Mutex<Arc<PartitionLog>>,
 }
 
-/// The metadata log's settings: large segments, kept forever (snapshots, which would let it
-/// be cleaned, are not built yet), synced when the core asks.
+/// The metadata log's settings: large segments, kept until a snapshot stands for them (the
+/// core moves the log start), synced when the core asks.
 fn log_config() -> LogConfig {
     LogConfig {
         segment_bytes: 64 << 20,
@@ -74,12 +119,14 @@ fn log_config() -> LogConfig {
 }
 
 impl RaftStore {
-    /// Opens (recovering) `<data_dir>/__cluster_metadata-0` and reads back the quorum-state and
-    /// every entry, to start the core from.
+    /// Opens (recovering) `<data_dir>/__cluster_metadata-0` and reads back the quorum-state, the
+    /// newest readable snapshot and every entry from the log start, to start the core from. A
+    /// log that ends below the snapshot (a crash while a fetched snapshot replaced it) starts
+    /// again empty at the snapshot's end.
     pub async fn open(
         env: &Env,
         data_dir: &Path,
-    ) -> Result<(RaftStore, QuorumState, Vec<Entry>), StoreError> {
+    ) -> Result<(RaftStore, QuorumState, Option<Snapshot>, Vec<Entry>), StoreError> {
         let dir = data_dir.join(format!("{METADATA_TOPIC}-{METADATA_PARTITION}"));
         let log = PartitionLog::open(env, &dir, log_config()).await?;
         let store = RaftStore {
@@ -88,8 +135,100 @@ impl RaftStore {
             log: std::sync::Mutex::new(log),
         };
         let quorum = store.read_quorum_state()?;
+        let snapshot = store.read_latest_snapshot()?;
+        let log = store.log();
+        let snapshot_end = snapshot.as_ref().map_or(0, |s| s.id.offset);
+        if log.log_start_offset() > snapshot_end {
+            return Err(StoreError::SnapshotGap {
+                log_start: log.log_start_offset(),
+                snapshot_end,
+                dir: store.dir.clone(),
+            });
+        }
+        if log.log_end_offset() < snapshot_end {
+            tracing::info!(dir = %store.dir.display(), snapshot_end, log_end = log.log_end_offset(), "the quorum's log ends below its snapshot; it starts again at the snapshot");
+            log.truncate_fully_and_start_at(snapshot_end).await?;
+        }
         let entries = store.read_entries()?;
-        Ok((store, quorum, entries))
+        Ok((store, quorum, snapshot, entries))
+    }
+
+    /// The newest snapshot that reads back whole; damaged ones are skipped, with a warning.
+    fn read_latest_snapshot(&self) -> Result<Option<Snapshot>, StoreError> {
+        let disk = &*self.env.disk;
+        let mut ids: Vec<OffsetAndEpoch> = disk
+            .list_dir(&self.dir)?
+            .into_iter()
+            .filter(|e| !e.is_dir)
+            .filter_map(|e| parse_snapshot_name(&e.name))
+            .collect();
+        ids.sort_by_key(|id| std::cmp::Reverse((id.offset, id.epoch)));
+        for id in ids {
+            let path = self.dir.join(snapshot_file_name(id));
+            match self.read_snapshot(&path, id) {
+                Ok(s) => return Ok(Some(s)),
+                Err(reason) => {
+                    tracing::warn!(path = %path.display(), %reason, "skipping a damaged metadata snapshot");
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn read_snapshot(&self, path: &Path, id: OffsetAndEpoch) -> Result<Snapshot, String> {
+        let disk = &*self.env.disk;
+        let file = disk.open(path, FileMode::Read).map_err(|e| e.to_string())?;
+        let len = file.len().map_err(|e| e.to_string())?;
+        if len > SNAPSHOT_BYTES_MAX {
+            return Err(format!("{len} bytes is too large"));
+        }
+        let mut buf = vec![0u8; len as usize];
+        read_exact_at(&*file, &mut buf, 0).map_err(|e| e.to_string())?;
+        let frame =
+            codec::read_frame(&buf, SNAPSHOT_BYTES_MAX as usize).map_err(|e| e.to_string())?;
+        if frame.version > SNAPSHOT_VERSION {
+            return Err(format!(
+                "version {} is newer than this runnel knows",
+                frame.version
+            ));
+        }
+        let s: StoredSnapshot = codec::decode_payload(&frame).map_err(|e| e.to_string())?;
+        if (s.end_offset, s.epoch) != (id.offset, id.epoch) {
+            return Err(format!(
+                "it holds snapshot {}-{}, not the one its name says",
+                s.end_offset, s.epoch
+            ));
+        }
+        Ok(Snapshot {
+            id,
+            data: bytes::Bytes::from(s.data),
+        })
+    }
+
+    /// Writes `snapshot` durably (atomically, under its name), then deletes the older ones.
+    async fn write_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        let stored = StoredSnapshot {
+            end_offset: snapshot.id.offset,
+            epoch: snapshot.id.epoch,
+            data: snapshot.data.to_vec(),
+        };
+        let bytes = codec::encode(SNAPSHOT_VERSION, &stored);
+        let path = self.dir.join(snapshot_file_name(snapshot.id));
+        write_atomic(&*self.env.disk, &path, &bytes).await?;
+        self.env.probe.event(crate::env::ProbeEvent::FileDurable {
+            path: &path,
+            bytes: &bytes,
+        });
+        let disk = &*self.env.disk;
+        for e in disk.list_dir(&self.dir)? {
+            if let Some(id) = parse_snapshot_name(&e.name)
+                && (id.offset, id.epoch) < (snapshot.id.offset, snapshot.id.epoch)
+                && let Err(err) = disk.remove_file(&self.dir.join(&e.name))
+            {
+                tracing::debug!(file = %e.name, error = %err, "could not delete an old metadata snapshot");
+            }
+        }
+        Ok(())
     }
 
     /// The log (for the probe and for status).
@@ -199,7 +338,19 @@ impl RaftStore {
                 bytes: &bytes,
             });
         }
+        if let Some(snapshot) = &ready.snapshot {
+            self.write_snapshot(snapshot).await?;
+        }
         let log = self.log();
+        if let Some(start) = ready.reset_log {
+            // Idempotent on a retry: only if the log is not already empty there.
+            if log.log_start_offset() != start.offset || log.log_end_offset() != start.offset {
+                log.truncate_fully_and_start_at(start.offset).await?;
+            }
+        }
+        if let Some(start) = ready.log_start {
+            log.delete_records_below(start).await?;
+        }
         if let Some(end) = ready.truncate_to
             && log.log_end_offset() > end
         {
@@ -275,7 +426,7 @@ mod tests {
     async fn what_a_ready_makes_durable_survives_a_power_loss() {
         let disk = MemDisk::new();
         let data = Path::new("/data");
-        let (store, q, entries) = RaftStore::open(&env(&disk), data).await.unwrap();
+        let (store, q, _, entries) = RaftStore::open(&env(&disk), data).await.unwrap();
         assert_eq!(q, QuorumState::default());
         assert!(entries.is_empty());
         let quorum = QuorumState {
@@ -290,6 +441,7 @@ mod tests {
             entries: (0..4).map(|o| entry(o, 3)).collect(),
             messages: Vec::<Outgoing>::new(),
             committed: Vec::new(),
+            ..Ready::default()
         };
         store.persist(&ready).await.unwrap();
         // Cut back and rewritten in a later epoch.
@@ -307,7 +459,7 @@ mod tests {
         store.persist(&ready).await.unwrap();
         drop(store);
         disk.crash(Some(16), 9);
-        let (_store, q, entries) = RaftStore::open(&env(&disk), data).await.unwrap();
+        let (_store, q, _, entries) = RaftStore::open(&env(&disk), data).await.unwrap();
         assert_eq!(q.epoch, 4);
         assert_eq!(q.leader_id, Some(1));
         assert_eq!(q.voted_for, None);
@@ -319,7 +471,7 @@ mod tests {
     async fn a_damaged_quorum_state_is_an_error_not_a_fresh_start() {
         let disk = MemDisk::new();
         let data = Path::new("/data");
-        let (store, _, _) = RaftStore::open(&env(&disk), data).await.unwrap();
+        let (store, _, _, _) = RaftStore::open(&env(&disk), data).await.unwrap();
         store
             .persist(&Ready {
                 number: 1,

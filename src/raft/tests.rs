@@ -11,6 +11,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 #[derive(Debug, Clone, Default)]
 struct Disk {
     quorum: QuorumState,
+    /// The newest snapshot written.
+    snapshot: Option<Snapshot>,
+    /// Entries from the log start.
     log: Vec<Entry>,
 }
 
@@ -57,6 +60,7 @@ impl Net {
         let node = RaftNode::new(
             self.configs[&id].clone(),
             disk.quorum,
+            disk.snapshot,
             disk.log,
             self.now,
             id as u64,
@@ -82,11 +86,24 @@ impl Net {
             if let Some(q) = ready.quorum_state {
                 disk.quorum = q;
             }
+            if let Some(s) = &ready.snapshot {
+                disk.snapshot = Some(s.clone());
+            }
+            if ready.reset_log.is_some() {
+                disk.log.clear();
+            }
+            if let Some(start) = ready.log_start {
+                disk.log.retain(|e| e.offset >= start);
+            }
             if let Some(end) = ready.truncate_to {
-                disk.log.truncate(end as usize);
+                disk.log.retain(|e| e.offset < end);
             }
             for e in &ready.entries {
-                assert_eq!(e.offset as usize, disk.log.len());
+                let next = disk.log.last().map_or_else(
+                    || disk.snapshot.as_ref().map_or(0, |s| s.id.offset),
+                    |l| l.offset + 1,
+                );
+                assert_eq!(e.offset, next);
                 disk.log.push(e.clone());
             }
             self.node_mut(id).advance(ready.number);
@@ -215,7 +232,7 @@ fn answer(node: &mut RaftNode, from: NodeId, message: Message) -> (VoteResponse,
 }
 
 fn voter(id: NodeId, quorum: QuorumState, log: Vec<Entry>) -> RaftNode {
-    RaftNode::new(Config::new(id, [1, 2, 3]), quorum, log, 0, 7).unwrap()
+    RaftNode::new(Config::new(id, [1, 2, 3]), quorum, None, log, 0, 7).unwrap()
 }
 
 // ----- the log -----
@@ -609,6 +626,7 @@ fn truncation_below_the_high_watermark_is_a_bug() {
                 epoch: 0,
                 end_offset: 1,
             }),
+            snapshot_id: None,
             records: Vec::new(),
             fetch_offset: fetch.fetch_offset,
             last_fetched_epoch: fetch.last_fetched_epoch,
@@ -644,6 +662,7 @@ fn the_high_watermark_needs_a_majority_and_the_leaders_own_durable_log() {
     let mut n = RaftNode::new(
         Config::new(1, [1]),
         QuorumState::default(),
+        None,
         Vec::new(),
         0,
         1,
@@ -874,4 +893,154 @@ fn a_held_fetch_superseded_by_a_newer_one_is_answered_too() {
         "{:?}",
         ready.messages
     );
+}
+
+// ----- snapshots (KIP-630) -----
+
+#[test]
+fn the_log_compacts_below_a_snapshot_and_answers_fetches_below_it_with_the_snapshot() {
+    let mut log = RaftLog::from_entries(log_of(&[1, 1, 2, 2, 2, 3])).unwrap();
+    log.compact(3);
+    assert_eq!(log.start(), OffsetAndEpoch { offset: 3, epoch: 2 });
+    assert_eq!(log.end_offset(), 6);
+    assert_eq!(log.epochs(), &[(2, 3), (3, 5)]);
+    assert_eq!(log.entry(2), None);
+    assert_eq!(log.entry(3).map(|e| e.epoch), Some(2));
+    assert_eq!(log.epoch_before(3), Some(2));
+    // Below the start, or at it in another epoch: the fetcher needs the snapshot.
+    assert!(log.below_start(2, 1));
+    assert!(log.below_start(3, 1));
+    assert!(!log.below_start(3, 2));
+    assert!(!log.below_start(5, 2));
+    assert_eq!(
+        log.end_offset_for_epoch(2),
+        OffsetAndEpoch { offset: 5, epoch: 2 }
+    );
+    // Compacting everything leaves an empty log whose last epoch is the snapshot's.
+    log.compact(6);
+    assert_eq!(log.end_offset(), 6);
+    assert_eq!(log.last_epoch(), 3);
+    assert!(log.epochs().is_empty());
+    log.append(entry(6, 4));
+    assert_eq!(log.epochs(), &[(4, 6)]);
+    // Read back from disk with entries below the snapshot still there: they are dropped.
+    let again = RaftLog::starting_at(
+        OffsetAndEpoch { offset: 2, epoch: 1 },
+        log_of(&[1, 1, 2, 2]),
+    )
+    .unwrap();
+    assert_eq!((again.start_offset(), again.end_offset()), (2, 4));
+    // A log that starts past its snapshot is refused.
+    let gap = RaftLog::starting_at(
+        OffsetAndEpoch { offset: 1, epoch: 1 },
+        log_of(&[1, 1, 2, 2])[2..].to_vec(),
+    );
+    assert!(matches!(gap, Err(LogError::Gap { .. })), "{gap:?}");
+}
+
+#[test]
+fn a_follower_behind_the_leaders_snapshot_fetches_it_installs_it_and_restarts_from_it() {
+    let mut net = Net::new(&[1, 2, 3], &[]);
+    let leader = net.elect();
+    let lagging = if leader == 3 { 2 } else { 3 };
+    net.cut.insert(lagging);
+    for i in 0..8 {
+        net.node_mut(leader)
+            .propose(Bytes::from(format!("p{i}")))
+            .unwrap();
+        net.run(20);
+    }
+    let hw = net.node(leader).high_watermark();
+    assert!(hw >= 9, "high watermark {hw}");
+    // Too early: nothing past what was handed out to apply, nor a repeat.
+    let id = net
+        .node_mut(leader)
+        .snapshot(hw, Bytes::from_static(b"state"))
+        .unwrap();
+    assert_eq!(id.offset, hw);
+    assert!(matches!(
+        net.node_mut(leader).snapshot(hw, Bytes::new()),
+        Err(SnapshotError::Stale { .. })
+    ));
+    net.sync(leader);
+    assert_eq!(net.node(leader).log().start_offset(), hw);
+    assert_eq!(net.disks[&leader].snapshot.as_ref().map(|s| s.id), Some(id));
+    assert!(net.disks[&leader].log.iter().all(|e| e.offset >= hw));
+    // The lagging follower comes back: its position is below the leader's log start.
+    net.cut.clear();
+    net.run(3_000);
+    let f = net.node(lagging);
+    assert_eq!(f.latest_snapshot_id(), Some(id));
+    assert_eq!(f.log().start_offset(), hw);
+    assert_eq!(f.log().end_offset(), net.node(leader).log().end_offset());
+    assert_eq!(f.high_watermark(), net.node(leader).high_watermark());
+    let restored: Vec<&Snapshot> = net.readies[&lagging]
+        .iter()
+        .filter_map(|r| r.restore.as_ref())
+        .collect();
+    assert_eq!(restored.len(), 1);
+    assert_eq!(&restored[0].data[..], b"state");
+    assert!(net.readies[&lagging].iter().any(|r| r.reset_log == Some(id)));
+    // Committed entries handed out after the snapshot start at its end.
+    let first_applied = net.readies[&lagging]
+        .iter()
+        .flat_map(|r| r.committed.iter())
+        .map(|e| e.offset)
+        .find(|&o| o >= hw);
+    assert_eq!(first_applied, Some(hw));
+    // Restarted from its disk: the snapshot first, then the entries after it.
+    net.start(lagging);
+    let n = net.node_mut(lagging);
+    assert_eq!(n.log().start_offset(), hw);
+    assert_eq!(n.high_watermark(), hw);
+    let ready = n.ready();
+    assert_eq!(ready.restore.map(|s| s.id), Some(id));
+    assert!(ready.committed.is_empty());
+}
+
+#[test]
+fn a_fetch_snapshot_of_an_old_snapshot_or_outside_it_is_refused() {
+    let mut net = Net::new(&[1, 2, 3], &[]);
+    let leader = net.elect();
+    net.node_mut(leader).propose(Bytes::from("x")).unwrap();
+    net.run(100);
+    let hw = net.node(leader).high_watermark();
+    let id = net
+        .node_mut(leader)
+        .snapshot(hw, Bytes::from_static(b"0123456789"))
+        .unwrap();
+    net.sync(leader);
+    let epoch = net.node(leader).epoch();
+    let ask = |snapshot_id, position| {
+        Message::FetchSnapshot(FetchSnapshot {
+            replica_id: 9,
+            current_leader_epoch: epoch,
+            snapshot_id,
+            position,
+            max_bytes: 4,
+        })
+    };
+    let answers = |net: &mut Net, m: Message| {
+        net.node_mut(leader).step(9, m);
+        let ready = net.node_mut(leader).ready();
+        net.node_mut(leader).advance(ready.number);
+        ready
+            .messages
+            .into_iter()
+            .find_map(|o| match o.message {
+                Message::FetchSnapshotResponse(r) => Some(r),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let r = answers(&mut net, ask(id, 4));
+    assert_eq!((r.error, r.size, &r.bytes[..]), (None, 10, &b"4567"[..]));
+    let r = answers(&mut net, ask(id, 11));
+    assert_eq!(r.error, Some(RaftError::PositionOutOfRange));
+    let old = OffsetAndEpoch {
+        offset: id.offset - 1,
+        epoch: id.epoch,
+    };
+    let r = answers(&mut net, ask(old, 0));
+    assert_eq!(r.error, Some(RaftError::SnapshotNotFound));
 }

@@ -17,9 +17,10 @@
 
 use super::NodeId;
 use super::log::{Entry, EntryKind};
+use super::log::OffsetAndEpoch;
 use super::message::{
     BeginQuorumEpoch, DivergingEpoch, EndQuorumEpoch, EpochResponse, Fetch, FetchResponse,
-    LeaderAndEpoch, RaftError, Vote, VoteResponse,
+    FetchSnapshot, FetchSnapshotResponse, LeaderAndEpoch, RaftError, Vote, VoteResponse,
 };
 use crate::log::batch::{self, NewRecord, ProducerFields};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -76,6 +77,8 @@ fn error_code(e: Option<RaftError>) -> i16 {
         Some(RaftError::UnknownLeaderEpoch) => ResponseError::UnknownLeaderEpoch.code(),
         Some(RaftError::NotLeaderOrFollower) => ResponseError::NotLeaderOrFollower.code(),
         Some(RaftError::InconsistentVoterSet) => ResponseError::InconsistentVoterSet.code(),
+        Some(RaftError::SnapshotNotFound) => ResponseError::SnapshotNotFound.code(),
+        Some(RaftError::PositionOutOfRange) => ResponseError::PositionOutOfRange.code(),
     }
 }
 
@@ -86,6 +89,8 @@ fn raft_error(api: &'static str, code: i16) -> Result<Option<RaftError>, WireErr
         Some(ResponseError::UnknownLeaderEpoch) => Ok(Some(RaftError::UnknownLeaderEpoch)),
         Some(ResponseError::NotLeaderOrFollower) => Ok(Some(RaftError::NotLeaderOrFollower)),
         Some(ResponseError::InconsistentVoterSet) => Ok(Some(RaftError::InconsistentVoterSet)),
+        Some(ResponseError::SnapshotNotFound) => Ok(Some(RaftError::SnapshotNotFound)),
+        Some(ResponseError::PositionOutOfRange) => Ok(Some(RaftError::PositionOutOfRange)),
         Some(_) => Err(WireError::UnexpectedError { api, code }),
     }
 }
@@ -411,6 +416,18 @@ pub fn fetch_response(r: &FetchResponse) -> messages::FetchResponse {
                     .with_last_stable_offset(r.high_watermark)
                     .with_log_start_offset(0)
                     .with_diverging_epoch(diverging)
+                    .with_snapshot_id(r.snapshot_id.map_or_else(
+                        || {
+                            messages::fetch_response::SnapshotId::default()
+                                .with_end_offset(-1)
+                                .with_epoch(-1)
+                        },
+                        |id| {
+                            messages::fetch_response::SnapshotId::default()
+                                .with_end_offset(id.offset)
+                                .with_epoch(id.epoch)
+                        },
+                    ))
                     .with_current_leader(
                         messages::fetch_response::LeaderIdAndEpoch::default()
                             .with_leader_id(broker(r.current_leader.leader_id))
@@ -444,6 +461,12 @@ pub fn fetch_from_response(
             epoch: p.diverging_epoch.epoch,
             end_offset: p.diverging_epoch.end_offset,
         });
+    let snapshot_id = (p.snapshot_id.end_offset >= 0 && p.snapshot_id.epoch >= 0).then_some(
+        OffsetAndEpoch {
+            offset: p.snapshot_id.end_offset,
+            epoch: p.snapshot_id.epoch,
+        },
+    );
     let records = match &p.records {
         Some(b) => decode_entries(b)?,
         None => Vec::new(),
@@ -464,9 +487,129 @@ pub fn fetch_from_response(
         },
         high_watermark: p.high_watermark,
         diverging_epoch,
+        snapshot_id,
         records,
         fetch_offset: asked.fetch_offset,
         last_fetched_epoch: asked.last_fetched_epoch,
+    })
+}
+
+/// A FetchSnapshot request of `__cluster_metadata-0`.
+pub fn fetch_snapshot_request(
+    cluster_id: &str,
+    f: &FetchSnapshot,
+) -> messages::FetchSnapshotRequest {
+    use messages::fetch_snapshot_request as fs;
+    messages::FetchSnapshotRequest::default()
+        .with_cluster_id(Some(StrBytes::from_string(cluster_id.to_string())))
+        .with_replica_id(BrokerId(f.replica_id))
+        .with_max_bytes(f.max_bytes)
+        .with_topics(vec![
+            fs::TopicSnapshot::default()
+                .with_name(topic_name())
+                .with_partitions(vec![
+                    fs::PartitionSnapshot::default()
+                        .with_partition(METADATA_PARTITION)
+                        .with_current_leader_epoch(f.current_leader_epoch)
+                        .with_snapshot_id(
+                            fs::SnapshotId::default()
+                                .with_end_offset(f.snapshot_id.offset)
+                                .with_epoch(f.snapshot_id.epoch),
+                        )
+                        .with_position(f.position),
+                ]),
+        ])
+}
+
+/// The chunk a FetchSnapshot request of `__cluster_metadata-0` asks for.
+pub fn fetch_snapshot_from_request(
+    req: &messages::FetchSnapshotRequest,
+) -> Result<FetchSnapshot, WireError> {
+    let p = metadata_partition(
+        &req.topics,
+        |t| t.name.0.as_str() == METADATA_TOPIC,
+        |t| &t.partitions,
+        |p| p.partition,
+        "FetchSnapshot request",
+    )?;
+    Ok(FetchSnapshot {
+        replica_id: req.replica_id.0,
+        current_leader_epoch: p.current_leader_epoch,
+        snapshot_id: OffsetAndEpoch {
+            offset: p.snapshot_id.end_offset,
+            epoch: p.snapshot_id.epoch,
+        },
+        position: p.position,
+        max_bytes: req.max_bytes,
+    })
+}
+
+/// The FetchSnapshot response of the leader's answer.
+pub fn fetch_snapshot_response(r: &FetchSnapshotResponse) -> messages::FetchSnapshotResponse {
+    use messages::fetch_snapshot_response as fs;
+    messages::FetchSnapshotResponse::default().with_topics(vec![
+        fs::TopicSnapshot::default()
+            .with_name(topic_name())
+            .with_partitions(vec![
+                fs::PartitionSnapshot::default()
+                    .with_index(METADATA_PARTITION)
+                    .with_error_code(error_code(r.error))
+                    .with_snapshot_id(
+                        fs::SnapshotId::default()
+                            .with_end_offset(r.snapshot_id.offset)
+                            .with_epoch(r.snapshot_id.epoch),
+                    )
+                    .with_current_leader(
+                        fs::LeaderIdAndEpoch::default()
+                            .with_leader_id(broker(r.current_leader.leader_id))
+                            .with_leader_epoch(r.current_leader.leader_epoch),
+                    )
+                    .with_size(r.size)
+                    .with_position(r.position)
+                    .with_unaligned_records(r.bytes.clone()),
+            ]),
+    ])
+}
+
+/// The leader's answer in a FetchSnapshot response to `asked`.
+pub fn fetch_snapshot_from_response(
+    resp: &messages::FetchSnapshotResponse,
+    asked: &FetchSnapshot,
+) -> Result<FetchSnapshotResponse, WireError> {
+    if resp.error_code != 0 {
+        return Err(WireError::UnexpectedError {
+            api: "FetchSnapshot response",
+            code: resp.error_code,
+        });
+    }
+    let p = metadata_partition(
+        &resp.topics,
+        |t| t.name.0.as_str() == METADATA_TOPIC,
+        |t| &t.partitions,
+        |p| p.index,
+        "FetchSnapshot response",
+    )?;
+    let snapshot_id = OffsetAndEpoch {
+        offset: p.snapshot_id.end_offset,
+        epoch: p.snapshot_id.epoch,
+    };
+    let error = raft_error("FetchSnapshot response", p.error_code)?;
+    if error.is_none() && (snapshot_id != asked.snapshot_id || p.position != asked.position) {
+        return Err(WireError::Records(format!(
+            "the answer is for snapshot {snapshot_id:?} at {}, the request asked for {:?} at {}",
+            p.position, asked.snapshot_id, asked.position
+        )));
+    }
+    Ok(FetchSnapshotResponse {
+        error,
+        current_leader: LeaderAndEpoch {
+            leader_id: node(p.current_leader.leader_id),
+            leader_epoch: p.current_leader.leader_epoch,
+        },
+        snapshot_id: asked.snapshot_id,
+        size: p.size,
+        position: asked.position,
+        bytes: p.unaligned_records.clone(),
     })
 }
 
@@ -707,6 +850,7 @@ mod tests {
             },
             high_watermark: 2,
             diverging_epoch: None,
+            snapshot_id: None,
             records: entries(),
             fetch_offset: 0,
             last_fetched_epoch: 0,
@@ -723,6 +867,16 @@ mod tests {
         };
         let resp = round_trip(&fetch_response(&diverging), 18);
         assert_eq!(fetch_from_response(&resp, &f).unwrap(), diverging);
+        let snapshot = FetchResponse {
+            snapshot_id: Some(OffsetAndEpoch {
+                offset: 40,
+                epoch: 2,
+            }),
+            records: Vec::new(),
+            ..answer.clone()
+        };
+        let resp = round_trip(&fetch_response(&snapshot), 18);
+        assert_eq!(fetch_from_response(&resp, &f).unwrap(), snapshot);
         // Entries that do not start where the fetch asked are refused.
         let asked_later = Fetch {
             fetch_offset: 1,
@@ -769,5 +923,46 @@ mod tests {
         let mut gap = entries();
         gap[2].offset = 5;
         assert!(decode_entries(&encode_entries(&gap)).is_err());
+    }
+
+    #[test]
+    fn fetch_snapshot_round_trips_and_refuses_an_answer_to_another_chunk() {
+        let f = FetchSnapshot {
+            replica_id: 3,
+            current_leader_epoch: 5,
+            snapshot_id: OffsetAndEpoch {
+                offset: 40,
+                epoch: 4,
+            },
+            position: 8,
+            max_bytes: 1024,
+        };
+        for version in 0..=1 {
+            let req = round_trip(&fetch_snapshot_request("c", &f), version);
+            assert_eq!(fetch_snapshot_from_request(&req).unwrap(), f);
+            let answer = FetchSnapshotResponse {
+                error: None,
+                current_leader: LeaderAndEpoch {
+                    leader_id: Some(1),
+                    leader_epoch: 5,
+                },
+                snapshot_id: f.snapshot_id,
+                size: 20,
+                position: 8,
+                bytes: Bytes::from_static(b"abcd"),
+            };
+            let resp = round_trip(&fetch_snapshot_response(&answer), version);
+            assert_eq!(fetch_snapshot_from_response(&resp, &f).unwrap(), answer);
+            let elsewhere = FetchSnapshot { position: 0, ..f.clone() };
+            assert!(fetch_snapshot_from_response(&resp, &elsewhere).is_err());
+            let refused = FetchSnapshotResponse {
+                error: Some(RaftError::SnapshotNotFound),
+                size: -1,
+                bytes: Bytes::new(),
+                ..answer
+            };
+            let resp = round_trip(&fetch_snapshot_response(&refused), version);
+            assert_eq!(fetch_snapshot_from_response(&resp, &f).unwrap(), refused);
+        }
     }
 }

@@ -10,6 +10,12 @@
 //! - **committed entries identical** on every node that holds them below its high watermark,
 //!   and **never truncated** by a node that holds them;
 //! - **every committed entry on a majority** of the voters' logs when it commits;
+//! - **snapshots of committed entries only** (KIP-630): a snapshot a node writes, opens or
+//!   installs ends inside the committed prefix, at the epoch of its last entry; entries it
+//!   stands for may leave the log (its start moves up), and a node that installs one drops
+//!   only entries below it;
+//! - **one metadata state per offset**: every node that applied the log up to an offset, or
+//!   restored a snapshot ending there, holds the same state;
 //! - and for the applied metadata, on every node after every entry: the state's invariants
 //!   ([`ClusterState::check_invariants`]), each transition's ([`check_transition`]: leader
 //!   epochs monotone, a new leader only with a new leader epoch), and one leader per
@@ -19,7 +25,7 @@ use super::{Anomaly, Check, Kind};
 use crate::history::{Micros, Tp};
 use crate::journal::{AppliedState, EntryId, Observation, Observed};
 use runnel::cluster::{LeaderLedger, check_transition};
-use runnel::raft::QuorumState;
+use runnel::raft::{OffsetAndEpoch, QuorumState};
 use std::collections::BTreeMap;
 
 /// What the checker knows of one node's quorum.
@@ -31,6 +37,8 @@ struct Node {
     durable: Option<QuorumState>,
     /// Its log as declared durable: recovered at open, then cut back and appended.
     log: BTreeMap<i64, EntryId>,
+    /// Where its log starts: a snapshot stands for every entry below.
+    base: i64,
     /// Its high watermark in this process.
     high_watermark: i64,
     /// Offsets below this were compared with the committed prefix (in this process).
@@ -56,6 +64,9 @@ pub struct QuorumChecker {
     latest: Option<(i32, usize)>,
     /// Every (partition, leader epoch) -> leader any node applied.
     ledger: LeaderLedger,
+    /// The metadata state after the data entry at each offset, as the first node to apply it
+    /// had it, with that node's host.
+    states: BTreeMap<i64, (AppliedState, usize)>,
     /// What it found.
     pub found: Vec<Anomaly>,
 }
@@ -78,6 +89,7 @@ impl QuorumChecker {
             leaders: BTreeMap::new(),
             latest: None,
             ledger: LeaderLedger::default(),
+            states: BTreeMap::new(),
             found: Vec::new(),
         }
     }
@@ -103,19 +115,42 @@ impl QuorumChecker {
     /// Takes one observation (others than the quorum's are ignored).
     pub fn observe(&mut self, o: &Observation) {
         match &o.what {
-            Observed::QuorumOpened { quorum, entries } => self.opened(o, *quorum, entries),
+            Observed::QuorumOpened {
+                quorum,
+                snapshot,
+                entries,
+            } => self.opened(o, *quorum, *snapshot, entries),
             Observed::QuorumReady {
                 persisted,
+                snapshot,
+                log_start,
+                reset_log,
                 truncated_to,
                 appended,
                 leader,
                 epoch,
                 high_watermark,
             } => {
-                self.ready(o, *persisted, *truncated_to, appended);
+                if let Some(q) = persisted {
+                    self.durable_state(o, *q, "made durable");
+                }
+                if let Some(id) = snapshot {
+                    self.snapshot_of_committed(o, *id, "wrote");
+                }
+                if let Some(id) = reset_log {
+                    self.reset_log(o, *id);
+                }
+                if let Some(start) = log_start {
+                    let n = self.node(o);
+                    n.log = n.log.split_off(start);
+                    n.base = n.base.max(*start);
+                    n.checked = n.checked.max(n.base);
+                }
+                self.ready(o, *truncated_to, appended);
                 self.progress(o, *leader, *epoch, *high_watermark);
             }
             Observed::MetadataApplied { offset, state } => self.applied(o, *offset, state),
+            Observed::MetadataRestored { offset, state } => self.restored(o, *offset, state),
             _ => {}
         }
     }
@@ -181,22 +216,86 @@ impl QuorumChecker {
         }
     }
 
-    fn opened(&mut self, o: &Observation, quorum: QuorumState, entries: &[EntryId]) {
-        self.durable_state(o, quorum, "came back in");
-        let n = self.node(o);
-        n.log = entries.iter().map(|e| (e.offset, *e)).collect();
-    }
-
-    fn ready(
+    fn opened(
         &mut self,
         o: &Observation,
-        persisted: Option<QuorumState>,
-        truncated_to: Option<i64>,
-        appended: &[EntryId],
+        quorum: QuorumState,
+        snapshot: Option<OffsetAndEpoch>,
+        entries: &[EntryId],
     ) {
-        if let Some(q) = persisted {
-            self.durable_state(o, q, "made durable");
+        self.durable_state(o, quorum, "came back in");
+        if let Some(id) = snapshot {
+            self.snapshot_of_committed(o, id, "came back with");
         }
+        let base = snapshot.map_or(0, |s| s.offset);
+        let n = self.node(o);
+        n.base = base;
+        n.checked = base;
+        n.log = entries
+            .iter()
+            .filter(|e| e.offset >= base)
+            .map(|e| (e.offset, *e))
+            .collect();
+    }
+
+    /// A snapshot ends inside the committed prefix, at the epoch of the last entry it holds.
+    fn snapshot_of_committed(&mut self, o: &Observation, id: OffsetAndEpoch, how: &str) {
+        if id.offset <= 0 {
+            return;
+        }
+        let last = usize::try_from(id.offset - 1)
+            .ok()
+            .and_then(|i| self.committed.get(i))
+            .copied();
+        let fine = last.is_some_and(|e| e.epoch == id.epoch);
+        if !fine {
+            let detail = format!(
+                "{} {how} a snapshot ending at offset {} (epoch {}), but {} entries are committed{}",
+                self.name(o.host),
+                id.offset,
+                id.epoch,
+                self.committed.len(),
+                last.map_or(String::new(), |e| format!(
+                    " and the last one it covers has epoch {}",
+                    e.epoch
+                ))
+            );
+            self.fail(Kind::CommittedLost, o.at, detail);
+        }
+    }
+
+    /// A node replaced its log with a snapshot fetched from the leader: only entries below the
+    /// snapshot's end may go (it stands for them).
+    fn reset_log(&mut self, o: &Observation, id: OffsetAndEpoch) {
+        self.snapshot_of_committed(o, id, "installed");
+        let committed = &self.committed;
+        let n = self.nodes.entry(o.host).or_default();
+        let lost = n
+            .log
+            .range(id.offset..)
+            .map(|(_, e)| *e)
+            .find(|e| {
+                usize::try_from(e.offset)
+                    .ok()
+                    .and_then(|i| committed.get(i))
+                    .is_some_and(|c| *c == *e)
+            });
+        n.log.clear();
+        n.base = id.offset;
+        n.checked = id.offset;
+        if let Some(e) = lost {
+            let detail = format!(
+                "{} replaced its log with a snapshot ending at {}, dropping the committed entry at offset {} (epoch {})",
+                self.name(o.host),
+                id.offset,
+                e.offset,
+                e.epoch
+            );
+            self.fail(Kind::CommittedLost, o.at, detail);
+        }
+    }
+
+    fn ready(&mut self, o: &Observation, truncated_to: Option<i64>, appended: &[EntryId]) {
         if let Some(t) = truncated_to {
             let committed = &self.committed;
             let n = self.nodes.entry(o.host).or_default();
@@ -288,7 +387,9 @@ impl QuorumChecker {
             .iter()
             .filter(|(h, n)| {
                 let id = self.node_ids.get(**h).copied().unwrap_or(-1);
-                self.voters.contains(&id) && n.log.get(&last.offset) == Some(&last)
+                // A snapshot holds what it stands for.
+                let holds = n.log.get(&last.offset) == Some(&last) || n.base > last.offset;
+                self.voters.contains(&id) && holds
             })
             .map(|(h, _)| self.node_ids[*h])
             .collect();
@@ -320,6 +421,52 @@ impl QuorumChecker {
         if let Err(e) = self.ledger.observe(&state.0) {
             let detail = format!("{name} after the metadata entry at offset {offset}: {e}");
             self.fail(Kind::TwoLeaders, o.at, detail);
+        }
+        self.same_state(o, offset + 1, state, true);
+        self.node(o).applied = Some(state.clone());
+    }
+
+    /// Every node holds the same state after the log up to `end`: the state after the data
+    /// entry at `end - 1` when a node applied it (`applied`), or else (a snapshot ending at
+    /// `end`) after the last data entry below `end` that any node applied; every data entry
+    /// below a snapshot was applied, and declared, by the node that took it.
+    fn same_state(&mut self, o: &Observation, end: i64, state: &AppliedState, applied: bool) {
+        let name = self.name(o.host);
+        let known = self.states.range(..end).next_back();
+        if let Some((&k, (s, by))) = known
+            && (!applied || k == end - 1)
+            && s.0 != state.0
+        {
+            let detail = format!(
+                "{name} holds, after the metadata log up to offset {end}, another state than {} held after the entry at offset {k}",
+                self.name(*by)
+            );
+            self.fail(Kind::MetadataInvariant, o.at, detail);
+        }
+        if applied {
+            self.states
+                .entry(end - 1)
+                .or_insert_with(|| (state.clone(), o.host));
+        }
+    }
+
+    /// A node's state restored from a snapshot ending at `offset`: it keeps the invariants,
+    /// equals every other node's after the same entries, and is the base of its next
+    /// transition.
+    fn restored(&mut self, o: &Observation, offset: i64, state: &AppliedState) {
+        let name = self.name(o.host);
+        if let Err(e) = state.0.check_invariants() {
+            let detail =
+                format!("{name} restored from the snapshot ending at offset {offset}: {e}");
+            self.fail(Kind::MetadataInvariant, o.at, detail);
+        }
+        if let Err(e) = self.ledger.observe(&state.0) {
+            let detail =
+                format!("{name} restored from the snapshot ending at offset {offset}: {e}");
+            self.fail(Kind::TwoLeaders, o.at, detail);
+        }
+        if offset > 0 {
+            self.same_state(o, offset, state, false);
         }
         self.node(o).applied = Some(state.clone());
     }

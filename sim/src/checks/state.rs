@@ -317,6 +317,7 @@ impl StateChecker {
             }
             Observed::QuorumOpened { .. }
             | Observed::QuorumReady { .. }
+            | Observed::MetadataRestored { .. }
             | Observed::MetadataApplied { .. } => {
                 self.quorum.observe(o);
                 self.violations.append(&mut self.quorum.found);

@@ -1,5 +1,5 @@
 //! The metadata quorum's APIs, served to the other quorum members: Vote, BeginQuorumEpoch,
-//! EndQuorumEpoch and Fetch of `__cluster_metadata-0` (Fetch v13 to v18, which name topics by
+//! EndQuorumEpoch, Fetch and FetchSnapshot of `__cluster_metadata-0` (Fetch v13 to v18, which name topics by
 //! id; clients fetch data with v12 or older). Each request is handed to the quorum's core and
 //! answered with what the core answers; a request from another cluster gets
 //! INCONSISTENT_CLUSTER_ID, as in Kafka.
@@ -8,13 +8,15 @@ use super::super::Broker;
 use super::{Reply, ReplyTo, decode};
 use crate::protocol::RequestFrame;
 use crate::raft::driver::{
-    BEGIN_QUORUM_EPOCH_VERSION, END_QUORUM_EPOCH_VERSION, FETCH_VERSION, VOTE_VERSION,
+    BEGIN_QUORUM_EPOCH_VERSION, END_QUORUM_EPOCH_VERSION, FETCH_SNAPSHOT_VERSION, FETCH_VERSION,
+    VOTE_VERSION,
 };
 use crate::raft::{Message, NodeId, wire};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     ApiKey, BeginQuorumEpochRequest, BeginQuorumEpochResponse, EndQuorumEpochRequest,
-    EndQuorumEpochResponse, FetchRequest, FetchResponse, VoteRequest, VoteResponse,
+    EndQuorumEpochResponse, FetchRequest, FetchResponse, FetchSnapshotRequest,
+    FetchSnapshotResponse, VoteRequest, VoteResponse,
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use std::sync::Arc;
@@ -26,6 +28,7 @@ pub fn is_quorum_request(req: &RequestFrame) -> bool {
         ApiKey::BeginQuorumEpoch => req.api_version == BEGIN_QUORUM_EPOCH_VERSION,
         ApiKey::EndQuorumEpoch => req.api_version == END_QUORUM_EPOCH_VERSION,
         ApiKey::Fetch => (13..=FETCH_VERSION).contains(&req.api_version),
+        ApiKey::FetchSnapshot => (0..=FETCH_SNAPSHOT_VERSION).contains(&req.api_version),
         _ => false,
     }
 }
@@ -109,6 +112,28 @@ pub fn handle(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
                     _ => None,
                 },
                 |code| FetchResponse::default().with_error_code(code),
+            )
+        }
+        ApiKey::FetchSnapshot => {
+            let r: FetchSnapshotRequest = match decode(req) {
+                Ok(r) => r,
+                Err(reply) => return reply,
+            };
+            let mismatch = foreign(broker, r.cluster_id.as_ref());
+            let parsed = wire::fetch_snapshot_from_request(&r)
+                .map(|f| (f.replica_id, Message::FetchSnapshot(f)));
+            answer(
+                broker,
+                req,
+                mismatch,
+                parsed,
+                |m| match m {
+                    Some(Message::FetchSnapshotResponse(f)) => {
+                        Some(wire::fetch_snapshot_response(&f))
+                    }
+                    _ => None,
+                },
+                |code| FetchSnapshotResponse::default().with_error_code(code),
             )
         }
         other => Reply::Close(format!("{other:?} is not a quorum request")),
