@@ -1255,13 +1255,14 @@ impl PartitionLog {
             for snap in pending {
                 snap.discard(&*self.disk);
             }
-            let mut gone = || -> io::Result<Segment> {
+            let gone = || -> io::Result<Segment> {
                 for base in old.keys() {
                     recovery::delete_segment_files(&*self.disk, &self.dir, *base)?;
                 }
                 // The idempotent producers' snapshots describe batches that are gone.
                 for at in snapshot::list(&*self.disk, &self.dir)? {
-                    self.disk.remove_file(&self.dir.join(snapshot::file_name(at)))?;
+                    self.disk
+                        .remove_file(&self.dir.join(snapshot::file_name(at)))?;
                 }
                 Segment::create(&*self.disk, &self.dir, offset, &st.config, now)
             };

@@ -523,7 +523,11 @@ impl Quorum {
         let data = self.apply.snapshot();
         match inner.node.snapshot(offset, data) {
             Ok(id) => {
-                tracing::info!(offset = id.offset, epoch = id.epoch, "took a metadata snapshot");
+                tracing::info!(
+                    offset = id.offset,
+                    epoch = id.epoch,
+                    "took a metadata snapshot"
+                );
                 inner.applied_since_snapshot = 0;
                 inner.last_snapshot_ms = now;
                 drop(inner);

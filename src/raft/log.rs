@@ -102,7 +102,13 @@ pub struct RaftLog {
 impl RaftLog {
     /// A log of `entries`, checked: dense offsets from 0 and non-decreasing epochs.
     pub fn from_entries(entries: Vec<Entry>) -> Result<RaftLog, LogError> {
-        RaftLog::starting_at(OffsetAndEpoch { offset: 0, epoch: 0 }, entries)
+        RaftLog::starting_at(
+            OffsetAndEpoch {
+                offset: 0,
+                epoch: 0,
+            },
+            entries,
+        )
     }
 
     /// A log that starts where the snapshot `start` ends (offset 0, epoch 0 without one),
@@ -216,7 +222,9 @@ impl RaftLog {
     pub fn append(&mut self, entry: Entry) {
         assert_eq!(entry.offset, self.end_offset(), "append at a wrong offset");
         assert!(entry.epoch >= self.last_epoch().max(1), "epoch went back");
-        if entry.epoch > self.last_epoch() {
+        // The first entry past a snapshot starts the cache again, even in the snapshot's
+        // epoch: the cache covers the entries the log holds.
+        if entry.epoch > self.last_epoch() || self.epochs.is_empty() {
             self.epochs.push((entry.epoch, entry.offset));
         }
         self.entries.push(entry);

@@ -492,7 +492,11 @@ impl RaftNode {
     /// every entry below `offset`, and none after): written with the next Ready, and the log
     /// below it deleted after it. `offset` must be handed out to apply, durable here, and past
     /// the latest snapshot. Returns the snapshot's id.
-    pub fn snapshot(&mut self, offset: Offset, data: Bytes) -> Result<OffsetAndEpoch, SnapshotError> {
+    pub fn snapshot(
+        &mut self,
+        offset: Offset,
+        data: Bytes,
+    ) -> Result<OffsetAndEpoch, SnapshotError> {
         let latest = self.latest_snapshot.as_ref().map_or(0, |s| s.id.offset);
         if offset <= latest || offset <= self.log.start_offset() {
             return Err(SnapshotError::Stale { offset, latest });

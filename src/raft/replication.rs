@@ -8,8 +8,7 @@ use super::NodeId;
 use super::log::Offset;
 use super::log::Snapshot;
 use super::message::{
-    DivergingEpoch, Fetch, FetchResponse, FetchSnapshot, FetchSnapshotResponse, Message,
-    RaftError,
+    DivergingEpoch, Fetch, FetchResponse, FetchSnapshot, FetchSnapshotResponse, Message, RaftError,
 };
 use super::node::{PlantedBug, RaftNode, SnapshotFetch, State};
 

@@ -491,4 +491,144 @@ mod tests {
         let err = RaftStore::open(&env(&disk), data).await.err().unwrap();
         assert!(matches!(err, StoreError::QuorumState { .. }), "got {err}");
     }
+
+    #[tokio::test]
+    async fn a_snapshot_bounds_the_log_and_survives_a_power_loss_with_the_entries_after_it() {
+        let disk = MemDisk::new();
+        let data = Path::new("/data");
+        let (store, _, snapshot, _) = RaftStore::open(&env(&disk), data).await.unwrap();
+        assert!(snapshot.is_none());
+        let ready = Ready {
+            number: 1,
+            entries: (0..6).map(|o| entry(o, 1)).collect(),
+            ..Ready::default()
+        };
+        store.persist(&ready).await.unwrap();
+        let first = Snapshot {
+            id: OffsetAndEpoch {
+                offset: 3,
+                epoch: 1,
+            },
+            data: Bytes::from_static(b"three"),
+        };
+        let ready = Ready {
+            number: 2,
+            snapshot: Some(first.clone()),
+            log_start: Some(3),
+            entries: vec![entry(6, 2)],
+            ..Ready::default()
+        };
+        store.persist(&ready).await.unwrap();
+        // Retried whole (as after a failure half-way): nothing changes.
+        store.persist(&ready).await.unwrap();
+        let newer = Snapshot {
+            id: OffsetAndEpoch {
+                offset: 5,
+                epoch: 1,
+            },
+            data: Bytes::from_static(b"five"),
+        };
+        store
+            .persist(&Ready {
+                number: 3,
+                snapshot: Some(newer.clone()),
+                log_start: Some(5),
+                ..Ready::default()
+            })
+            .await
+            .unwrap();
+        drop(store);
+        disk.crash(Some(16), 9);
+        let (store, _, snapshot, entries) = RaftStore::open(&env(&disk), data).await.unwrap();
+        assert_eq!(snapshot, Some(newer.clone()));
+        assert_eq!(
+            entries.iter().filter(|e| e.offset >= 5).count(),
+            2,
+            "{entries:?}"
+        );
+        // The older snapshot is gone.
+        let names: Vec<String> = crate::env::Disk::list_dir(&disk, &store.dir)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .filter(|n| parse_snapshot_name(n).is_some())
+            .collect();
+        assert_eq!(names, vec![snapshot_file_name(newer.id)]);
+        // A fetched snapshot replaces the whole log.
+        let fetched = Snapshot {
+            id: OffsetAndEpoch {
+                offset: 20,
+                epoch: 3,
+            },
+            data: Bytes::from_static(b"twenty"),
+        };
+        store
+            .persist(&Ready {
+                number: 4,
+                snapshot: Some(fetched.clone()),
+                reset_log: Some(fetched.id),
+                entries: vec![entry(20, 3)],
+                ..Ready::default()
+            })
+            .await
+            .unwrap();
+        drop(store);
+        disk.crash(Some(16), 10);
+        let (_, _, snapshot, entries) = RaftStore::open(&env(&disk), data).await.unwrap();
+        assert_eq!(snapshot, Some(fetched));
+        assert_eq!(entries, vec![entry(20, 3)]);
+    }
+
+    #[tokio::test]
+    async fn a_damaged_newest_snapshot_falls_back_to_an_older_one_or_says_what_is_lost() {
+        let disk = MemDisk::new();
+        let data = Path::new("/data");
+        let (store, _, _, _) = RaftStore::open(&env(&disk), data).await.unwrap();
+        store
+            .persist(&Ready {
+                number: 1,
+                entries: (0..4).map(|o| entry(o, 1)).collect(),
+                ..Ready::default()
+            })
+            .await
+            .unwrap();
+        let snap = |offset: i64| Snapshot {
+            id: OffsetAndEpoch { offset, epoch: 1 },
+            data: Bytes::from(format!("at {offset}")),
+        };
+        // Two snapshots on disk (the older one written back by hand), the newest damaged.
+        store.write_snapshot(&snap(3)).await.unwrap();
+        let older = store.dir.join(snapshot_file_name(snap(2).id));
+        let bytes = codec::encode(
+            SNAPSHOT_VERSION,
+            &StoredSnapshot {
+                end_offset: 2,
+                epoch: 1,
+                data: b"at 2".to_vec(),
+            },
+        );
+        write_atomic(&disk, &older, &bytes).await.unwrap();
+        let newest = store.dir.join(snapshot_file_name(snap(3).id));
+        let f = crate::env::Disk::open(&disk, &newest, FileMode::ReadWrite).unwrap();
+        f.write_at(&[0xff; 4], 12).unwrap();
+        drop(store);
+        let (store, _, snapshot, entries) = RaftStore::open(&env(&disk), data).await.unwrap();
+        assert_eq!(snapshot, Some(snap(2)));
+        assert_eq!(entries.len(), 4);
+        // The log cut past the only readable snapshot: the node refuses, naming the directory.
+        store.log().delete_records_below(3).await.unwrap();
+        drop(store);
+        let err = RaftStore::open(&env(&disk), data).await.err().unwrap();
+        assert!(
+            matches!(
+                err,
+                StoreError::SnapshotGap {
+                    log_start: 3,
+                    snapshot_end: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
 }

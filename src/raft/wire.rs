@@ -16,8 +16,8 @@
 //! fails its CRC or offsets that do not follow each other is a [`WireError`], never a panic.
 
 use super::NodeId;
-use super::log::{Entry, EntryKind};
 use super::log::OffsetAndEpoch;
+use super::log::{Entry, EntryKind};
 use super::message::{
     BeginQuorumEpoch, DivergingEpoch, EndQuorumEpoch, EpochResponse, Fetch, FetchResponse,
     FetchSnapshot, FetchSnapshotResponse, LeaderAndEpoch, RaftError, Vote, VoteResponse,
@@ -461,12 +461,11 @@ pub fn fetch_from_response(
             epoch: p.diverging_epoch.epoch,
             end_offset: p.diverging_epoch.end_offset,
         });
-    let snapshot_id = (p.snapshot_id.end_offset >= 0 && p.snapshot_id.epoch >= 0).then_some(
-        OffsetAndEpoch {
+    let snapshot_id =
+        (p.snapshot_id.end_offset >= 0 && p.snapshot_id.epoch >= 0).then_some(OffsetAndEpoch {
             offset: p.snapshot_id.end_offset,
             epoch: p.snapshot_id.epoch,
-        },
-    );
+        });
     let records = match &p.records {
         Some(b) => decode_entries(b)?,
         None => Vec::new(),
@@ -953,7 +952,10 @@ mod tests {
             };
             let resp = round_trip(&fetch_snapshot_response(&answer), version);
             assert_eq!(fetch_snapshot_from_response(&resp, &f).unwrap(), answer);
-            let elsewhere = FetchSnapshot { position: 0, ..f.clone() };
+            let elsewhere = FetchSnapshot {
+                position: 0,
+                ..f.clone()
+            };
             assert!(fetch_snapshot_from_response(&resp, &elsewhere).is_err());
             let refused = FetchSnapshotResponse {
                 error: Some(RaftError::SnapshotNotFound),

@@ -270,16 +270,12 @@ impl QuorumChecker {
         self.snapshot_of_committed(o, id, "installed");
         let committed = &self.committed;
         let n = self.nodes.entry(o.host).or_default();
-        let lost = n
-            .log
-            .range(id.offset..)
-            .map(|(_, e)| *e)
-            .find(|e| {
-                usize::try_from(e.offset)
-                    .ok()
-                    .and_then(|i| committed.get(i))
-                    .is_some_and(|c| *c == *e)
-            });
+        let lost = n.log.range(id.offset..).map(|(_, e)| *e).find(|e| {
+            usize::try_from(e.offset)
+                .ok()
+                .and_then(|i| committed.get(i))
+                .is_some_and(|c| *c == *e)
+        });
         n.log.clear();
         n.base = id.offset;
         n.checked = id.offset;
@@ -497,6 +493,9 @@ mod tests {
     fn ready(entries: &[EntryId], hw: i64, leader: bool, epoch: i32) -> Observed {
         Observed::QuorumReady {
             persisted: None,
+            snapshot: None,
+            log_start: None,
+            reset_log: None,
             truncated_to: None,
             appended: entries.to_vec(),
             leader,
@@ -535,6 +534,7 @@ mod tests {
             1,
             Observed::QuorumOpened {
                 quorum: state(2, None, None),
+                snapshot: None,
                 entries: vec![],
             },
         ));
@@ -560,6 +560,9 @@ mod tests {
         // Cutting the uncommitted third is fine; cutting the second is not.
         let cut = |to| Observed::QuorumReady {
             persisted: None,
+            snapshot: None,
+            log_start: None,
+            reset_log: None,
             truncated_to: Some(to),
             appended: vec![],
             leader: false,
@@ -583,5 +586,63 @@ mod tests {
         assert!(c.found.is_empty(), "{:?}", c.found);
         c.observe(&obs(2, 0, ready(&[entry(0, 2)], 1, false, 2)));
         assert_eq!(c.found[0].kind, Kind::CommittedLost, "{:?}", c.found);
+    }
+
+    #[test]
+    fn a_snapshot_past_the_committed_prefix_and_a_state_that_differs_are_found() {
+        use runnel::cluster::ClusterState;
+        use std::sync::Arc;
+        let mut c = checker();
+        let log = [entry(0, 1), entry(1, 1), entry(2, 1)];
+        c.observe(&obs(1, 0, ready(&log, 0, false, 1)));
+        c.observe(&obs(0, 0, ready(&log, 2, true, 1)));
+        assert!(c.found.is_empty(), "{:?}", c.found);
+        let snap = |offset| Observed::QuorumReady {
+            persisted: None,
+            snapshot: Some(OffsetAndEpoch { offset, epoch: 1 }),
+            log_start: Some(offset),
+            reset_log: None,
+            truncated_to: None,
+            appended: vec![],
+            leader: true,
+            epoch: 1,
+            high_watermark: 2,
+        };
+        c.observe(&obs(0, 0, snap(2)));
+        assert!(c.found.is_empty(), "{:?}", c.found);
+        c.observe(&obs(0, 0, snap(3)));
+        assert_eq!(c.found[0].kind, Kind::CommittedLost, "{:?}", c.found);
+        // States: node 0 applied entry 1; node 1 restores a snapshot ending at 2 that differs.
+        let mut c = checker();
+        let applied = ClusterState {
+            next_producer_id: 5,
+            ..ClusterState::default()
+        };
+        c.observe(&obs(
+            0,
+            0,
+            Observed::MetadataApplied {
+                offset: 1,
+                state: AppliedState(Arc::new(applied.clone())),
+            },
+        ));
+        c.observe(&obs(
+            2,
+            0,
+            Observed::MetadataRestored {
+                offset: 2,
+                state: AppliedState(Arc::new(applied)),
+            },
+        ));
+        assert!(c.found.is_empty(), "{:?}", c.found);
+        c.observe(&obs(
+            1,
+            0,
+            Observed::MetadataRestored {
+                offset: 2,
+                state: AppliedState(Arc::new(ClusterState::default())),
+            },
+        ));
+        assert_eq!(c.found[0].kind, Kind::MetadataInvariant, "{:?}", c.found);
     }
 }
