@@ -740,6 +740,28 @@ impl GroupConsumer {
         if let Err(e) = self.consumer.update_positions().await {
             tracing::debug!(group = %self.group.group_id, error = %e, "resetting positions failed; the next poll retries");
         }
+        // Looking up the committed offsets and positions sends no heartbeats: if it outlasted
+        // the session, the coordinator has dropped this member and the generation is no
+        // longer its own (Java's heartbeat thread would have learned so). Rejoin rather than
+        // adopt it (seed 9700438: a member adopted a generation 9 s late, after its group was
+        // deleted).
+        if monotonic_now().saturating_duration_since(self.heartbeat_ok)
+            > Duration::from_millis(self.group.session_timeout_ms)
+        {
+            tracing::info!(group = %self.group.group_id, generation = generation.generation_id, "positioning the assignment outlasted the session; rejoining");
+            let kept: Vec<TopicPartition> = owned
+                .iter()
+                .filter(|tp| !revoked.contains(tp))
+                .cloned()
+                .collect();
+            self.consumer.assign(Vec::new());
+            self.generation = None;
+            self.coordinator = None;
+            if let Some(l) = self.listener.as_mut() {
+                l.on_partitions_lost(&kept);
+            }
+            return Ok(());
+        }
         if let Some(l) = self.listener.as_mut() {
             let at: Vec<(TopicPartition, Option<i64>)> = assigned
                 .iter()
