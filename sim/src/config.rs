@@ -590,7 +590,14 @@ impl SimConfig {
                 fault_kinds.push((k, r.random_range(1..=4)));
             }
         }
-        let faults = draw_faults(&mut r, &fault_kinds, &hosts, &clients, fault_phase);
+        let mut faults = draw_faults(&mut r, &fault_kinds, &hosts, &clients, fault_phase);
+        // Jepsen's bridge, from a stream of its own (so the other faults stay as they were):
+        // the servers split into two halves that only one server still joins.
+        let mut r = stream(seed, "bridge");
+        if hosts.len() >= 3 && r.random_bool(0.3) {
+            faults.extend(draw_bridge(&mut r, &hosts, fault_phase));
+            faults.sort_by_key(|(t, _)| *t);
+        }
         SimConfig {
             seed,
             nodes,
@@ -626,6 +633,43 @@ fn ordinal(n: u32) -> String {
 /// The fault schedule: faults of the enabled kinds (drawn by weight) at random times during
 /// the fault phase, each undone after a while (partitions repaired, holds released, paused
 /// brokers resumed, disk faults turned off).
+/// A bridge: one server (the bridge) sees both halves of the others, which cannot see each
+/// other, for 1 to 4 s; a partition of every pair across the halves, repaired together.
+fn draw_bridge(r: &mut StdRng, servers: &[String], phase: Duration) -> Vec<(Duration, Fault)> {
+    let mut order: Vec<String> = servers.to_vec();
+    // Fisher-Yates, from the seed's stream.
+    for i in (1..order.len()).rev() {
+        let j = r.random_range(0..=i);
+        order.swap(i, j);
+    }
+    let rest = &order[1..];
+    let split = r.random_range(1..rest.len());
+    let (left, right) = rest.split_at(split);
+    let phase_ms = phase.as_millis() as u64;
+    let at = Duration::from_millis(r.random_range(200..phase_ms.max(201)));
+    let until = (at + Duration::from_millis(r.random_range(1_000..4_000))).min(phase);
+    let mut out = Vec::new();
+    for a in left {
+        for b in right {
+            out.push((
+                at,
+                Fault::Partition {
+                    a: a.clone(),
+                    b: b.clone(),
+                },
+            ));
+            out.push((
+                until,
+                Fault::Repair {
+                    a: a.clone(),
+                    b: b.clone(),
+                },
+            ));
+        }
+    }
+    out
+}
+
 fn draw_faults(
     r: &mut StdRng,
     kinds: &[(FaultKind, u32)],
