@@ -125,7 +125,11 @@ fn three_processes_form_one_cluster_that_real_clients_see() {
 /// leaderships too.
 #[test]
 fn kill_9_of_the_controller_and_of_a_broker_moves_leadership() {
-    let mut nodes = start_cluster(FAST);
+    // Metadata snapshots every few records (KIP-630): the quorum's log is cut below them while
+    // the old controller is down, so it can only catch up by fetching a snapshot.
+    let mut overrides = FAST.to_vec();
+    overrides.push("metadata.log.max.record.bytes.between.snapshots=200");
+    let mut nodes = start_cluster(&overrides);
     let all: Vec<&BrokerProcess> = nodes.iter().collect();
     let servers = bootstrap(&all);
     let out = runnel(&[
@@ -180,6 +184,33 @@ fn kill_9_of_the_controller_and_of_a_broker_moves_leadership() {
     // controller moves some to it), then a plain broker, neither of them, dies: two of three
     // voters remain, enough for the quorum to move its leaderships.
     nodes[(old - 1) as usize].start_again();
+    // It catches up from the new leader's snapshot (FetchSnapshot), and keeps one of its own.
+    let metadata_dir = nodes[(old - 1) as usize]
+        .data_dir
+        .join("__cluster_metadata-0");
+    let (snapshot, took) = wait_until(
+        "a metadata snapshot on the restarted node",
+        Duration::from_secs(20),
+        || {
+            std::fs::read_dir(&metadata_dir)
+                .ok()?
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .find(|n| n.len() == 42 && n.ends_with(".checkpoint"))
+        },
+    );
+    eprintln!("the restarted node holds snapshot {snapshot} {took:?} after it started");
+    // The new controller snapshotted past where the old one's log ends (the topic created
+    // and the fencing while it was down are more than 200 bytes): it installs that snapshot.
+    let (_, took) = wait_until(
+        "the restarted node installing the leader's snapshot",
+        Duration::from_secs(20),
+        || {
+            let log = nodes[(old - 1) as usize].log();
+            log.contains("emptied the log; it starts again")
+                .then_some(())
+        },
+    );
+    eprintln!("the restarted node installed a fetched snapshot {took:?} after it started");
     let victim = (1..=3).find(|id| *id != old && *id != new).unwrap();
     let led_before = leaders(&survivor_addr, "moves")
         .values()
