@@ -197,14 +197,30 @@ impl Broker {
     }
 
     /// Follows the metadata: after every committed change, brings the logs in line with it.
+    /// A failure (a full disk, an I/O error) is retried with a backoff, not only at the next
+    /// change: the metadata may not change again (seed 9704238: a disk full while a broker
+    /// opened its replicas left them closed for good, and every client stalled).
     pub async fn follow_metadata(self: Arc<Self>) {
+        const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(200);
+        const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(5);
         let mut changes = self.metadata.subscribe();
+        let mut retry = RETRY_FIRST;
         loop {
-            if let Err(e) = self.sync_logs().await {
-                tracing::error!(error = %e, "could not bring the partition logs in line with the metadata");
-            }
-            if changes.changed().await.is_err() {
-                return;
+            match self.sync_logs().await {
+                Ok(()) => {
+                    retry = RETRY_FIRST;
+                    if changes.changed().await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, retry_in = ?retry, "could not bring the partition logs in line with the metadata");
+                    tokio::select! {
+                        r = changes.changed() => if r.is_err() { return },
+                        _ = tokio::time::sleep(retry) => {}
+                    }
+                    retry = (retry * 2).min(RETRY_MAX);
+                }
             }
         }
     }
