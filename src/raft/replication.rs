@@ -5,8 +5,7 @@
 //! durably, and passes the leader's own epoch start before it counts.
 
 use super::NodeId;
-use super::log::Offset;
-use super::log::Snapshot;
+use super::log::{Epoch, Offset, Snapshot};
 use super::message::{
     DivergingEpoch, Fetch, FetchResponse, FetchSnapshot, FetchSnapshotResponse, Message, RaftError,
 };
@@ -211,18 +210,23 @@ impl RaftNode {
         }
     }
 
-    pub(super) fn on_fetch(&mut self, from: NodeId, f: Fetch) {
+    /// Why this node refuses a Fetch or FetchSnapshot that names `current_leader_epoch`: an
+    /// older epoch, a newer one, or not leading.
+    fn leader_request_error(&self, current_leader_epoch: Epoch) -> Option<RaftError> {
         let epoch = self.quorum.epoch;
-        let error = if f.current_leader_epoch < epoch {
+        if current_leader_epoch < epoch {
             Some(RaftError::FencedLeaderEpoch)
-        } else if f.current_leader_epoch > epoch {
+        } else if current_leader_epoch > epoch {
             Some(RaftError::UnknownLeaderEpoch)
         } else if !matches!(self.state, State::Leader(_)) {
             Some(RaftError::NotLeaderOrFollower)
         } else {
             None
-        };
-        if let Some(error) = error {
+        }
+    }
+
+    pub(super) fn on_fetch(&mut self, from: NodeId, f: Fetch) {
+        if let Some(error) = self.leader_request_error(f.current_leader_epoch) {
             let response = FetchResponse {
                 error: Some(error),
                 current_leader: self.current_leader(),
@@ -409,7 +413,6 @@ impl RaftNode {
 impl RaftNode {
     /// The leader answers a chunk of its latest snapshot.
     pub(super) fn on_fetch_snapshot(&mut self, from: NodeId, f: FetchSnapshot) {
-        let epoch = self.quorum.epoch;
         let latest = self.latest_snapshot.clone();
         let mut answer = FetchSnapshotResponse {
             error: None,
@@ -419,12 +422,8 @@ impl RaftNode {
             position: f.position,
             bytes: bytes::Bytes::new(),
         };
-        answer.error = if f.current_leader_epoch < epoch {
-            Some(RaftError::FencedLeaderEpoch)
-        } else if f.current_leader_epoch > epoch {
-            Some(RaftError::UnknownLeaderEpoch)
-        } else if !matches!(self.state, State::Leader(_)) {
-            Some(RaftError::NotLeaderOrFollower)
+        answer.error = if let Some(error) = self.leader_request_error(f.current_leader_epoch) {
+            Some(error)
         } else {
             match &latest {
                 Some(s) if s.id == f.snapshot_id => {
