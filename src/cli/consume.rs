@@ -87,7 +87,7 @@ pub struct ConsumeArgs {
 
 /// Where records come from: assigned partitions, or a consumer group's share of a topic.
 pub enum Source {
-    Assigned(Consumer),
+    Assigned(Box<Consumer>),
     Group(Box<GroupConsumer>),
 }
 
@@ -139,7 +139,7 @@ pub async fn run(args: ConsumeArgs, env: Env, out: &mut impl Write) -> Result<()
             g.subscribe([args.topic.clone()], None);
             Source::Group(Box::new(g))
         }
-        None => Source::Assigned(assigned(env, config, &args).await.map_err(fail)?),
+        None => Source::Assigned(Box::new(assigned(env, config, &args).await.map_err(fail)?)),
     };
     let count = print_records(&mut source, &args, out).await;
     // Polls never return more than is printed, so what the group commits is what was printed.

@@ -470,7 +470,7 @@ pub async fn consume(
                     .map(|p| TopicPartition::new(args.topic.as_str(), p)),
             );
             consumer.seek_to_beginning(&[]).map_err(fail)?;
-            Source::Assigned(consumer)
+            Source::Assigned(Box::new(consumer))
         }
     };
     writeln!(out, "{CONSUMER_HEADER}")?;

@@ -17,12 +17,11 @@ use super::error::ClientError;
 use super::{ClientConfig, RecordHeader, TopicPartition};
 use crate::env::{Env, monotonic_now};
 use bytes::Bytes;
-use futures_util::future::join_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -143,6 +142,26 @@ pub struct Consumer {
     /// budget only to the first partition with data (seed 9700062 starved a partition for
     /// 220 s that way).
     fetch_rotation: usize,
+    /// Fetches sent and not yet answered, at most one per leader, each a task of its own. They
+    /// outlive the poll that sent them: a poll that returns (with records from another leader,
+    /// or at its timeout) leaves them to be taken in by a later one. Tasks, not futures kept
+    /// here: a future left unpolled between polls could hold the cluster's connection lock
+    /// while the caller commits (seed 9200530 deadlocked a group member so). Dropping the
+    /// consumer aborts them.
+    in_flight: tokio::task::JoinSet<(i32, FetchParts, Result<FetchResponse, ClientError>)>,
+    /// The leaders (broker ids) with a fetch in flight.
+    fetching_from: BTreeSet<i32>,
+}
+
+/// What one fetch asked for: (partition, position, leader epoch) per partition.
+type FetchParts = Vec<(TopicPartition, i64, i32)>;
+
+/// The byte limits of a fetch request, from the consumer's settings.
+#[derive(Debug, Clone, Copy)]
+struct FetchLimits {
+    min_bytes: i32,
+    max_bytes: i32,
+    partition_max_bytes: i32,
 }
 
 impl Consumer {
@@ -155,6 +174,8 @@ impl Consumer {
             assigned: BTreeMap::new(),
             poll_rotation: 0,
             fetch_rotation: 0,
+            in_flight: tokio::task::JoinSet::new(),
+            fetching_from: BTreeSet::new(),
         })
     }
 
@@ -382,26 +403,52 @@ impl Consumer {
         tps
     }
 
-    /// One round of fetches: one request per leader, all at once, each waiting up to `wait`.
+    /// One round of fetches: a request to every leader that has none in flight (each waiting
+    /// up to `wait` for data), then the first answer to arrive, and any others already there.
+    /// Cancelled (by the poll's timeout) while waiting, it loses nothing: the fetches stay in
+    /// flight.
     async fn fetch_once(&mut self, wait: Duration) -> Result<(), ClientError> {
         if self.cluster.needs_refresh() {
             let topics: Vec<String> = self.assigned.keys().map(|tp| tp.topic.clone()).collect();
             self.cluster.refresh(&topics).await?;
         }
-        let plan = self.fetch_plan();
-        if plan.is_empty() {
+        let limits = FetchLimits {
+            min_bytes: self.config.fetch_min_bytes,
+            max_bytes: self.config.fetch_max_bytes,
+            partition_max_bytes: self.config.max_partition_fetch_bytes,
+        };
+        for (leader, parts) in self.fetch_plan() {
+            self.fetching_from.insert(leader);
+            let cluster = self.cluster.clone();
+            self.in_flight
+                .spawn(fetch_from(cluster, limits, leader, parts, wait));
+        }
+        if self.in_flight.is_empty() {
             // Nothing to fetch (every leader unknown): look again after a pause.
             self.cluster.mark_stale();
             let pause = Duration::from_millis(self.config.client.retry_backoff_ms);
             tokio::time::sleep(pause.min(wait)).await;
             return Ok(());
         }
-        let fetches = plan
-            .into_iter()
-            .map(|(leader, parts)| fetch_from(&self.cluster, &self.config, leader, parts, wait));
-        let results = join_all(fetches).await;
+        // `join_next` is cancel-safe: a poll timing out here leaves the answer in the set.
+        let Some(first) = self.in_flight.join_next().await else {
+            return Ok(());
+        };
         let mut first_error = None;
-        for (parts, result) in results {
+        let mut answer = Some(first);
+        while let Some(joined) = answer.take() {
+            let (leader, parts, result) = match joined {
+                Ok(done) => done,
+                Err(e) => {
+                    // A fetch task panicked: drop (and so abort) every fetch in flight, so no
+                    // leader stays marked busy, and fetch again.
+                    tracing::warn!(error = %e, "a fetch task failed");
+                    self.fetching_from.clear();
+                    self.in_flight = tokio::task::JoinSet::new();
+                    continue;
+                }
+            };
+            self.fetching_from.remove(&leader);
             let outcome = match result {
                 Ok(resp) => self.absorb(&parts, resp),
                 Err(e) => Err(e),
@@ -409,13 +456,14 @@ impl Consumer {
             if let Err(e) = outcome {
                 first_error.get_or_insert(e);
             }
+            answer = self.in_flight.try_join_next();
         }
         first_error.map_or(Ok(()), Err)
     }
 
     /// The partitions to fetch, grouped by leader: those with a position and nothing
-    /// buffered, in an order that rotates between rounds.
-    fn fetch_plan(&mut self) -> BTreeMap<i32, Vec<(TopicPartition, i64, i32)>> {
+    /// buffered whose leader has no fetch in flight, in an order that rotates between rounds.
+    fn fetch_plan(&mut self) -> BTreeMap<i32, FetchParts> {
         let md = self.cluster.metadata();
         let mut plan: BTreeMap<i32, Vec<(TopicPartition, i64, i32)>> = BTreeMap::new();
         for tp in self.rotated_assignment(true) {
@@ -426,6 +474,7 @@ impl Consumer {
                 continue;
             };
             match md.leader_id(&tp) {
+                Some(leader) if self.fetching_from.contains(&leader) => {}
                 Some(leader) => {
                     let epoch = md.leader_epoch(&tp);
                     plan.entry(leader).or_default().push((tp, position, epoch));
@@ -508,30 +557,27 @@ impl Consumer {
     }
 }
 
-/// Sends one fetch to a leader.
+/// Sends one fetch to a leader and waits for its answer.
 async fn fetch_from(
-    cluster: &Cluster,
-    config: &ConsumerConfig,
+    cluster: Arc<Cluster>,
+    limits: FetchLimits,
     leader: i32,
-    parts: Vec<(TopicPartition, i64, i32)>,
+    parts: FetchParts,
     wait: Duration,
-) -> (
-    Vec<(TopicPartition, i64, i32)>,
-    Result<FetchResponse, ClientError>,
-) {
+) -> (i32, FetchParts, Result<FetchResponse, ClientError>) {
     let result = async {
         let conn = cluster.broker(leader).await?;
         let version = conn.version_for(ApiKey::Fetch)?;
-        let req = fetch_request(config, &parts, wait, version);
+        let req = fetch_request(limits, &parts, wait, version);
         conn.start_at(&req, version).await?.wait().await
     }
     .await;
-    (parts, result)
+    (leader, parts, result)
 }
 
 /// A full (sessionless) fetch of `parts`.
 fn fetch_request(
-    config: &ConsumerConfig,
+    limits: FetchLimits,
     parts: &[(TopicPartition, i64, i32)],
     wait: Duration,
     version: i16,
@@ -541,7 +587,7 @@ fn fetch_request(
         let partition = FetchPartition::default()
             .with_partition(tp.partition)
             .with_fetch_offset(*offset)
-            .with_partition_max_bytes(config.max_partition_fetch_bytes)
+            .with_partition_max_bytes(limits.partition_max_bytes)
             // The leader epoch field exists from v9; it lets the leader fence stale readers.
             .with_current_leader_epoch(if version >= 9 { *epoch } else { -1 });
         match topics.iter_mut().find(|t| t.topic.0.as_str() == tp.topic) {
@@ -555,8 +601,8 @@ fn fetch_request(
     }
     FetchRequest::default()
         .with_max_wait_ms(i32::try_from(wait.as_millis()).unwrap_or(i32::MAX))
-        .with_min_bytes(config.fetch_min_bytes)
-        .with_max_bytes(config.fetch_max_bytes)
+        .with_min_bytes(limits.min_bytes)
+        .with_max_bytes(limits.max_bytes)
         .with_isolation_level(0)
         .with_session_id(0)
         .with_session_epoch(-1)

@@ -142,9 +142,10 @@ pub struct Accumulator {
     identity: Option<ProducerIdentity>,
     /// The next sequence number per partition (idempotence).
     sequences: BTreeMap<TopicPartition, i32>,
-    /// Batches given sequence numbers and not yet done: (partition, epoch, base sequence).
-    /// A batch refused as out of order is only retried while an earlier one is here.
-    unresolved: std::collections::BTreeSet<(TopicPartition, i16, i32)>,
+    /// Batches given sequence numbers and not yet done: (partition, producer id, epoch, base
+    /// sequence). A batch refused as out of order is only retried while an earlier one is
+    /// here; a partition with one here from an older identity drains no new batch.
+    unresolved: std::collections::BTreeSet<(TopicPartition, i64, i16, i32)>,
 }
 
 impl Accumulator {
@@ -247,6 +248,10 @@ impl Accumulator {
                     wake(t, &mut out);
                     continue;
                 }
+                if self.waits_for_older_identity(first) {
+                    // The older batches' answers wake the sender.
+                    continue;
+                }
                 let linger_end = first.created + self.limits.linger;
                 let sendable = queue.len() > 1
                     || first.encoded.is_some()
@@ -296,11 +301,21 @@ impl Accumulator {
             {
                 continue;
             }
-            let queue = self.queue(topic, *p);
-            let Some(first) = queue.front() else { continue };
-            if first.retry_at.is_some_and(|t| t > now) {
+            let waits = match self.queues.get(topic).and_then(|ps| ps.get(p)) {
+                Some(queue) => match queue.front() {
+                    Some(first) => {
+                        first.retry_at.is_some_and(|t| t > now)
+                            || self.waits_for_older_identity(first)
+                    }
+                    None => true,
+                },
+                None => true,
+            };
+            if waits {
                 continue;
             }
+            let queue = self.queue(topic, *p);
+            let first = queue.front().expect("checked above");
             if !out.is_empty() && total + first.wire_bytes() > max_bytes {
                 continue;
             }
@@ -331,6 +346,7 @@ impl Accumulator {
         *next = next.wrapping_add(batch.record_count) & i32::MAX;
         self.unresolved.insert((
             batch.tp.clone(),
+            id.producer_id,
             id.producer_epoch,
             batch.producer.base_sequence,
         ));
@@ -348,9 +364,33 @@ impl Accumulator {
         if p.producer_id < 0 {
             return false;
         }
-        let from = (batch.tp.clone(), p.producer_epoch, 0);
-        let to = (batch.tp.clone(), p.producer_epoch, p.base_sequence);
+        let from = (batch.tp.clone(), p.producer_id, p.producer_epoch, 0);
+        let to = (
+            batch.tp.clone(),
+            p.producer_id,
+            p.producer_epoch,
+            p.base_sequence,
+        );
         self.unresolved.range(from..to).next().is_some()
+    }
+
+    /// Whether `first`, the front of its partition's queue, must wait: it has no sequence
+    /// yet, and batches stamped by an older identity (before an epoch bump or a new producer
+    /// id) are not yet done. Sent now, it would start the new identity at sequence 0 and could
+    /// be written before them (Kafka's `shouldStopDrainBatchesForPartition`); once they are
+    /// done its sequences start over under the new identity.
+    fn waits_for_older_identity(&self, first: &ProducerBatch) -> bool {
+        let Some(id) = self.identity else {
+            return false;
+        };
+        if first.encoded.is_some() {
+            return false;
+        }
+        let from = (first.tp.clone(), i64::MIN, i16::MIN, i32::MIN);
+        let to = (first.tp.clone(), i64::MAX, i16::MAX, i32::MAX);
+        self.unresolved
+            .range(from..=to)
+            .any(|(_, pid, epoch, _)| (*pid, *epoch) != (id.producer_id, id.producer_epoch))
     }
 
     /// Sets the idempotent producer's identity (after InitProducerId); sequence numbers
@@ -386,6 +426,7 @@ impl Accumulator {
         if batch.producer.producer_id >= 0 {
             self.unresolved.remove(&(
                 batch.tp.clone(),
+                batch.producer.producer_id,
                 batch.producer.producer_epoch,
                 batch.producer.base_sequence,
             ));

@@ -245,3 +245,79 @@ async fn pipelined_records_keep_their_order_and_offsets() {
         "records were batched"
     );
 }
+
+/// Seed 9708657: a batch stamped by the old identity was still being retried when the
+/// producer bumped its epoch; a newer batch sent at once as the new identity's sequence 0 was
+/// written first. The partition now drains nothing new until the older batches are done.
+#[test]
+fn a_partition_waits_for_its_older_identity_batches_before_restarting_sequences() {
+    use crate::client::metadata::ClusterMetadata;
+    use accumulator::{Accumulator, Limits};
+    let resp = MetadataResponse::default()
+        .with_brokers(vec![
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(0))
+                .with_host(StrBytes::from_static_str("127.0.0.1"))
+                .with_port(9092),
+        ])
+        .with_topics(vec![
+            MetadataResponseTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_static_str("t"))))
+                .with_partitions(vec![
+                    MetadataResponsePartition::default()
+                        .with_partition_index(0)
+                        .with_leader_id(BrokerId(0)),
+                ]),
+        ]);
+    let md = ClusterMetadata::from_response(&resp);
+    let mut acc = Accumulator::new(Limits {
+        batch_bytes: 16,
+        linger: Duration::ZERO,
+        delivery_timeout: Duration::from_secs(120),
+        one_in_flight: false,
+    });
+    let record = || crate::log::batch::NewRecord {
+        timestamp: 0,
+        key: None,
+        value: Some(b"v".to_vec()),
+        headers: Vec::new(),
+    };
+    let now = tokio::time::Instant::now();
+    let first_id = ProducerIdentity {
+        producer_id: 1,
+        producer_epoch: 0,
+    };
+    acc.set_identity(Some(first_id));
+    acc.append("t", 0, record(), 10, || now).unwrap();
+    let mut old = acc.drain(0, &md, 1 << 20, now);
+    assert_eq!(old.len(), 1);
+    old[0].seal();
+    // The old batch is in flight (or backing off) when the producer gets a new identity.
+    acc.set_identity(Some(ProducerIdentity {
+        producer_id: 1,
+        producer_epoch: 1,
+    }));
+    acc.append("t", 0, record(), 10, || now).unwrap();
+    assert!(acc.ready(now, &md).brokers.is_empty());
+    assert!(acc.drain(0, &md, 1 << 20, now).is_empty());
+    // Retried, the old batch goes first with its old bytes; the new one still waits.
+    acc.reenqueue(old.pop().unwrap(), now);
+    let mut again = acc.drain(0, &md, 1 << 20, now);
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].producer.producer_epoch, 0);
+    assert!(acc.drain(0, &md, 1 << 20, now).is_empty());
+    let ack = BatchAck {
+        base_offset: 0,
+        log_append_time_ms: -1,
+    };
+    acc.finish(again.pop().unwrap(), Ok(ack));
+    let new = acc.drain(0, &md, 1 << 20, now);
+    assert_eq!(new.len(), 1);
+    assert_eq!(
+        (
+            new[0].producer.producer_epoch,
+            new[0].producer.base_sequence
+        ),
+        (1, 0)
+    );
+}
