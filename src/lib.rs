@@ -11,10 +11,11 @@
 //! - [`log`]: storage: record batches, segments, indexes, recovery, the partition log.
 //! - [`protocol`]: Kafka wire framing, headers, supported API versions.
 //! - [`cluster`]: the metadata log (brokers, topics, partitions, leaders, ISRs, epochs), its
-//!   state, and the controller's decisions on it (pure functions; not yet wired).
+//!   state, and the controller's decisions on it (pure functions, driven by the broker).
 //! - [`config`]: broker and topic configuration, with Kafka's names and defaults.
 //! - [`group`]: consumer groups: the group coordinator and `__consumer_offsets`.
-//! - [`raft`]: the metadata quorum's Raft (KRaft-style) as a pure state machine; not yet wired.
+//! - [`raft`]: the metadata quorum's Raft (KRaft-style): a pure state machine and its driver.
+//! - [`replication`]: data replication: followers, the ISR and the high watermark.
 //! - [`broker`]: connections, request dispatch, one module per Kafka API.
 //! - [`client`]: runnel's own Kafka client (admin, producer, consumer), through the seam.
 //! - [`cli`]: the client commands of the `runnel` binary (topic, produce, consume, perf).
@@ -32,5 +33,6 @@ pub mod group;
 pub mod log;
 pub mod protocol;
 pub mod raft;
+pub mod replication;
 #[doc(hidden)]
 pub mod testing;

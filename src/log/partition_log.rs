@@ -33,6 +33,9 @@ pub struct LogOffsets {
     pub log_end: i64,
     /// Every batch below this offset is synced.
     pub durable_end: i64,
+    /// The high watermark replication set (see [`PartitionLog::set_high_watermark`]), or -1
+    /// for a log replication does not manage.
+    pub high_watermark: i64,
 }
 
 /// An append failed; nothing of it was written.
@@ -208,6 +211,9 @@ struct LogState {
     /// sync round writes it, before it declares anything more durable, so that the file always
     /// describes every batch below the durable end (and below the checkpoint's recovery point).
     epochs_dirty: bool,
+    /// The high watermark, once replication manages the log (a partition with followers);
+    /// `None` for a single replica, whose visible end the log decides alone.
+    high_watermark: Option<i64>,
 }
 
 /// What one sync covers.
@@ -253,6 +259,7 @@ impl LogState {
             log_start: self.log_start_offset,
             log_end: self.next_offset,
             durable_end: self.durable_offset,
+            high_watermark: self.high_watermark.unwrap_or(-1),
         }
     }
 
@@ -336,6 +343,7 @@ impl PartitionLog {
             unsynced_snapshots: Vec::new(),
             epochs,
             epochs_dirty,
+            high_watermark: None,
         };
         let offsets = state.offsets();
         env.probe.event(ProbeEvent::Recovered {
@@ -424,13 +432,43 @@ impl PartitionLog {
     /// What a consumer of this single replica may read up to: the log end with write caching
     /// on (Kafka's behaviour), otherwise only what is synced, so no consumer ever sees a record
     /// that a power loss could take back.
+    /// A log replication manages answers its high watermark instead (never past its end).
     pub fn visible_end_offset(&self) -> i64 {
         let st = self.lock();
+        if let Some(hw) = st.high_watermark {
+            return hw.clamp(st.log_start_offset, st.next_offset);
+        }
         if st.config.write_caching {
             st.next_offset
         } else {
             st.durable_offset
         }
+    }
+
+    /// Sets the high watermark, which replication decides (the leader from its in-sync
+    /// replicas' ends, a follower from its leader's): from here on consumers read below it.
+    /// It never goes back, except to the log end after a truncation below it.
+    pub fn set_high_watermark(&self, hw: i64) {
+        let mut st = self.lock();
+        let hw = hw.min(st.next_offset);
+        if st.high_watermark.is_some_and(|old| old >= hw) {
+            return;
+        }
+        st.high_watermark = Some(hw);
+        self.publish(&st);
+    }
+
+    /// Hands the visible end back to the log (the partition has no followers any more).
+    pub fn clear_high_watermark(&self) {
+        let mut st = self.lock();
+        if st.high_watermark.take().is_some() {
+            self.publish(&st);
+        }
+    }
+
+    /// The high watermark replication set, if it manages this log.
+    pub fn high_watermark(&self) -> Option<i64> {
+        self.lock().high_watermark
     }
 
     /// Watches the log's offsets.
@@ -1070,6 +1108,10 @@ impl PartitionLog {
             .map_err(io_err)?;
         st.next_offset = new_end;
         st.durable_offset = st.durable_offset.min(new_end);
+        if let Some(hw) = st.high_watermark.as_mut() {
+            // Only a follower truncates, and only above what it knew committed; clamp anyway.
+            *hw = (*hw).min(new_end);
+        }
         // Snapshots past the cut describe batches that are gone.
         let (keep, drop): (Vec<_>, Vec<_>) = std::mem::take(&mut st.unsynced_snapshots)
             .into_iter()
@@ -1280,6 +1322,9 @@ impl PartitionLog {
             st.log_start_offset = offset;
             st.next_offset = offset;
             st.durable_offset = offset;
+            if st.high_watermark.is_some() {
+                st.high_watermark = Some(offset);
+            }
             st.epochs = LeaderEpochCache::from_entries(&[]);
             st.epochs_dirty = true;
             st.producers = ProducerStates::default();
