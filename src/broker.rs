@@ -10,6 +10,7 @@
 pub mod api;
 pub mod controller;
 pub mod producer_ids;
+pub mod replicas;
 pub mod server;
 pub mod topics;
 
@@ -63,6 +64,8 @@ pub struct Broker {
     pub controller: Arc<controller::ControllerService>,
     /// This broker's registration with the active controller.
     pub lifecycle: watch::Sender<controller::Lifecycle>,
+    /// The partitions it leads with followers, and its fetchers.
+    pub replicas: replicas::Replicas,
 }
 
 /// The controller's settings from the broker's.
@@ -163,6 +166,7 @@ impl Broker {
             synced: tokio::sync::Mutex::new(BTreeMap::new()),
             controller: Arc::new(controller::ControllerService::new(controller_settings)),
             lifecycle: watch::Sender::new(controller::Lifecycle::Starting),
+            replicas: replicas::Replicas::default(),
         }))
     }
 
@@ -174,6 +178,7 @@ impl Broker {
     pub async fn load(self: &Arc<Self>) -> Result<(), BrokerError> {
         self.metadata.wait_caught_up().await?;
         self.sync_logs().await?;
+        self.sync_replication();
         for tp in self.logs.partitions_on_disk()? {
             if tp.topic == METADATA_TOPIC {
                 continue;
@@ -208,6 +213,7 @@ impl Broker {
         loop {
             match self.sync_logs().await {
                 Ok(()) => {
+                    self.sync_replication();
                     retry = RETRY_FIRST;
                     if changes.changed().await.is_err() {
                         return;
@@ -372,6 +378,7 @@ impl Broker {
 
     /// Syncs and closes every log (after the connections are done).
     pub async fn close(&self) {
+        self.replicas.stop();
         self.logs.close_all().await;
         self.metadata.close().await;
     }

@@ -436,8 +436,7 @@ impl SimConfig {
                 TopicSpec {
                     name: format!("t{i}"),
                     partitions: r.random_range(1..=4),
-                    // One replica until data replication lands: a partition's data stays on
-                    // its one broker, and is unavailable while that broker is.
+                    // One replica unless the `replication` stream below gives it more.
                     replication_factor: 1,
                     configs,
                 }
@@ -569,6 +568,8 @@ impl SimConfig {
             // One replica of the group offsets until data replication lands (a coordinator
             // moving to a replica without the data would lose commits).
             "offsets.topic.replication.factor=1".to_string(),
+            // A follower's fetch held by a network fault is given up after 3 s, not Kafka's 30.
+            "replica.socket.timeout.ms=3000".to_string(),
         ]);
         // Metadata snapshots (KIP-630): most seeds snapshot every few records, so logs are
         // cut below snapshots and nodes that fall behind fetch one (FetchSnapshot).
@@ -577,6 +578,19 @@ impl SimConfig {
         broker_overrides.push(format!(
             "metadata.log.max.record.bytes.between.snapshots={snapshot_bytes}"
         ));
+        // Data replication: in half the seeds the client topics get several replicas (stream
+        // `replication`, so every other draw stays as it was), some with min.insync.replicas=2.
+        let mut r = stream(seed, "replication");
+        let mut topics = topics;
+        if brokers >= 2 && r.random_bool(0.5) {
+            for t in &mut topics {
+                t.replication_factor = r.random_range(1..=brokers.min(3));
+                if t.replication_factor >= 2 && r.random_bool(0.3) {
+                    t.configs
+                        .push(("min.insync.replicas".to_string(), "2".to_string()));
+                }
+            }
+        }
         let clients: Vec<String> = producers
             .iter()
             .map(|p| p.name.clone())
@@ -811,8 +825,8 @@ impl fmt::Display for SimConfig {
         for t in &self.topics {
             writeln!(
                 f,
-                "  {} partitions={} {:?}",
-                t.name, t.partitions, t.configs
+                "  {} partitions={} replication factor {} {:?}",
+                t.name, t.partitions, t.replication_factor, t.configs
             )?;
         }
         writeln!(

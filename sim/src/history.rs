@@ -27,8 +27,14 @@ impl fmt::Display for Tp {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Promise {
     /// The write was synced before it was acknowledged (acks=all without write caching, or
-    /// the flush policy syncs every append): it must survive anything.
+    /// the flush policy syncs every append, on a partition whose acknowledgement means
+    /// committed): it must survive anything.
     pub durable: bool,
+    /// The acknowledgement means the write is committed: acks=all, or a partition with one
+    /// replica. With several replicas, acks=1 (and 0) only says the leader appended it: a
+    /// leader change may take it back, as in Kafka, unless a consumer read it (consumers read
+    /// only committed records).
+    pub committed: bool,
 }
 
 /// One event in the history.

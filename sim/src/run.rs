@@ -291,6 +291,10 @@ fn one_node(cfg: &mut SimConfig) {
     cfg.nodes[0].broker = true;
     cfg.nodes[0].controller = true;
     cfg.elect_topic.replication_factor = 1;
+    for t in &mut cfg.topics {
+        t.replication_factor = 1;
+        t.configs.retain(|(k, _)| k != "min.insync.replicas");
+    }
     let mut known: Vec<String> = cfg.node_names();
     known.extend(cfg.producers.iter().map(|p| p.name.clone()));
     known.extend(cfg.consumers.iter().map(|c| c.name.clone()));

@@ -125,7 +125,7 @@ pub fn add_producer(
     stop: Arc<AtomicBool>,
 ) {
     let spec = cfg.producers[i].clone();
-    let topics: Vec<(String, i32, bool)> = cfg
+    let topics: Vec<(String, i32, Promise)> = cfg
         .topics
         .iter()
         .map(|t| {
@@ -139,8 +139,9 @@ pub fn add_producer(
             )
             .as_deref()
                 == Some("1");
-            let durable = flush_each || (spec.acks == -1 && !caching);
-            (t.name.clone(), t.partitions, durable)
+            let committed = spec.acks == -1 || t.replication_factor <= 1;
+            let durable = committed && (flush_each || (spec.acks == -1 && !caching));
+            (t.name.clone(), t.partitions, Promise { durable, committed })
         })
         .collect();
     // What to send where: the stream `workload/<name>`.
@@ -167,7 +168,7 @@ pub fn add_producer(
         let mut outstanding = futures_util::stream::FuturesUnordered::new();
         let mut n = 0u64;
         while !stop.load(Ordering::SeqCst) {
-            let (topic, partitions, durable) =
+            let (topic, partitions, promise) =
                 &topics[rng.gen_range(0..topics.len() as u64) as usize];
             let partition = rng.gen_range(0..*partitions as u64) as i32;
             let value = value_for(&spec.name, n);
@@ -185,17 +186,10 @@ pub fn add_producer(
                 .with_partition(partition);
             match producer.submit(rec).await {
                 Ok(delivery) => {
-                    let promise = Promise { durable: *durable };
+                    let promise = *promise;
                     outstanding.push(async move { (tp, value, promise, delivery.wait().await) });
                 }
-                Err(e) => record_outcome(
-                    &journal,
-                    &spec.name,
-                    tp,
-                    value,
-                    Promise { durable: *durable },
-                    Err(e),
-                ),
+                Err(e) => record_outcome(&journal, &spec.name, tp, value, *promise, Err(e)),
             }
             while outstanding.len() >= spec.max_in_flight * spec.batch_records.max(1) {
                 use futures_util::StreamExt;

@@ -16,7 +16,7 @@
 use super::Broker;
 use crate::client::ClientConfig;
 use crate::client::connection::BrokerConnection;
-use crate::cluster::controller::NewTopic;
+use crate::cluster::controller::{AlterPartition, NewTopic};
 use crate::cluster::controller::{BrokerRegistration, Heartbeat, HeartbeatReply};
 use crate::cluster::{
     Controller, ControllerConfig, ControllerError, Endpoint, MetadataError, MetadataRecord,
@@ -275,6 +275,27 @@ impl ControllerService {
         f(&mut inner.0, now)
     }
 
+    /// AlterPartition on the active controller: the partition's ISR, leader epoch and
+    /// partition epoch once the change is committed (or at once if it changes nothing).
+    pub async fn alter_partition(
+        &self,
+        broker: &Broker,
+        req: AlterPartition,
+    ) -> Result<IsrState, CallError> {
+        let (_, after) = broker
+            .metadata
+            .update(|s| {
+                self.with(broker, s, |c, _| c.alter_partition(s, &req))
+                    .map_err(CallError::from)
+            })
+            .await?;
+        Ok(IsrState {
+            isr: after.isr,
+            leader_epoch: after.leader_epoch,
+            partition_epoch: after.partition_epoch,
+        })
+    }
+
     /// Tells the controller of this process which broker incarnation runs beside it.
     pub fn set_local_broker(&self, broker_id: i32, incarnation_id: [u8; 16]) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -414,6 +435,76 @@ impl Link {
             Some(c) => Err(CallError::Code(c)),
         }
     }
+}
+
+/// A partition's ISR and epochs, as an AlterPartition answer gives them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsrState {
+    pub isr: Vec<i32>,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+}
+
+/// AlterPartition's version spoken between runnel nodes (v3: the ISR with broker epochs).
+pub const ALTER_PARTITION_VERSION: i16 = 3;
+
+/// Sends an ISR change for a partition this broker leads to the active controller: a local
+/// call when this node is it, else AlterPartition v3 to its controller listener.
+pub async fn send_alter_partition(b: &Broker, req: AlterPartition) -> Result<IsrState, CallError> {
+    use kafka_protocol::messages::AlterPartitionRequest;
+    use kafka_protocol::messages::alter_partition_request::{
+        BrokerState, PartitionData, TopicData,
+    };
+    let leader = active_controller(b)?;
+    if leader == b.config.node_id && b.config.roles.controller {
+        return b.controller.alter_partition(b, req).await;
+    }
+    let wire = AlterPartitionRequest::default()
+        .with_broker_id(BrokerId(req.broker_id))
+        .with_broker_epoch(req.broker_epoch)
+        .with_topics(vec![
+            TopicData::default()
+                .with_topic_id(req.topic_id)
+                .with_partitions(vec![
+                    PartitionData::default()
+                        .with_partition_index(req.partition)
+                        .with_leader_epoch(req.leader_epoch)
+                        .with_partition_epoch(req.partition_epoch)
+                        .with_new_isr_with_epochs(
+                            req.new_isr
+                                .iter()
+                                .map(|m| {
+                                    BrokerState::default()
+                                        .with_broker_id(BrokerId(m.broker_id))
+                                        .with_broker_epoch(m.broker_epoch)
+                                })
+                                .collect(),
+                        ),
+                ]),
+        ]);
+    let resp = b
+        .controller
+        .send_remote_within(b, &wire, ALTER_PARTITION_VERSION, Some(session_timeout(b)))
+        .await?;
+    if let Some(c) = ResponseError::try_from_code(resp.error_code) {
+        return Err(CallError::Code(c));
+    }
+    let p = resp
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .find(|p| p.partition_index == req.partition)
+        .ok_or_else(|| {
+            CallError::Unreachable("the AlterPartition answer has no partition".into())
+        })?;
+    if let Some(c) = ResponseError::try_from_code(p.error_code) {
+        return Err(CallError::Code(c));
+    }
+    Ok(IsrState {
+        isr: p.isr.iter().map(|b| b.0).collect(),
+        leader_epoch: p.leader_epoch,
+        partition_epoch: p.partition_epoch,
+    })
 }
 
 /// The active controller this node knows of.

@@ -123,6 +123,18 @@ pub struct BrokerConfig {
     pub broker_heartbeat_interval_ms: u64,
     /// `broker.session.timeout.ms`.
     pub broker_session_timeout_ms: u64,
+    /// `replica.lag.time.max.ms`.
+    pub replica_lag_time_max_ms: u64,
+    /// `replica.fetch.wait.max.ms`.
+    pub replica_fetch_wait_max_ms: u64,
+    /// `replica.fetch.max.bytes`.
+    pub replica_fetch_max_bytes: i32,
+    /// `replica.fetch.response.max.bytes`.
+    pub replica_fetch_response_max_bytes: i32,
+    /// `replica.fetch.backoff.ms`.
+    pub replica_fetch_backoff_ms: u64,
+    /// `replica.socket.timeout.ms`.
+    pub replica_socket_timeout_ms: u64,
     /// `auto.leader.rebalance.enable`.
     pub auto_leader_rebalance_enable: bool,
     /// `leader.imbalance.check.interval.seconds`.
@@ -466,6 +478,12 @@ fn resolve(explicit: Settings) -> Result<BrokerConfig, ConfigError> {
         cluster_id: setting("cluster.id").map(|v| v.to_string()),
         broker_heartbeat_interval_ms: narrow(int("broker.heartbeat.interval.ms")),
         broker_session_timeout_ms: narrow(int("broker.session.timeout.ms")),
+        replica_lag_time_max_ms: narrow(int("replica.lag.time.max.ms")),
+        replica_fetch_wait_max_ms: narrow(int("replica.fetch.wait.max.ms")),
+        replica_fetch_max_bytes: narrow(int("replica.fetch.max.bytes")),
+        replica_fetch_response_max_bytes: narrow(int("replica.fetch.response.max.bytes")),
+        replica_fetch_backoff_ms: narrow(int("replica.fetch.backoff.ms")),
+        replica_socket_timeout_ms: narrow(int("replica.socket.timeout.ms")),
         auto_leader_rebalance_enable: flag("auto.leader.rebalance.enable"),
         leader_imbalance_check_interval_seconds: narrow(int(
             "leader.imbalance.check.interval.seconds",

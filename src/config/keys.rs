@@ -250,6 +250,21 @@ pub(crate) const KEYS: &[Key] = &[
     broker("broker.session.timeout.ms", Int, Some("9000"), at_least(1),
         "A broker that has not heartbeated for this long is fenced and its partitions get \
          other leaders."),
+    broker("replica.lag.time.max.ms", Long, Some("30000"), at_least(1),
+        "A follower that has not caught up with its leader's log end for this long leaves \
+         the in-sync replicas."),
+    broker("replica.fetch.wait.max.ms", Int, Some("500"), at_least(0),
+        "How long a follower's fetch may wait at the leader for new data."),
+    broker("replica.fetch.max.bytes", Int, Some("1048576"), at_least(0),
+        "The most data a follower asks for per partition per fetch (at least one batch is \
+         always sent)."),
+    broker("replica.fetch.response.max.bytes", Int, Some("10485760"), at_least(0),
+        "The most data a follower asks for per fetch."),
+    broker("replica.socket.timeout.ms", Int, Some("30000"), at_least(1),
+        "How long a follower waits for its leader to answer a fetch (or a connection) \
+         before it drops the connection and fetches again."),
+    broker("replica.fetch.backoff.ms", Int, Some("1000"), at_least(0),
+        "How long a follower waits after a failed fetch before it fetches again."),
     broker("auto.leader.rebalance.enable", Boolean, Some("true"), Check::Any,
         "Whether the controller moves a partition's leadership back to its preferred (first) \
          replica once that one is eligible again, when a broker leads too few of the \

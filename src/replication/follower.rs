@@ -34,7 +34,11 @@ pub fn diverging(
 /// log end. If the follower has that epoch, it cuts at the lesser end; if not, at the end of
 /// its own largest epoch below it, and the next fetch asks again (several rounds after fast
 /// failovers, KAFKA-6361). Never at the high watermark alone.
-pub fn truncation_point(diverging: (i32, i64), local_end_for_epoch: (i32, i64), log_end: i64) -> i64 {
+pub fn truncation_point(
+    diverging: (i32, i64),
+    local_end_for_epoch: (i32, i64),
+    log_end: i64,
+) -> i64 {
     let (d_epoch, d_end) = diverging;
     let (l_epoch, l_end) = local_end_for_epoch;
     let point = if d_epoch < 0 || l_epoch < 0 || l_end < 0 {
@@ -91,7 +95,10 @@ mod tests {
     #[test]
     fn a_follower_with_a_tail_from_an_unreplicated_epoch_cuts_it() {
         // The follower led epoch 2 and wrote 10..13 alone; the leader leads epoch 3 from 10.
-        assert_eq!(reconcile(&[(1, 0), (3, 10)], 15, &[(1, 0), (2, 10)], 13), 10);
+        assert_eq!(
+            reconcile(&[(1, 0), (3, 10)], 15, &[(1, 0), (2, 10)], 13),
+            10
+        );
         // Same, but the new leader has written nothing in epoch 3 yet.
         assert_eq!(reconcile(&[(1, 0)], 10, &[(1, 0), (2, 10)], 13), 10);
     }
@@ -106,7 +113,10 @@ mod tests {
 
     #[test]
     fn a_prefix_is_left_alone_and_a_longer_log_is_cut_to_the_leader() {
-        assert_eq!(reconcile(&[(1, 0), (2, 10)], 20, &[(1, 0), (2, 10)], 15), 15);
+        assert_eq!(
+            reconcile(&[(1, 0), (2, 10)], 20, &[(1, 0), (2, 10)], 15),
+            15
+        );
         assert_eq!(reconcile(&[(1, 0)], 20, &[(1, 0)], 25), 20);
         assert_eq!(reconcile(&[(1, 0)], 20, &[], 0), 0);
     }
@@ -114,7 +124,13 @@ mod tests {
     #[test]
     fn the_cut_is_never_below_what_the_logs_share() {
         // Shared up to 10 in epoch 1; the follower's epoch 2 is not the leader's.
-        assert_eq!(reconcile(&[(1, 0), (3, 12)], 30, &[(1, 0), (2, 10)], 11), 10);
-        assert_eq!(reconcile(&[(1, 0), (2, 10), (3, 12)], 30, &[(1, 0), (2, 10)], 11), 11);
+        assert_eq!(
+            reconcile(&[(1, 0), (3, 12)], 30, &[(1, 0), (2, 10)], 11),
+            10
+        );
+        assert_eq!(
+            reconcile(&[(1, 0), (2, 10), (3, 12)], 30, &[(1, 0), (2, 10)], 11),
+            11
+        );
     }
 }

@@ -97,6 +97,9 @@ pub enum Event {
     Answer(IsrAnswer),
     /// The committed metadata changed while this broker still leads in the same epoch.
     Metadata(PartitionView),
+    /// The brokers that may not join an ISR now (fenced or shutting down, KIP-841), as the
+    /// metadata has them.
+    Ineligible(Vec<i32>),
 }
 
 /// What the shell should do now.
@@ -133,6 +136,8 @@ pub struct PartitionLeader {
     followers: BTreeMap<i32, FollowerProgress>,
     /// The latest time seen.
     now_ms: i64,
+    /// Brokers that may not join the ISR now.
+    ineligible: Vec<i32>,
 }
 
 impl PartitionLeader {
@@ -177,6 +182,7 @@ impl PartitionLeader {
             published: -1,
             followers,
             now_ms,
+            ineligible: Vec::new(),
         };
         leader.update_high_watermark();
         leader
@@ -270,6 +276,7 @@ impl PartitionLeader {
                 self.adopt(view);
                 self.update_high_watermark();
             }
+            Event::Ineligible(ids) => self.ineligible = ids,
         }
     }
 
@@ -318,7 +325,11 @@ impl PartitionLeader {
     /// A follower out of the ISR whose end reaches the high watermark and this epoch's start
     /// joins (Kafka's `isFollowerInSync`), if no change is in flight.
     fn maybe_expand(&mut self, replica: i32) {
-        if self.pending.is_some() || self.unsent.is_some() || self.view.isr.contains(&replica) {
+        if self.pending.is_some()
+            || self.unsent.is_some()
+            || self.view.isr.contains(&replica)
+            || self.ineligible.contains(&replica)
+        {
             return;
         }
         let Some(f) = self.followers.get(&replica) else {
@@ -503,13 +514,27 @@ mod tests {
         assert_eq!(publish(&mut l).isr_change, None, "below the high watermark");
         fetch(&mut l, 3, 130, 4);
         let change = publish(&mut l).isr_change.expect("an expansion");
-        assert_eq!(change.isr.iter().map(|m| m.0).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(
+            change.isr.iter().map(|m| m.0).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
         // While it is in flight the maximal ISR already counts follower 3.
         assert_eq!(l.maximal_isr(), vec![1, 2, 3]);
         // Refused: back to the committed ISR, and asked again at the next chance.
         l.step(Event::Answer(IsrAnswer::Failed));
         assert_eq!(l.maximal_isr(), vec![1, 2]);
         fetch(&mut l, 3, 130, 5);
+        assert!(publish(&mut l).isr_change.is_some());
+    }
+
+    #[test]
+    fn a_fenced_follower_does_not_join() {
+        let mut l = leader(&[1, 2], 1);
+        l.step(Event::Ineligible(vec![3]));
+        fetch(&mut l, 3, 100, 1);
+        assert_eq!(publish(&mut l).isr_change, None);
+        l.step(Event::Ineligible(vec![]));
+        fetch(&mut l, 3, 100, 2);
         assert!(publish(&mut l).isr_change.is_some());
     }
 

@@ -382,7 +382,17 @@ pub fn check(h: &History) -> Verdict {
                 && f.offsets_of
                     .get(val)
                     .is_some_and(|seen| seen.contains(offset));
-            let required = promise.durable || read_synced || !power_loss_after(*at);
+            let read_here = f
+                .offsets_of
+                .get(val)
+                .is_some_and(|seen| seen.contains(offset));
+            let required = if promise.committed {
+                promise.durable || read_synced || !power_loss_after(*at)
+            } else {
+                // Only a leader's append: a leader change may take it back, unless a consumer
+                // read it (committed), and then only a power loss with write caching may.
+                read_here && (read_synced || !power_loss_after(*at))
+            };
             if *offset < log_start {
                 continue;
             }
@@ -577,7 +587,10 @@ fn check_send_order(h: &History, power_losses: &[Micros], v: &mut Verdict) {
             // The earlier write was not synced and a power loss came after it was sent and
             // before the later one was written: its offset may have been given to the later
             // write.
-            let reused = !pa.durable && power_losses.iter().any(|t| *t >= *ta && *t <= *b_acked);
+            // Or it was only a leader's append (acks=1 with several replicas), which a leader
+            // change may have taken back.
+            let reused = !pa.committed
+                || (!pa.durable && power_losses.iter().any(|t| *t >= *ta && *t <= *b_acked));
             let a = Anomaly {
                 check: Check::History,
                 kind: Kind::NonmonotonicSend,
@@ -681,7 +694,10 @@ mod tests {
                     tp: tp(),
                     value: val.into(),
                     offset: o,
-                    promise: Promise { durable },
+                    promise: Promise {
+                        durable,
+                        committed: true,
+                    },
                 },
             );
         }
@@ -760,7 +776,10 @@ mod tests {
                 tp: tp(),
                 value: "v".into(),
                 offset: 3,
-                promise: Promise { durable: true },
+                promise: Promise {
+                    durable: true,
+                    committed: true,
+                },
             },
         );
         poll(&mut h, 17, "c2", &[(3, "v")]);
@@ -851,7 +870,10 @@ mod tests {
                 tp: tp(),
                 value: "v".into(),
                 offset: 3,
-                promise: Promise { durable: false },
+                promise: Promise {
+                    durable: false,
+                    committed: true,
+                },
             },
         );
         power_loss(&mut h, 5);

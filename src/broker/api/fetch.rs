@@ -23,6 +23,11 @@ struct Wanted {
     max_bytes: usize,
     /// The leader's log, or why this broker cannot serve the partition.
     log: Result<Arc<PartitionLog>, ResponseError>,
+    /// Asked by a follower: read up to the log end, not the high watermark.
+    replica: bool,
+    /// Where a follower's log parts from this one (epoch, end offset): answered instead of
+    /// records, so it truncates.
+    diverging: Option<(i32, i64)>,
 }
 
 /// Reads every wanted partition once: the response partitions, the bytes read, and whether
@@ -55,7 +60,14 @@ fn read_all(
                 pd.log_start_offset = log.log_start_offset();
                 let limit = w.max_bytes.min(max_bytes.saturating_sub(total));
                 let min_one = total == 0;
-                match log.read(w.offset, limit, hw, min_one) {
+                let upto = if w.replica { log.log_end_offset() } else { hw };
+                if let Some((epoch, end_offset)) = w.diverging {
+                    pd.diverging_epoch.epoch = epoch;
+                    pd.diverging_epoch.end_offset = end_offset;
+                    out.push(pd);
+                    continue;
+                }
+                match log.read(w.offset, limit, upto, min_one) {
                     Ok(r) => {
                         total += r.records.len();
                         pd.records = Some(Bytes::from(r.records));
@@ -93,6 +105,41 @@ fn build(names: &[TopicName], parts: Vec<PartitionData>, wanted: &[Wanted]) -> F
         .with_responses(topics)
 }
 
+/// A follower's fetch of a partition this broker leads: where its log diverges (Kafka's
+/// `validateOffsetAndEpoch`), or else its fetch offset counted as its synced end.
+fn replica_fetch(
+    broker: &Broker,
+    topic: &str,
+    p: &kafka_protocol::messages::fetch_request::FetchPartition,
+    log: &Arc<PartitionLog>,
+    replica_id: i32,
+    replica_epoch: i64,
+    now_ms: i64,
+) -> Result<Option<(i32, i64)>, ResponseError> {
+    let tp = crate::log::TopicPartition::new(topic, p.partition);
+    let led = broker
+        .replicas
+        .led(&tp)
+        .filter(|l| l.is_current())
+        .ok_or(ResponseError::NotLeaderOrFollower)?;
+    let log_end = log.log_end_offset();
+    let diverging = crate::replication::follower::diverging(
+        p.last_fetched_epoch,
+        p.fetch_offset,
+        log.end_offset_for_epoch(p.last_fetched_epoch),
+        log.latest_epoch(),
+        log_end,
+    );
+    if diverging.is_some() {
+        return Ok(diverging);
+    }
+    // Out of range is answered by the read, with the log start the follower restarts from.
+    if p.fetch_offset >= log.log_start_offset() && p.fetch_offset <= log_end {
+        led.follower_fetched(replica_id, replica_epoch, p.fetch_offset, now_ms)?;
+    }
+    Ok(None)
+}
+
 pub fn handle(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
     let r: FetchRequest = match decode(req) {
         Ok(r) => r,
@@ -103,19 +150,38 @@ pub fn handle(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
             FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
         return respond(req, &resp);
     }
+    // A follower names itself: in `replica_state` from v15, in `replica_id` before.
+    let (replica_id, replica_epoch) = if req.api_version >= 15 {
+        (r.replica_state.replica_id.0, r.replica_state.replica_epoch)
+    } else {
+        (r.replica_id.0, -1)
+    };
+    let now = broker.env.clock.now_ms();
     let mut names = Vec::with_capacity(r.topics.len());
     let mut wanted = Vec::new();
     for (ti, t) in r.topics.iter().enumerate() {
         names.push(t.topic.clone());
         for p in &t.partitions {
+            let mut log = broker
+                .leader_log(&t.topic.0, p.partition, p.current_leader_epoch)
+                .map(|(log, _)| log);
+            let mut diverging = None;
+            if replica_id >= 0
+                && let Ok(l) = &log
+            {
+                match replica_fetch(broker, &t.topic.0, p, l, replica_id, replica_epoch, now) {
+                    Ok(d) => diverging = d,
+                    Err(e) => log = Err(e),
+                }
+            }
             wanted.push(Wanted {
                 topic: ti,
                 partition: p.partition,
                 offset: p.fetch_offset,
                 max_bytes: usize::try_from(p.partition_max_bytes.max(0)).unwrap_or(0),
-                log: broker
-                    .leader_log(&t.topic.0, p.partition, p.current_leader_epoch)
-                    .map(|(log, _)| log),
+                log,
+                replica: replica_id >= 0,
+                diverging,
             });
         }
     }

@@ -1,18 +1,20 @@
-//! BrokerRegistration, BrokerHeartbeat and AllocateProducerIds, answered by the active controller (on its
+//! BrokerRegistration, BrokerHeartbeat, AllocateProducerIds and AlterPartition, answered by the active controller (on its
 //! controller listener, as in KRaft); any other node answers NOT_CONTROLLER.
 
 use super::super::Broker;
 use super::super::controller::{
-    BROKER_HEARTBEAT_VERSION, BROKER_REGISTRATION_VERSION, PRODUCER_ID_BLOCK,
+    ALTER_PARTITION_VERSION, BROKER_HEARTBEAT_VERSION, BROKER_REGISTRATION_VERSION,
+    PRODUCER_ID_BLOCK,
 };
 use super::super::producer_ids::ALLOCATE_PRODUCER_IDS_VERSION;
 use super::{Reply, ReplyTo, decode};
 use crate::cluster::Endpoint;
-use crate::cluster::controller::{BrokerRegistration, Heartbeat};
+use crate::cluster::controller::{AlterPartition, BrokerRegistration, Heartbeat, IsrMember};
 use crate::protocol::RequestFrame;
 use kafka_protocol::messages::{
-    AllocateProducerIdsRequest, AllocateProducerIdsResponse, ApiKey, BrokerHeartbeatRequest,
-    BrokerHeartbeatResponse, BrokerRegistrationRequest, BrokerRegistrationResponse, ProducerId,
+    AllocateProducerIdsRequest, AllocateProducerIdsResponse, AlterPartitionRequest,
+    AlterPartitionResponse, ApiKey, BrokerHeartbeatRequest, BrokerHeartbeatResponse, BrokerId,
+    BrokerRegistrationRequest, BrokerRegistrationResponse, ProducerId,
 };
 use std::sync::Arc;
 
@@ -24,8 +26,66 @@ pub fn is_lifecycle_request(req: &RequestFrame) -> bool {
         ApiKey::AllocateProducerIds => {
             (0..=ALLOCATE_PRODUCER_IDS_VERSION).contains(&req.api_version)
         }
+        ApiKey::AlterPartition => (2..=ALTER_PARTITION_VERSION).contains(&req.api_version),
         _ => false,
     }
+}
+
+/// AlterPartition on the active controller, one partition at a time (a leader sends one).
+async fn alter_partition(b: &Arc<Broker>, r: AlterPartitionRequest) -> AlterPartitionResponse {
+    use kafka_protocol::messages::alter_partition_response::{PartitionData, TopicData};
+    let mut topics = Vec::with_capacity(r.topics.len());
+    for t in r.topics {
+        let mut parts = Vec::with_capacity(t.partitions.len());
+        for p in t.partitions {
+            // v2 names the ISR without epochs; v3 with them.
+            let new_isr: Vec<IsrMember> = if p.new_isr_with_epochs.is_empty() {
+                p.new_isr
+                    .iter()
+                    .map(|id| IsrMember {
+                        broker_id: id.0,
+                        broker_epoch: -1,
+                    })
+                    .collect()
+            } else {
+                p.new_isr_with_epochs
+                    .iter()
+                    .map(|m| IsrMember {
+                        broker_id: m.broker_id.0,
+                        broker_epoch: m.broker_epoch,
+                    })
+                    .collect()
+            };
+            let req = AlterPartition {
+                broker_id: r.broker_id.0,
+                broker_epoch: r.broker_epoch,
+                topic_id: t.topic_id,
+                partition: p.partition_index,
+                leader_epoch: p.leader_epoch,
+                partition_epoch: p.partition_epoch,
+                new_isr,
+            };
+            let out = PartitionData::default().with_partition_index(p.partition_index);
+            parts.push(match b.controller.alter_partition(b, req).await {
+                Ok(s) => out
+                    .with_leader_id(BrokerId(r.broker_id.0))
+                    .with_leader_epoch(s.leader_epoch)
+                    .with_partition_epoch(s.partition_epoch)
+                    .with_isr(s.isr.into_iter().map(BrokerId).collect()),
+                Err(e) => out
+                    .with_error_code(e.code().code())
+                    .with_leader_id(BrokerId(-1))
+                    .with_leader_epoch(-1)
+                    .with_partition_epoch(-1),
+            });
+        }
+        topics.push(
+            TopicData::default()
+                .with_topic_id(t.topic_id)
+                .with_partitions(parts),
+        );
+    }
+    AlterPartitionResponse::default().with_topics(topics)
 }
 
 /// Answers BrokerRegistration, BrokerHeartbeat or AllocateProducerIds once what it decides is committed.
@@ -108,6 +168,16 @@ pub fn handle(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
                         .with_error_code(e.code().code())
                         .with_producer_id_start(ProducerId(-1)),
                 };
+                to.encode(&resp)
+            }))
+        }
+        ApiKey::AlterPartition => {
+            let r: AlterPartitionRequest = match decode(req) {
+                Ok(r) => r,
+                Err(reply) => return reply,
+            };
+            Reply::Later(Box::pin(async move {
+                let resp = alter_partition(&b, r).await;
                 to.encode(&resp)
             }))
         }

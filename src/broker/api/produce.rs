@@ -3,6 +3,7 @@
 //! policy (`flush.messages`) can make any append wait for a sync.
 
 use super::super::Broker;
+use super::super::replicas::LedPartition;
 use super::super::topics::ensure_topic;
 use super::{Reply, ReplyTo, decode, respond, str_bytes};
 use crate::log::batch::BatchError;
@@ -41,12 +42,22 @@ pub fn batch_error_code(e: &BatchError) -> ResponseError {
     }
 }
 
+/// What an answer waits for.
+enum Wait {
+    /// This log synced up to this offset.
+    Sync(Arc<PartitionLog>, i64),
+    /// The high watermark of a replicated partition past this offset (acks=all), after the
+    /// leader's own sync if the flush policy asks for one (with write caching the high
+    /// watermark does not imply it).
+    HighWatermark(Arc<LedPartition>, i64, bool),
+}
+
 /// One partition's outcome so far.
 struct Outcome {
     topic: usize,
     response: PartitionProduceResponse,
-    /// Set when the answer must wait for this log to be synced up to this offset.
-    wait: Option<(Arc<PartitionLog>, i64)>,
+    /// Set when the answer must wait.
+    wait: Option<Wait>,
 }
 
 fn failed(index: i32, code: ResponseError, message: Option<String>) -> PartitionProduceResponse {
@@ -66,7 +77,7 @@ async fn append_one(
     index: i32,
     records: Option<bytes::Bytes>,
     acks: i16,
-) -> (PartitionProduceResponse, Option<(Arc<PartitionLog>, i64)>) {
+) -> (PartitionProduceResponse, Option<Wait>) {
     if let Err(e) = ensure_topic(broker, topic, true).await {
         return (failed(index, e.code(), Some(e.to_string())), None);
     }
@@ -95,6 +106,22 @@ async fn append_one(
             None,
         );
     };
+    // A partition with followers: replication decides when acks=all is answered, and
+    // refuses it up front while the ISR is below min.insync.replicas.
+    let led = broker
+        .replicas
+        .led(&crate::log::TopicPartition::new(topic, index))
+        .filter(|l| l.is_current() && Arc::ptr_eq(&l.log, &log));
+    if acks == -1 && led.as_ref().is_some_and(|l| !l.enough_replicas()) {
+        return (
+            failed(
+                index,
+                ResponseError::NotEnoughReplicas,
+                Some("fewer in-sync replicas than min.insync.replicas".into()),
+            ),
+            None,
+        );
+    }
     let mut buf = records.to_vec();
     match log.append(&mut buf, log.sole_leader_epoch(epoch)) {
         Ok(info) => {
@@ -106,8 +133,14 @@ async fn append_one(
             // The planted bug answers acks=all at once; the sync still comes (the log syncs in
             // the background when write caching is off), but after the answer.
             let early = log.planted_bugs().early_ack;
-            let wait =
-                (log.must_sync(&info, acks == -1) && !early).then(|| (log, info.last_offset + 1));
+            let upto = info.last_offset + 1;
+            let wait = match led {
+                Some(l) if acks == -1 && !early => {
+                    let sync_first = log.must_sync(&info, false);
+                    Some(Wait::HighWatermark(l, upto, sync_first))
+                }
+                _ => (log.must_sync(&info, acks == -1) && !early).then(|| Wait::Sync(log, upto)),
+            };
             (resp, wait)
         }
         Err(AppendError::InvalidBatch(e)) => {
@@ -209,22 +242,51 @@ pub async fn handle(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
     Reply::Later(Box::pin(async move {
         let mut outcomes = outcomes;
         let waits = outcomes.iter_mut().filter_map(|o| {
-            let (log, upto) = o.wait.take()?;
+            let wait = o.wait.take()?;
             Some(async move {
-                match tokio::time::timeout(timeout, log.sync_to(upto)).await {
+                let done = match wait {
+                    Wait::Sync(log, upto) => {
+                        tokio::time::timeout(timeout, async {
+                            log.sync_to(upto).await.map_err(|e| e.to_string())
+                        })
+                        .await
+                    }
+                    Wait::HighWatermark(led, upto, sync_first) => {
+                        let both = async {
+                            if sync_first {
+                                led.log.sync_to(upto).await.map_err(|e| {
+                                    (ResponseError::KafkaStorageError, e.to_string())
+                                })?;
+                            }
+                            led.wait_for_high_watermark(upto).await.map_err(|c| {
+                                (
+                                    c,
+                                    "leadership moved before the in-sync replicas had the records"
+                                        .to_string(),
+                                )
+                            })
+                        };
+                        match tokio::time::timeout(timeout, both).await {
+                            Ok(Err((code, why))) => {
+                                o.response = failed(o.response.index, code, Some(why));
+                                return;
+                            }
+                            Ok(Ok(())) => Ok(Ok(())),
+                            Err(e) => Err(e),
+                        }
+                    }
+                };
+                match done {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => {
-                        o.response = failed(
-                            o.response.index,
-                            ResponseError::KafkaStorageError,
-                            Some(e.to_string()),
-                        );
+                        o.response =
+                            failed(o.response.index, ResponseError::KafkaStorageError, Some(e));
                     }
                     Err(_) => {
                         o.response = failed(
                             o.response.index,
                             ResponseError::RequestTimedOut,
-                            Some("the sync did not finish within the request timeout".into()),
+                            Some("not replicated and synced within the request timeout".into()),
                         );
                     }
                 }

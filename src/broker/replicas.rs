@@ -1,0 +1,596 @@
+//! The broker's shell around replication ([`crate::replication`]): for each partition with
+//! followers that this broker leads, a [`LedPartition`] drives the pure
+//! [`PartitionLeader`] (its high watermark into the log, its ISR changes to the controller);
+//! for each broker this one follows, a fetcher task pulls the partitions it follows from it
+//! with Kafka's Fetch, as a replica (KIP-101 truncation by diverging epoch, never to the high
+//! watermark alone).
+//!
+//! Durable by default: unless `write.caching` is on, a follower syncs what it fetched before it
+//! fetches again, so the offset it fetches from is its synced end, and the leader's high
+//! watermark is the least synced end over the in-sync replicas.
+//!
+//! Partitions with a single replica are not managed here: their log alone decides what is
+//! visible, as before replication existed.
+
+use super::Broker;
+use super::controller::{IsrState, Lifecycle, send_alter_partition};
+use crate::client::ClientConfig;
+use crate::client::connection::BrokerConnection;
+use crate::cluster::controller::{AlterPartition, IsrMember};
+use crate::log::{PartitionLog, TopicPartition};
+use crate::replication::follower;
+use crate::replication::leader::{Event, IsrAnswer, LeaderConfig, PartitionLeader, PartitionView};
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+/// The partitions this broker leads with followers, and its fetchers.
+#[derive(Default)]
+pub struct Replicas {
+    led: Mutex<BTreeMap<TopicPartition, Arc<LedPartition>>>,
+    fetchers: Mutex<BTreeMap<i32, JoinHandle<()>>>,
+}
+
+/// A partition this broker leads, with followers, in one leader epoch.
+pub struct LedPartition {
+    /// The partition.
+    pub tp: TopicPartition,
+    /// Its topic's id.
+    pub topic_id: uuid::Uuid,
+    /// The leader epoch it is led in.
+    pub leader_epoch: i32,
+    /// Its log.
+    pub log: Arc<PartitionLog>,
+    state: Mutex<PartitionLeader>,
+    /// Wakes the partition's task (an ISR change to send).
+    wake: Notify,
+    /// Set once this broker no longer leads the partition in this epoch.
+    resigned: watch::Sender<bool>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl LedPartition {
+    /// Whether this broker still leads the partition in this epoch.
+    pub fn is_current(&self) -> bool {
+        !*self.resigned.borrow()
+    }
+
+    /// Waits until the high watermark reaches `offset` (an acks=all append is then
+    /// acknowledged): NOT_LEADER_OR_FOLLOWER if this broker stops leading in this epoch first,
+    /// for the offset may then be cut from its log.
+    pub async fn wait_for_high_watermark(&self, offset: i64) -> Result<(), ResponseError> {
+        let mut offsets = self.log.subscribe();
+        let mut resigned = self.resigned.subscribe();
+        loop {
+            if *resigned.borrow_and_update() {
+                return Err(ResponseError::NotLeaderOrFollower);
+            }
+            if offsets.borrow_and_update().high_watermark >= offset {
+                return Ok(());
+            }
+            tokio::select! {
+                r = offsets.changed() => if r.is_err() { return Err(ResponseError::NotLeaderOrFollower) },
+                r = resigned.changed() => if r.is_err() { return Err(ResponseError::NotLeaderOrFollower) },
+            }
+        }
+    }
+
+    /// Whether an acks=all append may be taken (the ISR is at least `min.insync.replicas`).
+    pub fn enough_replicas(&self) -> bool {
+        lock(&self.state).enough_replicas()
+    }
+
+    /// The high watermark.
+    pub fn high_watermark(&self) -> i64 {
+        lock(&self.state).high_watermark()
+    }
+
+    /// A follower fetched from `fetch_offset` (its synced end): counts it and publishes the
+    /// high watermark at once. Refused for a broker that holds no replica.
+    pub fn follower_fetched(
+        &self,
+        replica: i32,
+        broker_epoch: i64,
+        fetch_offset: i64,
+        now_ms: i64,
+    ) -> Result<(), ResponseError> {
+        let mut st = lock(&self.state);
+        if !st.view().replicas.contains(&replica) {
+            return Err(ResponseError::NotLeaderOrFollower);
+        }
+        st.step(Event::FollowerFetch {
+            replica,
+            broker_epoch,
+            fetch_offset,
+            now_ms,
+        });
+        let ready = st.ready();
+        let hw = st.high_watermark();
+        drop(st);
+        tracing::trace!(partition = %self.tp, replica, fetch_offset, high_watermark = hw, "follower fetched");
+        self.log.set_high_watermark(hw);
+        if ready.isr_change.is_some() {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    fn local_end(&self) -> Event {
+        let o = self.log.offsets();
+        let end = if self.log.config().write_caching {
+            o.log_end
+        } else {
+            o.durable_end
+        };
+        Event::LocalEnd {
+            end,
+            log_end: o.log_end,
+        }
+    }
+
+    fn resign(&self) {
+        self.resigned.send_replace(true);
+        if let Some(task) = lock(&self.task).take() {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for LedPartition {
+    fn drop(&mut self) {
+        if let Some(task) = lock(&self.task).take() {
+            task.abort();
+        }
+    }
+}
+
+impl Replicas {
+    /// The partition this broker leads with followers, if it does.
+    pub fn led(&self, tp: &TopicPartition) -> Option<Arc<LedPartition>> {
+        lock(&self.led).get(tp).cloned()
+    }
+
+    /// Stops everything (shutdown).
+    pub fn stop(&self) {
+        for (_, lp) in std::mem::take(&mut *lock(&self.led)) {
+            lp.resign();
+        }
+        for (_, f) in std::mem::take(&mut *lock(&self.fetchers)) {
+            f.abort();
+        }
+    }
+}
+
+/// This broker's epoch, once registered (-1 before).
+fn broker_epoch(b: &Broker) -> i64 {
+    match *b.lifecycle.borrow() {
+        Lifecycle::Registered { epoch, .. } => epoch,
+        Lifecycle::Starting => -1,
+    }
+}
+
+impl Broker {
+    /// Brings replication in line with the metadata (after [`Broker::sync_logs`]): leads the
+    /// partitions with followers it leads, in their current epochs; resigns the others; runs a
+    /// fetcher for every broker it follows.
+    pub fn sync_replication(self: &Arc<Self>) {
+        let state = self.metadata.state();
+        let me = self.config.node_id;
+        let now = self.env.clock.now_ms();
+        let mut wanted = BTreeMap::new();
+        let mut followed = BTreeSet::new();
+        let ineligible: Vec<i32> = state
+            .brokers
+            .values()
+            .filter(|b| b.fenced || b.in_controlled_shutdown)
+            .map(|b| b.id)
+            .collect();
+        for t in state.topics.values() {
+            for (p, m) in &t.parts {
+                if m.replicas.len() < 2 || !m.replicas.contains(&me) {
+                    continue;
+                }
+                let tp = TopicPartition::new(t.name.clone(), *p);
+                if self.logs.get(&tp).is_none() {
+                    continue;
+                }
+                if m.leader == me {
+                    wanted.insert(tp, (t, m));
+                } else if m.leader >= 0 {
+                    followed.insert(m.leader);
+                }
+            }
+        }
+        {
+            let mut led = lock(&self.replicas.led);
+            led.retain(|tp, lp| {
+                let keep = wanted
+                    .get(tp)
+                    .is_some_and(|(t, m)| t.id == lp.topic_id && m.leader_epoch == lp.leader_epoch);
+                if !keep {
+                    lp.resign();
+                }
+                keep
+            });
+            for (tp, (t, m)) in wanted {
+                let view = PartitionView {
+                    replicas: m.replicas.clone(),
+                    isr: m.isr.clone(),
+                    leader_epoch: m.leader_epoch,
+                    partition_epoch: m.partition_epoch,
+                };
+                if let Some(lp) = led.get(&tp) {
+                    let mut st = lock(&lp.state);
+                    st.step(Event::Ineligible(ineligible.clone()));
+                    st.step(Event::Metadata(view));
+                    drop(st);
+                    lp.wake.notify_one();
+                    continue;
+                }
+                let Some(log) = self.logs.get(&tp) else {
+                    continue;
+                };
+                let min_isr = self.config.topic_min_insync_replicas(&t.configs);
+                let config = LeaderConfig {
+                    broker_id: me,
+                    min_insync_replicas: usize::try_from(min_isr.max(1)).unwrap_or(1),
+                    replica_lag_time_max_ms: i64::try_from(self.config.replica_lag_time_max_ms)
+                        .unwrap_or(30_000),
+                };
+                let offsets = log.offsets();
+                let local_end = if log.config().write_caching {
+                    offsets.log_end
+                } else {
+                    offsets.durable_end
+                };
+                // A leader knows its high watermark only as a follower learnt it; from the log
+                // start otherwise, and the followers' fetches raise it.
+                let hw = log.high_watermark().unwrap_or(offsets.log_start);
+                let mut leader =
+                    PartitionLeader::new(config, view, offsets.log_end, local_end, hw, now);
+                leader.step(Event::Ineligible(ineligible.clone()));
+                tracing::info!(partition = %tp, leader_epoch = m.leader_epoch, isr = ?m.isr, high_watermark = leader.high_watermark(), "leading a replicated partition");
+                let lp = Arc::new(LedPartition {
+                    tp: tp.clone(),
+                    topic_id: t.id,
+                    leader_epoch: m.leader_epoch,
+                    log: log.clone(),
+                    state: Mutex::new(leader),
+                    wake: Notify::new(),
+                    resigned: watch::Sender::new(false),
+                    task: Mutex::new(None),
+                });
+                log.set_high_watermark(lp.high_watermark());
+                let task = tokio::spawn(run_leader(self.clone(), lp.clone()));
+                *lock(&lp.task) = Some(task);
+                led.insert(tp, lp);
+            }
+        }
+        let mut fetchers = lock(&self.replicas.fetchers);
+        fetchers.retain(|_, f| !f.is_finished());
+        for leader in followed {
+            fetchers
+                .entry(leader)
+                .or_insert_with(|| tokio::spawn(run_fetcher(self.clone(), leader)));
+        }
+    }
+
+    /// The partitions this broker follows from `leader`: (partition, leader epoch, log).
+    fn followed_from(&self, leader: i32) -> Vec<(TopicPartition, i32, Arc<PartitionLog>)> {
+        let state = self.metadata.state();
+        let me = self.config.node_id;
+        let mut out = Vec::new();
+        for t in state.topics.values() {
+            for (p, m) in &t.parts {
+                if m.leader != leader || leader == me || !m.replicas.contains(&me) {
+                    continue;
+                }
+                let tp = TopicPartition::new(t.name.clone(), *p);
+                if let Some(log) = self.logs.get(&tp) {
+                    out.push((tp, m.leader_epoch, log));
+                }
+            }
+        }
+        out
+    }
+
+    /// The address of `broker`'s PLAINTEXT listener, as it registered it.
+    fn broker_address(&self, broker: i32) -> Option<String> {
+        let state = self.metadata.state();
+        let b = state.brokers.get(&broker)?;
+        let e = b.endpoints.iter().find(|e| e.name == "PLAINTEXT")?;
+        Some(format!("{}:{}", super::bracket(&e.host), e.port))
+    }
+}
+
+/// A led partition's task: publishes the high watermark as the leader's own end moves, ticks
+/// the ISR's lag checks, and sends ISR changes to the controller one at a time.
+async fn run_leader(b: Arc<Broker>, lp: Arc<LedPartition>) {
+    let mut offsets = lp.log.subscribe();
+    let lag = b.config.replica_lag_time_max_ms.max(2);
+    let tick = Duration::from_millis((lag / 2).clamp(1, 1000));
+    let mut shutdown = b.shutdown.clone();
+    loop {
+        if !lp.is_current() || *shutdown.borrow() {
+            return;
+        }
+        let ready = {
+            let mut st = lock(&lp.state);
+            st.step(lp.local_end());
+            let ready = st.ready();
+            st.advance(&ready);
+            ready
+        };
+        if let Some(hw) = ready.high_watermark {
+            lp.log.set_high_watermark(hw);
+        }
+        if let Some(change) = ready.isr_change {
+            let req = AlterPartition {
+                broker_id: b.config.node_id,
+                broker_epoch: broker_epoch(&b),
+                topic_id: lp.topic_id,
+                partition: lp.tp.partition,
+                leader_epoch: change.leader_epoch,
+                partition_epoch: change.partition_epoch,
+                new_isr: change
+                    .isr
+                    .iter()
+                    .map(|(id, epoch)| IsrMember {
+                        broker_id: *id,
+                        broker_epoch: *epoch,
+                    })
+                    .collect(),
+            };
+            tracing::info!(partition = %lp.tp, isr = ?req.new_isr.iter().map(|m| m.broker_id).collect::<Vec<_>>(), "asking the controller to change the ISR");
+            let answer = match send_alter_partition(&b, req).await {
+                Ok(IsrState {
+                    isr,
+                    leader_epoch,
+                    partition_epoch,
+                }) if leader_epoch == lp.leader_epoch => {
+                    let replicas = lock(&lp.state).view().replicas.clone();
+                    IsrAnswer::Committed(PartitionView {
+                        replicas,
+                        isr,
+                        leader_epoch,
+                        partition_epoch,
+                    })
+                }
+                Ok(_) => IsrAnswer::Failed,
+                Err(e) => {
+                    tracing::info!(partition = %lp.tp, error = %e, "the ISR change was not made");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    IsrAnswer::Failed
+                }
+            };
+            lock(&lp.state).step(Event::Answer(answer));
+            continue;
+        }
+        tokio::select! {
+            r = offsets.changed() => if r.is_err() { return },
+            _ = lp.wake.notified() => {}
+            _ = shutdown.changed() => {}
+            _ = tokio::time::sleep(tick) => {
+                let now = b.env.clock.now_ms();
+                lock(&lp.state).tick(now);
+            }
+        }
+    }
+}
+
+/// A fetcher: pulls every partition this broker follows from `leader`, until it follows none
+/// from it.
+async fn run_fetcher(b: Arc<Broker>, leader: i32) {
+    let backoff = Duration::from_millis(b.config.replica_fetch_backoff_ms.max(1));
+    let mut conn: Option<BrokerConnection> = None;
+    let mut shutdown = b.shutdown.clone();
+    // Partitions the leader refused (not its leader yet, another epoch): left out until then,
+    // as Kafka's fetcher delays a failed partition without stopping the others.
+    let mut delayed: BTreeMap<TopicPartition, tokio::time::Instant> = BTreeMap::new();
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let mut parts = b.followed_from(leader);
+        if parts.is_empty() {
+            return;
+        }
+        let now = tokio::time::Instant::now();
+        delayed.retain(|_, until| *until > now);
+        parts.retain(|(tp, ..)| !delayed.contains_key(tp));
+        if parts.is_empty() {
+            let until = delayed.values().min().copied().unwrap_or(now + backoff);
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
+        match fetch_round(&b, leader, &parts, &mut conn).await {
+            Ok(refused) => {
+                for tp in refused {
+                    delayed.insert(tp, tokio::time::Instant::now() + backoff);
+                }
+            }
+            Err(why) => {
+                tracing::debug!(leader, error = %why, "replica fetch failed; backing off");
+                conn = None;
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+    }
+}
+
+/// One fetch from `leader` for `parts`: syncs each log first (unless write caching), so the
+/// fetch offsets are synced ends; then appends, truncates or restarts each log as answered.
+/// Returns the partitions to leave out for a while (refused, or failed locally); an error
+/// for the fetch as a whole.
+async fn fetch_round(
+    b: &Broker,
+    leader: i32,
+    parts: &[(TopicPartition, i32, Arc<PartitionLog>)],
+    conn: &mut Option<BrokerConnection>,
+) -> Result<Vec<TopicPartition>, String> {
+    if conn.as_ref().is_none_or(|c| !c.is_alive()) {
+        let addr = b
+            .broker_address(leader)
+            .ok_or_else(|| format!("broker {leader} has no PLAINTEXT address"))?;
+        // A fetch the leader holds up to `replica.fetch.wait.max.ms`; one not answered within
+        // `replica.socket.timeout.ms` beyond that (a connection that died across a network
+        // partition) is dropped and the connection dialled again.
+        let timeout = b.config.replica_socket_timeout_ms.max(1);
+        let config = ClientConfig {
+            client_id: format!("runnel-replica-{}", b.config.node_id),
+            request_timeout_ms: timeout + b.config.replica_fetch_wait_max_ms,
+            connect_timeout_ms: timeout,
+            ..ClientConfig::default()
+        };
+        *conn = Some(
+            BrokerConnection::open(&b.env, &addr, &config)
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    let c = conn.as_ref().expect("opened above");
+    let mut asked = Vec::with_capacity(parts.len());
+    let mut refused = Vec::new();
+    for (tp, epoch, log) in parts {
+        if !log.config().write_caching {
+            let end = log.log_end_offset();
+            if let Err(e) = log.sync_to(end).await {
+                tracing::warn!(partition = %tp, error = %e, "a follower could not sync its log");
+                refused.push(tp.clone());
+                continue;
+            }
+        }
+        let offset = log.log_end_offset();
+        let last_epoch = log.latest_epoch().unwrap_or(-1);
+        asked.push((tp.clone(), *epoch, log.clone(), offset, last_epoch));
+    }
+    if asked.is_empty() {
+        return Ok(refused);
+    }
+    let version = c.version_for(ApiKey::Fetch).map_err(|e| e.to_string())?;
+    let me = b.config.node_id;
+    let mut req = FetchRequest::default()
+        .with_max_wait_ms(i32::try_from(b.config.replica_fetch_wait_max_ms).unwrap_or(500))
+        .with_min_bytes(1)
+        .with_max_bytes(b.config.replica_fetch_response_max_bytes)
+        .with_isolation_level(0)
+        .with_session_id(0)
+        .with_session_epoch(-1);
+    if version >= 15 {
+        req.replica_state = ReplicaState::default()
+            .with_replica_id(BrokerId(me))
+            .with_replica_epoch(broker_epoch(b));
+    } else {
+        req.replica_id = BrokerId(me);
+    }
+    let mut topics: Vec<FetchTopic> = Vec::new();
+    for (tp, epoch, _, offset, last_epoch) in &asked {
+        let p = FetchPartition::default()
+            .with_partition(tp.partition)
+            .with_fetch_offset(*offset)
+            .with_last_fetched_epoch(*last_epoch)
+            .with_current_leader_epoch(*epoch)
+            .with_partition_max_bytes(b.config.replica_fetch_max_bytes);
+        match topics.iter_mut().find(|t| t.topic.0.as_str() == tp.topic) {
+            Some(t) => t.partitions.push(p),
+            None => topics.push(
+                FetchTopic::default()
+                    .with_topic(TopicName(StrBytes::from_string(tp.topic.clone())))
+                    .with_partitions(vec![p]),
+            ),
+        }
+    }
+    req.topics = topics;
+    let resp: FetchResponse = c
+        .start_at(&req, version)
+        .await
+        .map_err(|e| e.to_string())?
+        .wait()
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(code) = ResponseError::try_from_code(resp.error_code) {
+        return Err(format!("the leader answered {code:?}"));
+    }
+    for t in resp.responses {
+        for p in t.partitions {
+            let Some((tp, _, log, offset, _)) = asked
+                .iter()
+                .find(|a| a.0.topic == t.topic.0.as_str() && a.0.partition == p.partition_index)
+            else {
+                continue;
+            };
+            if let Err(e) = take_answer(tp, log, *offset, p).await {
+                tracing::debug!(partition = %tp, leader, error = %e, "replica fetch of a partition failed");
+                refused.push(tp.clone());
+            }
+        }
+    }
+    Ok(refused)
+}
+
+/// Applies a leader's answer for one partition fetched at `offset`.
+async fn take_answer(
+    tp: &TopicPartition,
+    log: &Arc<PartitionLog>,
+    offset: i64,
+    p: kafka_protocol::messages::fetch_response::PartitionData,
+) -> Result<(), String> {
+    match ResponseError::try_from_code(p.error_code) {
+        None => {}
+        Some(ResponseError::OffsetOutOfRange) if offset < p.log_start_offset => {
+            // The leader no longer has what this follower needs next: start over where it
+            // starts (Kafka's `truncateFullyAndStartAt`).
+            tracing::info!(partition = %tp, offset, leader_log_start = p.log_start_offset, "behind the leader's log start; starting the log again there");
+            return log
+                .truncate_fully_and_start_at(p.log_start_offset)
+                .await
+                .map_err(|e| e.to_string());
+        }
+        Some(code) => return Err(format!("{tp}: the leader answered {code:?}")),
+    }
+    if log.log_end_offset() != offset {
+        // The log moved while the fetch was out (it cannot, with one fetcher; be safe).
+        return Ok(());
+    }
+    if p.diverging_epoch.epoch >= 0 || p.diverging_epoch.end_offset >= 0 {
+        let d = (p.diverging_epoch.epoch, p.diverging_epoch.end_offset);
+        let local = log.end_offset_for_epoch(d.0);
+        let to = follower::truncation_point(d, local, offset);
+        tracing::info!(partition = %tp, diverging_epoch = d.0, leader_end = d.1, truncate_to = to, "the log diverges from the leader's; truncating");
+        if to < log.log_start_offset() {
+            return log
+                .truncate_fully_and_start_at(to.max(p.log_start_offset))
+                .await
+                .map_err(|e| e.to_string());
+        }
+        log.truncate_to(to).await.map_err(|e| e.to_string())?;
+        return Ok(());
+    }
+    let records: Bytes = p.records.unwrap_or_default();
+    if !records.is_empty() {
+        log.append_as_follower(&records)
+            .map_err(|e| format!("{tp}: {e}"))?;
+    }
+    // A follower's high watermark: the leader's, bounded by what it holds.
+    if p.high_watermark >= 0 {
+        log.set_high_watermark(p.high_watermark.min(log.log_end_offset()));
+    }
+    Ok(())
+}
