@@ -570,6 +570,10 @@ impl SimConfig {
             "offsets.topic.replication.factor=1".to_string(),
             // A follower's fetch held by a network fault is given up after 3 s, not Kafka's 30.
             "replica.socket.timeout.ms=3000".to_string(),
+            format!(
+                "replica.lag.time.max.ms={}",
+                crate::workload::REPLICA_LAG_TIME_MAX_MS
+            ),
         ]);
         // Metadata snapshots (KIP-630): most seeds snapshot every few records, so logs are
         // cut below snapshots and nodes that fall behind fetch one (FetchSnapshot).

@@ -321,6 +321,9 @@ pub struct History {
     pub ordered: BTreeMap<String, bool>,
     /// Topics with write caching on (consumers may see writes a power loss takes back).
     pub write_caching: BTreeMap<String, bool>,
+    /// Topics with several replicas: with write caching, a replica that lost power may come
+    /// back in the ISR without records it had (KIP-966's last replica standing) and lead.
+    pub replicated: BTreeMap<String, bool>,
     /// The log start offset of each partition at the end (records below were deleted by
     /// retention, not lost).
     pub log_start: BTreeMap<Tp, i64>,

@@ -61,6 +61,8 @@ pub enum PlantedBug {
     ElectOutsideIsr,
     /// A metadata snapshot holds the state from before the last entries applied.
     StaleSnapshot,
+    /// A partition leader's high watermark ignores its followers.
+    HwIgnoresFollowers,
 }
 
 impl PlantedBug {
@@ -78,6 +80,7 @@ impl PlantedBug {
             PlantedBug::RaftTruncateToHw => "raft-truncate-to-hw",
             PlantedBug::ElectOutsideIsr => "elect-outside-isr",
             PlantedBug::StaleSnapshot => "stale-snapshot",
+            PlantedBug::HwIgnoresFollowers => "hw-ignores-followers",
         }
     }
 
@@ -90,10 +93,11 @@ impl PlantedBug {
                 | PlantedBug::RaftTruncateToHw
                 | PlantedBug::ElectOutsideIsr
                 | PlantedBug::StaleSnapshot
+                | PlantedBug::HwIgnoresFollowers
         )
     }
 
-    pub const ALL: [PlantedBug; 11] = [
+    pub const ALL: [PlantedBug; 12] = [
         PlantedBug::LyingFsync,
         PlantedBug::LyingDirSync,
         PlantedBug::EarlyAck,
@@ -105,6 +109,7 @@ impl PlantedBug {
         PlantedBug::RaftTruncateToHw,
         PlantedBug::ElectOutsideIsr,
         PlantedBug::StaleSnapshot,
+        PlantedBug::HwIgnoresFollowers,
     ];
 }
 
@@ -457,6 +462,45 @@ pub fn steer(cfg: &mut SimConfig, bug: PlantedBug) {
                 ));
             }
         }
+        PlantedBug::HwIgnoresFollowers => {
+            // Every topic on three replicas, acks=all under the durable default, and brokers
+            // cut off from the other servers (not from clients) one after another: a cut-off
+            // leader keeps acknowledging alone until it is fenced, a follower is elected in its
+            // place, and when it comes back it truncates what it acknowledged.
+            durable_default(cfg);
+            let replicas = i32::try_from(brokers.len()).unwrap_or(1).min(3);
+            for t in &mut cfg.topics {
+                t.replication_factor = replicas;
+            }
+            for p in &mut cfg.producers {
+                p.acks = -1;
+            }
+            set_override(cfg, "broker.session.timeout.ms", "1500");
+            set_override(cfg, "broker.heartbeat.interval.ms", "375");
+            cfg.fault_phase = Duration::from_secs(16);
+            cfg.faults.clear();
+            let servers = cfg.node_names();
+            for (k, host) in brokers.iter().take(3).enumerate() {
+                let at = Duration::from_millis(2_000 + k as u64 * 4_500);
+                for other in servers.iter().filter(|s| *s != host) {
+                    cfg.faults.push((
+                        at,
+                        Fault::Partition {
+                            a: host.clone(),
+                            b: other.clone(),
+                        },
+                    ));
+                    cfg.faults.push((
+                        at + Duration::from_millis(3_000),
+                        Fault::Repair {
+                            a: host.clone(),
+                            b: other.clone(),
+                        },
+                    ));
+                }
+            }
+            cfg.faults.sort_by_key(|(t, _)| *t);
+        }
         PlantedBug::StaleSnapshot => {
             // Snapshots every few records, and nodes that come back from their snapshot
             // (restarts) or fetch the leader's (isolated past a snapshot).
@@ -564,6 +608,9 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> RunResult {
             let caching = effective(&cfg, &t.name, "write.caching", "write.caching").as_deref()
                 == Some("true");
             j.history.write_caching.insert(t.name.clone(), caching);
+            j.history
+                .replicated
+                .insert(t.name.clone(), t.replication_factor > 1);
         }
         for g in &cfg.groups {
             for m in &g.members {
@@ -585,6 +632,7 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> RunResult {
             raft_truncate_to_hw: bug == Some(PlantedBug::RaftTruncateToHw),
             elect_outside_isr: bug == Some(PlantedBug::ElectOutsideIsr),
             stale_snapshot: bug == Some(PlantedBug::StaleSnapshot),
+            hw_ignores_followers: bug == Some(PlantedBug::HwIgnoresFollowers),
         },
         ..DiskFaults::default()
     };

@@ -115,6 +115,21 @@ async fn wait_for_topics(journal: &JournalRef) {
     }
 }
 
+/// How long the log ends must hold still before a final read (or a group) is done: with
+/// followers, a new leader's high watermark may stall until a stuck follower leaves the ISR
+/// (`replica.lag.time.max.ms`), then move on.
+fn still_for(cfg: &SimConfig) -> Duration {
+    if cfg.topics.iter().any(|t| t.replication_factor > 1) {
+        Duration::from_millis(REPLICA_LAG_TIME_MAX_MS + 1_000)
+    } else {
+        Duration::from_millis(100)
+    }
+}
+
+/// The simulator's `replica.lag.time.max.ms` (Kafka's is 30 s): a stuck follower leaves the
+/// ISR within the fault phase.
+pub const REPLICA_LAG_TIME_MAX_MS: u64 = 4_000;
+
 /// A producer client: sends numbered values to random partitions, up to `max_in_flight`
 /// outstanding, recording every invocation and outcome.
 pub fn add_producer(
@@ -273,6 +288,16 @@ pub fn add_consumer(
         .iter()
         .map(|t| (t.name.clone(), t.partitions))
         .collect();
+    // Topics with write caching: a power loss may take back what consumers read there.
+    let cached: std::collections::BTreeSet<String> = cfg
+        .topics
+        .iter()
+        .filter(|t| {
+            effective(cfg, &t.name, "write.caching", "write.caching").as_deref() == Some("true")
+        })
+        .map(|t| t.name.clone())
+        .collect();
+    let still = still_for(cfg);
     let producers = cfg.producers.len();
     let env = client_env(cfg.seed, &spec.name);
     let config = client_config(cfg, &spec.name);
@@ -336,7 +361,7 @@ pub fn add_consumer(
                     // The end may still grow: an acks=1 write is answered before it is visible
                     // (seed 2002704 ended its final read just before the last two became so).
                     // Done once the end holds still across a pause.
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    tokio::time::sleep(still).await;
                     let Ok(again) = admin
                         .list_offsets(&with_spec(&tps, OffsetSpec::Latest))
                         .await
@@ -345,7 +370,31 @@ pub fn add_consumer(
                     };
                     let again: BTreeMap<TopicPartition, i64> =
                         again.into_iter().map(|(tp, l)| (tp, l.offset)).collect();
-                    if again == *ends {
+                    // Not done while an end is below what any client has read (a new leader's
+                    // high watermark may lag the old one's until its followers fetch or a stuck
+                    // one leaves the ISR), unless a power loss may have taken that back (write
+                    // caching).
+                    let behind = {
+                        let j = journal.lock();
+                        let power_lost =
+                            j.history.entries.iter().any(|e| {
+                                matches!(e.event, crate::history::Event::PowerLoss { .. })
+                            });
+                        let mut read_to: BTreeMap<Tp, i64> = BTreeMap::new();
+                        for e in &j.history.entries {
+                            if let crate::history::Event::Poll { tp, records, .. } = &e.event
+                                && let Some((last, _)) = records.last()
+                            {
+                                let end = read_to.entry(tp.clone()).or_insert(0);
+                                *end = (*end).max(last + 1);
+                            }
+                        }
+                        again.iter().any(|(tp, end)| {
+                            !(power_lost && cached.contains(&tp.topic))
+                                && read_to.get(&tp_of(tp)).is_some_and(|seen| end < seen)
+                        })
+                    };
+                    if again == *ends && !behind {
                         break;
                     }
                     final_ends = Some(again);
@@ -534,6 +583,7 @@ pub fn add_group_member(
 ) {
     let spec = cfg.groups[g].clone();
     let name = spec.members[m].clone();
+    let still = still_for(cfg);
     let topics: Vec<String> = cfg.topics.iter().map(|t| t.name.clone()).collect();
     let tps: Vec<TopicPartition> = cfg
         .topics
@@ -583,7 +633,7 @@ pub fn add_group_member(
             loop {
                 let finishing =
                     stop.load(Ordering::SeqCst) && journal.lock().producers_done == producers;
-                if finishing && group_done(&admin, &journal, &spec.name, &tps).await {
+                if finishing && group_done(&admin, &journal, &spec.name, &tps, still).await {
                     if let Err(e) = gc.close().await {
                         tracing::debug!(error = %e, "closing a group member failed");
                     }
@@ -666,6 +716,7 @@ async fn group_done(
     journal: &JournalRef,
     group: &str,
     tps: &[TopicPartition],
+    still: Duration,
 ) -> bool {
     let known = journal.lock().group_targets.get(group).cloned();
     let targets = match known {
@@ -701,7 +752,7 @@ async fn group_done(
     if journal.lock().history.groups_complete.contains(group) {
         return true;
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::sleep(still).await;
     let Ok(again) = admin
         .list_offsets(&with_spec(tps, OffsetSpec::Latest))
         .await

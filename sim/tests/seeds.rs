@@ -129,6 +129,7 @@ fn caught_as(bug: PlantedBug) -> &'static [&'static str] {
         PlantedBug::RaftTruncateToHw => &["committed-lost"],
         PlantedBug::StaleSnapshot => &["metadata-invariant"],
         PlantedBug::ElectOutsideIsr => &["metadata-invariant", "two-leaders"],
+        PlantedBug::HwIgnoresFollowers => &["lost-write", "inconsistent-offsets", "unsynced-ack"],
     }
 }
 

@@ -247,6 +247,8 @@ impl Broker {
                     min_insync_replicas: usize::try_from(min_isr.max(1)).unwrap_or(1),
                     replica_lag_time_max_ms: i64::try_from(self.config.replica_lag_time_max_ms)
                         .unwrap_or(30_000),
+                    // Planted bugs come only from the simulated disk.
+                    planted_hw_ignores_followers: self.env.disk.planted_bugs().hw_ignores_followers,
                 };
                 let offsets = log.offsets();
                 let local_end = if log.config().write_caching {
@@ -585,8 +587,16 @@ async fn take_answer(
     }
     let records: Bytes = p.records.unwrap_or_default();
     if !records.is_empty() {
-        log.append_as_follower(&records)
+        let info = log
+            .append_as_follower(&records)
             .map_err(|e| format!("{tp}: {e}"))?;
+        // The flush policy (`flush.messages`) holds for a follower's appends too, as in Kafka;
+        // with write caching this is the only sync before its next fetch reports the end.
+        if info.flush_due {
+            log.sync_to(info.last_offset + 1)
+                .await
+                .map_err(|e| format!("{tp}: {e}"))?;
+        }
     }
     // A follower's high watermark: the leader's, bounded by what it holds.
     if p.high_watermark >= 0 {

@@ -174,4 +174,7 @@ pub struct PlantedBugs {
     /// A metadata snapshot holds the state from before the last entries applied, under the
     /// id of the applied offset (`stale-snapshot`).
     pub stale_snapshot: bool,
+    /// A partition leader's high watermark counts only its own end, not its followers'
+    /// (`hw-ignores-followers`): acks=all is answered before any follower has the batch.
+    pub hw_ignores_followers: bool,
 }

@@ -41,6 +41,9 @@ pub struct LeaderConfig {
     pub min_insync_replicas: usize,
     /// `replica.lag.time.max.ms`.
     pub replica_lag_time_max_ms: i64,
+    /// The simulator's planted bug `hw-ignores-followers`: the high watermark counts only the
+    /// leader's own end. Never set outside the simulator.
+    pub planted_hw_ignores_followers: bool,
 }
 
 /// What a follower has shown of itself.
@@ -397,7 +400,7 @@ impl PartitionLeader {
         }
         let mut least = self.local_end;
         for r in self.maximal_isr() {
-            if r == self.config.broker_id {
+            if r == self.config.broker_id || self.config.planted_hw_ignores_followers {
                 continue;
             }
             let end = self.followers.get(&r).map_or(-1, |f| f.end);
@@ -421,6 +424,7 @@ mod tests {
                 broker_id: 1,
                 min_insync_replicas: min_isr,
                 replica_lag_time_max_ms: LAG,
+                planted_hw_ignores_followers: false,
             },
             PartitionView {
                 replicas: vec![1, 2, 3],

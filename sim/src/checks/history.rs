@@ -220,6 +220,7 @@ pub fn check(h: &History) -> Verdict {
     }
     for (tp, f) in &facts {
         let caching = h.write_caching.get(&tp.topic).copied().unwrap_or(false);
+        let replicated = h.replicated.get(&tp.topic).copied().unwrap_or(false);
         let log_start = h.log_start.get(tp).copied().unwrap_or(0);
         v.records_read += f.offsets_of.len();
         v.acknowledged += f.acked.len();
@@ -282,15 +283,23 @@ pub fn check(h: &History) -> Verdict {
                 .map(|(val, seen)| (sent(val), observed(val, *seen), durable_here(val)))
                 .collect();
             by_sent.sort();
+            // With followers, the loss may surface later than the power loss: the replica that
+            // lost its cached tail rejoins and leads. Any power loss after the earlier value was
+            // sent and before the later one was seen excuses it.
+            let replica_came_back = replicated
+                && by_obs
+                    .windows(2)
+                    .all(|w| !w[0].2 && power_loss_between(w[0].0, w[1].1));
             let excused = caching
-                && [by_obs, by_sent].iter().any(|order| {
-                    order.windows(2).all(|w| {
-                        // The loss came after the earlier value and everything seen at or
-                        // above this offset before the later value was sent were written.
-                        let from = w[0].0.max(written_above(*offset, w[1].0));
-                        !w[0].2 && from <= w[1].1 && power_loss_between(from, w[1].1)
-                    })
-                });
+                && (replica_came_back
+                    || [by_obs, by_sent].iter().any(|order| {
+                        order.windows(2).all(|w| {
+                            // The loss came after the earlier value and everything seen at or
+                            // above this offset before the later value was sent were written.
+                            let from = w[0].0.max(written_above(*offset, w[1].0));
+                            !w[0].2 && from <= w[1].1 && power_loss_between(from, w[1].1)
+                        })
+                    }));
             let mut by_time: Vec<(Micros, &str)> =
                 values.iter().map(|(val, seen)| (*seen, *val)).collect();
             by_time.sort();
