@@ -326,6 +326,26 @@ fn one_node(cfg: &mut SimConfig) {
 }
 
 /// Sets broker setting `key` to `value` in place of the seed's.
+/// Makes the seed's cluster run its controllers apart from its brokers: the brokers keep their
+/// names and ids but lose the controller role, and three controller-only nodes are added if
+/// none run apart already.
+fn separate_controllers(cfg: &mut SimConfig) {
+    if cfg.nodes.iter().any(|n| n.controller && !n.broker) {
+        return;
+    }
+    for n in &mut cfg.nodes {
+        n.controller = false;
+    }
+    for i in 1..=3 {
+        cfg.nodes.push(crate::config::NodeSpec {
+            name: format!("controller-{i}"),
+            id: 100 + i,
+            broker: false,
+            controller: true,
+        });
+    }
+}
+
 fn set_override(cfg: &mut SimConfig, key: &str, value: &str) {
     let prefix = format!("{key}=");
     cfg.broker_overrides.retain(|o| !o.starts_with(&prefix));
@@ -523,28 +543,39 @@ pub fn steer(cfg: &mut SimConfig, bug: PlantedBug) {
             }
         }
         PlantedBug::ElectOutsideIsr => {
-            // Brokers fenced one after another: the first comes back outside the ISRs, and
-            // the next one's partitions need new leaders.
+            // Brokers fenced one after another. Each comes back cut off from the other brokers
+            // (its followers cannot fetch, so it stays outside the ISRs, as data replication
+            // would otherwise put it back at once) but still heartbeating to the controllers,
+            // which run apart: eligible to lead, outside the ISR, when the next one's
+            // partitions need new leaders.
             set_override(cfg, "broker.session.timeout.ms", "1500");
             set_override(cfg, "broker.heartbeat.interval.ms", "375");
             cfg.elect_topic.partitions = 6;
             cfg.fault_phase = Duration::from_secs(20);
             cfg.faults.clear();
+            separate_controllers(cfg);
             let brokers: Vec<String> = cfg
                 .nodes
                 .iter()
                 .filter(|n| n.broker)
                 .map(|n| n.name.clone())
                 .collect();
-            // Each pause outlasts an election of a new controller (a paused voter may lead
-            // the quorum) plus the session.
+            // Each pause outlasts an election of a new controller plus the session.
             for (k, host) in brokers.iter().take(3).enumerate() {
                 let at = Duration::from_millis(1_500 + k as u64 * 6_000);
                 cfg.faults.push((at, Fault::Pause { host: host.clone() }));
-                cfg.faults.push((
-                    at + Duration::from_millis(5_000),
-                    Fault::Resume { host: host.clone() },
-                ));
+                let back = at + Duration::from_millis(5_000);
+                for other in brokers.iter().filter(|b| *b != host) {
+                    cfg.faults.push((
+                        back,
+                        Fault::Partition {
+                            a: host.clone(),
+                            b: other.clone(),
+                        },
+                    ));
+                }
+                cfg.faults
+                    .push((back, Fault::Resume { host: host.clone() }));
             }
         }
         PlantedBug::KeepTornBatch => {

@@ -22,9 +22,8 @@ use crate::replication::follower;
 use crate::replication::leader::{Event, IsrAnswer, LeaderConfig, PartitionLeader, PartitionView};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
-use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::fetch_request::{FetchPartition, ReplicaState};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -502,23 +501,17 @@ async fn fetch_round(
     } else {
         req.replica_id = BrokerId(me);
     }
-    let mut topics: Vec<FetchTopic> = Vec::new();
-    for (tp, epoch, _, offset, last_epoch) in &asked {
-        let p = FetchPartition::default()
-            .with_partition(tp.partition)
-            .with_fetch_offset(*offset)
-            .with_last_fetched_epoch(*last_epoch)
-            .with_current_leader_epoch(*epoch)
-            .with_partition_max_bytes(b.config.replica_fetch_max_bytes);
-        match topics.iter_mut().find(|t| t.topic.0.as_str() == tp.topic) {
-            Some(t) => t.partitions.push(p),
-            None => topics.push(
-                FetchTopic::default()
-                    .with_topic(TopicName(StrBytes::from_string(tp.topic.clone())))
-                    .with_partitions(vec![p]),
-            ),
-        }
-    }
+    let topics = crate::client::consumer::fetch_topics(asked.iter().map(
+        |(tp, epoch, _, offset, last_epoch)| {
+            let p = FetchPartition::default()
+                .with_partition(tp.partition)
+                .with_fetch_offset(*offset)
+                .with_last_fetched_epoch(*last_epoch)
+                .with_current_leader_epoch(*epoch)
+                .with_partition_max_bytes(b.config.replica_fetch_max_bytes);
+            (tp.topic.as_str(), p)
+        },
+    ));
     req.topics = topics;
     let resp: FetchResponse = c
         .start_at(&req, version)

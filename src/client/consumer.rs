@@ -575,6 +575,24 @@ async fn fetch_from(
     (leader, parts, result)
 }
 
+/// A fetch request's topics: the partitions grouped under their topic, in first-seen order.
+pub fn fetch_topics<'a>(
+    parts: impl IntoIterator<Item = (&'a str, FetchPartition)>,
+) -> Vec<FetchTopic> {
+    let mut topics: Vec<FetchTopic> = Vec::new();
+    for (topic, partition) in parts {
+        match topics.iter_mut().find(|t| t.topic.0.as_str() == topic) {
+            Some(t) => t.partitions.push(partition),
+            None => topics.push(
+                FetchTopic::default()
+                    .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                    .with_partitions(vec![partition]),
+            ),
+        }
+    }
+    topics
+}
+
 /// A full (sessionless) fetch of `parts`.
 fn fetch_request(
     limits: FetchLimits,
@@ -582,23 +600,15 @@ fn fetch_request(
     wait: Duration,
     version: i16,
 ) -> FetchRequest {
-    let mut topics: Vec<FetchTopic> = Vec::new();
-    for (tp, offset, epoch) in parts {
+    let topics = fetch_topics(parts.iter().map(|(tp, offset, epoch)| {
         let partition = FetchPartition::default()
             .with_partition(tp.partition)
             .with_fetch_offset(*offset)
             .with_partition_max_bytes(limits.partition_max_bytes)
             // The leader epoch field exists from v9; it lets the leader fence stale readers.
             .with_current_leader_epoch(if version >= 9 { *epoch } else { -1 });
-        match topics.iter_mut().find(|t| t.topic.0.as_str() == tp.topic) {
-            Some(t) => t.partitions.push(partition),
-            None => topics.push(
-                FetchTopic::default()
-                    .with_topic(TopicName(StrBytes::from_string(tp.topic.clone())))
-                    .with_partitions(vec![partition]),
-            ),
-        }
-    }
+        (tp.topic.as_str(), partition)
+    }));
     FetchRequest::default()
         .with_max_wait_ms(i32::try_from(wait.as_millis()).unwrap_or(i32::MAX))
         .with_min_bytes(limits.min_bytes)
