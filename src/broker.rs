@@ -241,6 +241,16 @@ impl Broker {
                 .is_none_or(|m| m.replicas.contains(&self.config.node_id))
     }
 
+    /// Whether partition `p` of `topic` has more than one replica (replication manages it).
+    pub fn has_followers(&self, topic: &str, p: i32) -> bool {
+        let state = self.metadata.state();
+        state
+            .topics
+            .get(topic)
+            .and_then(|t| t.parts.get(&p))
+            .is_some_and(|m| m.replicas.len() > 1)
+    }
+
     /// Who leads partition `p` of `topic` as this node's metadata has it.
     pub fn leadership(&self, topic: &str, p: i32) -> Leadership {
         let state = self.metadata.state();
@@ -290,6 +300,17 @@ impl Broker {
         let log = self
             .partition(topic, p)
             .ok_or(ResponseError::NotLeaderOrFollower)?;
+        // A partition with followers is served only once replication leads it in this epoch:
+        // before that the log alone would decide what is visible and acknowledged.
+        if self.has_followers(topic, p) {
+            let tp = TopicPartition::new(topic, p);
+            let led = self.replicas.led(&tp);
+            if !led.is_some_and(|l| {
+                l.is_current() && l.leader_epoch == epoch && Arc::ptr_eq(&l.log, &log)
+            }) {
+                return Err(ResponseError::NotLeaderOrFollower);
+            }
+        }
         Ok((log, epoch))
     }
 
