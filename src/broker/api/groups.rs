@@ -77,6 +77,21 @@ pub async fn find_coordinator(broker: &Arc<Broker>, req: &RequestFrame) -> Reply
             };
             let (found, code, message) = match (r.key_type, &ready) {
                 (0, Ok(())) => match leader() {
+                    // Named here before this broker serves the partition (its log not yet
+                    // opened and loaded), a commit would get NOT_COORDINATOR, which librdkafka
+                    // does not retry for a synchronous commit: not available yet instead.
+                    Some(b)
+                        if b.id == broker.config.node_id
+                            && !broker
+                                .groups
+                                .serves(broker.groups.partition_for(key.as_str())) =>
+                    {
+                        (
+                            None,
+                            ResponseError::CoordinatorNotAvailable.code(),
+                            Some("the group's __consumer_offsets partition is being opened".into()),
+                        )
+                    }
                     Some(b) => (Some(b), 0, None),
                     None => (
                         None,
