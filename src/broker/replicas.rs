@@ -407,7 +407,7 @@ async fn run_fetcher(b: Arc<Broker>, leader: i32) {
         if parts.is_empty() {
             return;
         }
-        let now = tokio::time::Instant::now();
+        let now = crate::env::monotonic_now();
         delayed.retain(|_, until| *until > now);
         parts.retain(|(tp, ..)| !delayed.contains_key(tp));
         if parts.is_empty() {
@@ -421,7 +421,7 @@ async fn run_fetcher(b: Arc<Broker>, leader: i32) {
         match fetch_round(&b, leader, &parts, &mut conn).await {
             Ok(refused) => {
                 for tp in refused {
-                    delayed.insert(tp, tokio::time::Instant::now() + backoff);
+                    delayed.insert(tp, crate::env::monotonic_now() + backoff);
                 }
             }
             Err(why) => {

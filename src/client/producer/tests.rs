@@ -91,8 +91,9 @@ fn api_versions(req: &RequestFrame) -> Bytes {
     }
 }
 
-fn metadata_answer(req: &RequestFrame, port: u16) -> Bytes {
-    let resp = MetadataResponse::default()
+/// Topic "t" with one partition led by broker 0 at 127.0.0.1:`port`.
+fn one_partition_metadata(port: u16) -> MetadataResponse {
+    MetadataResponse::default()
         .with_brokers(vec![
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(0))
@@ -110,7 +111,11 @@ fn metadata_answer(req: &RequestFrame, port: u16) -> Bytes {
                         .with_replica_nodes(vec![BrokerId(0)])
                         .with_isr_nodes(vec![BrokerId(0)]),
                 ]),
-        ]);
+        ])
+}
+
+fn metadata_answer(req: &RequestFrame, port: u16) -> Bytes {
+    let resp = one_partition_metadata(port);
     encode_response(ApiKey::Metadata, req.api_version, req.correlation_id, &resp).unwrap()
 }
 
@@ -253,22 +258,7 @@ async fn pipelined_records_keep_their_order_and_offsets() {
 fn a_partition_waits_for_its_older_identity_batches_before_restarting_sequences() {
     use crate::client::metadata::ClusterMetadata;
     use accumulator::{Accumulator, Limits};
-    let resp = MetadataResponse::default()
-        .with_brokers(vec![
-            MetadataResponseBroker::default()
-                .with_node_id(BrokerId(0))
-                .with_host(StrBytes::from_static_str("127.0.0.1"))
-                .with_port(9092),
-        ])
-        .with_topics(vec![
-            MetadataResponseTopic::default()
-                .with_name(Some(TopicName(StrBytes::from_static_str("t"))))
-                .with_partitions(vec![
-                    MetadataResponsePartition::default()
-                        .with_partition_index(0)
-                        .with_leader_id(BrokerId(0)),
-                ]),
-        ]);
+    let resp = one_partition_metadata(9092);
     let md = ClusterMetadata::from_response(&resp);
     let mut acc = Accumulator::new(Limits {
         batch_bytes: 16,
