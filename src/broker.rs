@@ -566,3 +566,24 @@ fn bracket(host: &str) -> String {
         host.to_string()
     }
 }
+
+/// Under the durable default (`write.caching=false`), records are made durable promptly even
+/// when nobody waits for them (acks 0 and 1, group records), so consumers see them and a
+/// leader's high watermark can pass them: a task syncs the log soon, one queued per log
+/// however many appends ask. The broker owns this policy; the log only syncs when asked.
+pub(crate) fn sync_soon(log: &Arc<PartitionLog>) {
+    if log.config().write_caching || !log.queue_sync() {
+        return;
+    }
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        log.start_queued_sync();
+        return;
+    };
+    let log = log.clone();
+    handle.spawn(async move {
+        let target = log.start_queued_sync();
+        if let Err(e) = log.sync_to(target).await {
+            tracing::warn!(dir = %log.dir().display(), error = %e, "background sync failed");
+        }
+    });
+}

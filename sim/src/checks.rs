@@ -6,6 +6,7 @@ pub mod groups;
 pub mod history;
 pub mod image;
 pub mod quorum;
+pub mod replication;
 pub mod state;
 
 pub use history::{Verdict, check};
@@ -86,6 +87,14 @@ pub enum Kind {
     /// A node's applied metadata broke an invariant (a leader outside the ISR, a leader
     /// epoch going back...).
     MetadataInvariant,
+    /// Two replicas hold different batches at an offset below a high watermark.
+    ReplicasDiverge,
+    /// A replica cut a committed batch (one below a published high watermark) from its log.
+    CommittedTruncated,
+    /// An acks=all write acknowledged while fewer than `min.insync.replicas` replicas held it.
+    UnderReplicatedAck,
+    /// A follower joined an ISR short of the leader's epoch start or of what is committed.
+    EarlyIsrJoin,
 }
 
 impl fmt::Display for Kind {
@@ -114,6 +123,10 @@ impl fmt::Display for Kind {
             Kind::EpochRegression => "epoch-regression",
             Kind::CommittedLost => "committed-lost",
             Kind::MetadataInvariant => "metadata-invariant",
+            Kind::ReplicasDiverge => "replicas-diverge",
+            Kind::CommittedTruncated => "committed-truncated",
+            Kind::UnderReplicatedAck => "under-replicated-ack",
+            Kind::EarlyIsrJoin => "early-isr-join",
         })
     }
 }

@@ -663,6 +663,28 @@ impl Probe for HostProbe {
                 state,
             },
             ProbeEvent::Deleted { dir } => Observed::Deleted { dir: dir_name(dir) },
+            ProbeEvent::Appended { dir, batches } => Observed::Appended {
+                dir: dir_name(dir),
+                batches: batches.to_vec(),
+            },
+            ProbeEvent::IsrExpanding {
+                dir,
+                leader_epoch,
+                added,
+            } => Observed::IsrExpanding {
+                dir: dir_name(dir),
+                leader_epoch,
+                added: added.to_vec(),
+            },
+            ProbeEvent::Leading {
+                dir,
+                leader_epoch,
+                epoch_start,
+            } => Observed::Leading {
+                dir: dir_name(dir),
+                leader_epoch,
+                epoch_start,
+            },
             ProbeEvent::Truncated { dir, offset } => Observed::Truncated {
                 dir: dir_name(dir),
                 offset,

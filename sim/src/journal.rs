@@ -6,7 +6,7 @@
 
 use crate::history::{Entry, Event, History, Micros, Tp};
 use runnel::cluster::ClusterState;
-use runnel::env::probe::{PartitionState, ProducerSummary};
+use runnel::env::probe::{BatchId, PartitionState, ProducerSummary};
 use runnel::raft::{OffsetAndEpoch, QuorumState};
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -25,6 +25,21 @@ pub enum Observed {
     State { dir: String, state: PartitionState },
     /// A log was deleted.
     Deleted { dir: String },
+    /// Batches were appended to a log (before the state that shows its new end).
+    Appended { dir: String, batches: Vec<BatchId> },
+    /// The leader of the partition in `dir` asks to add `added` to its ISR.
+    IsrExpanding {
+        dir: String,
+        leader_epoch: i32,
+        added: Vec<i32>,
+    },
+    /// The broker leads the partition in `dir`, with followers, in `leader_epoch`, starting at
+    /// `epoch_start`.
+    Leading {
+        dir: String,
+        leader_epoch: i32,
+        epoch_start: i64,
+    },
     /// A log's tail was cut on request: its log end (and durable end) go back to `offset`.
     Truncated { dir: String, offset: i64 },
     /// A file was declared durable with these contents.

@@ -34,6 +34,14 @@ struct Args {
     /// and settings toward what exposes it).
     #[arg(long, value_name = "BUG", value_enum)]
     planted_bug: Option<PlantedBug>,
+    /// With --planted-bug: steer the seed as for that bug but leave the bug out (the steered
+    /// runs must pass: what fails with the bug fails because of it).
+    #[arg(long, requires = "planted_bug")]
+    steer_only: bool,
+    /// Pass over anomalies of this kind (as reported, e.g. `metadata-invariant`; repeatable):
+    /// the run goes on, to show what else a bug breaks.
+    #[arg(long, value_name = "KIND")]
+    ignore_anomaly: Vec<String>,
     /// Print the whole event trace.
     #[arg(long)]
     verbose: bool,
@@ -92,12 +100,20 @@ fn main() -> ExitCode {
     };
     let opts = RunOptions {
         planted_bug,
+        steer_only: args.steer_only,
+        ignore: args.ignore_anomaly.clone(),
         verbose: args.verbose,
         quiet: !single,
     };
     let mut flags = String::new();
     if let Some(b) = args.planted_bug {
         flags.push_str(&format!(" --planted-bug {}", b.name()));
+    }
+    if args.steer_only {
+        flags.push_str(" --steer-only");
+    }
+    for k in &args.ignore_anomaly {
+        flags.push_str(&format!(" --ignore-anomaly {k}"));
     }
     if args.check_determinism {
         flags.push_str(" --check-determinism");

@@ -8,6 +8,7 @@
 //! operation succeeds for [`LIVENESS_BOUND`] before everything is done (or it is not done
 //! within [`RUN_CAP`]), the run fails as a liveness violation.
 
+use crate::checks::replication::TopicRules;
 use crate::checks::state::StateChecker;
 use crate::checks::{self, Anomaly, Verdict};
 use crate::cluster::{self, Broker, DATA_DIR};
@@ -63,6 +64,14 @@ pub enum PlantedBug {
     StaleSnapshot,
     /// A partition leader's high watermark ignores its followers.
     HwIgnoresFollowers,
+    /// acks=all is answered after the leader's own write, before the ISR has it.
+    AckBeforeIsr,
+    /// A partition follower truncates to its high watermark instead of by epoch.
+    ReplicaTruncateToHw,
+    /// A follower joins the ISR below the start of the leader's epoch.
+    IsrJoinWithoutEpochStart,
+    /// The high watermark counts followers' unsynced ends under the durable default.
+    HwFromUnsyncedOffset,
 }
 
 impl PlantedBug {
@@ -81,6 +90,10 @@ impl PlantedBug {
             PlantedBug::ElectOutsideIsr => "elect-outside-isr",
             PlantedBug::StaleSnapshot => "stale-snapshot",
             PlantedBug::HwIgnoresFollowers => "hw-ignores-followers",
+            PlantedBug::AckBeforeIsr => "ack-before-isr",
+            PlantedBug::ReplicaTruncateToHw => "replica-truncate-to-hw",
+            PlantedBug::IsrJoinWithoutEpochStart => "isr-join-without-epoch-start",
+            PlantedBug::HwFromUnsyncedOffset => "hw-from-unsynced-offset",
         }
     }
 
@@ -94,10 +107,14 @@ impl PlantedBug {
                 | PlantedBug::ElectOutsideIsr
                 | PlantedBug::StaleSnapshot
                 | PlantedBug::HwIgnoresFollowers
+                | PlantedBug::AckBeforeIsr
+                | PlantedBug::ReplicaTruncateToHw
+                | PlantedBug::IsrJoinWithoutEpochStart
+                | PlantedBug::HwFromUnsyncedOffset
         )
     }
 
-    pub const ALL: [PlantedBug; 12] = [
+    pub const ALL: [PlantedBug; 16] = [
         PlantedBug::LyingFsync,
         PlantedBug::LyingDirSync,
         PlantedBug::EarlyAck,
@@ -110,6 +127,10 @@ impl PlantedBug {
         PlantedBug::ElectOutsideIsr,
         PlantedBug::StaleSnapshot,
         PlantedBug::HwIgnoresFollowers,
+        PlantedBug::AckBeforeIsr,
+        PlantedBug::ReplicaTruncateToHw,
+        PlantedBug::IsrJoinWithoutEpochStart,
+        PlantedBug::HwFromUnsyncedOffset,
     ];
 }
 
@@ -117,6 +138,11 @@ impl PlantedBug {
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub planted_bug: Option<PlantedBug>,
+    /// Steer as for `planted_bug` without planting it.
+    pub steer_only: bool,
+    /// Anomaly kinds to pass over (`metadata-invariant`...): the run goes on past them, to
+    /// show what else a bug breaks.
+    pub ignore: Vec<String>,
     /// Print the whole event trace.
     pub verbose: bool,
     /// Print nothing but failures (for ranges).
@@ -325,6 +351,48 @@ fn one_node(cfg: &mut SimConfig) {
     });
 }
 
+/// Producers that keep several batches in flight all the time, so a failover always finds
+/// records written but not yet committed, or committed but not yet known so by followers.
+fn busy_producers(cfg: &mut SimConfig) {
+    for p in &mut cfg.producers {
+        p.pace = p.pace.min(Duration::from_millis(1));
+        p.max_in_flight = p.max_in_flight.max(5);
+        p.batch_records = p.batch_records.max(4);
+        p.linger_ms = p.linger_ms.min(5);
+    }
+}
+
+/// No faults, and a fault phase long enough for the workload to write for a while once the
+/// topics exist, whatever the seed drew.
+fn no_faults(cfg: &mut SimConfig) {
+    cfg.faults.clear();
+    cfg.fault_phase = cfg.fault_phase.max(Duration::from_secs(10));
+}
+
+/// Every client topic on three replicas (or as many as there are brokers), with
+/// `min.insync.replicas` if given, every producer on acks=all, under the durable default, and
+/// broker sessions short enough that faults move leaders within the fault phase.
+fn replicated(cfg: &mut SimConfig, brokers: &[String], min_insync: Option<i32>) {
+    cfg.broker_overrides
+        .retain(|o| !o.starts_with("write.caching="));
+    cfg.broker_overrides.push("write.caching=false".into());
+    let replicas = i32::try_from(brokers.len()).unwrap_or(1).min(3);
+    for t in &mut cfg.topics {
+        t.replication_factor = replicas;
+        t.configs.retain(|(k, _)| k != "write.caching");
+        if let Some(m) = min_insync {
+            t.configs.retain(|(k, _)| k != "min.insync.replicas");
+            t.configs
+                .push(("min.insync.replicas".into(), m.min(replicas).to_string()));
+        }
+    }
+    for p in &mut cfg.producers {
+        p.acks = -1;
+    }
+    set_override(cfg, "broker.session.timeout.ms", "1500");
+    set_override(cfg, "broker.heartbeat.interval.ms", "375");
+}
+
 /// Sets broker setting `key` to `value` in place of the seed's.
 /// Makes the seed's cluster run its controllers apart from its brokers: the brokers keep their
 /// names and ids but lose the controller role, and three controller-only nodes are added if
@@ -482,25 +550,20 @@ pub fn steer(cfg: &mut SimConfig, bug: PlantedBug) {
                 ));
             }
         }
-        PlantedBug::HwIgnoresFollowers => {
+        PlantedBug::HwIgnoresFollowers | PlantedBug::ReplicaTruncateToHw => {
             // Every topic on three replicas, acks=all under the durable default, and brokers
-            // cut off from the other servers (not from clients) one after another: a cut-off
-            // leader keeps acknowledging alone until it is fenced, a follower is elected in its
-            // place, and when it comes back it truncates what it acknowledged.
-            durable_default(cfg);
-            let replicas = i32::try_from(brokers.len()).unwrap_or(1).min(3);
-            for t in &mut cfg.topics {
-                t.replication_factor = replicas;
-            }
-            for p in &mut cfg.producers {
-                p.acks = -1;
-            }
-            set_override(cfg, "broker.session.timeout.ms", "1500");
-            set_override(cfg, "broker.heartbeat.interval.ms", "375");
-            cfg.fault_phase = Duration::from_secs(16);
+            // cut off from the other servers (not from clients) one after another. With
+            // `hw-ignores-followers`, a cut-off leader keeps acknowledging alone until it is
+            // fenced, a follower is elected in its place, and when it comes back it truncates
+            // what it acknowledged. With `replica-truncate-to-hw`, the followers that move to
+            // the new leader cut their logs to their high watermarks, which lag the old
+            // leader's: committed batches go.
+            replicated(cfg, &brokers, None);
+            busy_producers(cfg);
+            cfg.fault_phase = Duration::from_secs(25);
             cfg.faults.clear();
             let servers = cfg.node_names();
-            for (k, host) in brokers.iter().take(3).enumerate() {
+            for (k, host) in brokers.iter().cycle().take(5).enumerate() {
                 let at = Duration::from_millis(2_000 + k as u64 * 4_500);
                 for other in servers.iter().filter(|s| *s != host) {
                     cfg.faults.push((
@@ -517,6 +580,65 @@ pub fn steer(cfg: &mut SimConfig, bug: PlantedBug) {
                             b: other.clone(),
                         },
                     ));
+                }
+            }
+            cfg.faults.sort_by_key(|(t, _)| *t);
+        }
+        PlantedBug::AckBeforeIsr => {
+            // Three replicas and min.insync.replicas=2: every acks=all answer must wait for a
+            // follower, and the leader's own sync is not enough. Fast fsyncs and a slow
+            // network: the leader's early answer reaches the client before a follower has
+            // fetched and synced the records.
+            replicated(cfg, &brokers, Some(2));
+            no_faults(cfg);
+            cfg.fsync_latency = Duration::from_micros(100)..Duration::from_millis(1);
+            cfg.min_latency = Duration::from_millis(5);
+            cfg.max_latency = Duration::from_millis(25);
+        }
+        PlantedBug::HwFromUnsyncedOffset => {
+            // As for `ack-before-isr`, with slow fsyncs and no writeback: a follower's fetch
+            // offset runs ahead of what it has synced.
+            replicated(cfg, &brokers, Some(2));
+            no_faults(cfg);
+            // No flush policy that syncs followers on its own.
+            cfg.broker_overrides
+                .retain(|o| !o.starts_with("log.flush.interval."));
+            for t in &mut cfg.topics {
+                t.configs
+                    .retain(|(k, _)| k != "flush.messages" && k != "flush.ms");
+            }
+            cfg.writeback = Writeback {
+                dirty_writes: None,
+                sync_per_million: 0,
+            };
+            cfg.fsync_latency = Duration::from_millis(2)..Duration::from_millis(10);
+            cfg.min_latency = Duration::ZERO;
+            cfg.max_latency = Duration::from_millis(1);
+        }
+        PlantedBug::IsrJoinWithoutEpochStart => {
+            // Three replicas with min.insync.replicas=2 and controllers apart. A broker is cut
+            // off from every other server long enough to be fenced (it leaves the ISRs and
+            // falls behind while the other two go on), then every broker's power is cut at
+            // once. Each restarted broker leaves the ISRs it can leave; the last member of
+            // each ISR leads it again in a new epoch, knowing no high watermark, which stays
+            // at the log start while it is alone in the ISR. The broker that fell behind must
+            // catch up to the new epoch's start before it rejoins.
+            replicated(cfg, &brokers, Some(2));
+            // On every broker, so the one cut off holds a replica of every partition; and
+            // producers that keep writing, so it falls well behind.
+            for t in &mut cfg.topics {
+                t.replication_factor = i32::try_from(brokers.len()).unwrap_or(3);
+            }
+            busy_producers(cfg);
+            separate_controllers(cfg);
+            // The topics exist some 7 s in, with controllers apart.
+            cfg.fault_phase = Duration::from_secs(28);
+            cfg.faults.clear();
+            for k in 0..3u64 {
+                let at = Duration::from_millis(10_000 + k * 6_000);
+                for host in &brokers {
+                    cfg.faults
+                        .push((at, Fault::PowerLoss { host: host.clone() }));
                 }
             }
             cfg.faults.sort_by_key(|(t, _)| *t);
@@ -551,6 +673,10 @@ pub fn steer(cfg: &mut SimConfig, bug: PlantedBug) {
             set_override(cfg, "broker.session.timeout.ms", "1500");
             set_override(cfg, "broker.heartbeat.interval.ms", "375");
             cfg.elect_topic.partitions = 6;
+            // Client topics on three replicas under acks=all, written all the time: a leader
+            // elected from outside the ISR lacks committed records, which then go.
+            replicated(cfg, &brokers, None);
+            busy_producers(cfg);
             cfg.fault_phase = Duration::from_secs(20);
             cfg.faults.clear();
             separate_controllers(cfg);
@@ -610,7 +736,12 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> RunResult {
     if !opts.quiet {
         println!("seed: {seed}");
         if let Some(bug) = opts.planted_bug {
-            println!("planted bug: {}", bug.name());
+            let how = if opts.steer_only {
+                "steered as for (not planted)"
+            } else {
+                "planted bug"
+            };
+            println!("{how}: {}", bug.name());
         }
         print!("{cfg}");
     }
@@ -649,7 +780,7 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> RunResult {
             }
         }
     }
-    let bug = opts.planted_bug;
+    let bug = opts.planted_bug.filter(|_| !opts.steer_only);
     let disk = DiskFaults {
         lying_fsync: bug == Some(PlantedBug::LyingFsync),
         lying_dir_sync: bug == Some(PlantedBug::LyingDirSync),
@@ -664,6 +795,10 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> RunResult {
             elect_outside_isr: bug == Some(PlantedBug::ElectOutsideIsr),
             stale_snapshot: bug == Some(PlantedBug::StaleSnapshot),
             hw_ignores_followers: bug == Some(PlantedBug::HwIgnoresFollowers),
+            ack_before_isr: bug == Some(PlantedBug::AckBeforeIsr),
+            replica_truncate_to_hw: bug == Some(PlantedBug::ReplicaTruncateToHw),
+            isr_join_without_epoch_start: bug == Some(PlantedBug::IsrJoinWithoutEpochStart),
+            hw_from_unsynced_offset: bug == Some(PlantedBug::HwFromUnsyncedOffset),
         },
         ..DiskFaults::default()
     };
@@ -688,6 +823,29 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> RunResult {
         cfg.voters(),
         std::path::Path::new(DATA_DIR),
     );
+    checker.set_topics(
+        cfg.topics
+            .iter()
+            .map(|t| {
+                let rules = TopicRules {
+                    replication_factor: t.replication_factor,
+                    min_insync_replicas: effective(
+                        &cfg,
+                        &t.name,
+                        "min.insync.replicas",
+                        "min.insync.replicas",
+                    )
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(1),
+                    write_caching: effective(&cfg, &t.name, "write.caching", "write.caching")
+                        .as_deref()
+                        == Some("true"),
+                };
+                (t.name.clone(), rules)
+            })
+            .collect(),
+    );
+    checker.ignore(opts.ignore.clone());
     let (outcome, stopped) = drive(&mut sim, &cfg, &brokers, &journal, &mut checker, &stop);
     let simulated = sim.elapsed();
     let (history, trace) = {
@@ -696,7 +854,10 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> RunResult {
     };
     // A run the state checker stopped has an unfinished history: check it anyway, but its
     // verdict stands on the state checker's findings.
-    let verdict = checks::check(&history);
+    let mut verdict = checks::check(&history);
+    verdict
+        .violations
+        .retain(|a| !opts.ignore.contains(&a.kind.to_string()));
     // A broken promise outranks a run that did not finish (which may be its consequence).
     let outcome = match outcome {
         Outcome::Panic(why) => Outcome::Panic(why),
@@ -748,7 +909,7 @@ fn check_step(journal: &JournalRef, cursor: &mut usize, checker: &mut StateCheck
                 offset,
                 promise,
                 ..
-            } => checker.acknowledged(tp, *offset, promise.durable, e.at),
+            } => checker.acknowledged(tp, *offset, *promise, e.at),
             Event::CommitOk { group, offsets, .. } => {
                 checker.commit_acknowledged(group, offsets, e.at)
             }
@@ -765,6 +926,7 @@ fn check_step(journal: &JournalRef, cursor: &mut usize, checker: &mut StateCheck
     for o in obs {
         checker.observe(o);
     }
+    checker.drop_ignored();
     successes
 }
 
@@ -806,6 +968,7 @@ fn drive(
             let (_, fault) = faults.pop_front().expect("a fault");
             nemesis.apply(sim, &fault, brokers, journal, checker);
         }
+        checker.drop_ignored();
         if !checker.violations.is_empty() {
             // A crash just now showed what the disk really held.
             continue;

@@ -206,13 +206,25 @@ pub fn add_producer(
                 }
                 Err(e) => record_outcome(&journal, &spec.name, tp, value, *promise, Err(e)),
             }
+            use futures_util::StreamExt;
             while outstanding.len() >= spec.max_in_flight * spec.batch_records.max(1) {
-                use futures_util::StreamExt;
                 if let Some((tp, value, promise, result)) = outstanding.next().await {
                     record_outcome(&journal, &spec.name, tp, value, promise, result);
                 }
             }
-            tokio::time::sleep(spec.pace).await;
+            // Outcomes are recorded as they arrive, also while pacing: the state checker
+            // judges each acknowledgement at the moment the client has it.
+            let pace = tokio::time::sleep(spec.pace);
+            tokio::pin!(pace);
+            loop {
+                tokio::select! {
+                    biased;
+                    Some((tp, value, promise, result)) = outstanding.next(), if !outstanding.is_empty() => {
+                        record_outcome(&journal, &spec.name, tp, value, promise, result);
+                    }
+                    _ = &mut pace => break,
+                }
+            }
         }
         use futures_util::StreamExt;
         while let Some((tp, value, promise, result)) = outstanding.next().await {

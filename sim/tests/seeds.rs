@@ -128,9 +128,80 @@ fn caught_as(bug: PlantedBug) -> &'static [&'static str] {
         PlantedBug::VoteNotSynced => &["damaged-file", "epoch-regression", "two-leaders"],
         PlantedBug::RaftTruncateToHw => &["committed-lost"],
         PlantedBug::StaleSnapshot => &["metadata-invariant"],
-        PlantedBug::ElectOutsideIsr => &["metadata-invariant", "two-leaders"],
-        PlantedBug::HwIgnoresFollowers => &["lost-write", "inconsistent-offsets", "unsynced-ack"],
+        PlantedBug::ElectOutsideIsr => &[
+            "metadata-invariant",
+            "two-leaders",
+            "committed-truncated",
+            "replicas-diverge",
+            "lost-write",
+        ],
+        PlantedBug::HwIgnoresFollowers => &[
+            "lost-write",
+            "inconsistent-offsets",
+            "unsynced-ack",
+            "under-replicated-ack",
+            "committed-truncated",
+            "replicas-diverge",
+        ],
+        PlantedBug::AckBeforeIsr => &["under-replicated-ack"],
+        PlantedBug::ReplicaTruncateToHw => &["committed-truncated"],
+        PlantedBug::IsrJoinWithoutEpochStart => &["early-isr-join"],
+        PlantedBug::HwFromUnsyncedOffset => &["under-replicated-ack", "early-isr-join"],
     }
+}
+
+#[test]
+fn a_leader_elected_outside_the_isr_loses_committed_records() {
+    // Past the metadata invariant that catches `elect-outside-isr` first, the data checks see
+    // what it does: committed batches cut from the replicas' logs (the state checker), and
+    // offsets read with two values (the history checker).
+    let opts = RunOptions {
+        planted_bug: Some(PlantedBug::ElectOutsideIsr),
+        ignore: vec!["metadata-invariant".into()],
+        quiet: true,
+        ..RunOptions::default()
+    };
+    let mut lost = Vec::new();
+    run_seeds(&[0, 1, 4, 5], &opts, jobs(), false, |r| {
+        if let Outcome::Safety(anomalies) = &r.outcome
+            && anomalies.iter().any(|a| {
+                ["committed-truncated", "lost-write", "inconsistent-offsets"]
+                    .contains(&a.kind.to_string().as_str())
+            })
+        {
+            lost.push(r.seed);
+        }
+    });
+    assert!(
+        lost.len() >= 3,
+        "committed records lost on seeds {lost:?} only"
+    );
+}
+
+#[test]
+fn the_steering_alone_breaks_no_promise() {
+    // What a planted bug's run fails with must be the bug's doing: the same seeds steered the
+    // same way, without the bug, pass.
+    let mut report = Vec::new();
+    for bug in PlantedBug::ALL {
+        let opts = RunOptions {
+            planted_bug: Some(bug),
+            steer_only: true,
+            quiet: true,
+            ..RunOptions::default()
+        };
+        run_seeds(&[0], &opts, jobs(), false, |r| {
+            if !matches!(r.outcome, Outcome::Pass) {
+                report.push(format!(
+                    "{} steered, seed {}: {}",
+                    bug.name(),
+                    r.seed,
+                    r.outcome.summary()
+                ));
+            }
+        });
+    }
+    assert!(report.is_empty(), "{}", report.join("\n"));
 }
 
 #[test]

@@ -17,6 +17,7 @@ use super::controller::{IsrState, Lifecycle, send_alter_partition};
 use crate::client::ClientConfig;
 use crate::client::connection::BrokerConnection;
 use crate::cluster::controller::{AlterPartition, IsrMember};
+use crate::env::probe::ProbeEvent;
 use crate::log::{PartitionLog, TopicPartition};
 use crate::replication::follower;
 use crate::replication::leader::{Event, IsrAnswer, LeaderConfig, PartitionLeader, PartitionView};
@@ -248,6 +249,11 @@ impl Broker {
                         .unwrap_or(30_000),
                     // Planted bugs come only from the simulated disk.
                     planted_hw_ignores_followers: self.env.disk.planted_bugs().hw_ignores_followers,
+                    planted_isr_join_without_epoch_start: self
+                        .env
+                        .disk
+                        .planted_bugs()
+                        .isr_join_without_epoch_start,
                 };
                 let offsets = log.offsets();
                 let local_end = if log.config().write_caching {
@@ -260,6 +266,11 @@ impl Broker {
                 let hw = log.high_watermark().unwrap_or(offsets.log_start);
                 let mut leader =
                     PartitionLeader::new(config, view, offsets.log_end, local_end, hw, now);
+                self.env.probe.event(ProbeEvent::Leading {
+                    dir: log.dir(),
+                    leader_epoch: m.leader_epoch,
+                    epoch_start: offsets.log_end,
+                });
                 leader.step(Event::Ineligible(ineligible.clone()));
                 tracing::info!(partition = %tp, leader_epoch = m.leader_epoch, isr = ?m.isr, high_watermark = leader.high_watermark(), "leading a replicated partition");
                 let lp = Arc::new(LedPartition {
@@ -273,6 +284,9 @@ impl Broker {
                     task: Mutex::new(None),
                 });
                 log.set_high_watermark(lp.high_watermark());
+                // What it fetched as a follower last may not be synced yet; its high watermark
+                // counts its synced end.
+                super::sync_soon(&log);
                 let task = tokio::spawn(run_leader(self.clone(), lp.clone()));
                 *lock(&lp.task) = Some(task);
                 led.insert(tp, lp);
@@ -354,6 +368,23 @@ async fn run_leader(b: Arc<Broker>, lp: Arc<LedPartition>) {
                     .collect(),
             };
             tracing::info!(partition = %lp.tp, isr = ?req.new_isr.iter().map(|m| m.broker_id).collect::<Vec<_>>(), "asking the controller to change the ISR");
+            let added: Vec<i32> = {
+                let st = lock(&lp.state);
+                let isr = &st.view().isr;
+                change
+                    .isr
+                    .iter()
+                    .map(|(id, _)| *id)
+                    .filter(|id| !isr.contains(id))
+                    .collect()
+            };
+            if !added.is_empty() {
+                b.env.probe.event(ProbeEvent::IsrExpanding {
+                    dir: lp.log.dir(),
+                    leader_epoch: lp.leader_epoch,
+                    added: &added,
+                });
+            }
             let answer = match send_alter_partition(&b, req).await {
                 Ok(IsrState {
                     isr,
@@ -399,6 +430,8 @@ async fn run_fetcher(b: Arc<Broker>, leader: i32) {
     // Partitions the leader refused (not its leader yet, another epoch): left out until then,
     // as Kafka's fetcher delays a failed partition without stopping the others.
     let mut delayed: BTreeMap<TopicPartition, tokio::time::Instant> = BTreeMap::new();
+    // The leader epoch each partition was last fetched in (for a planted bug only).
+    let mut started: BTreeMap<TopicPartition, i32> = BTreeMap::new();
     loop {
         if *shutdown.borrow() {
             return;
@@ -418,6 +451,10 @@ async fn run_fetcher(b: Arc<Broker>, leader: i32) {
             }
             continue;
         }
+        let planted = b.env.disk.planted_bugs();
+        if planted.replica_truncate_to_hw {
+            truncate_to_high_watermark(&parts, &mut started).await;
+        }
         match fetch_round(&b, leader, &parts, &mut conn).await {
             Ok(refused) => {
                 for tp in refused {
@@ -431,6 +468,26 @@ async fn run_fetcher(b: Arc<Broker>, leader: i32) {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = shutdown.changed() => {}
                 }
+            }
+        }
+    }
+}
+
+/// The simulator's planted bug `replica-truncate-to-hw` (what Kafka did before KIP-101): a
+/// follower starting to follow a leader epoch cuts its log to its high watermark, which lags
+/// the leader's, instead of asking the leader where their logs diverge.
+async fn truncate_to_high_watermark(
+    parts: &[(TopicPartition, i32, Arc<PartitionLog>)],
+    started: &mut BTreeMap<TopicPartition, i32>,
+) {
+    for (tp, epoch, log) in parts {
+        if started.insert(tp.clone(), *epoch) == Some(*epoch) {
+            continue;
+        }
+        if let Some(hw) = log.high_watermark().filter(|hw| *hw < log.log_end_offset()) {
+            tracing::info!(partition = %tp, high_watermark = hw, "planted bug: truncating to the high watermark");
+            if let Err(e) = log.truncate_to(hw).await {
+                tracing::warn!(partition = %tp, error = %e, "truncation failed");
             }
         }
     }
@@ -469,8 +526,9 @@ async fn fetch_round(
     let c = conn.as_ref().expect("opened above");
     let mut asked = Vec::with_capacity(parts.len());
     let mut refused = Vec::new();
+    let skip_sync = b.env.disk.planted_bugs().hw_from_unsynced_offset;
     for (tp, epoch, log) in parts {
-        if !log.config().write_caching {
+        if !log.config().write_caching && !skip_sync {
             let end = log.log_end_offset();
             if let Err(e) = log.sync_to(end).await {
                 tracing::warn!(partition = %tp, error = %e, "a follower could not sync its log");
@@ -567,7 +625,10 @@ async fn take_answer(
     if p.diverging_epoch.epoch >= 0 || p.diverging_epoch.end_offset >= 0 {
         let d = (p.diverging_epoch.epoch, p.diverging_epoch.end_offset);
         let local = log.end_offset_for_epoch(d.0);
-        let to = follower::truncation_point(d, local, offset);
+        let mut to = follower::truncation_point(d, local, offset);
+        if log.planted_bugs().replica_truncate_to_hw {
+            to = log.high_watermark().unwrap_or(to).min(to);
+        }
         tracing::info!(partition = %tp, diverging_epoch = d.0, leader_end = d.1, truncate_to = to, "the log diverges from the leader's; truncating");
         if to < log.log_start_offset() {
             return log

@@ -24,6 +24,20 @@ pub struct PartitionState {
     /// Every batch below this offset is synced, with its directory entry: a power loss must
     /// not take it back.
     pub durable_end: i64,
+    /// The high watermark replication set (a leader's from its in-sync replicas, a follower's
+    /// from its leader's), or -1 for a log replication does not manage.
+    pub high_watermark: i64,
+}
+
+/// A batch as a log holds it: what tells two copies of one offset apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchId {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// The CRC-32C of the batch header (from its attributes to its end).
+    pub crc: u32,
+    /// The `partitionLeaderEpoch` it was appended in.
+    pub leader_epoch: i32,
 }
 
 /// What a log knows of one idempotent producer: its last batch.
@@ -54,6 +68,26 @@ pub enum ProbeEvent<'a> {
     },
     /// A log was deleted with its directory; a log created there later starts afresh.
     Deleted { dir: &'a Path },
+    /// Batches were appended to a log (by its leader or as a follower's copy), before the
+    /// [`ProbeEvent::State`] that shows the new end. Only sent when [`Probe::observing`].
+    Appended {
+        dir: &'a Path,
+        batches: &'a [BatchId],
+    },
+    /// The leader of the partition in `dir`, in `leader_epoch`, asks the controller to add
+    /// `added` (broker ids) to its ISR, as their fetches showed them caught up.
+    IsrExpanding {
+        dir: &'a Path,
+        leader_epoch: i32,
+        added: &'a [i32],
+    },
+    /// This broker leads the partition in `dir`, with followers, in `leader_epoch`, which
+    /// starts at `epoch_start` (its log end when it took the lead).
+    Leading {
+        dir: &'a Path,
+        leader_epoch: i32,
+        epoch_start: i64,
+    },
     /// A log's tail was cut on request (a follower truncating to where it agrees with its
     /// leader): its log end, and its durable end if above, move back to exactly `offset`.
     /// Declared before the cut is synced; the call that made it returns once it is.
@@ -177,4 +211,18 @@ pub struct PlantedBugs {
     /// A partition leader's high watermark counts only its own end, not its followers'
     /// (`hw-ignores-followers`): acks=all is answered before any follower has the batch.
     pub hw_ignores_followers: bool,
+    /// acks=all on a partition with followers is answered once the leader's own append (and
+    /// its sync, under the durable default) is done, without waiting for the high watermark
+    /// (`ack-before-isr`).
+    pub ack_before_isr: bool,
+    /// A partition follower truncates its log to its high watermark when it starts following
+    /// a leader epoch and when told its log diverges, instead of by epoch
+    /// (`replica-truncate-to-hw`, the bug KIP-101 fixed).
+    pub replica_truncate_to_hw: bool,
+    /// A partition leader lets a follower into the ISR once it reaches the high watermark,
+    /// even below the start of the leader's epoch (`isr-join-without-epoch-start`).
+    pub isr_join_without_epoch_start: bool,
+    /// Partition followers fetch without syncing first under the durable default, so the
+    /// leader's high watermark counts unsynced ends (`hw-from-unsynced-offset`).
+    pub hw_from_unsynced_offset: bool,
 }

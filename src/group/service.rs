@@ -310,6 +310,7 @@ impl GroupService {
         let mut buf = batch::encode_batch(&records, ProducerFields::NONE);
         let outcome = match log.append(&mut buf, log.sole_leader_epoch(LEADER_EPOCH)) {
             Ok(info) => {
+                crate::broker::sync_soon(&log);
                 if self.env.probe.observing() {
                     self.declare_commits(&log, &records, info.last_offset + 1);
                 }

@@ -16,7 +16,7 @@ use super::segment::{AppendedBatch, Segment, SegmentReadError, SyncMark};
 use super::snapshot;
 use super::write_counter::WriteCounter;
 use crate::env::disk::{Disk, DiskFile, read_exact_at};
-use crate::env::probe::{PartitionState, ProbeEvent};
+use crate::env::probe::{BatchId, PartitionState, ProbeEvent};
 use crate::env::{Clock, Env, Probe};
 use std::collections::BTreeMap;
 use std::io;
@@ -642,6 +642,21 @@ impl PartitionLog {
             }
             return Err(e.error.to_string());
         }
+        if self.probe.observing() {
+            let ids: Vec<BatchId> = headers
+                .iter()
+                .map(|h| BatchId {
+                    base_offset: h.base_offset,
+                    last_offset: h.last_offset(),
+                    crc: h.crc,
+                    leader_epoch: h.partition_leader_epoch,
+                })
+                .collect();
+            self.probe.event(ProbeEvent::Appended {
+                dir: &self.dir,
+                batches: &ids,
+            });
+        }
         st.next_offset = next;
         st.appended_records += record_count;
         for h in headers {
@@ -661,37 +676,23 @@ impl PartitionLog {
             duplicate: false,
         };
         self.publish(&st);
-        let sync_soon = !cfg.write_caching && !st.background_sync_queued;
-        if sync_soon {
-            st.background_sync_queued = true;
-        }
-        drop(st);
-        if sync_soon {
-            self.spawn_background_sync();
-        }
         Ok(info)
     }
 
-    /// With write caching off, everything is synced promptly so consumers can see it; a
-    /// background task does that for appends nobody waits on (acks 0 and 1).
-    fn spawn_background_sync(self: &Arc<Self>) {
-        let log = self.clone();
-        let task = async move {
-            let target = {
-                let mut st = log.lock();
-                st.background_sync_queued = false;
-                st.next_offset
-            };
-            if let Err(e) = log.sync_to(target).await {
-                tracing::warn!(dir = %log.dir.display(), error = %e, "background sync failed");
-            }
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                handle.spawn(task);
-            }
-            Err(_) => self.lock().background_sync_queued = false,
-        }
+    /// Queues the one background sync of this log that its owner runs (see
+    /// [`PartitionLog::start_queued_sync`]): true if none was queued, and the caller must now
+    /// run it. The log decides nothing here; it only keeps the flag, so a busy log has at most
+    /// one sync waiting however many appends ask.
+    pub fn queue_sync(&self) -> bool {
+        !std::mem::replace(&mut self.lock().background_sync_queued, true)
+    }
+
+    /// The queued sync starts: it syncs to the returned offset (the log end now), and later
+    /// appends queue the next one.
+    pub fn start_queued_sync(&self) -> i64 {
+        let mut st = self.lock();
+        st.background_sync_queued = false;
+        st.next_offset
     }
 
     /// Starts a new active segment at the log end.
@@ -1388,6 +1389,7 @@ fn probe_state(o: &LogOffsets) -> PartitionState {
         log_start: o.log_start,
         log_end: o.log_end,
         durable_end: o.durable_end,
+        high_watermark: o.high_watermark,
     }
 }
 

@@ -44,6 +44,9 @@ pub struct LeaderConfig {
     /// The simulator's planted bug `hw-ignores-followers`: the high watermark counts only the
     /// leader's own end. Never set outside the simulator.
     pub planted_hw_ignores_followers: bool,
+    /// The simulator's planted bug `isr-join-without-epoch-start`: a follower joins the ISR
+    /// once it reaches the high watermark, even below the start of this leader's epoch.
+    pub planted_isr_join_without_epoch_start: bool,
 }
 
 /// What a follower has shown of itself.
@@ -338,7 +341,9 @@ impl PartitionLeader {
         let Some(f) = self.followers.get(&replica) else {
             return;
         };
-        if f.end >= self.high_watermark && f.end >= self.epoch_start {
+        let past_epoch_start =
+            f.end >= self.epoch_start || self.config.planted_isr_join_without_epoch_start;
+        if f.end >= self.high_watermark && past_epoch_start {
             let mut isr = self.view.isr.clone();
             isr.push(replica);
             self.propose(isr);
@@ -425,6 +430,7 @@ mod tests {
                 min_insync_replicas: min_isr,
                 replica_lag_time_max_ms: LAG,
                 planted_hw_ignores_followers: false,
+                planted_isr_join_without_epoch_start: false,
             },
             PartitionView {
                 replicas: vec![1, 2, 3],

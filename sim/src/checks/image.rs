@@ -18,6 +18,9 @@ pub struct ImageBatch {
     pub producer_epoch: i16,
     /// Sequence number of the batch's last record.
     pub last_seq: i32,
+    /// The header's CRC-32C and `partitionLeaderEpoch`.
+    pub crc: u32,
+    pub leader_epoch: i32,
 }
 
 /// The fixed part of a v2 batch header: up to and including the record count.
@@ -54,6 +57,8 @@ fn batch_at(bytes: &[u8]) -> Result<(ImageBatch, usize), String> {
             last_offset: base_offset + i64::from(last_delta),
             producer_id: i64_at(43),
             producer_epoch: i16::from_be_bytes(bytes[51..53].try_into().expect("2 bytes")),
+            crc,
+            leader_epoch: i32_at(12),
             last_seq: if base_seq < 0 {
                 base_seq
             } else {

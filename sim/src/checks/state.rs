@@ -25,10 +25,11 @@
 
 use super::image::{self, Image};
 use super::quorum::QuorumChecker;
+use super::replication::{ReplicationChecker, TopicRules};
 use super::{Anomaly, Check, Kind};
-use crate::history::{Micros, Tp};
+use crate::history::{Micros, Promise, Tp};
 use crate::journal::{Observation, Observed};
-use runnel::env::probe::PartitionState;
+use runnel::env::probe::{BatchId, PartitionState};
 use runnel::log::manager::TopicPartition;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -83,8 +84,12 @@ pub struct StateChecker {
     commits_written: BTreeMap<(String, Tp, i64), (usize, String, i64)>,
     /// The metadata quorum's and the applied metadata's invariants.
     quorum: QuorumChecker,
+    /// The partitions' replication invariants.
+    replication: ReplicationChecker,
     /// What it found; the driver stops the run at the first step that adds to it.
     pub violations: Vec<Anomaly>,
+    /// Kinds of anomaly it passes over.
+    ignored: Vec<String>,
 }
 
 /// The partition a directory name (`t0-1`) stands for.
@@ -111,7 +116,8 @@ impl StateChecker {
         data_dir: &Path,
     ) -> StateChecker {
         StateChecker {
-            quorum: QuorumChecker::new(hosts.clone(), node_ids, voters),
+            quorum: QuorumChecker::new(hosts.clone(), node_ids.clone(), voters),
+            replication: ReplicationChecker::new(hosts.clone(), node_ids),
             hosts,
             data_dir: data_dir.to_path_buf(),
             partitions: BTreeMap::new(),
@@ -122,6 +128,7 @@ impl StateChecker {
             member_incarnations: BTreeMap::new(),
             commits_written: BTreeMap::new(),
             violations: Vec::new(),
+            ignored: Vec::new(),
         }
     }
 
@@ -252,6 +259,20 @@ impl StateChecker {
         });
     }
 
+    /// Passes over anomalies of these kinds from here on (their names, as reported).
+    pub fn ignore(&mut self, kinds: Vec<String>) {
+        self.ignored = kinds;
+    }
+
+    /// Drops what it found of the kinds it passes over.
+    pub fn drop_ignored(&mut self) {
+        if !self.ignored.is_empty() {
+            let ignored = &self.ignored;
+            self.violations
+                .retain(|a| !ignored.contains(&a.kind.to_string()));
+        }
+    }
+
     /// The host that leads the metadata quorum, as far as the nodes have said.
     pub fn quorum_leader(&self) -> Option<usize> {
         self.quorum.current_leader()
@@ -266,9 +287,48 @@ impl StateChecker {
                 state,
                 producers,
             } => self.recovered(o, dir, state, producers),
-            Observed::State { dir, state } => self.state(o, dir, state),
-            Observed::Truncated { dir, offset } => self.truncated(o, dir, *offset),
+            Observed::State { dir, state } => {
+                self.state(o, dir, state);
+                self.replication
+                    .state(host, o.incarnation, dir, state, o.at);
+            }
+            Observed::Truncated { dir, offset } => {
+                self.truncated(o, dir, *offset);
+                self.replication.truncated(host, dir, *offset, o.at);
+            }
+            Observed::Appended { dir, batches } => {
+                self.replication.appended(host, o.incarnation, dir, batches);
+            }
+            Observed::IsrExpanding {
+                dir,
+                leader_epoch,
+                added,
+            } => {
+                let parts = &self.partitions;
+                let floor = |h: usize, d: &str| {
+                    parts
+                        .get(&(h, d.to_string()))
+                        .map_or(0, |p| p.durable_floor)
+                };
+                self.replication
+                    .isr_expanding(host, dir, *leader_epoch, added, &floor, o.at);
+            }
+            Observed::Leading {
+                dir,
+                leader_epoch,
+                epoch_start,
+            } => {
+                self.replication.leading(
+                    host,
+                    o.incarnation,
+                    dir,
+                    *leader_epoch,
+                    *epoch_start,
+                    o.at,
+                );
+            }
             Observed::Deleted { dir } => {
+                self.replication.deleted(host, dir);
                 self.partitions.remove(&(host, dir.clone()));
                 let prefix = self.data_dir.join(dir);
                 self.files
@@ -321,8 +381,25 @@ impl StateChecker {
             | Observed::MetadataApplied { .. } => {
                 self.quorum.observe(o);
                 self.violations.append(&mut self.quorum.found);
+                match &o.what {
+                    Observed::MetadataApplied { offset, state } => {
+                        let parts = &self.partitions;
+                        let floor = |h: usize, d: &str| {
+                            parts
+                                .get(&(h, d.to_string()))
+                                .map_or(0, |p| p.durable_floor)
+                        };
+                        self.replication
+                            .metadata_applied(*offset, state, &floor, o.at);
+                    }
+                    Observed::MetadataRestored { offset, state } => {
+                        self.replication.metadata_restored(*offset, state);
+                    }
+                    _ => {}
+                }
             }
         }
+        self.violations.append(&mut self.replication.found);
     }
 
     fn recovered(
@@ -358,8 +435,19 @@ impl StateChecker {
                 ),
             );
         }
+        let mut recovered_batches = Vec::new();
         if let Some(img) = self.recover_from.get(&o.host) {
             let chain = image::chain(img, &self.data_dir.join(dir), state.log_start);
+            recovered_batches = chain
+                .batches
+                .iter()
+                .map(|b| BatchId {
+                    base_offset: b.base_offset,
+                    last_offset: b.last_offset,
+                    crc: b.crc,
+                    leader_epoch: b.leader_epoch,
+                })
+                .collect();
             let valid_end = chain.end.unwrap_or(state.log_start);
             if state.log_end > state.log_start && valid_end < state.log_end {
                 let detail = format!(
@@ -399,6 +487,8 @@ impl StateChecker {
             }
         }
         self.remember(o, dir, state, false);
+        self.replication
+            .recovered(o.host, o.incarnation, dir, state, recovered_batches);
     }
 
     /// A log declared that it cut its tail to `offset`: the next published offsets may come
@@ -457,12 +547,36 @@ impl StateChecker {
         self.remember(o, dir, s, true);
     }
 
-    /// A client was told its write is at `offset` of `tp`; `durable` if it was promised a sync.
-    pub fn acknowledged(&mut self, tp: &Tp, offset: i64, durable: bool, at: Micros) {
-        if !durable {
+    /// The client topics' replication factors, `min.insync.replicas` and write caching.
+    pub fn set_topics(&mut self, topics: BTreeMap<String, TopicRules>) {
+        self.replication.set_topics(topics);
+    }
+
+    /// A client was told its write is at `offset` of `tp`: `promise` says whether it was
+    /// promised a sync and whether it is committed (acks=all, on a replicated topic).
+    pub fn acknowledged(&mut self, tp: &Tp, offset: i64, promise: Promise, at: Micros) {
+        let dir = tp.to_string();
+        if promise.committed
+            && let Some(rules) = self.replication.rules(&dir)
+        {
+            let holders =
+                self.partitions
+                    .iter()
+                    .filter(|((_, d), _)| *d == dir)
+                    .map(|((h, _), p)| {
+                        let held = if rules.write_caching {
+                            p.last.map_or(0, |l| l.log_end)
+                        } else {
+                            p.durable_floor
+                        };
+                        (*h, held)
+                    });
+            self.replication.acknowledged(tp, offset, holders, at);
+            self.violations.append(&mut self.replication.found);
+        }
+        if !promise.durable {
             return;
         }
-        let dir = tp.to_string();
         let floor = self
             .partitions
             .iter()
@@ -568,6 +682,7 @@ mod tests {
                 log_start,
                 log_end,
                 durable_end,
+                high_watermark: -1,
             },
         }
     }

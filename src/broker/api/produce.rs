@@ -125,6 +125,7 @@ async fn append_one(
     let mut buf = records.to_vec();
     match log.append(&mut buf, log.sole_leader_epoch(epoch)) {
         Ok(info) => {
+            crate::broker::sync_soon(&log);
             let resp = PartitionProduceResponse::default()
                 .with_index(index)
                 .with_base_offset(info.first_offset)
@@ -134,8 +135,10 @@ async fn append_one(
             // the background when write caching is off), but after the answer.
             let early = log.planted_bugs().early_ack;
             let upto = info.last_offset + 1;
+            // The planted `ack-before-isr` answers once the leader's own part is done.
+            let alone = log.planted_bugs().ack_before_isr;
             let wait = match led {
-                Some(l) if acks == -1 && !early => {
+                Some(l) if acks == -1 && !early && !alone => {
                     let sync_first = log.must_sync(&info, false);
                     Some(Wait::HighWatermark(l, upto, sync_first))
                 }

@@ -184,6 +184,7 @@ impl Sender {
     ) {
         for b in &mut batches {
             b.attempts += 1;
+            tracing::trace!(partition = %b.tp, epoch = b.producer.producer_epoch, seq = b.producer.base_sequence, attempt = b.attempts, "sending batch");
         }
         let req = produce_request(
             &batches,
@@ -261,6 +262,7 @@ impl Sender {
                     )),
                 },
             };
+            tracing::trace!(partition = %b.tp, epoch = b.producer.producer_epoch, seq = b.producer.base_sequence, ok = outcome.is_ok(), error = ?outcome.as_ref().err().map(|e| e.to_string()), "produce answer");
             match outcome {
                 Ok(ack) => self.finish(b, Ok(ack)),
                 Err(e) => self.settle_error(b, e),

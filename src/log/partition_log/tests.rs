@@ -314,11 +314,37 @@ async fn flush_messages_and_durability() {
 }
 
 #[tokio::test]
-async fn unsynced_appends_are_synced_in_the_background() {
+async fn the_log_keeps_one_queued_sync_for_its_owner_and_spawns_none() {
     let f = fixture();
     let log = open(&f, LogConfig::default()).await;
     log.append(&mut batch(0, 2, T0), 0).unwrap();
     log.append(&mut batch(1, 2, T0), 0).unwrap();
+    // Nothing syncs unless asked: storage decides no policy and runs no task.
+    tokio::task::yield_now().await;
+    assert_eq!(log.durable_offset(), 0);
+    assert!(log.queue_sync(), "the first ask queues the sync");
+    assert!(
+        !log.queue_sync(),
+        "one queued sync serves every ask until it starts"
+    );
+    let target = log.start_queued_sync();
+    assert_eq!(target, 4);
+    assert!(
+        log.queue_sync(),
+        "appends after the start queue the next one"
+    );
+    log.sync_to(target).await.unwrap();
+    assert_eq!(log.visible_end_offset(), 4);
+}
+
+#[tokio::test]
+async fn unsynced_appends_are_synced_in_the_background_when_the_broker_asks() {
+    let f = fixture();
+    let log = open(&f, LogConfig::default()).await;
+    log.append(&mut batch(0, 2, T0), 0).unwrap();
+    crate::broker::sync_soon(&log);
+    log.append(&mut batch(1, 2, T0), 0).unwrap();
+    crate::broker::sync_soon(&log);
     let mut rx = log.subscribe();
     while rx.borrow_and_update().durable_end < 4 {
         rx.changed().await.unwrap();
