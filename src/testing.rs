@@ -198,6 +198,9 @@ pub fn fuzz_request_decode(data: &[u8]) {
             ApiKey::Produce => ProduceRequest::decode(&mut b, v).map(|_| ()),
             ApiKey::Fetch => FetchRequest::decode(&mut b, v).map(|_| ()),
             ApiKey::ListOffsets => ListOffsetsRequest::decode(&mut b, v).map(|_| ()),
+            ApiKey::OffsetForLeaderEpoch => {
+                OffsetForLeaderEpochRequest::decode(&mut b, v).map(|_| ())
+            }
             ApiKey::Metadata => MetadataRequest::decode(&mut b, v).map(|_| ()),
             ApiKey::ApiVersions => ApiVersionsRequest::decode(&mut b, v).map(|_| ()),
             ApiKey::CreateTopics => CreateTopicsRequest::decode(&mut b, v).map(|_| ()),

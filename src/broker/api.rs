@@ -13,6 +13,7 @@ pub mod init_producer_id;
 pub mod lifecycle;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod quorum;
 
@@ -106,6 +107,7 @@ pub async fn dispatch(
         ApiKey::Produce => produce::handle(broker, &req).await,
         ApiKey::Fetch => fetch::handle(broker, &req),
         ApiKey::ListOffsets => list_offsets::handle(broker, &req),
+        ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch::handle(broker, &req),
         ApiKey::Metadata => metadata::handle(broker, &req).await,
         ApiKey::CreateTopics => create_topics::handle(broker, &req, forwarded).await,
         ApiKey::DeleteTopics => delete_topics::handle(broker, &req, forwarded).await,

@@ -98,6 +98,20 @@ fn request(api: ApiKey, version: i16, correlation_id: i32) -> bytes::Bytes {
                     ]),
             ]),
         ),
+        ApiKey::OffsetForLeaderEpoch => encode_request(
+            &header,
+            &OffsetForLeaderEpochRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(vec![
+                    offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
+                        .with_topic(topic("t"))
+                        .with_partitions(vec![
+                            offset_for_leader_epoch_request::OffsetForLeaderPartition::default()
+                                .with_current_leader_epoch(-1)
+                                .with_leader_epoch(0),
+                        ]),
+                ]),
+        ),
         ApiKey::Metadata => encode_request(&header, &MetadataRequest::default().with_topics(None)),
         ApiKey::ApiVersions => encode_request(&header, &ApiVersionsRequest::default()),
         ApiKey::CreateTopics => encode_request(
@@ -281,6 +295,9 @@ fn decode_response(api: ApiKey, version: i16, mut body: bytes::Bytes) {
         ApiKey::Fetch => FetchResponse::decode(&mut body, version).is_ok(),
         ApiKey::ListOffsets => ListOffsetsResponse::decode(&mut body, version).is_ok(),
         ApiKey::Metadata => MetadataResponse::decode(&mut body, version).is_ok(),
+        ApiKey::OffsetForLeaderEpoch => {
+            OffsetForLeaderEpochResponse::decode(&mut body, version).is_ok()
+        }
         ApiKey::ApiVersions => ApiVersionsResponse::decode(&mut body, version).is_ok(),
         ApiKey::CreateTopics => CreateTopicsResponse::decode(&mut body, version).is_ok(),
         ApiKey::DeleteTopics => DeleteTopicsResponse::decode(&mut body, version).is_ok(),
@@ -420,4 +437,78 @@ async fn a_batch_refused_whole_has_no_record_errors() {
         kafka_protocol::error::ResponseError::CorruptMessage.code()
     );
     assert!(p.record_errors.is_empty(), "{:?}", p.record_errors);
+}
+
+/// KIP-320: a consumer asks where its epoch ends after a leader change; the leader answers
+/// from its epoch cache, and an epoch past the cache ends at the log end; a stale or future
+/// current epoch is refused as Fetch refuses it.
+#[tokio::test]
+async fn offset_for_leader_epoch_answers_where_an_epoch_ends() {
+    let b = broker().await;
+    let peer: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+    // Two records in epoch 0 of a fresh single-replica topic.
+    let log = loop {
+        if let Ok((log, _)) = b.leader_log("t", 0, -1) {
+            break log;
+        }
+        let _ = dispatch(
+            &b,
+            parse_request(request(ApiKey::Produce, 9, 1)).unwrap(),
+            peer,
+            ListenerRole::Client,
+        )
+        .await;
+        tokio::task::yield_now().await;
+    };
+    let mut batch = crate::log::batch::encode_batch(
+        &[crate::log::batch::NewRecord {
+            timestamp: 5,
+            value: Some(b"v".to_vec()),
+            ..Default::default()
+        }],
+        crate::log::batch::ProducerFields::NONE,
+    );
+    log.append(&mut batch, 0).unwrap();
+    let end = log.log_end_offset();
+    let ask = |current: i32, epoch: i32| {
+        let header = RequestHeader::default()
+            .with_request_api_key(ApiKey::OffsetForLeaderEpoch as i16)
+            .with_request_api_version(4)
+            .with_correlation_id(9)
+            .with_client_id(Some(StrBytes::from_static_str("test")));
+        let body = OffsetForLeaderEpochRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![
+                offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
+                    .with_topic(topic("t"))
+                    .with_partitions(vec![
+                        offset_for_leader_epoch_request::OffsetForLeaderPartition::default()
+                            .with_partition(0)
+                            .with_current_leader_epoch(current)
+                            .with_leader_epoch(epoch),
+                    ]),
+            ]);
+        parse_request(encode_request(&header, &body).unwrap().slice(4..)).unwrap()
+    };
+    let answer = |req| {
+        let b = b.clone();
+        async move {
+            let bytes = match dispatch(&b, req, peer, ListenerRole::Client).await {
+                Reply::Ready(bytes) => bytes,
+                Reply::Later(f) => f.await.expect("a late response"),
+                _ => panic!("not answered"),
+            };
+            let (_, mut body) =
+                parse_response_header(bytes.slice(4..), ApiKey::OffsetForLeaderEpoch, 4).unwrap();
+            let r = OffsetForLeaderEpochResponse::decode(&mut body, 4).unwrap();
+            let p = r.topics[0].partitions[0].clone();
+            (p.error_code, p.leader_epoch, p.end_offset)
+        }
+    };
+    assert_eq!(answer(ask(0, 0)).await, (0, 0, end));
+    assert_eq!(answer(ask(-1, 0)).await, (0, 0, end));
+    let fenced = kafka_protocol::error::ResponseError::UnknownLeaderEpoch.code();
+    assert_eq!(answer(ask(1, 0)).await, (fenced, -1, -1));
+    // An epoch past the leader's is not known.
+    assert_eq!(answer(ask(0, 3)).await.2, -1);
 }
