@@ -152,7 +152,7 @@ impl Broker {
             logs.clone(),
             config.group.clone(),
         ));
-        Ok(Arc::new(Broker {
+        let broker = Arc::new(Broker {
             env,
             config: Arc::new(config),
             logs,
@@ -167,7 +167,10 @@ impl Broker {
             controller: Arc::new(controller::ControllerService::new(controller_settings)),
             lifecycle: watch::Sender::new(controller::Lifecycle::Starting),
             replicas: replicas::Replicas::default(),
-        }))
+        });
+        let replication: Arc<dyn crate::group::OffsetsReplication> = broker.clone();
+        broker.groups.set_replication(Arc::downgrade(&replication));
+        Ok(broker)
     }
 
     /// Waits until the metadata has caught up with what this node held before, then opens
@@ -586,4 +589,54 @@ pub(crate) fn sync_soon(log: &Arc<PartitionLog>) {
             tracing::warn!(dir = %log.dir().display(), error = %e, "background sync failed");
         }
     });
+}
+
+impl crate::group::OffsetsReplication for Broker {
+    fn leader_epoch(&self, partition: i32) -> Option<i32> {
+        match self.leadership(OFFSETS_TOPIC, partition) {
+            Leadership::Leader { epoch } => Some(epoch),
+            _ => None,
+        }
+    }
+
+    fn replicated(
+        self: Arc<Self>,
+        partition: i32,
+        upto: i64,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<(), kafka_protocol::error::ResponseError>>
+                + Send,
+        >,
+    > {
+        use kafka_protocol::error::ResponseError;
+        Box::pin(async move {
+            if !self.has_followers(OFFSETS_TOPIC, partition) {
+                return Ok(());
+            }
+            let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
+            let timeout = std::time::Duration::from_millis(self.config.offsets_commit_timeout_ms);
+            let wait = async {
+                loop {
+                    let Some(epoch) =
+                        crate::group::OffsetsReplication::leader_epoch(&*self, partition)
+                    else {
+                        return Err(ResponseError::NotLeaderOrFollower);
+                    };
+                    // Right after the coordinator starts serving a partition, replication may
+                    // not lead it in the metadata's epoch yet: wait for it.
+                    match self.replicas.led(&tp) {
+                        Some(led) if led.is_current() && led.leader_epoch == epoch => {
+                            return led.wait_for_high_watermark(upto).await;
+                        }
+                        _ => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+                    }
+                }
+            };
+            match tokio::time::timeout(timeout, wait).await {
+                Ok(r) => r,
+                Err(_) => Err(ResponseError::RequestTimedOut),
+            }
+        })
+    }
 }

@@ -10,4 +10,4 @@ pub mod records;
 pub mod service;
 
 pub use coordinator::{Config, Coordinator, GroupState, Request, Response, partition_for};
-pub use service::{Call, GroupService, OFFSETS_TOPIC};
+pub use service::{Call, GroupService, OFFSETS_TOPIC, OffsetsReplication};

@@ -565,9 +565,6 @@ impl SimConfig {
                 pick(&mut r, &[1, 5, 300])
             ),
             format!("auto.leader.rebalance.enable={}", r.random_bool(0.8)),
-            // One replica of the group offsets until data replication lands (a coordinator
-            // moving to a replica without the data would lose commits).
-            "offsets.topic.replication.factor=1".to_string(),
             // A follower's fetch held by a network fault is given up after 3 s, not Kafka's 30.
             "replica.socket.timeout.ms=3000".to_string(),
             format!(
@@ -582,6 +579,16 @@ impl SimConfig {
         broker_overrides.push(format!(
             "metadata.log.max.record.bytes.between.snapshots={snapshot_bytes}"
         ));
+        // The group offsets: in half the multi-broker seeds on as many replicas as Kafka's
+        // default (3, or every broker), so commits survive a coordinator's failover only
+        // through replication (stream `offsets-replication`).
+        let mut r = stream(seed, "offsets-replication");
+        let offsets_rf = if brokers >= 2 && r.random_bool(0.5) {
+            brokers.min(3)
+        } else {
+            1
+        };
+        broker_overrides.push(format!("offsets.topic.replication.factor={offsets_rf}"));
         // Data replication: in half the seeds the client topics get several replicas (stream
         // `replication`, so every other draw stays as it was), some with min.insync.replicas=2.
         let mut r = stream(seed, "replication");

@@ -211,7 +211,7 @@ pub async fn create_topic(
 
 /// Creates `__consumer_offsets` if it does not exist, with Kafka's settings for it
 /// (`cleanup.policy=compact`, `offsets.topic.num.partitions`, `offsets.topic.segment.bytes`,
-/// `offsets.topic.replication.factor` capped at the live brokers).
+/// `offsets.topic.replication.factor` capped at the live brokers), and `write.caching=false`.
 pub async fn ensure_offsets_topic(broker: &Broker) -> Result<(), TopicError> {
     if broker.metadata.state().topics.contains_key(OFFSETS_TOPIC) {
         return Ok(());
@@ -219,6 +219,9 @@ pub async fn ensure_offsets_topic(broker: &Broker) -> Result<(), TopicError> {
     let cfg = &broker.config;
     let configs = BTreeMap::from([
         ("cleanup.policy".to_string(), "compact".to_string()),
+        // Group records are durable on every in-sync replica before they are answered,
+        // whatever the broker's default: followers sync before they report their ends.
+        ("write.caching".to_string(), "false".to_string()),
         (
             "segment.bytes".to_string(),
             cfg.offsets_topic_segment_bytes.to_string(),

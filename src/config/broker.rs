@@ -135,6 +135,8 @@ pub struct BrokerConfig {
     pub replica_fetch_backoff_ms: u64,
     /// `replica.socket.timeout.ms`.
     pub replica_socket_timeout_ms: u64,
+    /// `offsets.commit.timeout.ms`.
+    pub offsets_commit_timeout_ms: u64,
     /// `auto.leader.rebalance.enable`.
     pub auto_leader_rebalance_enable: bool,
     /// `leader.imbalance.check.interval.seconds`.
@@ -484,6 +486,7 @@ fn resolve(explicit: Settings) -> Result<BrokerConfig, ConfigError> {
         replica_fetch_response_max_bytes: narrow(int("replica.fetch.response.max.bytes")),
         replica_fetch_backoff_ms: narrow(int("replica.fetch.backoff.ms")),
         replica_socket_timeout_ms: narrow(int("replica.socket.timeout.ms")),
+        offsets_commit_timeout_ms: narrow(int("offsets.commit.timeout.ms")),
         auto_leader_rebalance_enable: flag("auto.leader.rebalance.enable"),
         leader_imbalance_check_interval_seconds: narrow(int(
             "leader.imbalance.check.interval.seconds",

@@ -263,6 +263,10 @@ pub(crate) const KEYS: &[Key] = &[
     broker("replica.socket.timeout.ms", Int, Some("30000"), at_least(1),
         "How long a follower waits for its leader to answer a fetch (or a connection) \
          before it drops the connection and fetches again."),
+    broker("offsets.commit.timeout.ms", Int, Some("5000"), at_least(1),
+        "How long an offset commit (or any group record) waits for the in-sync replicas of its \
+         __consumer_offsets partition to hold it before it is answered \
+         COORDINATOR_NOT_AVAILABLE."),
     broker("replica.fetch.backoff.ms", Int, Some("1000"), at_least(0),
         "How long a follower waits after a failed fetch before it fetches again."),
     broker("auto.leader.rebalance.enable", Boolean, Some("true"), Check::Any,

@@ -22,8 +22,25 @@ use tokio::sync::oneshot;
 /// Kafka's internal topic of group metadata and committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
-/// The leader epoch stamped on the coordinator's batches (one node: epoch 0).
+/// The leader epoch stamped on the coordinator's batches when no replication tells it one.
 const LEADER_EPOCH: i32 = 0;
+
+/// What replication tells the coordinator about a `__consumer_offsets` partition it leads:
+/// the leader epoch to stamp on its batches, and when the in-sync replicas hold what it wrote.
+/// A commit is answered only then, as Kafka answers one once `acks=all` would be (with
+/// replicas, a commit the leader alone holds would be lost with it).
+pub trait OffsetsReplication: Send + Sync {
+    /// The partition's leader epoch if this broker leads it.
+    fn leader_epoch(&self, partition: i32) -> Option<i32>;
+    /// Waits until the partition's high watermark reaches `upto` (at once for a partition
+    /// without followers): NOT_LEADER_OR_FOLLOWER if leadership moves first, REQUEST_TIMED_OUT
+    /// after `offsets.commit.timeout.ms`.
+    fn replicated(
+        self: Arc<Self>,
+        partition: i32,
+        upto: i64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), ResponseError>> + Send>>;
+}
 
 /// The group coordinator of one broker.
 pub struct GroupService {
@@ -32,6 +49,8 @@ pub struct GroupService {
     next_req: AtomicU64,
     env: Env,
     logs: Arc<LogManager>,
+    /// The broker's replication (a weak reference: the broker owns this service).
+    replication: std::sync::OnceLock<std::sync::Weak<dyn OffsetsReplication>>,
 }
 
 /// A request stepped through the coordinator, its answer still to come.
@@ -43,6 +62,7 @@ pub struct Call {
 /// A write appended to the log, waiting for its sync.
 struct Appended {
     id: WriteId,
+    partition: i32,
     outcome: Result<(Arc<PartitionLog>, i64), i16>,
 }
 
@@ -54,7 +74,17 @@ impl GroupService {
             next_req: AtomicU64::new(1),
             env,
             logs,
+            replication: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Connects the broker's replication (once, when the broker is built).
+    pub fn set_replication(&self, replication: std::sync::Weak<dyn OffsetsReplication>) {
+        let _ = self.replication.set(replication);
+    }
+
+    fn replication(&self) -> Option<Arc<dyn OffsetsReplication>> {
+        self.replication.get().and_then(std::sync::Weak::upgrade)
     }
 
     fn core(&self) -> std::sync::MutexGuard<'_, Coordinator> {
@@ -95,7 +125,11 @@ impl GroupService {
         }
         core.begin_load(partition);
         let now = self.env.clock.now_ms();
-        let end = log.visible_end_offset();
+        // To the log end, as Kafka's loader reads: this broker leads the partition, so its log
+        // is the one the followers copy. (Its visible end may still be far below: a leader
+        // that just started knows no high watermark yet, and one that was a follower knows
+        // its leader's from one fetch ago.)
+        let end = log.log_end_offset();
         let mut offset = log.log_start_offset();
         let mut replayed = 0usize;
         while offset < end {
@@ -287,6 +321,7 @@ impl GroupService {
         let Some(log) = self.logs.get(&tp) else {
             return Appended {
                 id: w.id,
+                partition: w.partition,
                 outcome: Err(ResponseError::NotCoordinator.code()),
             };
         };
@@ -304,11 +339,21 @@ impl GroupService {
         if records.is_empty() {
             return Appended {
                 id: w.id,
+                partition: w.partition,
                 outcome: Err(ResponseError::UnknownServerError.code()),
             };
         }
         let mut buf = batch::encode_batch(&records, ProducerFields::NONE);
-        let outcome = match log.append(&mut buf, log.sole_leader_epoch(LEADER_EPOCH)) {
+        // The partition's leader epoch, as every leader stamps its batches, so followers'
+        // epoch caches tell where their logs diverge after a coordinator failover.
+        let epoch = self
+            .replication()
+            .and_then(|r| r.leader_epoch(w.partition))
+            .map_or_else(
+                || log.sole_leader_epoch(LEADER_EPOCH),
+                |e| log.sole_leader_epoch(e),
+            );
+        let outcome = match log.append(&mut buf, epoch) {
             Ok(info) => {
                 crate::broker::sync_soon(&log);
                 if self.env.probe.observing() {
@@ -328,7 +373,11 @@ impl GroupService {
                 Err(code)
             }
         };
-        Appended { id: w.id, outcome }
+        Appended {
+            id: w.id,
+            partition: w.partition,
+            outcome,
+        }
     }
 
     /// Tells the probe which offset commits a batch ending before `end` holds.
@@ -373,7 +422,7 @@ impl GroupService {
                     // The planted bug answers without syncing.
                     Ok((log, _)) if log.planted_bugs().commit_before_sync => Ok(()),
                     Ok((log, upto)) => match log.sync_to(upto).await {
-                        Ok(()) => Ok(()),
+                        Ok(()) => self.replicated(a.partition, upto).await,
                         Err(e) => {
                             tracing::warn!(error = %e, "a group-log sync failed");
                             Err(ResponseError::CoordinatorNotAvailable.code())
@@ -388,6 +437,23 @@ impl GroupService {
                 core.advance(self.env.clock.now_ms(), results);
                 self.drain(&mut core)
             };
+        }
+    }
+
+    /// Waits until the in-sync replicas of the partition hold its log below `upto`, with the
+    /// codes Kafka's coordinator answers when they do not: NOT_COORDINATOR if leadership
+    /// moved, COORDINATOR_NOT_AVAILABLE otherwise (both retried by clients).
+    async fn replicated(&self, partition: i32, upto: i64) -> Result<(), i16> {
+        let Some(replication) = self.replication() else {
+            return Ok(());
+        };
+        match replication.replicated(partition, upto).await {
+            Ok(()) => Ok(()),
+            Err(ResponseError::NotLeaderOrFollower) => Err(ResponseError::NotCoordinator.code()),
+            Err(e) => {
+                tracing::debug!(partition, upto, error = ?e, "a group-log write was not replicated");
+                Err(ResponseError::CoordinatorNotAvailable.code())
+            }
         }
     }
 
