@@ -75,10 +75,11 @@ fn main() -> ExitCode {
             };
         }
     };
-    // RUST_LOG shows the simulated broker's and clients' own logs (simulated time is in the
-    // trace; these lines carry the machine's time).
+    // RUST_LOG shows the simulated broker's and clients' own logs, stamped with the simulated
+    // time (as the trace is).
     if std::env::var_os("RUST_LOG").is_some() {
         tracing_subscriber::fmt()
+            .with_timer(SimTime)
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_writer(std::io::stderr)
             .init();
@@ -162,4 +163,16 @@ fn main() -> ExitCode {
         }
     }
     ExitCode::from(worst)
+}
+
+/// Stamps log lines with the simulated time, in seconds, as the trace prints it.
+struct SimTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for SimTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        match turmoil::sim_elapsed() {
+            Some(t) => write!(w, "{:10.6}", t.as_secs_f64()),
+            None => write!(w, "{:>10}", "-"),
+        }
+    }
 }

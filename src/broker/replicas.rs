@@ -581,14 +581,25 @@ async fn fetch_round(
     if let Some(code) = ResponseError::try_from_code(resp.error_code) {
         return Err(format!("the leader answered {code:?}"));
     }
+    // Only what this broker still follows from `leader`, in the epoch it asked in: an answer
+    // that arrives after leadership moved (to this broker, say) must not touch the log.
+    let still: BTreeSet<(TopicPartition, i32)> = b
+        .followed_from(leader)
+        .into_iter()
+        .map(|(tp, epoch, _)| (tp, epoch))
+        .collect();
     for t in resp.responses {
         for p in t.partitions {
-            let Some((tp, _, log, offset, _)) = asked
+            let Some((tp, epoch, log, offset, _)) = asked
                 .iter()
                 .find(|a| a.0.topic == t.topic.0.as_str() && a.0.partition == p.partition_index)
             else {
                 continue;
             };
+            if !still.contains(&(tp.clone(), *epoch)) {
+                tracing::debug!(partition = %tp, leader, "leadership moved while the fetch was out; its answer is dropped");
+                continue;
+            }
             if let Err(e) = take_answer(tp, log, *offset, p).await {
                 tracing::debug!(partition = %tp, leader, error = %e, "replica fetch of a partition failed");
                 refused.push(tp.clone());

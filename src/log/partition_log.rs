@@ -606,7 +606,8 @@ impl PartitionLog {
 
     /// Writes checked batches whose headers (`headers`, with their final offsets and epochs,
     /// the first at the log end) describe `records`, then updates the offsets, the producers'
-    /// state and the epoch cache, publishes, and queues a background sync.
+    /// state and the epoch cache, and publishes. Nothing is synced here: see
+    /// [`PartitionLog::queue_sync`].
     fn write_batches(
         self: &Arc<Self>,
         mut st: MutexGuard<'_, LogState>,

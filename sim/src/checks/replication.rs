@@ -11,7 +11,7 @@
 //! - a follower joins an ISR only once its synced end has reached the start of the leader's
 //!   epoch and everything committed;
 //! - an acknowledged acks=all write is on at least `min.insync.replicas` replicas' synced
-//!   logs (their logs, with write caching) when the client is told.
+//!   logs when the client is told.
 //!
 //! The checks of what is committed hold for topics under the durable default: with write
 //! caching, replicas that all lose power may lose committed records, as in Kafka (KIP-966).
@@ -134,6 +134,9 @@ impl ReplicationChecker {
         state: &PartitionState,
         batches: impl IntoIterator<Item = BatchId>,
     ) {
+        if self.rules(dir).is_none() {
+            return;
+        }
         let batches = batches
             .into_iter()
             .filter(|b| b.base_offset >= state.log_start && b.last_offset < state.log_end)
@@ -153,6 +156,9 @@ impl ReplicationChecker {
 
     /// A replica appended `batches`.
     pub fn appended(&mut self, host: usize, incarnation: u32, dir: &str, batches: &[BatchId]) {
+        if self.rules(dir).is_none() {
+            return;
+        }
         let r = self.replicas.entry((host, dir.to_string())).or_default();
         r.incarnation = incarnation;
         for b in batches {
@@ -201,6 +207,9 @@ impl ReplicationChecker {
         s: &PartitionState,
         at: Micros,
     ) {
+        if self.rules(dir).is_none() {
+            return;
+        }
         let name = self.host(host);
         let durable = self.durable(dir);
         let key = (host, dir.to_string());
@@ -220,6 +229,7 @@ impl ReplicationChecker {
         // Retention, or a log started again elsewhere (a follower far behind its leader).
         r.batches.retain(|_, b| b.last_offset >= s.log_start);
         let _ = r.batches.split_off(&s.log_end);
+        r.checked = r.checked.min(s.log_end);
         r.log_start = s.log_start;
         r.high_watermark = s.high_watermark;
         if let Some(detail) = wrong {
@@ -238,12 +248,19 @@ impl ReplicationChecker {
         let c = self.committed.entry(dir.to_string()).or_default();
         let mut diverged = None;
         for b in below {
+            // The committed batch covering b's first offset, or else one starting inside b.
             let covering = c
                 .batches
                 .range(..=b.base_offset)
                 .next_back()
                 .map(|(_, x)| *x)
-                .filter(|x| x.last_offset >= b.base_offset);
+                .filter(|x| x.last_offset >= b.base_offset)
+                .or_else(|| {
+                    c.batches
+                        .range(b.base_offset..=b.last_offset)
+                        .next()
+                        .map(|(_, x)| *x)
+                });
             match covering {
                 Some(x) if x != b => {
                     diverged.get_or_insert((b, x));
@@ -434,7 +451,10 @@ impl ReplicationChecker {
         at: Micros,
     ) {
         let dir = tp.to_string();
-        let Some(rules) = self.rules(&dir).filter(|r| r.replication_factor > 1) else {
+        // Under the durable default only: with write caching a follower may lose its copy
+        // to a power loss between the leader's answer and the client's receipt of it, which
+        // Kafka allows.
+        let Some(rules) = self.rules(&dir).filter(|r| r.durable()) else {
             return;
         };
         let need = rules.min_insync_replicas.clamp(1, rules.replication_factor);
@@ -443,13 +463,8 @@ impl ReplicationChecker {
             .map(|(h, _)| self.host(h))
             .collect();
         if (holding.len() as i32) < need {
-            let what = if rules.write_caching {
-                "logs"
-            } else {
-                "synced logs"
-            };
             let detail = format!(
-                "an acks=all write was acknowledged at offset {offset} while only {} replica(s) held it in their {what} ({}), below min.insync.replicas {need}",
+                "an acks=all write was acknowledged at offset {offset} while only {} replica(s) held it in their synced logs ({}), below min.insync.replicas {need}",
                 holding.len(),
                 holding.join(", ")
             );
