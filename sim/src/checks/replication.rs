@@ -442,7 +442,7 @@ impl ReplicationChecker {
 
     /// A client was told its acks=all write to `tp` is at `offset`: it must be on at least
     /// `min.insync.replicas` replicas, counted by `holds(host, dir)`, the offset each replica
-    /// holds below (its synced end, or its log end with write caching).
+    /// holds below (its synced end).
     pub fn acknowledged(
         &mut self,
         tp: &Tp,

@@ -92,6 +92,13 @@ pub struct StateChecker {
     ignored: Vec<String>,
 }
 
+/// The highest offset broker `host` ever declared durable in `dir` (0 if nothing yet).
+fn durable_floor(parts: &BTreeMap<(usize, String), Partition>, host: usize, dir: &str) -> i64 {
+    parts
+        .get(&(host, dir.to_string()))
+        .map_or(0, |p| p.durable_floor)
+}
+
 /// The partition a directory name (`t0-1`) stands for.
 pub(crate) fn tp_of(dir: &str) -> Tp {
     match TopicPartition::parse_dir_name(dir) {
@@ -304,12 +311,7 @@ impl StateChecker {
                 leader_epoch,
                 added,
             } => {
-                let parts = &self.partitions;
-                let floor = |h: usize, d: &str| {
-                    parts
-                        .get(&(h, d.to_string()))
-                        .map_or(0, |p| p.durable_floor)
-                };
+                let floor = |h: usize, d: &str| durable_floor(&self.partitions, h, d);
                 self.replication
                     .isr_expanding(host, dir, *leader_epoch, added, &floor, o.at);
             }
@@ -383,12 +385,7 @@ impl StateChecker {
                 self.violations.append(&mut self.quorum.found);
                 match &o.what {
                     Observed::MetadataApplied { offset, state } => {
-                        let parts = &self.partitions;
-                        let floor = |h: usize, d: &str| {
-                            parts
-                                .get(&(h, d.to_string()))
-                                .map_or(0, |p| p.durable_floor)
-                        };
+                        let floor = |h: usize, d: &str| durable_floor(&self.partitions, h, d);
                         self.replication
                             .metadata_applied(*offset, state, &floor, o.at);
                     }
@@ -556,21 +553,13 @@ impl StateChecker {
     /// promised a sync and whether it is committed (acks=all, on a replicated topic).
     pub fn acknowledged(&mut self, tp: &Tp, offset: i64, promise: Promise, at: Micros) {
         let dir = tp.to_string();
-        if promise.committed
-            && let Some(rules) = self.replication.rules(&dir)
-        {
-            let holders =
-                self.partitions
-                    .iter()
-                    .filter(|((_, d), _)| *d == dir)
-                    .map(|((h, _), p)| {
-                        let held = if rules.write_caching {
-                            p.last.map_or(0, |l| l.log_end)
-                        } else {
-                            p.durable_floor
-                        };
-                        (*h, held)
-                    });
+        if promise.committed {
+            // What each replica holds synced (the check applies under the durable default).
+            let holders = self
+                .partitions
+                .iter()
+                .filter(|((_, d), _)| *d == dir)
+                .map(|((h, _), p)| (*h, p.durable_floor));
             self.replication.acknowledged(tp, offset, holders, at);
             self.violations.append(&mut self.replication.found);
         }
