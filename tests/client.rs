@@ -262,3 +262,52 @@ async fn an_unreachable_cluster_fails_sends_with_the_reason() {
         .unwrap_err();
     assert!(matches!(e, ClientError::Connect { .. }), "{e}");
 }
+
+/// KIP-320 on the client side: a fetched record carries its batch's leader epoch, the
+/// position remembers it, and a commit stores it with the offset, so whoever resumes from
+/// the commit knows which leader epoch the offset belongs to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn positions_and_commits_carry_the_leader_epoch() {
+    use runnel::client::cluster::Cluster;
+    use runnel::client::coordinator::{self, CommittedOffset, Committer};
+    let port = free_port();
+    let disk = MemDisk::new();
+    let broker = start_broker(&disk, port).await;
+    let admin = Admin::new(Env::real(), client(port)).unwrap();
+    let mut topic = NewTopic::new("e");
+    topic.partitions = 1;
+    admin.create_topic(&topic).await.unwrap();
+    let p = producer(port);
+    p.send("e", None, None, Some(b"x".to_vec()), vec![])
+        .await
+        .unwrap();
+    let tp = TopicPartition::new("e", 0);
+    let mut c = consumer(port, OffsetReset::Earliest);
+    c.assign([tp.clone()]);
+    let got = poll_n(&mut c, 1).await;
+    assert_eq!(got[0].leader_epoch, Some(0));
+    assert_eq!(c.position_and_epoch(&tp), Some((1, Some(0))));
+
+    let cluster = Cluster::new(Env::real(), client(port), false).unwrap();
+    // The offsets topic is created on first use; its coordinator may take a moment.
+    let conn = cluster
+        .retrying("finding the coordinator", true, || {
+            coordinator::find(&cluster, "g")
+        })
+        .await
+        .unwrap();
+    let committed = CommittedOffset {
+        offset: 1,
+        leader_epoch: Some(0),
+    };
+    let offsets = [(tp.clone(), committed)].into_iter().collect();
+    coordinator::commit_offsets(&conn, "g", &Committer::standalone(), &offsets)
+        .await
+        .unwrap();
+    let found = coordinator::fetch_offsets(&conn, "g", Some(std::slice::from_ref(&tp)))
+        .await
+        .unwrap();
+    assert_eq!(found.get(&tp), Some(&committed));
+    p.close().await;
+    broker.shutdown().await;
+}

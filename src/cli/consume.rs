@@ -275,6 +275,7 @@ mod tests {
             topic: "t".into(),
             partition: 2,
             offset: 7,
+            leader_epoch: None,
             timestamp: 0,
             key: None,
             value: Some(bytes::Bytes::from_static(b"v")),

@@ -40,6 +40,13 @@ struct MetaState {
     generation: u64,
     /// The topics this client uses; each refresh asks for all of them.
     interest: BTreeSet<String>,
+    /// The highest leader epoch seen per partition, in metadata, fetched batches or committed
+    /// offsets (Kafka's `lastSeenLeaderEpochs`): metadata naming an older epoch came from a
+    /// broker that has not heard of the newer leader, and is not taken.
+    epochs: BTreeMap<TopicPartition, i32>,
+    /// The last answer named an older epoch than one already seen: the next refresh asks
+    /// another broker than the one with an open connection, which may be that stale one.
+    ask_elsewhere: bool,
 }
 
 /// Connections and metadata, shared by one client's tasks.
@@ -78,6 +85,8 @@ impl Cluster {
                 stale: true,
                 generation: 0,
                 interest: BTreeSet::new(),
+                epochs: BTreeMap::new(),
+                ask_elsewhere: false,
             }),
             refreshing: tokio::sync::Mutex::new(()),
         }))
@@ -145,22 +154,48 @@ impl Cluster {
         Ok(self.install(resp, true))
     }
 
-    fn install(&self, newer: ClusterMetadata, all_topics: bool) -> Arc<ClusterMetadata> {
+    fn install(&self, mut newer: ClusterMetadata, all_topics: bool) -> Arc<ClusterMetadata> {
         let mut m = self.meta();
+        let m = &mut *m;
+        let outdated = newer.keep_newest_epochs(&m.current, &mut m.epochs);
+        if outdated {
+            tracing::debug!("metadata named leader epochs older than ones seen; kept the newer");
+        }
         let mut merged = (*m.current).clone();
         merged.merge(newer, all_topics);
         m.current = Arc::new(merged);
         m.fetched_at = Some(monotonic_now());
-        m.stale = false;
+        m.stale = outdated;
+        m.ask_elsewhere = outdated;
         m.generation += 1;
         m.current.clone()
+    }
+
+    /// Records that `epoch` of `tp` exists (a fetched batch or a committed offset carried it,
+    /// as Kafka's `updateLastSeenEpochIfNewer`). Metadata older than it is refreshed and, until
+    /// a newer answer comes, not taken.
+    pub fn note_epoch(&self, tp: &TopicPartition, epoch: i32) {
+        if epoch < 0 {
+            return;
+        }
+        let mut m = self.meta();
+        let known = m.current.leader_epoch(tp);
+        let seen = m.epochs.entry(tp.clone()).or_insert(epoch);
+        *seen = (*seen).max(epoch);
+        if known < epoch {
+            m.stale = true;
+        }
     }
 
     async fn fetch_metadata(
         &self,
         topics: Option<&[String]>,
     ) -> Result<ClusterMetadata, ClientError> {
-        let conn = self.any_broker().await?;
+        let elsewhere = self.meta().ask_elsewhere;
+        let conn = match elsewhere {
+            true => self.some_broker().await?,
+            false => self.any_broker().await?,
+        };
         let version = conn.version_for(ApiKey::Metadata)?;
         let req: MetadataRequest = metadata_request(version, topics, self.allow_auto_create);
         let resp = conn.start_at(&req, version).await?.wait().await?;
@@ -330,6 +365,12 @@ impl Cluster {
         if let Some(c) = self.open_connection() {
             return Ok(c);
         }
+        self.some_broker().await
+    }
+
+    /// A broker chosen at random among the known ones and the bootstrap servers, trying the
+    /// others in turn if it is unreachable.
+    async fn some_broker(&self) -> Result<Arc<BrokerConnection>, ClientError> {
         let mut candidates: Vec<String> =
             self.metadata().brokers.values().map(|b| b.addr()).collect();
         for b in &self.config.bootstrap_servers {

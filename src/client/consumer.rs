@@ -100,6 +100,8 @@ pub struct ConsumerRecord {
     pub partition: i32,
     /// Its offset.
     pub offset: i64,
+    /// The leader epoch its batch was written in (KIP-320), if the broker stamped one.
+    pub leader_epoch: Option<i32>,
     /// Its timestamp, ms since the epoch (-1 if none).
     pub timestamp: i64,
     /// Its key (`None` is null).
@@ -117,6 +119,9 @@ struct PartitionState {
     topic: Arc<str>,
     /// The next offset to return; `None` until reset.
     position: Option<i64>,
+    /// The leader epoch of the record before `position` (of the last batch read, or of the
+    /// committed offset it started from), if known (KIP-320's offset epoch).
+    position_epoch: Option<i32>,
     /// How to find the position when it is `None` (a seek to the start or end, or an
     /// automatic reset); `None` means `auto.offset.reset`.
     reset: Option<OffsetSpec>,
@@ -124,6 +129,8 @@ struct PartitionState {
     buffer: VecDeque<ConsumerRecord>,
     /// The position once the buffer is returned (after the last batch fetched).
     buffer_end: i64,
+    /// The leader epoch of the last batch fetched.
+    buffer_end_epoch: Option<i32>,
 }
 
 /// A consumer of assigned partitions.
@@ -186,9 +193,11 @@ impl Consumer {
             let state = self.assigned.remove(&tp).unwrap_or_else(|| PartitionState {
                 topic: Arc::from(tp.topic.as_str()),
                 position: None,
+                position_epoch: None,
                 reset: None,
                 buffer: VecDeque::new(),
                 buffer_end: 0,
+                buffer_end_epoch: None,
             });
             next.insert(tp, state);
         }
@@ -215,6 +224,18 @@ impl Consumer {
 
     /// Sets the next offset to read.
     pub fn seek(&mut self, tp: &TopicPartition, offset: i64) -> Result<(), ClientError> {
+        self.seek_with_epoch(tp, offset, None)
+    }
+
+    /// Sets the next offset to read, and the leader epoch of the record before it if known
+    /// (as a committed offset carries it): metadata older than that epoch is then not
+    /// trusted to say who leads.
+    pub fn seek_with_epoch(
+        &mut self,
+        tp: &TopicPartition,
+        offset: i64,
+        leader_epoch: Option<i32>,
+    ) -> Result<(), ClientError> {
         if offset < 0 {
             return Err(ClientError::InvalidArgument(format!(
                 "offset {offset} is negative"
@@ -222,9 +243,20 @@ impl Consumer {
         }
         let st = self.state(tp)?;
         st.position = Some(offset);
+        st.position_epoch = leader_epoch.filter(|e| *e >= 0);
         st.reset = None;
         st.buffer.clear();
+        if let Some(e) = st.position_epoch {
+            self.cluster.note_epoch(tp, e);
+        }
         Ok(())
+    }
+
+    /// The position of `tp` and the leader epoch of the record before it, if known (what a
+    /// commit of the position carries).
+    pub fn position_and_epoch(&self, tp: &TopicPartition) -> Option<(i64, Option<i32>)> {
+        let st = self.assigned.get(tp)?;
+        Some((st.position?, st.position_epoch))
     }
 
     /// Moves to the log start of `partitions` (all assigned ones if empty), looked up at the
@@ -252,6 +284,7 @@ impl Consumer {
         for tp in chosen {
             let st = self.state(tp)?;
             st.position = None;
+            st.position_epoch = None;
             st.reset = Some(spec);
             st.buffer.clear();
         }
@@ -314,6 +347,7 @@ impl Consumer {
             if let Some(st) = self.assigned.get_mut(&tp) {
                 if st.position.is_none() && listed.offset >= 0 {
                     st.position = Some(listed.offset);
+                    st.position_epoch = Some(listed.leader_epoch).filter(|e| *e >= 0);
                     st.reset = None;
                 }
             }
@@ -374,13 +408,17 @@ impl Consumer {
                     break;
                 };
                 st.position = Some(r.offset.saturating_add(1));
+                st.position_epoch = r.leader_epoch;
                 out.push(r);
                 took = true;
             }
             if took && st.buffer.is_empty() {
                 // Past the whole fetched batch, including control records after the last
                 // record returned.
-                st.position = st.position.map(|p| p.max(st.buffer_end));
+                if st.position.is_some_and(|p| p < st.buffer_end) {
+                    st.position = Some(st.buffer_end);
+                    st.position_epoch = st.buffer_end_epoch;
+                }
             }
         }
         out
@@ -530,6 +568,7 @@ impl Consumer {
             Some(ResponseError::OffsetOutOfRange) if reset != OffsetReset::None => {
                 tracing::debug!(partition = %tp, offset = asked_at, ?reset, "offset out of range; resetting");
                 st.position = None;
+                st.position_epoch = None;
                 st.reset = Some(if reset == OffsetReset::Earliest {
                     OffsetSpec::Earliest
                 } else {
@@ -549,9 +588,14 @@ impl Consumer {
         let decoded = records::decode(&st.topic, tp.partition, &data, asked_at)?;
         st.buffer.extend(decoded.records);
         st.buffer_end = decoded.next_offset;
-        if st.buffer.is_empty() {
+        st.buffer_end_epoch = decoded.next_epoch;
+        if st.buffer.is_empty() && decoded.next_offset > asked_at {
             // Only control records or records before the position: move past them.
             st.position = Some(decoded.next_offset);
+            st.position_epoch = decoded.next_epoch;
+        }
+        if let Some(e) = decoded.next_epoch {
+            self.cluster.note_epoch(tp, e);
         }
         Ok(())
     }

@@ -19,6 +19,26 @@ use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// A committed offset (the next one to read) and the leader epoch of the record before it,
+/// if known (OffsetCommit v6+ and OffsetFetch v5+ carry it, KIP-320), as Kafka's
+/// `OffsetAndMetadata` holds them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommittedOffset {
+    /// The next offset to read.
+    pub offset: i64,
+    /// The leader epoch of the record before it.
+    pub leader_epoch: Option<i32>,
+}
+
+impl From<i64> for CommittedOffset {
+    fn from(offset: i64) -> Self {
+        CommittedOffset {
+            offset,
+            leader_epoch: None,
+        }
+    }
+}
+
 /// A group id on the wire.
 pub fn group_id(g: &str) -> GroupId {
     GroupId(StrBytes::from_string(g.to_string()))
@@ -67,7 +87,7 @@ pub async fn fetch_offsets(
     conn: &BrokerConnection,
     group: &str,
     partitions: Option<&[TopicPartition]>,
-) -> Result<BTreeMap<TopicPartition, i64>, ClientError> {
+) -> Result<BTreeMap<TopicPartition, CommittedOffset>, ClientError> {
     let version = conn.version_for(ApiKey::OffsetFetch)?.max(2);
     let topics: Option<Vec<(String, Vec<i32>)>> = partitions.map(|tps| {
         super::partitions_by_topic(tps)
@@ -110,11 +130,18 @@ pub async fn fetch_offsets(
     };
     check_code(code, || format!("group '{group}'"), None)?;
     let mut out = BTreeMap::new();
-    let mut found = |topic: &str, partition: i32, code: i16, offset: i64| {
+    let mut found = |topic: &str, partition: i32, code: i16, offset: i64, epoch: i32| {
         let tp = TopicPartition::new(topic, partition);
         check_code(code, || format!("group '{group}', partition {tp}"), None)?;
         if offset >= 0 {
-            out.insert(tp, offset);
+            let leader_epoch = Some(epoch).filter(|e| *e >= 0);
+            out.insert(
+                tp,
+                CommittedOffset {
+                    offset,
+                    leader_epoch,
+                },
+            );
         }
         Ok::<(), ClientError>(())
     };
@@ -126,6 +153,7 @@ pub async fn fetch_offsets(
                     p.partition_index,
                     p.error_code,
                     p.committed_offset,
+                    p.committed_leader_epoch,
                 )?;
             }
         }
@@ -137,6 +165,7 @@ pub async fn fetch_offsets(
                 p.partition_index,
                 p.error_code,
                 p.committed_offset,
+                p.committed_leader_epoch,
             )?;
         }
     }
@@ -169,13 +198,14 @@ pub async fn commit_offsets(
     conn: &BrokerConnection,
     group: &str,
     by: &Committer,
-    offsets: &BTreeMap<TopicPartition, i64>,
+    offsets: &BTreeMap<TopicPartition, CommittedOffset>,
 ) -> Result<(), ClientError> {
     let mut topics: Vec<OffsetCommitRequestTopic> = Vec::new();
-    for (tp, offset) in offsets {
+    for (tp, c) in offsets {
         let p = OffsetCommitRequestPartition::default()
             .with_partition_index(tp.partition)
-            .with_committed_offset(*offset)
+            .with_committed_offset(c.offset)
+            .with_committed_leader_epoch(c.leader_epoch.unwrap_or(-1))
             .with_committed_metadata(Some(StrBytes::from_static_str("")));
         match topics.iter_mut().find(|t| t.name.0.as_str() == tp.topic) {
             Some(t) => t.partitions.push(p),

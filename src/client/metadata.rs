@@ -164,6 +164,55 @@ impl ClusterMetadata {
         self.topic_errors.extend(newer.topic_errors);
     }
 
+    /// Drops what this (newer) answer says of partitions whose leader epoch is older than one
+    /// already seen (`seen`, updated here), as Kafka's `Metadata.updateLatestMetadata` does: a
+    /// broker cut off from the controller still names itself leader of an epoch that has
+    /// ended, and a client taking that would read a log the new leader has moved past. Such a
+    /// partition keeps what `current` says if that is not older than what was seen, else it is
+    /// taken with no leader (so the client waits and asks again). A topic whose id changed was
+    /// deleted and created again: its epochs start over. Returns whether anything was dropped.
+    pub fn keep_newest_epochs(
+        &mut self,
+        current: &ClusterMetadata,
+        seen: &mut BTreeMap<TopicPartition, i32>,
+    ) -> bool {
+        let mut outdated = false;
+        for t in self.topics.values_mut() {
+            let old = current.topics.get(&t.name);
+            let recreated = old.is_some_and(|o| {
+                !o.topic_id.is_nil() && !t.topic_id.is_nil() && o.topic_id != t.topic_id
+            });
+            if recreated {
+                seen.retain(|tp, _| tp.topic != t.name);
+            }
+            for p in &mut t.partitions {
+                let tp = TopicPartition::new(t.name.as_str(), p.partition);
+                if p.leader_epoch < 0 {
+                    // A broker that does not say, or an error: nothing to compare.
+                    seen.remove(&tp);
+                    continue;
+                }
+                match seen.get(&tp) {
+                    Some(&s) if p.leader_epoch < s => {
+                        outdated = true;
+                        let kept = old
+                            .filter(|_| !recreated)
+                            .and_then(|o| o.partition(p.partition))
+                            .filter(|o| o.leader_epoch >= s);
+                        match kept {
+                            Some(o) => *p = o.clone(),
+                            None => p.leader = None,
+                        }
+                    }
+                    _ => {
+                        seen.insert(tp, p.leader_epoch);
+                    }
+                }
+            }
+        }
+        outdated
+    }
+
     /// A partition's metadata.
     pub fn partition(&self, tp: &TopicPartition) -> Option<&PartitionMetadata> {
         self.topics.get(&tp.topic)?.partition(tp.partition)
@@ -304,6 +353,51 @@ mod tests {
         );
         assert_eq!(md.topics.keys().collect::<Vec<_>>(), vec!["c"]);
         assert!(md.topic_errors.is_empty());
+    }
+
+    /// A broker cut off from the controller still names itself leader of an ended epoch:
+    /// its answer must not replace what a newer one said, nor what a fetched batch showed.
+    #[test]
+    fn metadata_older_than_an_epoch_seen_is_not_taken() {
+        let tp = TopicPartition::new("t", 0);
+        let with = |leader: i32, epoch: i32| {
+            let mut md = ClusterMetadata::from_response(&response(&[("t", 0, &[(0, leader)])]));
+            md.topics.get_mut("t").unwrap().partitions[0].leader_epoch = epoch;
+            md
+        };
+        let mut seen = BTreeMap::new();
+        let mut current = ClusterMetadata::default();
+        let take = |current: &mut ClusterMetadata, mut newer: ClusterMetadata, seen: &mut _| {
+            let outdated = newer.keep_newest_epochs(current, seen);
+            current.merge(newer, false);
+            outdated
+        };
+        assert!(!take(&mut current, with(1, 4), &mut seen));
+        // The stale broker 2 answers epoch 3: the epoch 4 leader stays.
+        assert!(take(&mut current, with(2, 3), &mut seen));
+        assert_eq!(
+            (current.leader_id(&tp), current.leader_epoch(&tp)),
+            (Some(1), 4)
+        );
+        // A batch of epoch 5 was seen: epoch 4 metadata is too old, and nothing newer is known,
+        // so the partition has no leader until a newer answer comes.
+        seen.insert(tp.clone(), 5);
+        assert!(take(&mut current, with(1, 4), &mut seen));
+        assert_eq!(current.leader_id(&tp), None);
+        assert!(!take(&mut current, with(2, 5), &mut seen));
+        assert_eq!(
+            (current.leader_id(&tp), current.leader_epoch(&tp)),
+            (Some(2), 5)
+        );
+        // The topic deleted and created again starts its epochs over.
+        let mut again = with(1, 0);
+        again.topics.get_mut("t").unwrap().topic_id = uuid::Uuid::from_u128(9);
+        current.topics.get_mut("t").unwrap().topic_id = uuid::Uuid::from_u128(8);
+        assert!(!take(&mut current, again, &mut seen));
+        assert_eq!(
+            (current.leader_id(&tp), current.leader_epoch(&tp)),
+            (Some(1), 0)
+        );
     }
 
     #[test]

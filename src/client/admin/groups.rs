@@ -4,7 +4,7 @@
 use super::Admin;
 use crate::client::TopicPartition;
 use crate::client::connection::BrokerConnection;
-use crate::client::coordinator::{self, Committer, group_id};
+use crate::client::coordinator::{self, CommittedOffset, Committer, group_id};
 use crate::client::error::{ClientError, check_code};
 use crate::group::records;
 use kafka_protocol::messages::{DeleteGroupsRequest, DescribeGroupsRequest, ListGroupsRequest};
@@ -142,7 +142,8 @@ impl Admin {
         self.cluster
             .retrying(&what, true, || async {
                 let conn = self.coordinator(group).await?;
-                coordinator::fetch_offsets(&conn, group, None).await
+                let found = coordinator::fetch_offsets(&conn, group, None).await?;
+                Ok(found.into_iter().map(|(tp, c)| (tp, c.offset)).collect())
             })
             .await
     }
@@ -177,10 +178,14 @@ impl Admin {
         offsets: &BTreeMap<TopicPartition, i64>,
     ) -> Result<(), ClientError> {
         let what = format!("committing offsets of group '{group}'");
+        let offsets: BTreeMap<TopicPartition, CommittedOffset> = offsets
+            .iter()
+            .map(|(tp, o)| (tp.clone(), (*o).into()))
+            .collect();
         self.cluster
             .retrying(&what, true, || async {
                 let conn = self.coordinator(group).await?;
-                coordinator::commit_offsets(&conn, group, &Committer::standalone(), offsets).await
+                coordinator::commit_offsets(&conn, group, &Committer::standalone(), &offsets).await
             })
             .await
     }

@@ -28,7 +28,7 @@ use super::assignor::{self, Assignor, Member};
 use super::{Consumer, ConsumerConfig, ConsumerRecord};
 use crate::client::TopicPartition;
 use crate::client::connection::BrokerConnection;
-use crate::client::coordinator::{self, Committer, group_id};
+use crate::client::coordinator::{self, CommittedOffset, Committer, group_id};
 use crate::client::error::ClientError;
 use crate::env::{Env, monotonic_now};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -327,6 +327,23 @@ impl GroupConsumer {
         };
         let group = self.group.group_id.clone();
         let cluster = self.consumer.cluster.clone();
+        // A position committed carries the leader epoch of the record before it (KIP-320),
+        // so whoever starts from it next does not trust metadata older than that.
+        let with_epochs: BTreeMap<TopicPartition, CommittedOffset> = offsets
+            .iter()
+            .map(|(tp, &offset)| {
+                let leader_epoch = self
+                    .consumer
+                    .position_and_epoch(tp)
+                    .filter(|(p, _)| *p == offset)
+                    .and_then(|(_, e)| e);
+                let c = CommittedOffset {
+                    offset,
+                    leader_epoch,
+                };
+                (tp.clone(), c)
+            })
+            .collect();
         // Retried only where the commit surely did not happen, so an error says whether it
         // may have: `outcome_unknown` (a timeout, a lost connection) or not.
         let result = cluster
@@ -335,7 +352,7 @@ impl GroupConsumer {
                 false,
                 || async {
                     let conn = coordinator::find(&cluster, &group).await?;
-                    coordinator::commit_offsets(&conn, &group, &by, &offsets).await
+                    coordinator::commit_offsets(&conn, &group, &by, &with_epochs).await
                 },
             )
             .await;
@@ -358,6 +375,15 @@ impl GroupConsumer {
         &self,
         partitions: &[TopicPartition],
     ) -> Result<BTreeMap<TopicPartition, i64>, ClientError> {
+        let found = self.committed_with_epochs(partitions).await?;
+        Ok(found.into_iter().map(|(tp, c)| (tp, c.offset)).collect())
+    }
+
+    /// The group's committed offsets of `partitions`, with their leader epochs.
+    async fn committed_with_epochs(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> Result<BTreeMap<TopicPartition, CommittedOffset>, ClientError> {
         let group = &self.group.group_id;
         let cluster = &self.consumer.cluster;
         cluster
@@ -718,7 +744,7 @@ impl GroupConsumer {
         let start = if added.is_empty() {
             BTreeMap::new()
         } else {
-            match self.committed(&added).await {
+            match self.committed_with_epochs(&added).await {
                 Ok(offsets) => offsets,
                 Err(e) => {
                     // Without the committed offsets the new partitions cannot start right.
@@ -728,9 +754,10 @@ impl GroupConsumer {
             }
         };
         self.consumer.assign(assigned.clone());
-        for (tp, offset) in &start {
-            self.consumer.seek(tp, *offset)?;
-            self.committed.insert(tp.clone(), *offset);
+        for (tp, c) in &start {
+            self.consumer
+                .seek_with_epoch(tp, c.offset, c.leader_epoch)?;
+            self.committed.insert(tp.clone(), c.offset);
         }
         for tp in &revoked {
             self.committed.remove(tp);

@@ -21,6 +21,8 @@ pub struct Decoded {
     /// Where the next fetch starts: after the last whole batch read (the position itself if
     /// there was none).
     pub next_offset: i64,
+    /// The leader epoch of the last batch read (`None` if none was, or it had none).
+    pub next_epoch: Option<i32>,
 }
 
 /// Decodes `data`, the record batches a fetch returned for `tp` at `position`.
@@ -38,6 +40,7 @@ pub fn decode(
     let mut out = Decoded {
         records: Vec::new(),
         next_offset: position,
+        next_epoch: None,
     };
     let mut at = 0;
     while at < data.len() {
@@ -69,8 +72,15 @@ pub fn decode(
             .map_err(|e| corrupt(header.base_offset, e))?;
         }
         out.next_offset = header.next_offset();
+        out.next_epoch = epoch_of(&header);
     }
     Ok(out)
+}
+
+/// A batch's leader epoch, if it has one (-1 means none: written before KIP-101 or by a
+/// broker that does not stamp them).
+fn epoch_of(header: &BatchHeader) -> Option<i32> {
+    Some(header.partition_leader_epoch).filter(|e| *e >= 0)
 }
 
 /// Appends the records of one checked batch at or after `position`. Keys and values share
@@ -111,6 +121,7 @@ fn read_batch(
             topic: topic.clone(),
             partition,
             offset,
+            leader_epoch: epoch_of(header),
             timestamp: r.timestamp,
             key: r.key.map(share),
             value: r.value.map(share),
