@@ -162,6 +162,62 @@ pub fn respond<T: Encodable>(req: &RequestFrame, body: &T) -> Reply {
 }
 
 /// A string for a response field.
+/// The operations Kafka reports as authorized when a client asks (Metadata v8+,
+/// DescribeCluster, DescribeGroups) and no authorizer is configured: every operation the
+/// resource type supports, as bits numbered by Kafka's `AclOperation` codes.
+pub mod authorized {
+    const READ: i32 = 3;
+    const WRITE: i32 = 4;
+    const CREATE: i32 = 5;
+    const DELETE: i32 = 6;
+    const ALTER: i32 = 7;
+    const DESCRIBE: i32 = 8;
+    const CLUSTER_ACTION: i32 = 9;
+    const DESCRIBE_CONFIGS: i32 = 10;
+    const ALTER_CONFIGS: i32 = 11;
+    const IDEMPOTENT_WRITE: i32 = 12;
+
+    const fn bits(ops: &[i32]) -> i32 {
+        let mut out = 0;
+        let mut i = 0;
+        while i < ops.len() {
+            out |= 1 << ops[i];
+            i += 1;
+        }
+        out
+    }
+
+    /// A topic's: READ, WRITE, CREATE, DESCRIBE, DELETE, ALTER, DESCRIBE_CONFIGS, ALTER_CONFIGS.
+    pub const TOPIC: i32 = bits(&[
+        READ,
+        WRITE,
+        CREATE,
+        DESCRIBE,
+        DELETE,
+        ALTER,
+        DESCRIBE_CONFIGS,
+        ALTER_CONFIGS,
+    ]);
+    /// The cluster's: CREATE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS,
+    /// IDEMPOTENT_WRITE, ALTER, DESCRIBE.
+    pub const CLUSTER: i32 = bits(&[
+        CREATE,
+        CLUSTER_ACTION,
+        DESCRIBE_CONFIGS,
+        ALTER_CONFIGS,
+        IDEMPOTENT_WRITE,
+        ALTER,
+        DESCRIBE,
+    ]);
+    /// A group's: READ, DELETE, DESCRIBE.
+    pub const GROUP: i32 = bits(&[READ, DELETE, DESCRIBE]);
+    /// What a response carries: `ops` if the client asked, else Kafka's "not requested"
+    /// (`i32::MIN`).
+    pub fn if_asked(asked: bool, ops: i32) -> i32 {
+        if asked { ops } else { i32::MIN }
+    }
+}
+
 pub fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }

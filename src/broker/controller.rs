@@ -128,12 +128,17 @@ impl ControllerService {
                 let addr = broker.config.quorum.voters.get(&leader).ok_or_else(|| {
                     CallError::Unreachable(format!("no controller address for node {leader}"))
                 })?;
-                // A controller that cannot be reached within a session is as good as gone.
+                // A controller that cannot be reached within a session is as good as gone:
+                // the dial and the ApiVersions handshake are bounded by it too (a handshake
+                // sent into a partition waited out request.timeout.ms, 30 s, while the
+                // controller had moved elsewhere: seed 30222).
                 let session = broker.config.broker_session_timeout_ms.max(1);
+                let defaults = ClientConfig::default();
                 let config = ClientConfig {
                     client_id: format!("runnel-broker-{}", broker.config.node_id),
-                    connect_timeout_ms: ClientConfig::default().connect_timeout_ms.min(session),
-                    ..ClientConfig::default()
+                    connect_timeout_ms: defaults.connect_timeout_ms.min(session),
+                    request_timeout_ms: defaults.request_timeout_ms.min(session),
+                    ..defaults
                 };
                 let c = BrokerConnection::open(&broker.env, addr, &config)
                     .await

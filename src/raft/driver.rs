@@ -674,6 +674,7 @@ impl Quorum {
                 };
             }
             let Some(c) = conn.as_ref() else { continue };
+            tracing::trace!(peer = to, ?message, "quorum request");
             let cluster_id = self.cluster_id();
             let answer = exchange(c, &cluster_id, to, &message, &self.config).await;
             match answer {

@@ -15,8 +15,11 @@ impl RaftNode {
     /// Learns of `epoch` and, if known, its `leader` from any message: a higher epoch is
     /// joined (following its leader, or unattached), and a leader of the current epoch is
     /// followed by a node that knew none. `heard` when the leader itself sent the message: a
-    /// node that gave up on its leader (Prospective) follows it again only on its word, not
-    /// on a follower's that has not noticed yet.
+    /// voter that gave up on its leader (Prospective) follows it again only on its word, not
+    /// on a follower's that has not noticed yet. An observer that gave up on its leader asks a
+    /// random voter who leads and follows the leader named (else, told by a voter that the
+    /// same leader still leads, it never fetched from it again: seed 30086 left a broker
+    /// without a controller, fenced, for the rest of the run).
     pub(super) fn observe(&mut self, epoch: Epoch, leader: Option<NodeId>, heard: bool) {
         let me = self.config.node_id;
         let leader = leader.filter(|&l| l != me);
@@ -33,7 +36,7 @@ impl RaftNode {
             )
             && match self.quorum.leader_id {
                 None => true,
-                Some(known) => heard && known == l,
+                Some(known) => known == l && (heard || !self.is_voter()),
             }
         {
             self.become_follower(epoch, l, heard);

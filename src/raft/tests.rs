@@ -848,6 +848,29 @@ fn an_observer_follows_the_leader_but_never_counts_votes_or_stands() {
     assert_eq!(net.node(9).epoch(), 1);
 }
 
+/// An observer that gave up on its leader (fetch timeout) asks random voters who leads; a
+/// voter naming the same leader sends it back to that leader (seed 30086: it ignored every
+/// such answer, since only the leader's own word counted, and stayed leaderless for good).
+#[test]
+fn an_observer_that_gave_up_on_its_leader_follows_it_again_when_a_voter_names_it() {
+    let mut net = Net::new(&[1, 2, 3], &[9]);
+    let l = net.elect();
+    net.run(3000);
+    assert_eq!(net.node(9).leader_id(), Some(l));
+    net.cut.insert(9);
+    net.run(10_000);
+    assert_eq!(net.node(9).role(), Role::Unattached);
+    let epoch = net.node(9).epoch();
+    // Another voter's answer names the leader: the observer follows it again.
+    net.node_mut(9).observe(epoch, Some(l), false);
+    assert_eq!(net.node(9).role(), Role::Follower);
+    assert_eq!(net.node(9).leader_id(), Some(l));
+    net.cut.clear();
+    net.node_mut(l).propose(Bytes::from_static(b"a")).unwrap();
+    net.run(1000);
+    assert_eq!(net.node(9).high_watermark(), net.node(l).high_watermark());
+}
+
 #[test]
 fn the_same_inputs_give_the_same_outputs() {
     let run = || {

@@ -2,7 +2,7 @@
 
 use super::super::Broker;
 use super::metadata::{client_controller_id, live_brokers};
-use super::{Reply, decode, respond, str_bytes};
+use super::{Reply, authorized, decode, respond, str_bytes};
 use crate::protocol::RequestFrame;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
@@ -22,6 +22,10 @@ pub fn handle(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
     let resp = resp
         .with_cluster_id(str_bytes(state.cluster_id.clone().unwrap_or_default()))
         .with_controller_id(BrokerId(client_controller_id(broker, &brokers)))
+        .with_cluster_authorized_operations(authorized::if_asked(
+            r.include_cluster_authorized_operations,
+            authorized::CLUSTER,
+        ))
         .with_brokers(
             brokers
                 .into_iter()

@@ -31,10 +31,6 @@ fn name(x: String) -> StrBytes {
     str_bytes(x)
 }
 
-/// Group operations a client may do (Kafka's AclOperation bits READ, DELETE, DESCRIBE): with no
-/// authorizer, everything.
-const GROUP_AUTHORIZED_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
-
 /// Answers a request whose answer comes from the coordinator, later.
 fn later<F>(_req: &RequestFrame, fut: F) -> Reply
 where
@@ -591,11 +587,8 @@ pub fn describe_groups(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
         Err(reply) => return reply,
     };
     let v = req.api_version;
-    let ops = if r.include_authorized_operations {
-        GROUP_AUTHORIZED_OPERATIONS
-    } else {
-        i32::MIN
-    };
+    let ops =
+        super::authorized::if_asked(r.include_authorized_operations, super::authorized::GROUP);
     let request = Request::Describe {
         groups: r.groups.iter().map(|g| s(&g.0)).collect(),
     };

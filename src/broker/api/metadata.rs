@@ -3,7 +3,7 @@
 
 use super::super::topics::{TopicError, ensure_topic};
 use super::super::{Broker, LEADER_EPOCH};
-use super::{Reply, decode, respond, str_bytes};
+use super::{Reply, authorized, decode, respond, str_bytes};
 use crate::cluster::{ClusterState, NO_LEADER, TopicMeta};
 use crate::protocol::RequestFrame;
 use kafka_protocol::error::ResponseError;
@@ -168,9 +168,20 @@ pub async fn handle(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
             topics.push(entry);
         }
     }
+    // Asked for (v8+), every operation a topic and the cluster support: there is no
+    // authorizer. The cluster's field exists in v8 to v10 only.
+    let topic_ops = authorized::if_asked(r.include_topic_authorized_operations, authorized::TOPIC);
+    for t in &mut topics {
+        t.topic_authorized_operations = topic_ops;
+    }
+    let cluster_ops = authorized::if_asked(
+        r.include_cluster_authorized_operations && req.api_version <= 10,
+        authorized::CLUSTER,
+    );
     let state = broker.metadata.state();
     let brokers = live_brokers(broker, &state);
     let resp = MetadataResponse::default()
+        .with_cluster_authorized_operations(cluster_ops)
         .with_controller_id(BrokerId(client_controller_id(broker, &brokers)))
         .with_brokers(
             brokers

@@ -393,7 +393,6 @@ async fn unknown_api_versions_get_the_kip_511_answer() {
 #[tokio::test]
 async fn a_batch_refused_whole_has_no_record_errors() {
     let b = broker().await;
-    let peer: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
     let mut batch = crate::log::batch::encode_batch(
         &[crate::log::batch::NewRecord {
             timestamp: 5,
@@ -404,11 +403,6 @@ async fn a_batch_refused_whole_has_no_record_errors() {
     );
     let last = batch.len() - 1;
     batch[last] ^= 0xff;
-    let header = RequestHeader::default()
-        .with_request_api_key(ApiKey::Produce as i16)
-        .with_request_api_version(9)
-        .with_correlation_id(3)
-        .with_client_id(Some(StrBytes::from_static_str("test")));
     let produce = ProduceRequest::default()
         .with_acks(1)
         .with_timeout_ms(1000)
@@ -421,16 +415,7 @@ async fn a_batch_refused_whole_has_no_record_errors() {
                         .with_records(Some(bytes::Bytes::from(batch))),
                 ]),
         ]);
-    let frame = encode_request(&header, &produce).unwrap().slice(4..);
-    let req = parse_request(frame).unwrap();
-    let bytes = match dispatch(&b, req, peer, ListenerRole::Client).await {
-        Reply::Ready(bytes) => bytes,
-        Reply::Later(f) => f.await.expect("a late response"),
-        Reply::Close(why) => panic!("the connection was closed: {why}"),
-        Reply::None => panic!("the produce was not answered"),
-    };
-    let (_, mut body) = parse_response_header(bytes.slice(4..), ApiKey::Produce, 9).unwrap();
-    let resp = ProduceResponse::decode(&mut body, 9).unwrap();
+    let resp: ProduceResponse = call(&b, ApiKey::Produce, 9, &produce).await;
     let p = &resp.responses[0].partition_responses[0];
     assert_eq!(
         p.error_code,
@@ -511,4 +496,66 @@ async fn offset_for_leader_epoch_answers_where_an_epoch_ends() {
     assert_eq!(answer(ask(1, 0)).await, (fenced, -1, -1));
     // An epoch past the leader's is not known.
     assert_eq!(answer(ask(0, 3)).await.2, -1);
+}
+
+/// Sends `body` as `api` at `version` through the dispatcher and decodes the answer.
+async fn call<Req, Resp>(b: &Arc<Broker>, api: ApiKey, version: i16, body: &Req) -> Resp
+where
+    Req: kafka_protocol::protocol::Encodable,
+    Resp: Decodable,
+{
+    let header = RequestHeader::default()
+        .with_request_api_key(api as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(11)
+        .with_client_id(Some(StrBytes::from_static_str("test")));
+    let frame = encode_request(&header, body).unwrap().slice(4..);
+    let peer: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+    let bytes = match dispatch(b, parse_request(frame).unwrap(), peer, ListenerRole::Client).await {
+        Reply::Ready(bytes) => bytes,
+        Reply::Later(f) => f.await.expect("a late response"),
+        Reply::Close(why) => panic!("the connection was closed: {why}"),
+        Reply::None => panic!("{api:?} was not answered"),
+    };
+    let (_, mut body) = parse_response_header(bytes.slice(4..), api, version).unwrap();
+    Resp::decode(&mut body, version).unwrap()
+}
+
+/// With no authorizer, Kafka reports every operation a resource supports when a client asks
+/// (Metadata v8+, DescribeCluster), and "not requested" (i32::MIN) only when it does not.
+#[tokio::test]
+async fn authorized_operations_are_every_supported_one_when_asked() {
+    let b = broker().await;
+    // READ WRITE CREATE DELETE ALTER DESCRIBE DESCRIBE_CONFIGS ALTER_CONFIGS: bits 3..=8, 10, 11.
+    let topic_ops = 0b1101_1111_1000;
+    // CREATE ALTER DESCRIBE CLUSTER_ACTION DESCRIBE_CONFIGS ALTER_CONFIGS IDEMPOTENT_WRITE.
+    let cluster_ops = 0b1_1111_1010_0000;
+    let ask = |v: i16, asked: bool| {
+        let mut r = MetadataRequest::default()
+            .with_topics(Some(vec![
+                metadata_request::MetadataRequestTopic::default().with_name(Some(topic("ops"))),
+            ]))
+            .with_allow_auto_topic_creation(true)
+            .with_include_topic_authorized_operations(asked);
+        if v <= 10 {
+            r.include_cluster_authorized_operations = asked;
+        }
+        r
+    };
+    for v in [8, 10, 12] {
+        let r: MetadataResponse = call(&b, ApiKey::Metadata, v, &ask(v, true)).await;
+        assert_eq!(r.topics[0].topic_authorized_operations, topic_ops, "v{v}");
+        let cluster = if v <= 10 { cluster_ops } else { i32::MIN };
+        assert_eq!(r.cluster_authorized_operations, cluster, "v{v}");
+        let r: MetadataResponse = call(&b, ApiKey::Metadata, v, &ask(v, false)).await;
+        assert_eq!(r.topics[0].topic_authorized_operations, i32::MIN, "v{v}");
+        assert_eq!(r.cluster_authorized_operations, i32::MIN, "v{v}");
+    }
+    for asked in [true, false] {
+        let req =
+            DescribeClusterRequest::default().with_include_cluster_authorized_operations(asked);
+        let r: DescribeClusterResponse = call(&b, ApiKey::DescribeCluster, 1, &req).await;
+        let want = if asked { cluster_ops } else { i32::MIN };
+        assert_eq!(r.cluster_authorized_operations, want);
+    }
 }
