@@ -64,6 +64,10 @@ pub struct Broker {
     pub controller: Arc<controller::ControllerService>,
     /// This broker's registration with the active controller.
     pub lifecycle: watch::Sender<controller::Lifecycle>,
+    /// Until when (ms, the seam's clock) the controller cannot have fenced this broker: the
+    /// send time of the last heartbeat answered unfenced, plus the session timeout (the
+    /// controller counts the session from when the heartbeat arrived, which is later).
+    pub session_lease_until: std::sync::atomic::AtomicI64,
     /// The partitions it leads with followers, and its fetchers.
     pub replicas: replicas::Replicas,
 }
@@ -166,6 +170,7 @@ impl Broker {
             synced: tokio::sync::Mutex::new(BTreeMap::new()),
             controller: Arc::new(controller::ControllerService::new(controller_settings)),
             lifecycle: watch::Sender::new(controller::Lifecycle::Starting),
+            session_lease_until: std::sync::atomic::AtomicI64::new(0),
             replicas: replicas::Replicas::default(),
         });
         let replication: Arc<dyn crate::group::OffsetsReplication> = broker.clone();
@@ -343,6 +348,15 @@ impl Broker {
         }
         for (tp, t) in &wanted {
             if synced.contains_key(tp) {
+                // A topic's configs changed (AlterConfigs): the open log takes them at once;
+                // they apply from its next append, roll and retention check.
+                if let Some(log) = self.logs.get(tp) {
+                    let cfg = self.config.topic_log_config(&t.configs);
+                    if log.config() != cfg {
+                        tracing::info!(partition = %tp, "applying changed topic configs");
+                        log.set_config(cfg);
+                    }
+                }
                 continue;
             }
             let cfg = self.config.topic_log_config(&t.configs);
@@ -592,6 +606,13 @@ pub(crate) fn sync_soon(log: &Arc<PartitionLog>) {
 }
 
 impl crate::group::OffsetsReplication for Broker {
+    fn may_serve(&self) -> bool {
+        let until = self
+            .session_lease_until
+            .load(std::sync::atomic::Ordering::Relaxed);
+        self.env.clock.now_ms() < until
+    }
+
     fn leader_epoch(&self, partition: i32) -> Option<i32> {
         match self.leadership(OFFSETS_TOPIC, partition) {
             Leadership::Leader { epoch } => Some(epoch),

@@ -32,7 +32,9 @@ pub(crate) mod listener;
 pub(crate) mod properties;
 pub mod value;
 
-pub use broker::{BrokerConfig, CliOverrides, validate_topic_config, validate_topic_configs};
+pub use broker::{
+    BrokerConfig, CliOverrides, topic_list_default, validate_topic_config, validate_topic_configs,
+};
 pub use describe::{ConfigEntry, ConfigSource, ConfigSynonym};
 pub use error::{ConfigError, Scope};
 pub use value::ConfigType;

@@ -1,5 +1,6 @@
 //! Request dispatch: one module per Kafka API, each holding validate, apply and build-response.
 
+pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
@@ -113,6 +114,10 @@ pub async fn dispatch(
         ApiKey::DeleteTopics => delete_topics::handle(broker, &req, forwarded).await,
         ApiKey::CreatePartitions => create_partitions::handle(broker, &req, forwarded).await,
         ApiKey::DescribeConfigs => describe_configs::handle(broker, &req),
+        ApiKey::AlterConfigs => alter_configs::handle_alter(broker, &req, forwarded).await,
+        ApiKey::IncrementalAlterConfigs => {
+            alter_configs::handle_incremental(broker, &req, forwarded).await
+        }
         ApiKey::DescribeCluster => describe_cluster::handle(broker, &req),
         ApiKey::DescribeQuorum => describe_quorum::handle(broker, &req, forwarded).await,
         ApiKey::InitProducerId => init_producer_id::handle(broker, &req).await,

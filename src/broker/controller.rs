@@ -214,6 +214,29 @@ impl ControllerService {
         Ok(grown)
     }
 
+    /// AlterConfigs or IncrementalAlterConfigs of one topic on the active controller (see
+    /// [`Controller::alter_topic_configs`]); with `validate_only`, the checks alone.
+    pub async fn alter_topic_configs(
+        &self,
+        broker: &Broker,
+        name: &str,
+        ops: &[(String, crate::cluster::controller::ConfigOp)],
+        replace_all: bool,
+        validate_only: bool,
+    ) -> Result<(), CallError> {
+        broker
+            .metadata
+            .update(|s| {
+                let (records, _) = self.with(broker, s, |c, _| {
+                    c.alter_topic_configs(s, name, ops, replace_all)
+                })?;
+                let records = if validate_only { vec![] } else { records };
+                Ok::<_, CallError>((records, ()))
+            })
+            .await?;
+        Ok(())
+    }
+
     /// DeleteTopics for one topic on the active controller: the topic as it was.
     pub async fn delete_topic(&self, broker: &Broker, name: &str) -> Result<TopicMeta, CallError> {
         let (_, meta) = broker
@@ -575,8 +598,15 @@ pub async fn run_lifecycle(b: Arc<Broker>) {
             },
             Lifecycle::Registered { epoch, fenced } => {
                 let hb = heartbeat(&b, epoch, false);
+                let sent = b.env.clock.now_ms();
                 match link.heartbeat(&b, hb).await {
                     Ok(reply) => {
+                        let session =
+                            i64::try_from(b.config.broker_session_timeout_ms).unwrap_or(9000);
+                        let lease = if reply.is_fenced { 0 } else { sent + session };
+                        b.session_lease_until
+                            .store(lease, std::sync::atomic::Ordering::Relaxed);
+                        tracing::trace!(lease, fenced = reply.is_fenced, "heartbeat answered");
                         if reply.is_fenced != fenced {
                             tracing::info!(
                                 fenced = reply.is_fenced,
@@ -607,6 +637,8 @@ pub async fn run_lifecycle(b: Arc<Broker>) {
                         tracing::warn!(
                             "the controller no longer knows this registration; registering again"
                         );
+                        b.session_lease_until
+                            .store(0, std::sync::atomic::Ordering::Relaxed);
                         b.lifecycle.send_replace(Lifecycle::Starting);
                         Duration::ZERO
                     }

@@ -401,9 +401,27 @@ async fn run_leader(b: Arc<Broker>, lp: Arc<LedPartition>) {
                 }
                 Ok(_) => IsrAnswer::Failed,
                 Err(e) => {
-                    tracing::info!(partition = %lp.tp, error = %e, "the ISR change was not made");
+                    // Refusals the controller decided on are sure; anything else (a timeout,
+                    // a lost connection, a controller that moved, INVALID_UPDATE_VERSION after
+                    // a resend) may hide a committed change.
+                    let refused = matches!(
+                        e.code(),
+                        ResponseError::FencedLeaderEpoch
+                            | ResponseError::IneligibleReplica
+                            | ResponseError::NewLeaderElected
+                            | ResponseError::NotLeaderOrFollower
+                            | ResponseError::StaleBrokerEpoch
+                            | ResponseError::UnknownTopicId
+                            | ResponseError::UnknownTopicOrPartition
+                            | ResponseError::OperationNotAttempted
+                    );
+                    tracing::info!(partition = %lp.tp, error = %e, refused, "the ISR change was not confirmed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
-                    IsrAnswer::Failed
+                    if refused {
+                        IsrAnswer::Failed
+                    } else {
+                        IsrAnswer::Unknown
+                    }
                 }
             };
             lock(&lp.state).step(Event::Answer(answer));

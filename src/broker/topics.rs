@@ -362,7 +362,7 @@ const FORWARD_TIMEOUT_MS: i32 = 30_000;
 const CATCH_UP_MS: i64 = 5_000;
 
 /// NOT_CONTROLLER, naming the controller this node knows of.
-fn not_controller(broker: &Broker) -> TopicError {
+pub(super) fn not_controller(broker: &Broker) -> TopicError {
     let known = broker
         .metadata
         .controller_id()

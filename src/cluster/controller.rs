@@ -127,6 +127,8 @@ pub enum ControllerError {
     IneligibleReplica(String),
     #[error("{0}")]
     InvalidRequest(String),
+    #[error("{0}")]
+    InvalidConfig(String),
 }
 
 impl ControllerError {
@@ -150,8 +152,22 @@ impl ControllerError {
             E::NotLeaderOrFollower { .. } => ResponseError::NotLeaderOrFollower,
             E::IneligibleReplica(_) => ResponseError::IneligibleReplica,
             E::InvalidRequest(_) => ResponseError::InvalidRequest,
+            E::InvalidConfig(_) => ResponseError::InvalidConfig,
         }
     }
+}
+
+/// One change IncrementalAlterConfigs asks for (Kafka's `AlterConfigOp.OpType`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigOp {
+    /// SET (0): the key takes this value.
+    Set(String),
+    /// DELETE (1): the override is removed; the key falls back to its default.
+    Delete,
+    /// APPEND (2): these comma-separated items join the list (its default if unset).
+    Append(String),
+    /// SUBTRACT (3): these items leave the list.
+    Subtract(String),
 }
 
 /// A BrokerRegistration request.
@@ -619,6 +635,81 @@ impl Controller {
         }
         let grown = ch.state.topics[name].clone();
         Ok((ch.records, grown))
+    }
+
+    /// AlterConfigs (`replace_all`: the keys named are set, every other override removed) or
+    /// IncrementalAlterConfigs (each key changed by its operation) of one topic: the
+    /// `TopicConfigsSet` record (none if nothing changes) and the overrides it leaves. Every
+    /// key set is checked as CreateTopics checks it; keys that are only kept are not (the
+    /// internal `__consumer_offsets` carries `cleanup.policy=compact`, which a client topic
+    /// may not ask for).
+    pub fn alter_topic_configs(
+        &self,
+        state: &ClusterState,
+        name: &str,
+        ops: &[(String, ConfigOp)],
+        replace_all: bool,
+    ) -> Result<(Vec<MetadataRecord>, BTreeMap<String, String>), ControllerError> {
+        let t = state.topics.get(name).ok_or_else(|| {
+            ControllerError::UnknownTopicOrPartition(format!("topic '{name}' does not exist"))
+        })?;
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some((k, _)) = ops.iter().find(|(k, _)| !seen.insert(k.as_str())) {
+            return Err(ControllerError::InvalidRequest(format!(
+                "config '{k}' appears more than once in the request"
+            )));
+        }
+        let mut configs = if replace_all {
+            BTreeMap::new()
+        } else {
+            t.configs.clone()
+        };
+        for (key, op) in ops {
+            let list = || {
+                crate::config::topic_list_default(key).ok_or_else(|| {
+                    ControllerError::InvalidConfig(format!(
+                        "config '{key}' is not a list: APPEND and SUBTRACT apply to lists only"
+                    ))
+                })
+            };
+            let items = |text: &str| -> Vec<String> {
+                text.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            };
+            let value = match op {
+                ConfigOp::Delete => {
+                    configs.remove(key);
+                    continue;
+                }
+                ConfigOp::Set(v) => v.clone(),
+                ConfigOp::Append(v) | ConfigOp::Subtract(v) => {
+                    let default = list()?;
+                    let current = configs.get(key).map_or(default, String::as_str);
+                    let mut now = items(current);
+                    for item in items(v) {
+                        match op {
+                            ConfigOp::Append(_) if !now.contains(&item) => now.push(item),
+                            ConfigOp::Subtract(_) => now.retain(|x| *x != item),
+                            _ => {}
+                        }
+                    }
+                    now.join(",")
+                }
+            };
+            crate::config::validate_topic_config(key, &value)
+                .map_err(|e| ControllerError::InvalidConfig(e.to_string()))?;
+            configs.insert(key.clone(), value);
+        }
+        if configs == t.configs {
+            return Ok((Vec::new(), configs));
+        }
+        let record = MetadataRecord::TopicConfigsSet {
+            name: name.to_string(),
+            configs: configs.clone(),
+        };
+        Ok((vec![record], configs))
     }
 
     /// DeleteTopics, one topic: the record and the topic as it was.

@@ -73,8 +73,9 @@ pub struct BrokerMeta {
     pub fenced: bool,
     /// In controlled shutdown: still unfenced, but no longer eligible to lead or join an ISR.
     pub in_controlled_shutdown: bool,
-    /// Offset of its registration record, when the state was built with
-    /// [`ClusterState::apply_at`]: the broker is unfenced only once it has applied that far.
+    /// Offset of its registration record, or of the record that last fenced it, when the
+    /// state was built with [`ClusterState::apply_at`]: the broker is unfenced only once it
+    /// has applied that far.
     pub registered_offset: Option<i64>,
     /// Offset of its controlled-shutdown record (likewise): it may shut down once it has
     /// applied that far, so it knows it leads nothing.
@@ -255,7 +256,16 @@ impl ClusterState {
                 broker_id,
                 broker_epoch,
             } => match self.broker_at_epoch(*broker_id, *broker_epoch) {
-                Some(b) => b.fenced = true,
+                Some(b) => {
+                    b.fenced = true;
+                    // Unfenced again only once it has applied this record, and so the
+                    // leadership moves made with it: a broker fenced while cut off that was
+                    // unfenced on its stale metadata still served as coordinator of
+                    // partitions it no longer led (seed 31631).
+                    if let Some(o) = offset {
+                        b.registered_offset = Some(b.registered_offset.map_or(o, |r| r.max(o)));
+                    }
+                }
                 None => tracing::warn!(
                     broker_id,
                     broker_epoch,

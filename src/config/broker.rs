@@ -304,6 +304,15 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), ConfigError> 
     topic_value(key, value).map(drop)
 }
 
+/// If topic-level `key` is a list (such as `cleanup.policy`), its default as text.
+pub fn topic_list_default(key: &str) -> Option<&'static str> {
+    let (_, k) = keys::topic_keys().find(|(t, _)| *t == key)?;
+    if k.config_type != super::value::ConfigType::List {
+        return None;
+    }
+    Some(keys::synonyms(k.sets).find_map(|s| s.default).unwrap_or(""))
+}
+
 /// Checks a topic's settings; the first refused one is the error.
 pub fn validate_topic_configs(configs: &BTreeMap<String, String>) -> Result<(), ConfigError> {
     configs

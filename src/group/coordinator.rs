@@ -584,6 +584,9 @@ pub struct Coordinator {
     next_write: WriteId,
     next_join_seq: u64,
     last_retention_check: i64,
+    /// Whether this broker may still be the partitions' leader as far as the controller is
+    /// concerned (its session is known alive); when not, every request is NOT_COORDINATOR.
+    serving: bool,
     out: Ready,
 }
 
@@ -598,6 +601,7 @@ impl Coordinator {
             next_write: 1,
             next_join_seq: 0,
             last_retention_check: i64::MIN,
+            serving: true,
             out: Ready::default(),
         }
     }
@@ -822,8 +826,19 @@ impl Coordinator {
         self.pending.insert(id, then);
     }
 
+    /// Says whether this broker's controller session is known alive. While it is not, the
+    /// controller may have fenced the broker and moved the partitions' leadership: answering
+    /// from memory then would give out what another coordinator has since changed (seed 31631
+    /// fetched offsets older than ones already committed elsewhere).
+    pub fn set_serving(&mut self, serving: bool) {
+        self.serving = serving;
+    }
+
     /// The error for a request about `group` that this coordinator cannot serve now.
     fn unavailable(&self, group: &str) -> Option<i16> {
+        if !self.serving {
+            return Some(code(ResponseError::NotCoordinator));
+        }
         match self.partitions.get(&self.partition_for(group)) {
             None => Some(code(ResponseError::NotCoordinator)),
             Some(false) => Some(code(ResponseError::CoordinatorLoadInProgress)),
@@ -2092,12 +2107,12 @@ impl Coordinator {
                     self.respond(req, Response::Join(answer));
                 }
                 Pending::DeleteGroup { req, group } => {
-                    if result.is_ok() {
-                        self.groups.remove(&group);
-                        self.out.deleted.push(group.clone());
-                    } else if let Some(g) = self.groups.get_mut(&group) {
-                        g.transition(GroupState::Empty, now);
-                    }
+                    // Gone even if the tombstone's write was not confirmed: it may be
+                    // committed, and a coordinator loading the log later would then drop the
+                    // group unannounced (seed 31362 gave generation 1 twice so). Kafka's
+                    // `cleanupGroupMetadata` also drops the group whatever the append does.
+                    self.groups.remove(&group);
+                    self.out.deleted.push(group.clone());
                     if let Some(gather) = self.deletes.get_mut(&req) {
                         if let Err(e) = result {
                             for r in gather.results.iter_mut().filter(|r| r.0 == group) {
@@ -2140,12 +2155,8 @@ impl Coordinator {
                     removed,
                     drop_group,
                 } => {
-                    if result.is_err() {
-                        if let Some(g) = self.groups.get_mut(&group)
-                            && g.is(GroupState::Dead)
-                        {
-                            g.transition(GroupState::Empty, now);
-                        }
+                    // A group dropped stays dropped, as above; offsets kept on failure.
+                    if result.is_err() && !drop_group {
                         continue;
                     }
                     if drop_group {

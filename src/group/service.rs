@@ -40,6 +40,12 @@ pub trait OffsetsReplication: Send + Sync {
         partition: i32,
         upto: i64,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), ResponseError>> + Send>>;
+    /// Whether this broker may still lead as far as the controller is concerned: its last
+    /// acknowledged heartbeat was sent less than a session timeout ago, so the controller
+    /// cannot have fenced it and moved its leaderships yet.
+    fn may_serve(&self) -> bool {
+        true
+    }
 }
 
 /// The group coordinator of one broker.
@@ -222,8 +228,10 @@ impl GroupService {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, tx);
+        let serving = self.replication().is_none_or(|r| r.may_serve());
         let appended = {
             let mut core = self.core();
+            core.set_serving(serving);
             core.step(self.env.clock.now_ms(), id, request);
             self.drain(&mut core)
         };
@@ -254,8 +262,14 @@ impl GroupService {
         for p in unloaded {
             self.load(p);
         }
+        // A broker whose leadership may have moved neither expires members nor writes.
+        if self.replication().is_some_and(|r| !r.may_serve()) {
+            self.core().set_serving(false);
+            return;
+        }
         let appended = {
             let mut core = self.core();
+            core.set_serving(true);
             core.tick(self.env.clock.now_ms());
             self.drain(&mut core)
         };

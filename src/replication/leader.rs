@@ -80,10 +80,17 @@ pub struct IsrChange {
 pub enum IsrAnswer {
     /// Committed: the partition as it is now.
     Committed(PartitionView),
-    /// Refused or lost (FENCED_LEADER_EPOCH, INVALID_UPDATE_VERSION, INELIGIBLE_REPLICA,
-    /// NEW_LEADER_ELECTED, a timeout): the metadata will say what is true; until it does,
-    /// nothing changes, and the next tick may try again.
+    /// Refused by the controller (FENCED_LEADER_EPOCH, INELIGIBLE_REPLICA,
+    /// NEW_LEADER_ELECTED, a stale broker epoch): surely not applied; the next tick may try
+    /// again.
     Failed,
+    /// No answer, or one that does not say (a timeout, a lost connection, a controller that
+    /// moved, INVALID_UPDATE_VERSION from a resend of a change already made): the change may
+    /// be committed. It stays pending (an added follower keeps holding the high watermark)
+    /// and is sent again until an answer or the metadata settles it, as Kafka's
+    /// `AlterPartitionManager` retries. Seed 31956: a timed-out expansion taken as refused
+    /// let the high watermark pass the follower the controller had in fact added.
+    Unknown,
 }
 
 /// An input to the state machine.
@@ -128,6 +135,8 @@ pub struct PartitionLeader {
     pending: Option<Vec<i32>>,
     /// A change decided and not yet handed out by `ready`.
     unsent: Option<IsrChange>,
+    /// The change handed out and not yet answered (sent again if the answer is unknown).
+    in_flight: Option<IsrChange>,
     /// The first offset of this leader epoch (the log end when it began).
     epoch_start: i64,
     /// The leader's own end.
@@ -181,6 +190,7 @@ impl PartitionLeader {
             view,
             pending: None,
             unsent: None,
+            in_flight: None,
             epoch_start,
             local_end,
             log_end: epoch_start.max(local_end),
@@ -269,15 +279,30 @@ impl PartitionLeader {
                 self.update_high_watermark();
             }
             Event::Answer(answer) => {
-                self.pending = None;
-                if let IsrAnswer::Committed(view) = answer {
-                    self.adopt(view);
+                let sent = self.in_flight.take();
+                match answer {
+                    IsrAnswer::Committed(view) => {
+                        self.pending = None;
+                        self.adopt(view);
+                    }
+                    IsrAnswer::Failed => self.pending = None,
+                    // Still pending unless the metadata settled it meanwhile: send it again.
+                    IsrAnswer::Unknown if self.pending.is_some() => self.unsent = sent,
+                    IsrAnswer::Unknown => {}
                 }
                 self.update_high_watermark();
             }
             Event::Metadata(view) => {
-                if self.pending.as_ref().is_some_and(|p| *p == view.isr) {
+                // The change asked for is settled once it shows, or once the partition moved
+                // past the epoch it was based on (the controller refuses it from then on).
+                let settled = |p: &Vec<i32>| {
+                    *p == view.isr
+                        || (view.leader_epoch == self.view.leader_epoch
+                            && view.partition_epoch > self.view.partition_epoch)
+                };
+                if self.pending.as_ref().is_some_and(settled) {
                     self.pending = None;
+                    self.unsent = None;
                 }
                 self.adopt(view);
                 self.update_high_watermark();
@@ -300,7 +325,7 @@ impl PartitionLeader {
             self.published = self.published.max(hw);
         }
         if ready.isr_change.is_some() {
-            self.unsent = None;
+            self.in_flight = self.unsent.take();
         }
     }
 
@@ -535,6 +560,60 @@ mod tests {
         assert_eq!(l.maximal_isr(), vec![1, 2]);
         fetch(&mut l, 3, 130, 5);
         assert!(publish(&mut l).isr_change.is_some());
+    }
+
+    /// Seed 31956: an expansion whose answer was lost may be committed. The added follower
+    /// keeps holding the high watermark, the change is sent again, and only the answer or the
+    /// metadata settles it.
+    #[test]
+    fn an_expansion_with_no_answer_stays_pending_until_settled() {
+        let mut l = leader(&[1, 2], 1);
+        fetch(&mut l, 2, 100, 0);
+        fetch(&mut l, 3, 100, 1);
+        let change = publish(&mut l).isr_change.expect("an expansion");
+        l.step(Event::LocalEnd {
+            end: 150,
+            log_end: 150,
+        });
+        fetch(&mut l, 2, 150, 2);
+        assert_eq!(l.high_watermark(), 100, "held by the joining follower");
+        l.step(Event::Answer(IsrAnswer::Unknown));
+        assert_eq!(l.maximal_isr(), vec![1, 2, 3]);
+        assert_eq!(
+            l.high_watermark(),
+            100,
+            "still held: the change may be committed"
+        );
+        assert_eq!(
+            publish(&mut l).isr_change,
+            Some(change.clone()),
+            "sent again"
+        );
+        // The metadata shows it committed: settled, nothing more to send.
+        l.step(Event::Metadata(PartitionView {
+            replicas: vec![1, 2, 3],
+            isr: vec![1, 2, 3],
+            leader_epoch: 5,
+            partition_epoch: 8,
+        }));
+        l.step(Event::Answer(IsrAnswer::Unknown));
+        assert_eq!(publish(&mut l).isr_change, None);
+        fetch(&mut l, 3, 150, 3);
+        assert_eq!(l.high_watermark(), 150);
+
+        // Another one lost, and the metadata moves on without it: settled as not made.
+        let mut l = leader(&[1, 2], 1);
+        fetch(&mut l, 3, 100, 1);
+        assert!(publish(&mut l).isr_change.is_some());
+        l.step(Event::Answer(IsrAnswer::Unknown));
+        l.step(Event::Metadata(PartitionView {
+            replicas: vec![1, 2, 3],
+            isr: vec![1],
+            leader_epoch: 5,
+            partition_epoch: 8,
+        }));
+        assert_eq!(l.maximal_isr(), vec![1]);
+        assert!(publish(&mut l).isr_change.is_none() || l.maximal_isr().contains(&3));
     }
 
     #[test]

@@ -146,6 +146,32 @@ fn request(api: ApiKey, version: i16, correlation_id: i32) -> bytes::Bytes {
                     .with_resource_name(StrBytes::from_static_str("0")),
             ]),
         ),
+        ApiKey::AlterConfigs => encode_request(
+            &header,
+            &AlterConfigsRequest::default().with_resources(vec![
+                alter_configs_request::AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(StrBytes::from_static_str("nope"))
+                    .with_configs(vec![
+                        alter_configs_request::AlterableConfig::default()
+                            .with_name(StrBytes::from_static_str("retention.ms"))
+                            .with_value(Some(StrBytes::from_static_str("1000"))),
+                    ]),
+            ]),
+        ),
+        ApiKey::IncrementalAlterConfigs => encode_request(
+            &header,
+            &IncrementalAlterConfigsRequest::default().with_resources(vec![
+                incremental_alter_configs_request::AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(StrBytes::from_static_str("nope"))
+                    .with_configs(vec![
+                        incremental_alter_configs_request::AlterableConfig::default()
+                            .with_name(StrBytes::from_static_str("retention.ms"))
+                            .with_config_operation(1),
+                    ]),
+            ]),
+        ),
         ApiKey::CreatePartitions => encode_request(
             &header,
             &CreatePartitionsRequest::default().with_topics(vec![
@@ -302,6 +328,10 @@ fn decode_response(api: ApiKey, version: i16, mut body: bytes::Bytes) {
         ApiKey::CreateTopics => CreateTopicsResponse::decode(&mut body, version).is_ok(),
         ApiKey::DeleteTopics => DeleteTopicsResponse::decode(&mut body, version).is_ok(),
         ApiKey::DescribeConfigs => DescribeConfigsResponse::decode(&mut body, version).is_ok(),
+        ApiKey::AlterConfigs => AlterConfigsResponse::decode(&mut body, version).is_ok(),
+        ApiKey::IncrementalAlterConfigs => {
+            IncrementalAlterConfigsResponse::decode(&mut body, version).is_ok()
+        }
         ApiKey::CreatePartitions => CreatePartitionsResponse::decode(&mut body, version).is_ok(),
         ApiKey::DescribeCluster => DescribeClusterResponse::decode(&mut body, version).is_ok(),
         ApiKey::DescribeQuorum => DescribeQuorumResponse::decode(&mut body, version).is_ok(),
@@ -558,4 +588,175 @@ async fn authorized_operations_are_every_supported_one_when_asked() {
         let want = if asked { cluster_ops } else { i32::MIN };
         assert_eq!(r.cluster_authorized_operations, want);
     }
+}
+
+/// IncrementalAlterConfigs and AlterConfigs change a live topic's configs as Kafka does:
+/// SET, DELETE, APPEND and SUBTRACT; validate_only changes nothing; a bad value, an unknown
+/// topic, a list operation on a scalar key and compaction are refused with Kafka's codes; the
+/// open log takes the new settings; AlterConfigs replaces the whole set.
+#[tokio::test]
+async fn topic_configs_change_live_as_kafka_alters_them() {
+    use crate::log::PartitionLog;
+    use incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let b = broker().await;
+    let created: CreateTopicsResponse = call(
+        &b,
+        ApiKey::CreateTopics,
+        7,
+        &CreateTopicsRequest::default().with_topics(vec![
+            create_topics_request::CreatableTopic::default()
+                .with_name(topic("live"))
+                .with_num_partitions(1)
+                .with_replication_factor(1),
+        ]),
+    )
+    .await;
+    assert_eq!(created.topics[0].error_code, 0);
+    let log: Arc<PartitionLog> = loop {
+        if let Some(l) = b.partition("live", 0) {
+            break l;
+        }
+        tokio::task::yield_now().await;
+    };
+    let alter = |name: &'static str,
+                 ops: Vec<(&'static str, i8, Option<&'static str>)>,
+                 validate_only: bool| {
+        IncrementalAlterConfigsRequest::default()
+            .with_validate_only(validate_only)
+            .with_resources(vec![
+                AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(StrBytes::from_static_str(name))
+                    .with_configs(
+                        ops.into_iter()
+                            .map(|(k, op, v)| {
+                                AlterableConfig::default()
+                                    .with_name(StrBytes::from_static_str(k))
+                                    .with_config_operation(op)
+                                    .with_value(v.map(StrBytes::from_static_str))
+                            })
+                            .collect(),
+                    ),
+            ])
+    };
+    let code = |b: Arc<Broker>, req: IncrementalAlterConfigsRequest| async move {
+        let r: IncrementalAlterConfigsResponse =
+            call(&b, ApiKey::IncrementalAlterConfigs, 1, &req).await;
+        r.responses[0].error_code
+    };
+    let configs = |b: &Arc<Broker>| b.metadata.state().topics["live"].configs.clone();
+    let err = |e: kafka_protocol::error::ResponseError| e.code();
+    use kafka_protocol::error::ResponseError as E;
+
+    // validate_only: checked, not applied.
+    let set = alter("live", vec![("retention.ms", 0, Some("1000"))], true);
+    assert_eq!(code(b.clone(), set).await, 0);
+    assert!(configs(&b).is_empty());
+    // SET, twice in one request is refused; then applied, and the open log has it.
+    let set = alter(
+        "live",
+        vec![
+            ("retention.ms", 0, Some("1000")),
+            ("segment.bytes", 0, Some("1048576")),
+        ],
+        false,
+    );
+    assert_eq!(code(b.clone(), set).await, 0);
+    assert_eq!(configs(&b)["retention.ms"], "1000");
+    let mut applied = false;
+    for _ in 0..1000 {
+        if log.config().retention_ms == 1000 && log.config().segment_bytes == 1_048_576 {
+            applied = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        applied,
+        "the open log did not take the new configs: {:?}",
+        log.config()
+    );
+    let twice = alter(
+        "live",
+        vec![("retention.ms", 0, Some("1")), ("retention.ms", 1, None)],
+        false,
+    );
+    assert_eq!(code(b.clone(), twice).await, err(E::InvalidRequest));
+    // Refused: a bad value, an unknown key, compaction, a list operation on a scalar, an
+    // unknown topic.
+    for (ops, want) in [
+        (vec![("retention.ms", 0, Some("soon"))], E::InvalidConfig),
+        (vec![("no.such.key", 0, Some("1"))], E::InvalidConfig),
+        (
+            vec![("cleanup.policy", 2, Some("compact"))],
+            E::InvalidConfig,
+        ),
+        (vec![("retention.ms", 2, Some("5"))], E::InvalidConfig),
+    ] {
+        assert_eq!(
+            code(b.clone(), alter("live", ops.clone(), false)).await,
+            err(want),
+            "{ops:?}"
+        );
+    }
+    assert_eq!(
+        code(
+            b.clone(),
+            alter("nope", vec![("retention.ms", 1, None)], false)
+        )
+        .await,
+        err(E::UnknownTopicOrPartition)
+    );
+    assert_eq!(configs(&b)["retention.ms"], "1000");
+    // APPEND to a list already holding the item leaves it; SUBTRACT empties it.
+    let append = alter("live", vec![("cleanup.policy", 2, Some("delete"))], false);
+    assert_eq!(code(b.clone(), append).await, 0);
+    assert_eq!(configs(&b)["cleanup.policy"], "delete");
+    // DELETE falls back to the default.
+    let delete = alter(
+        "live",
+        vec![("retention.ms", 1, None), ("cleanup.policy", 1, None)],
+        false,
+    );
+    assert_eq!(code(b.clone(), delete).await, 0);
+    assert!(!configs(&b).contains_key("retention.ms"));
+    // AlterConfigs replaces the whole set: segment.bytes goes, flush.messages comes.
+    let replace = AlterConfigsRequest::default().with_resources(vec![
+        alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("live"))
+            .with_configs(vec![
+                alter_configs_request::AlterableConfig::default()
+                    .with_name(StrBytes::from_static_str("flush.messages"))
+                    .with_value(Some(StrBytes::from_static_str("1"))),
+            ]),
+    ]);
+    let r: AlterConfigsResponse = call(&b, ApiKey::AlterConfigs, 2, &replace).await;
+    assert_eq!(r.responses[0].error_code, 0);
+    assert_eq!(
+        configs(&b).into_iter().collect::<Vec<_>>(),
+        vec![("flush.messages".to_string(), "1".to_string())]
+    );
+    // A broker resource is refused with a message saying why.
+    let broker_res = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(StrBytes::from_static_str("0"))
+            .with_configs(vec![
+                AlterableConfig::default()
+                    .with_name(StrBytes::from_static_str("log.retention.ms"))
+                    .with_config_operation(0)
+                    .with_value(Some(StrBytes::from_static_str("1000"))),
+            ]),
+    ]);
+    let r: IncrementalAlterConfigsResponse =
+        call(&b, ApiKey::IncrementalAlterConfigs, 1, &broker_res).await;
+    assert_eq!(r.responses[0].error_code, err(E::InvalidConfig));
+    assert!(
+        r.responses[0]
+            .error_message
+            .as_ref()
+            .unwrap()
+            .contains("restart")
+    );
 }
