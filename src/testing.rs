@@ -206,6 +206,10 @@ pub fn fuzz_request_decode(data: &[u8]) {
             ApiKey::CreateTopics => CreateTopicsRequest::decode(&mut b, v).map(|_| ()),
             ApiKey::DeleteTopics => DeleteTopicsRequest::decode(&mut b, v).map(|_| ()),
             ApiKey::DescribeConfigs => DescribeConfigsRequest::decode(&mut b, v).map(|_| ()),
+            ApiKey::AlterConfigs => AlterConfigsRequest::decode(&mut b, v).map(|_| ()),
+            ApiKey::IncrementalAlterConfigs => {
+                IncrementalAlterConfigsRequest::decode(&mut b, v).map(|_| ())
+            }
             ApiKey::CreatePartitions => CreatePartitionsRequest::decode(&mut b, v).map(|_| ()),
             ApiKey::DescribeCluster => DescribeClusterRequest::decode(&mut b, v).map(|_| ()),
             ApiKey::InitProducerId => InitProducerIdRequest::decode(&mut b, v).map(|_| ()),
