@@ -12,6 +12,7 @@
 //! error name first and then what to do about it, and exits with status 1.
 
 pub mod cluster;
+pub mod configs;
 pub mod consume;
 pub mod group;
 pub mod perf;
@@ -30,6 +31,8 @@ pub enum ClientCommand {
         #[command(subcommand)]
         command: topic::TopicCommand,
     },
+    /// Describe or change topic and broker configs (like kafka-configs).
+    Configs(configs::ConfigsArgs),
     /// Describe the metadata quorum and its replicas (like kafka-metadata-quorum).
     Cluster {
         #[command(subcommand)]
@@ -178,6 +181,7 @@ pub async fn run(command: ClientCommand, env: Env) -> i32 {
             produce::run(args, env, stdin).await
         }
         ClientCommand::Consume(args) => consume::run(args, env, &mut std::io::stdout()).await,
+        ClientCommand::Configs(args) => configs::run(args, env, &mut std::io::stdout()).await,
         ClientCommand::Perf { command } => perf::run(command, env, &mut std::io::stdout()).await,
         ClientCommand::Group { command } => group::run(command, env, &mut std::io::stdout()).await,
     };

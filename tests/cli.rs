@@ -531,3 +531,48 @@ fn a_relative_nested_data_dir_is_created() {
         assert!(metadata.is_dir(), "{} was not created", metadata.display());
     }
 }
+
+fn as_strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// `runnel configs` as kafka-configs: alter a live topic's configs, describe them, delete one,
+/// and refuse a bad value with Kafka's error and the reason.
+#[test]
+fn configs_alter_and_describe_a_live_topic() {
+    let b = start_broker();
+    ok(&b, &["topic", "create", "cfg", "--partitions", "1"], b"");
+    let topic = ["--entity-type", "topics", "--entity-name", "cfg"];
+    let alter = |extra: &[&str]| {
+        let mut args = vec!["configs", "--alter"];
+        args.extend(topic);
+        args.extend(extra);
+        args.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let a = alter(&["--add-config", "retention.ms=60000,cleanup.policy=[delete]"]);
+    assert_eq!(
+        ok(&b, &as_strs(&a), b""),
+        "Completed updating config for topic cfg.\n"
+    );
+    let mut describe = vec!["configs", "--describe"];
+    describe.extend(topic);
+    let shown = ok(&b, &describe, b"");
+    assert!(
+        shown.starts_with("Dynamic configs for topic cfg are:\n"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("  retention.ms=60000 sensitive=false"),
+        "{shown}"
+    );
+    assert!(shown.contains("  cleanup.policy=delete "), "{shown}");
+    let d = alter(&["--delete-config", "retention.ms"]);
+    ok(&b, &as_strs(&d), b"");
+    assert!(!ok(&b, &describe, b"").contains("retention.ms"));
+    let bad = alter(&["--add-config", "retention.ms=soon"]);
+    let err = fails(&b, &as_strs(&bad), b"");
+    assert!(
+        err.contains("INVALID_CONFIG") && err.contains("retention.ms"),
+        "{err}"
+    );
+}

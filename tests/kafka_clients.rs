@@ -117,3 +117,13 @@ fn kafka_python_admin_produce_assign_seek_end_offsets() {
     );
     assert!(out.contains("ok: 3000 records"), "{out}");
 }
+
+/// A live topic's configs changed with confluent-kafka's IncrementalAlterConfigs and
+/// kafka-python's AlterConfigs, described back, refused where Kafka refuses; the topic's
+/// authorized operations listed when asked (issue 13).
+#[test]
+fn admin_clients_alter_a_live_topics_configs() {
+    let broker = BrokerProcess::start(&[]);
+    let out = run_python("configs.py", &[&broker.addr, "cfg"]);
+    assert!(out.contains("configs ok"), "{out}");
+}

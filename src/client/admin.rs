@@ -410,6 +410,59 @@ impl Admin {
             .collect())
     }
 
+    /// Changes `resource`'s configs as IncrementalAlterConfigs does: each `(key, op)` with
+    /// `op` SET (`Some(value)`) or DELETE (`None`); with `validate_only` the broker only checks.
+    pub async fn incremental_alter_configs(
+        &self,
+        resource: &ConfigResource,
+        changes: &[(String, Option<String>)],
+        validate_only: bool,
+    ) -> Result<(), ClientError> {
+        use kafka_protocol::messages::IncrementalAlterConfigsRequest;
+        use kafka_protocol::messages::incremental_alter_configs_request::{
+            AlterConfigsResource, AlterableConfig,
+        };
+        let (kind, name) = match resource {
+            ConfigResource::Topic(t) => (2i8, t.clone()),
+            ConfigResource::Broker(id) => (4i8, id.to_string()),
+        };
+        let configs = changes
+            .iter()
+            .map(|(k, v)| {
+                AlterableConfig::default()
+                    .with_name(StrBytes::from_string(k.clone()))
+                    // SET 0, DELETE 1.
+                    .with_config_operation(if v.is_some() { 0 } else { 1 })
+                    .with_value(v.clone().map(StrBytes::from_string))
+            })
+            .collect();
+        let req = IncrementalAlterConfigsRequest::default()
+            .with_validate_only(validate_only)
+            .with_resources(vec![
+                AlterConfigsResource::default()
+                    .with_resource_type(kind)
+                    .with_resource_name(StrBytes::from_string(name.clone()))
+                    .with_configs(configs),
+            ]);
+        // SET and DELETE are idempotent: an attempt whose outcome is unknown is tried again.
+        let resp = self
+            .cluster
+            .retrying("altering configs", true, || async {
+                self.cluster.controller().await?.send(&req).await
+            })
+            .await?;
+        let r = resp
+            .responses
+            .into_iter()
+            .next()
+            .ok_or_else(|| self.missing("IncrementalAlterConfigs", &name))?;
+        let label = match resource {
+            ConfigResource::Topic(t) => format!("topic '{t}'"),
+            ConfigResource::Broker(id) => format!("broker {id}"),
+        };
+        check_code(r.error_code, || label, r.error_message.as_deref())
+    }
+
     /// Looks up offsets, asking each partition's leader.
     pub async fn list_offsets(
         &self,

@@ -1,0 +1,84 @@
+"""Changes a live topic's configs with both Python admin clients, as kafka-configs does.
+
+confluent-kafka: IncrementalAlterConfigs (SET, DELETE, APPEND), validate_only, and the refusals
+Kafka gives (a bad value, compaction on a client topic); describe_configs shows the dynamic
+values; describe_topics with include_authorized_operations lists every operation.
+kafka-python: IncrementalAlterConfigs (its default where offered) and AlterConfigs.
+
+usage: configs.py BOOTSTRAP TOPIC
+"""
+import sys
+
+from confluent_kafka import KafkaException, TopicCollection
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ConfigSource,
+    NewTopic,
+)
+
+bootstrap, topic = sys.argv[1], sys.argv[2]
+admin = AdminClient({"bootstrap.servers": bootstrap})
+admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(timeout=30)
+
+
+def alter(entries, validate_only=False):
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=entries)
+    return admin.incremental_alter_configs([res], validate_only=validate_only)[res].result(timeout=30)
+
+
+def described():
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    return admin.describe_configs([res])[res].result(timeout=30)
+
+
+def entry(name, value=None, op=AlterConfigOpType.SET):
+    return ConfigEntry(name, value, incremental_operation=op)
+
+
+# validate_only: accepted, nothing changes.
+alter([entry("retention.ms", "1000")], validate_only=True)
+assert described()["retention.ms"].source == ConfigSource.DEFAULT_CONFIG.value or \
+    described()["retention.ms"].value != "1000", "validate_only changed the topic"
+
+alter([entry("retention.ms", "1000"), entry("segment.bytes", "1048576")])
+c = described()
+assert c["retention.ms"].value == "1000", c["retention.ms"]
+assert c["retention.ms"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value, c["retention.ms"].source
+assert c["segment.bytes"].value == "1048576"
+
+for bad in ([entry("retention.ms", "soon")], [entry("cleanup.policy", "compact", AlterConfigOpType.APPEND)]):
+    try:
+        alter(bad)
+    except KafkaException as e:
+        assert e.args[0].name() == "INVALID_CONFIG", e
+    else:
+        raise AssertionError(f"{bad} was accepted")
+
+alter([entry("retention.ms", op=AlterConfigOpType.DELETE)])
+assert described()["retention.ms"].value != "1000"
+
+# Every operation a topic supports is authorized (there is no authorizer).
+d = admin.describe_topics(TopicCollection([topic]), include_authorized_operations=True)[topic].result(timeout=30)
+ops = {op.name for op in d.authorized_operations}
+assert {"READ", "WRITE", "DESCRIBE", "ALTER_CONFIGS", "DESCRIBE_CONFIGS"} <= ops, ops
+
+# kafka-python 3 alters incrementally where the broker offers it: SET and DELETE.
+from kafka.admin import ConfigResource as KPResource, ConfigResourceType, KafkaAdminClient
+
+kp = KafkaAdminClient(bootstrap_servers=bootstrap)
+kp.alter_configs([KPResource(ConfigResourceType.TOPIC, topic,
+                             configs={"flush.messages": "1", "segment.bytes": ("DELETE", None)})])
+c = described()
+assert c["flush.messages"].value == "1", c["flush.messages"]
+assert c["flush.messages"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+assert c["segment.bytes"].source != ConfigSource.DYNAMIC_TOPIC_CONFIG.value, c["segment.bytes"]
+# Its whole-set AlterConfigs: only what it names remains an override.
+kp.alter_configs([KPResource(ConfigResourceType.TOPIC, topic, configs={"retention.ms": "5000"})],
+                 incremental=False)
+c = described()
+assert c["retention.ms"].value == "5000", c["retention.ms"]
+kp.close()
+print("configs ok")
