@@ -137,6 +137,12 @@ pub struct PartitionLeader {
     unsent: Option<IsrChange>,
     /// The change handed out and not yet answered (sent again if the answer is unknown).
     in_flight: Option<IsrChange>,
+    /// An attempt at the pending change went unanswered, so it may be committed: a refusal
+    /// of a later resend (FENCED_LEADER_EPOCH once another leader took over) says nothing
+    /// about it, and the change stays pending until the metadata settles it (seed 33038: the
+    /// refusal of a resend let the high watermark pass a follower that had in fact been added,
+    /// and was then elected).
+    maybe_applied: bool,
     /// The first offset of this leader epoch (the log end when it began).
     epoch_start: i64,
     /// The leader's own end.
@@ -191,6 +197,7 @@ impl PartitionLeader {
             pending: None,
             unsent: None,
             in_flight: None,
+            maybe_applied: false,
             epoch_start,
             local_end,
             log_end: epoch_start.max(local_end),
@@ -283,11 +290,17 @@ impl PartitionLeader {
                 match answer {
                     IsrAnswer::Committed(view) => {
                         self.pending = None;
+                        self.maybe_applied = false;
                         self.adopt(view);
                     }
+                    // An earlier attempt may be committed: wait for the metadata.
+                    IsrAnswer::Failed if self.maybe_applied => {}
                     IsrAnswer::Failed => self.pending = None,
                     // Still pending unless the metadata settled it meanwhile: send it again.
-                    IsrAnswer::Unknown if self.pending.is_some() => self.unsent = sent,
+                    IsrAnswer::Unknown if self.pending.is_some() => {
+                        self.maybe_applied = true;
+                        self.unsent = sent;
+                    }
                     IsrAnswer::Unknown => {}
                 }
                 self.update_high_watermark();
@@ -303,6 +316,7 @@ impl PartitionLeader {
                 if self.pending.as_ref().is_some_and(settled) {
                     self.pending = None;
                     self.unsent = None;
+                    self.maybe_applied = false;
                 }
                 self.adopt(view);
                 self.update_high_watermark();
@@ -414,6 +428,7 @@ impl PartitionLeader {
                 (*r, epoch)
             })
             .collect();
+        self.maybe_applied = false;
         self.unsent = Some(IsrChange {
             isr: members,
             leader_epoch: self.view.leader_epoch,
@@ -589,6 +604,11 @@ mod tests {
             Some(change.clone()),
             "sent again"
         );
+        // Seed 33038: the resend is refused (another leader took over). The first attempt
+        // may still be committed, so the follower keeps holding the high watermark.
+        l.step(Event::Answer(IsrAnswer::Failed));
+        assert_eq!(l.maximal_isr(), vec![1, 2, 3]);
+        assert_eq!(l.high_watermark(), 100);
         // The metadata shows it committed: settled, nothing more to send.
         l.step(Event::Metadata(PartitionView {
             replicas: vec![1, 2, 3],
