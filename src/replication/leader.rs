@@ -287,6 +287,24 @@ impl PartitionLeader {
             }
             Event::Answer(answer) => {
                 let sent = self.in_flight.take();
+                // An answer about a change the metadata already settled says nothing about
+                // the change pending now, if any (seed 33699: a late INVALID_UPDATE_VERSION for
+                // an old expansion replaced a newer proposal, which was never sent, and the
+                // old one was resent for the rest of the run).
+                let current = sent.as_ref().is_some_and(|c| {
+                    c.partition_epoch == self.view.partition_epoch
+                        && self
+                            .pending
+                            .as_ref()
+                            .is_some_and(|p| c.isr.iter().map(|m| m.0).eq(p.iter().copied()))
+                });
+                if !current {
+                    if let IsrAnswer::Committed(view) = answer {
+                        self.adopt(view);
+                    }
+                    self.update_high_watermark();
+                    return;
+                }
                 match answer {
                     IsrAnswer::Committed(view) => {
                         self.pending = None;
@@ -634,6 +652,28 @@ mod tests {
         }));
         assert_eq!(l.maximal_isr(), vec![1]);
         assert!(publish(&mut l).isr_change.is_none() || l.maximal_isr().contains(&3));
+    }
+
+    /// Seed 33699: the metadata settles a change while it is in flight, a new one is
+    /// proposed, and then the old one's answer comes: the new one is what gets sent.
+    #[test]
+    fn a_late_answer_to_a_settled_change_leaves_the_new_one_alone() {
+        let mut l = leader(&[1, 2], 1);
+        fetch(&mut l, 3, 100, 1);
+        assert!(publish(&mut l).isr_change.is_some());
+        // Committed meanwhile: follower 2 left (partition epoch 8); the expansion is moot.
+        l.step(Event::Metadata(PartitionView {
+            replicas: vec![1, 2, 3],
+            isr: vec![1],
+            leader_epoch: 5,
+            partition_epoch: 8,
+        }));
+        fetch(&mut l, 3, 100, 2);
+        let newer = l.ready().isr_change.expect("a new expansion");
+        assert_eq!(newer.partition_epoch, 8);
+        // The old request's answer arrives now (INVALID_UPDATE_VERSION: unknown).
+        l.step(Event::Answer(IsrAnswer::Unknown));
+        assert_eq!(publish(&mut l).isr_change, Some(newer));
     }
 
     #[test]
