@@ -90,6 +90,24 @@ pub enum ConfigResource {
     Broker(i32),
 }
 
+impl ConfigResource {
+    /// Kafka's resource type code and the resource's name on the wire.
+    fn wire(&self) -> (i8, String) {
+        match self {
+            ConfigResource::Topic(t) => (2, t.clone()),
+            ConfigResource::Broker(id) => (4, id.to_string()),
+        }
+    }
+
+    /// How errors name it.
+    fn label(&self) -> String {
+        match self {
+            ConfigResource::Topic(t) => format!("topic '{t}'"),
+            ConfigResource::Broker(id) => format!("broker {id}"),
+        }
+    }
+}
+
 /// Kafka's ConfigSource codes, as names.
 fn config_source_name(code: i8) -> &'static str {
     match code {
@@ -362,10 +380,7 @@ impl Admin {
         &self,
         resource: &ConfigResource,
     ) -> Result<Vec<ConfigEntry>, ClientError> {
-        let (kind, name) = match resource {
-            ConfigResource::Topic(t) => (2i8, t.clone()),
-            ConfigResource::Broker(id) => (4i8, id.to_string()),
-        };
+        let (kind, name) = resource.wire();
         let req = DescribeConfigsRequest::default().with_resources(vec![
             DescribeConfigsResource::default()
                 .with_resource_type(kind)
@@ -393,10 +408,7 @@ impl Admin {
             .into_iter()
             .next()
             .ok_or_else(|| self.missing("DescribeConfigs", &name))?;
-        let label = match resource {
-            ConfigResource::Topic(t) => format!("topic '{t}'"),
-            ConfigResource::Broker(id) => format!("broker {id}"),
-        };
+        let label = resource.label();
         check_code(r.error_code, || label, r.error_message.as_deref())?;
         Ok(r.configs
             .into_iter()
@@ -422,10 +434,7 @@ impl Admin {
         use kafka_protocol::messages::incremental_alter_configs_request::{
             AlterConfigsResource, AlterableConfig,
         };
-        let (kind, name) = match resource {
-            ConfigResource::Topic(t) => (2i8, t.clone()),
-            ConfigResource::Broker(id) => (4i8, id.to_string()),
-        };
+        let (kind, name) = resource.wire();
         let configs = changes
             .iter()
             .map(|(k, v)| {
@@ -456,10 +465,7 @@ impl Admin {
             .into_iter()
             .next()
             .ok_or_else(|| self.missing("IncrementalAlterConfigs", &name))?;
-        let label = match resource {
-            ConfigResource::Topic(t) => format!("topic '{t}'"),
-            ConfigResource::Broker(id) => format!("broker {id}"),
-        };
+        let label = resource.label();
         check_code(r.error_code, || label, r.error_message.as_deref())
     }
 
