@@ -78,6 +78,15 @@ pub enum ClientError {
         /// The limit that passed.
         timeout_ms: u64,
     },
+    #[error("{what}: an earlier attempt may have been applied ({earlier}); the last one failed: {last}")]
+    MaybeApplied {
+        /// The operation.
+        what: String,
+        /// The answer that left the earlier attempt's outcome open.
+        earlier: String,
+        /// The error that ended the operation.
+        last: Box<ClientError>,
+    },
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("invalid argument: {0}")]
@@ -102,7 +111,9 @@ impl ClientError {
     pub fn outcome_unknown(&self) -> bool {
         matches!(
             self,
-            ClientError::Timeout { .. } | ClientError::Disconnected { .. }
+            ClientError::Timeout { .. }
+                | ClientError::Disconnected { .. }
+                | ClientError::MaybeApplied { .. }
         )
     }
 

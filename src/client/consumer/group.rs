@@ -345,16 +345,24 @@ impl GroupConsumer {
             })
             .collect();
         // Retried only where the commit surely did not happen, so an error says whether it
-        // may have: `outcome_unknown` (a timeout, a lost connection) or not.
+        // may have: `outcome_unknown` (a timeout, a lost connection) or not. A coordinator
+        // that answers NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE or REQUEST_TIMED_OUT may
+        // have appended the commit before it lost its partition (Kafka maps a failed append to
+        // these), and the commit can survive on the next coordinator; such an answer is
+        // retried, but if the retries then fail, the outcome is unknown, not "not applied".
+        let what = format!("committing for group '{group}'");
+        let earlier: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
         let result = cluster
-            .retrying(
-                &format!("committing for group '{group}'"),
-                false,
-                || async {
-                    let conn = coordinator::find(&cluster, &group).await?;
-                    coordinator::commit_offsets(&conn, &group, &by, &with_epochs).await
-                },
-            )
+            .retrying(&what, false, || async {
+                let conn = coordinator::find(&cluster, &group).await?;
+                let r = coordinator::commit_offsets(&conn, &group, &by, &with_epochs).await;
+                if let Err(e) = &r {
+                    if commit_may_have_applied(e) {
+                        *earlier.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                    }
+                }
+                r
+            })
             .await;
         match result {
             Ok(()) => {
@@ -365,7 +373,14 @@ impl GroupConsumer {
                 if let Some(code) = e.code() {
                     self.fenced(code);
                 }
-                Err(e)
+                match earlier.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                    Some(earlier) if !e.outcome_unknown() => Err(ClientError::MaybeApplied {
+                        what,
+                        earlier,
+                        last: Box::new(e),
+                    }),
+                    _ => Err(e),
+                }
             }
         }
     }
@@ -986,6 +1001,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_commit_answered_by_a_coordinator_losing_its_partition_may_have_applied() {
+        let k = |code| ClientError::kafka(code, "commit", None);
+        for code in [
+            ResponseError::NotCoordinator,
+            ResponseError::CoordinatorNotAvailable,
+            ResponseError::RequestTimedOut,
+        ] {
+            assert!(commit_may_have_applied(&k(code)), "{code:?}");
+        }
+        let lost = ClientError::Disconnected {
+            addr: "b".into(),
+            reason: "reset".into(),
+        };
+        assert!(commit_may_have_applied(&lost));
+        for code in [
+            ResponseError::UnknownMemberId,
+            ResponseError::IllegalGeneration,
+            ResponseError::RebalanceInProgress,
+        ] {
+            assert!(!commit_may_have_applied(&k(code)), "{code:?}");
+        }
+        // What the workload and users see: an unknown outcome with no code to act on.
+        let e = ClientError::MaybeApplied {
+            what: "commit".into(),
+            earlier: k(ResponseError::NotCoordinator).to_string(),
+            last: Box::new(k(ResponseError::UnknownMemberId)),
+        };
+        assert!(e.outcome_unknown() && e.code().is_none() && !e.is_retriable());
+    }
+
+    #[test]
     fn subscriptions_and_assignments_round_trip() {
         let owned = vec![TopicPartition::new("t", 1), TopicPartition::new("t", 0)];
         let b = encode_subscription(&["t".into(), "u".into()], &owned, 7);
@@ -1043,4 +1089,18 @@ mod tests {
         assert!(c.validate().is_ok());
         assert!(GroupConfig::new("").validate().is_err());
     }
+}
+
+/// True when an OffsetCommit that failed with `e` may still have been applied: no answer
+/// came, or the coordinator lost its partition while (perhaps after) appending it.
+fn commit_may_have_applied(e: &ClientError) -> bool {
+    e.outcome_unknown()
+        || matches!(
+            e.code(),
+            Some(
+                ResponseError::NotCoordinator
+                    | ResponseError::CoordinatorNotAvailable
+                    | ResponseError::RequestTimedOut
+            )
+        )
 }
