@@ -78,7 +78,9 @@ pub enum ClientError {
         /// The limit that passed.
         timeout_ms: u64,
     },
-    #[error("{what}: an earlier attempt may have been applied ({earlier}); the last one failed: {last}")]
+    #[error(
+        "{what}: an earlier attempt may have been applied ({earlier}); the last one failed: {last}"
+    )]
     MaybeApplied {
         /// The operation.
         what: String,
