@@ -13,8 +13,8 @@
 //! `RUNNEL_BENCH_APPENDERS` to change the size, rounds and concurrency).
 
 use runnel::env::{Env, RealDisk};
-use runnel::log::batch::{NewRecord, ProducerFields, encode_batch};
 use runnel::log::{LogConfig, PartitionLog};
+use runnel::record::batch::{NewRecord, ProducerFields, encode_batch};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;

@@ -259,6 +259,14 @@ impl Broker {
             .is_some_and(|m| m.replicas.len() > 1)
     }
 
+    /// `min.insync.replicas` of `topic` (its override, else the broker's default).
+    pub fn min_insync_replicas(&self, topic: &str) -> i32 {
+        let state = self.metadata.state();
+        let empty = BTreeMap::new();
+        let configs = state.topics.get(topic).map_or(&empty, |t| &t.configs);
+        self.config.topic_min_insync_replicas(configs)
+    }
+
     /// Who leads partition `p` of `topic` as this node's metadata has it.
     pub fn leadership(&self, topic: &str, p: i32) -> Leadership {
         let state = self.metadata.state();

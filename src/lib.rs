@@ -8,7 +8,9 @@
 //! - [`env`]: the I/O seam (disk, network, clock, randomness) and its real implementations.
 //!   The simulated ones live in the `runnel-sim` crate.
 //! - [`codec`]: runnel's own framed, checksummed, versioned encoding for its files and RPCs.
-//! - [`log`]: storage: record batches, segments, indexes, recovery, the partition log.
+//! - [`record`]: Kafka's RecordBatch v2: its codec, compression, and the broker's validation
+//!   of what producers send (shared by the log, the broker and the client).
+//! - [`log`]: storage: segments, indexes, recovery, the partition log.
 //! - [`protocol`]: Kafka wire framing, headers, supported API versions.
 //! - [`cluster`]: the metadata log (brokers, topics, partitions, leaders, ISRs, epochs), its
 //!   state, and the controller's decisions on it (pure functions, driven by the broker).
@@ -33,6 +35,7 @@ pub mod group;
 pub mod log;
 pub mod protocol;
 pub mod raft;
+pub mod record;
 pub mod replication;
 #[doc(hidden)]
 pub mod testing;

@@ -5,7 +5,6 @@
 //! `partition.checkpoint` and a `leader-epoch-checkpoint`. `docs/formats.md` documents every
 //! byte.
 //!
-//! - [`batch`]: the Kafka RecordBatch v2 format, validation, record iteration.
 //! - [`index`], [`time_index`]: the sparse indexes, kept in memory, cached in files.
 //! - [`segment`]: one `.log` file with its indexes; scanning and truncation.
 //! - [`recovery`]: opening a directory after a crash.
@@ -17,7 +16,6 @@
 //! - [`producer_state`], [`snapshot`]: idempotent producers' sequence state and its snapshots.
 //! - [`manager`]: all the partition logs of a data directory and their background work.
 
-pub mod batch;
 pub mod checkpoint;
 pub mod config;
 pub mod index;

@@ -4,8 +4,8 @@
 
 use crate::env::disk::{Disk, FileMode};
 use crate::env::{Env, MemDisk, RealNetwork, SharedRng};
-use crate::log::batch::{self, NewRecord, ProducerFields};
 use crate::log::{LogConfig, PartitionLog, index, time_index};
+use crate::record::batch::{self, NewRecord, ProducerFields};
 use std::path::Path;
 use std::sync::Arc;
 

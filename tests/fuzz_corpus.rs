@@ -97,7 +97,7 @@ fn client_response_corpus() {
 #[test]
 #[ignore]
 fn write_seed_corpus() {
-    use runnel::log::batch::{NewRecord, ProducerFields, encode_batch};
+    use runnel::record::batch::{NewRecord, ProducerFields, encode_batch};
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
     let rec = |v: &str, ts: i64| NewRecord {
         timestamp: ts,
@@ -175,13 +175,13 @@ fn write_request_seeds(write: &dyn Fn(&str, &[u8])) {
             .with_client_id(Some(StrBytes::from_static_str("seed")))
     };
     let topic = || TopicName(StrBytes::from_static_str("t"));
-    let batch = runnel::log::batch::encode_batch(
-        &[runnel::log::batch::NewRecord {
+    let batch = runnel::record::batch::encode_batch(
+        &[runnel::record::batch::NewRecord {
             timestamp: 1,
             value: Some(b"v".to_vec()),
             ..Default::default()
         }],
-        runnel::log::batch::ProducerFields::NONE,
+        runnel::record::batch::ProducerFields::NONE,
     );
     for v in [3i16, 9] {
         let produce = ProduceRequest::default()

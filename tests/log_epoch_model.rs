@@ -13,9 +13,9 @@
 use proptest::prelude::*;
 use runnel::env::clock::ManualClock;
 use runnel::env::{Env, MemDisk, RealNetwork, SharedRng};
-use runnel::log::batch::{self, NewRecord, ProducerFields};
 use runnel::log::leader_epoch::{EpochEntry, UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET};
 use runnel::log::{AppendError, FollowerAppendError, LogConfig, PartitionLog};
+use runnel::record::batch::{self, NewRecord, ProducerFields};
 use std::path::Path;
 use std::sync::Arc;
 

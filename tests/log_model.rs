@@ -12,8 +12,8 @@
 use proptest::prelude::*;
 use runnel::env::clock::ManualClock;
 use runnel::env::{Env, MemDisk, RealNetwork, SharedRng};
-use runnel::log::batch::{self, NewRecord, ProducerFields};
 use runnel::log::{LogConfig, PartitionLog, ReadError};
+use runnel::record::batch::{self, NewRecord, ProducerFields};
 use std::path::Path;
 use std::sync::Arc;
 

@@ -7,9 +7,9 @@
 use proptest::prelude::*;
 use runnel::env::clock::ManualClock;
 use runnel::env::{Env, MemDisk, RealNetwork, SharedRng};
-use runnel::log::batch::{self, NewRecord, ProducerFields};
 use runnel::log::producer_state::{BATCHES_PER_PRODUCER, ProducerError};
 use runnel::log::{AppendError, LogConfig, PartitionLog};
+use runnel::record::batch::{self, NewRecord, ProducerFields};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;

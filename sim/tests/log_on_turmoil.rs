@@ -5,8 +5,8 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use runnel::env::SharedRng;
-use runnel::log::batch::{self, NewRecord, ProducerFields};
 use runnel::log::{LogConfig, PartitionLog};
+use runnel::record::batch::{self, NewRecord, ProducerFields};
 use runnel_sim::env::{DiskFaults, epoch, sim_env};
 use std::path::Path;
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,7 @@
 //! What can go wrong talking to a cluster, and whether the outcome of a request is known.
 
 use crate::log::TopicPartition;
-use crate::log::batch::BatchError;
+use crate::record::batch::BatchError;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ApiKey;
 

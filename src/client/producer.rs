@@ -22,7 +22,7 @@ use super::cluster::Cluster;
 use super::error::ClientError;
 use super::{ClientConfig, RecordHeader};
 use crate::env::Env;
-use crate::log::batch::NewRecord;
+use crate::record::batch::NewRecord;
 use accumulator::{Accumulator, Limits, record_size_max};
 use kafka_protocol::error::ResponseError;
 use std::str::FromStr;

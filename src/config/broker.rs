@@ -670,6 +670,8 @@ fn voters(
 
 /// A [`LogConfig`] from topic-level values; a missing one keeps `LogConfig`'s default.
 fn log_config(values: &Settings) -> LogConfig {
+    use crate::record::compression::Compression;
+    use crate::record::validator::Rules;
     let d = LogConfig::default();
     let int = |key: &str| values.get(key).and_then(Value::as_int);
     let long = |key: &str, fallback: i64| int(key).unwrap_or(fallback);
@@ -688,6 +690,19 @@ fn log_config(values: &Settings) -> LogConfig {
             .get("write.caching")
             .and_then(Value::as_bool)
             .unwrap_or(false),
+        records: Rules {
+            compression: values
+                .get("compression.type")
+                .and_then(Value::as_str)
+                .and_then(Compression::from_config),
+            gzip_level: int("compression.gzip.level")
+                .and_then(|l| i32::try_from(l).ok())
+                .unwrap_or(-1),
+            log_append_time: values.get("message.timestamp.type").and_then(Value::as_str)
+                == Some("LogAppendTime"),
+            timestamp_before_max_ms: long("message.timestamp.before.max.ms", i64::MAX),
+            timestamp_after_max_ms: long("message.timestamp.after.max.ms", i64::MAX),
+        },
     }
 }
 

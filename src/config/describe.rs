@@ -253,7 +253,7 @@ mod tests {
         let c = config("log.segment.bytes=5000\nlog.retention.minutes=2");
         let topic = overrides(&[("segment.bytes", " 2000 "), ("cleanup.policy", "delete")]);
         let entries = c.describe_topic(&topic, None);
-        assert_eq!(entries.len(), 20);
+        assert_eq!(entries.len(), 23);
         assert!(
             entries.windows(2).all(|w| w[0].name < w[1].name),
             "sorted by name"
@@ -334,7 +334,7 @@ mod tests {
             .map(|e| e.name)
             .collect();
         assert_eq!(names, ["flush.ms", "retention.ms"]);
-        assert_eq!(c.describe_topic(&BTreeMap::new(), Some(&[])).len(), 20);
+        assert_eq!(c.describe_topic(&BTreeMap::new(), Some(&[])).len(), 23);
         let keys = ["num.partitions".to_string()];
         assert_eq!(c.describe(Some(&keys)).len(), 1);
     }

@@ -108,16 +108,15 @@ const CLEANUP_POLICY: Check = Check::OneOf {
 };
 
 const TIMESTAMP_TYPE: Check = Check::OneOf {
-    supported: &["CreateTime"],
+    supported: &["CreateTime", "LogAppendTime"],
     known: &["CreateTime", "LogAppendTime"],
-    why: "LogAppendTime is not supported: runnel keeps the producer's timestamps (CreateTime)",
+    why: "",
 };
 
 const COMPRESSION_TYPE: Check = Check::OneOf {
-    supported: &["producer"],
+    supported: &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"],
     known: &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"],
-    why: "not supported: runnel stores batches as the producer compressed them \
-          (compression.type=producer)",
+    why: "",
 };
 
 /// Every broker key, synonyms together in precedence order.
@@ -179,10 +178,26 @@ pub(crate) const KEYS: &[Key] = &[
          cost of losing acknowledged records."),
     topic("log.message.timestamp.type", "message.timestamp.type", Str, Some("CreateTime"),
         TIMESTAMP_TYPE,
-        "Which timestamp records keep: CreateTime, the producer's, the only one runnel supports."),
+        "Which timestamp records keep: CreateTime, the producer's; or LogAppendTime, the \
+         leader's clock when it appends the batch (answered to the producer as \
+         log_append_time_ms)."),
     topic("compression.type", "compression.type", Str, Some("producer"), COMPRESSION_TYPE,
-        "How stored batches are compressed: producer, as the producer sent them, the only \
-         choice runnel supports."),
+        "How stored batches are compressed: producer keeps each batch as the producer \
+         compressed it; uncompressed, gzip, snappy, lz4 or zstd make the leader recompress \
+         every batch in another codec (keeping its offsets, timestamps and producer \
+         sequence numbers)."),
+    topic("compression.gzip.level", "compression.gzip.level", Int, Some("-1"),
+        Check::Custom(gzip_level),
+        "The gzip level the broker recompresses with when compression.type is gzip: 1 to 9, \
+         or -1 for the codec's default (6)."),
+    topic("compression.lz4.level", "compression.lz4.level", Int, Some("9"),
+        Check::Range { min: 1, max: 17 },
+        "The LZ4 level when the broker recompresses with lz4. Accepted; runnel's LZ4 encoder \
+         has one (fast) level."),
+    topic("compression.zstd.level", "compression.zstd.level", Int, Some("3"),
+        Check::Range { min: -131_072, max: 22 },
+        "The zstd level when the broker recompresses with zstd. Accepted; runnel's pure-Rust \
+         zstd encoder has one level, about zstd's level 1."),
     topic("log.segment.delete.delay.ms", "file.delete.delay.ms", Long, Some("60000"),
         at_least(0),
         "How long a deleted segment's files wait before they are removed from disk."),
@@ -378,6 +393,14 @@ pub(crate) fn ignored(name: &str) -> Option<&'static str> {
         .map(|(_, why)| *why)
 }
 
+/// `compression.gzip.level`: 1 to 9, or -1 for the default.
+fn gzip_level(value: &Value) -> Result<(), String> {
+    match value.as_int() {
+        Some(-1 | 1..=9) => Ok(()),
+        _ => Err("expected 1 to 9, or -1 for the codec's default".to_owned()),
+    }
+}
+
 /// `log.dirs`: runnel keeps every partition in one directory.
 fn one_directory(value: &Value) -> Result<(), String> {
     match split_list(value.as_str().unwrap_or_default()).len() {
@@ -523,6 +546,6 @@ mod tests {
             }
         }
         let names: Vec<_> = topic_keys().map(|(t, _)| t).collect();
-        assert_eq!(names.len(), 20, "{names:?}");
+        assert_eq!(names.len(), 23, "{names:?}");
     }
 }

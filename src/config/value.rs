@@ -213,6 +213,8 @@ fn one_of(s: &str, supported: &[&str], known: &[&str], why: &str) -> Result<(), 
         Ok(())
     } else if known.contains(&s) {
         Err(why.to_owned())
+    } else if supported.len() == known.len() {
+        Err(format!("must be one of {}", known.join(", ")))
     } else {
         Err(format!(
             "must be one of {} (runnel supports {})",

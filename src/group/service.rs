@@ -11,8 +11,8 @@ use super::coordinator::{Config, Coordinator, ReqId, Request, Response, Write, W
 use super::records;
 use crate::env::Env;
 use crate::env::probe::{CommitWritten, ProbeEvent};
-use crate::log::batch::{self, NewRecord, ProducerFields};
 use crate::log::{LogManager, PartitionLog, TopicPartition};
+use crate::record::batch::{self, NewRecord, ProducerFields};
 use kafka_protocol::error::ResponseError;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};

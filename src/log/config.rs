@@ -38,6 +38,10 @@ pub struct LogConfig {
     /// synced, and consumers see only synced records. On: Kafka's page-cache behaviour.
     /// Topic `write.caching`, broker `write.caching`; default false.
     pub write_caching: bool,
+    /// What a leader does to a producer's batches before appending them: `compression.type`,
+    /// `compression.gzip.level`, `message.timestamp.type` and the timestamp bounds
+    /// `message.timestamp.before.max.ms` / `after.max.ms`. Default: batches kept as sent.
+    pub records: crate::record::validator::Rules,
 }
 
 impl Default for LogConfig {
@@ -53,6 +57,7 @@ impl Default for LogConfig {
             flush_ms: NEVER,
             max_message_bytes: 1_048_588,
             write_caching: false,
+            records: crate::record::validator::Rules::DEFAULT,
         }
     }
 }

@@ -6,7 +6,6 @@
 //! by an async mutex: whoever holds it syncs everything appended so far, and everyone waiting
 //! behind it finds their data already covered (group commit).
 
-use super::batch::{self, BatchError, HEADER_LEN};
 use super::checkpoint::{self, LogCheckpoint};
 use super::config::LogConfig;
 use super::leader_epoch::{self, EpochEntry, EpochFileError, LeaderEpochCache};
@@ -18,6 +17,7 @@ use super::write_counter::WriteCounter;
 use crate::env::disk::{Disk, DiskFile, read_exact_at};
 use crate::env::probe::{BatchId, PartitionState, ProbeEvent};
 use crate::env::{Clock, Env, Probe};
+use crate::record::batch::{self, BatchError, HEADER_LEN};
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -142,6 +142,9 @@ pub struct AppendInfo {
     /// An idempotent producer's retry of batches already written: nothing was appended and
     /// the offsets are those the batch was first given.
     pub duplicate: bool,
+    /// With `message.timestamp.type=LogAppendTime`, the time the batches were stamped with;
+    /// else -1 (Produce's `log_append_time_ms`).
+    pub log_append_time: i64,
 }
 
 /// Batches read from the log.
@@ -505,17 +508,23 @@ impl PartitionLog {
     /// [`PartitionLog::must_sync`].
     pub fn append(
         self: &Arc<Self>,
-        records: &mut [u8],
+        records: &mut Vec<u8>,
         leader_epoch: i32,
     ) -> Result<AppendInfo, AppendError> {
         assert!(
             leader_epoch >= 0,
             "a leader appends with its epoch, got {leader_epoch}"
         );
-        let max_bytes = self.lock().config.max_message_bytes;
-        let batches =
-            batch::validate_record_set(records, usize::try_from(max_bytes).unwrap_or(usize::MAX))?;
+        let (max_bytes, rules) = {
+            let st = self.lock();
+            (st.config.max_message_bytes, st.config.records)
+        };
+        let max_bytes = usize::try_from(max_bytes).unwrap_or(usize::MAX);
+        let batches = batch::validate_record_set(records, max_bytes)?;
         let now = self.clock.now_ms();
+        // The topic's rules (compression.type, message.timestamp.*), as Kafka's LogValidator
+        // applies them before the append.
+        let batches = crate::record::validator::apply(records, batches, &rules, now, max_bytes)?;
         let st = self.lock();
         st.check_online().map_err(AppendError::Storage)?;
         if let Some(latest) = st.epochs.latest_epoch().filter(|l| leader_epoch < *l) {
@@ -533,6 +542,7 @@ impl PartitionLog {
                 record_count: 0,
                 flush_due: dup.last_offset >= st.durable_offset,
                 duplicate: true,
+                log_append_time: batch::NO_TIMESTAMP,
             });
         }
         let mut next = st.next_offset;
@@ -550,8 +560,13 @@ impl PartitionLog {
             next = h.next_offset();
             headers.push(h);
         }
-        self.write_batches(st, records, &headers, now)
-            .map_err(AppendError::Storage)
+        let mut info = self
+            .write_batches(st, records, &headers, now)
+            .map_err(AppendError::Storage)?;
+        if rules.log_append_time {
+            info.log_append_time = now;
+        }
+        Ok(info)
     }
 
     /// Appends a follower's copy of the leader's batches (one or more whole v2 batches, as the
@@ -675,6 +690,7 @@ impl PartitionLog {
             record_count,
             flush_due,
             duplicate: false,
+            log_append_time: batch::NO_TIMESTAMP,
         };
         self.publish(&st);
         Ok(info)

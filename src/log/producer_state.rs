@@ -225,7 +225,7 @@ impl ProducerStates {
     }
 
     /// Replays one stored batch header into the state (recovery).
-    pub fn replay(&mut self, header: &super::batch::BatchHeader, now_ms: i64) {
+    pub fn replay(&mut self, header: &crate::record::batch::BatchHeader, now_ms: i64) {
         if header.producer_id < 0 || header.base_sequence < 0 || header.producer_epoch < 0 {
             return;
         }

@@ -1,12 +1,12 @@
 //! A segment: one `.log` file of record batches with its `.index` and `.timeindex`, all named
 //! by the segment's base offset (20 digits).
 
-use super::batch::{self, BatchHeader, HEADER_LEN};
 use super::config::LogConfig;
 use super::index::{self, OffsetIndex};
 use super::time_index::{self, TimeIndex};
 use super::write_counter::WriteCounter;
 use crate::env::disk::{Disk, DiskFile, FileMode, read_exact_at};
+use crate::record::batch::{self, BatchHeader, HEADER_LEN};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

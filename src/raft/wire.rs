@@ -22,7 +22,7 @@ use super::message::{
     BeginQuorumEpoch, DivergingEpoch, EndQuorumEpoch, EpochResponse, Fetch, FetchResponse,
     FetchSnapshot, FetchSnapshotResponse, LeaderAndEpoch, RaftError, Vote, VoteResponse,
 };
-use crate::log::batch::{self, NewRecord, ProducerFields};
+use crate::record::batch::{self, NewRecord, ProducerFields};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{

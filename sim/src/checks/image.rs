@@ -159,7 +159,7 @@ impl Chain {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use runnel::log::batch::{NewRecord, ProducerFields, encode_batch};
+    use runnel::record::batch::{NewRecord, ProducerFields, encode_batch};
 
     fn batch(base: i64, n: usize, pid: i64, seq: i32) -> Vec<u8> {
         let records: Vec<NewRecord> = (0..n)

@@ -82,7 +82,7 @@ mod tests {
     use super::*;
     use crate::env::{Env, MemDisk, SharedRng};
     use crate::log::LogConfig;
-    use crate::log::batch::{NewRecord, ProducerFields, encode_batch};
+    use crate::record::batch::{NewRecord, ProducerFields, encode_batch};
     use std::path::Path;
 
     fn records(n: usize) -> Vec<u8> {

@@ -6,10 +6,10 @@ use super::super::Broker;
 use super::super::replicas::LedPartition;
 use super::super::topics::ensure_topic;
 use super::{Reply, ReplyTo, decode, respond, str_bytes};
-use crate::log::batch::BatchError;
 use crate::log::producer_state::ProducerError;
 use crate::log::{AppendError, PartitionLog};
 use crate::protocol::RequestFrame;
+use crate::record::batch::BatchError;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
@@ -30,9 +30,9 @@ pub fn batch_error_code(e: &BatchError) -> ResponseError {
         | BatchError::UnknownCompression(_)
         | BatchError::Decompression { .. }
         | BatchError::DecompressedTooLarge => ResponseError::CorruptMessage,
-        BatchError::BadTimestamp(_) | BatchError::MaxTimestampMismatch { .. } => {
-            ResponseError::InvalidTimestamp
-        }
+        BatchError::BadTimestamp(_)
+        | BatchError::MaxTimestampMismatch { .. }
+        | BatchError::RecordTimestamps(_) => ResponseError::InvalidTimestamp,
         BatchError::Empty
         | BatchError::CountMismatch { .. }
         | BatchError::BadRecord { .. }
@@ -122,6 +122,24 @@ async fn append_one(
             None,
         );
     }
+    // A partition without followers has an ISR of one: Kafka refuses acks=all there too when
+    // min.insync.replicas asks for more.
+    if acks == -1 && led.is_none() {
+        let min_isr = broker.min_insync_replicas(topic);
+        if min_isr > 1 && !broker.has_followers(topic, index) {
+            return (
+                failed(
+                    index,
+                    ResponseError::NotEnoughReplicas,
+                    Some(format!(
+                        "the partition's only replica is in sync, and min.insync.replicas is \
+                         {min_isr}"
+                    )),
+                ),
+                None,
+            );
+        }
+    }
     let mut buf = records.to_vec();
     match log.append(&mut buf, log.sole_leader_epoch(epoch)) {
         Ok(info) => {
@@ -129,7 +147,7 @@ async fn append_one(
             let resp = PartitionProduceResponse::default()
                 .with_index(index)
                 .with_base_offset(info.first_offset)
-                .with_log_append_time_ms(-1)
+                .with_log_append_time_ms(info.log_append_time)
                 .with_log_start_offset(info.log_start_offset);
             // The planted bug answers acks=all at once; the sync still comes (the log syncs in
             // the background when write caching is off), but after the answer.
@@ -148,17 +166,29 @@ async fn append_one(
         }
         Err(AppendError::InvalidBatch(e)) => {
             let code = batch_error_code(&e);
-            let mut resp = failed(index, code, Some(e.to_string()));
             // As Kafka's validator: `record_errors` names the records that failed a check of
             // their own; a batch refused as a whole (corrupt, too large) carries only the
             // partition's error, which clients would otherwise report twice.
-            if let BatchError::BadRecord { index, .. } = e {
-                resp.record_errors = vec![
-                    BatchIndexAndErrorMessage::default()
-                        .with_batch_index(i32::try_from(index).unwrap_or(i32::MAX))
-                        .with_batch_index_error_message(Some(str_bytes(e.to_string()))),
-                ];
-            }
+            let record_error = |index: usize, message: String| {
+                BatchIndexAndErrorMessage::default()
+                    .with_batch_index(i32::try_from(index).unwrap_or(i32::MAX))
+                    .with_batch_index_error_message(Some(str_bytes(message)))
+            };
+            let (message, record_errors) = match &e {
+                BatchError::BadRecord { index, .. } => {
+                    (e.to_string(), vec![record_error(*index, e.to_string())])
+                }
+                BatchError::RecordTimestamps(errors) => (
+                    "One or more records have been rejected due to invalid timestamp".to_owned(),
+                    errors
+                        .iter()
+                        .map(|r| record_error(r.index, r.message.clone()))
+                        .collect(),
+                ),
+                _ => (e.to_string(), Vec::new()),
+            };
+            let mut resp = failed(index, code, Some(message));
+            resp.record_errors = record_errors;
             (resp, None)
         }
         Err(AppendError::Producer(e)) => {

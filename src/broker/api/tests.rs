@@ -49,13 +49,13 @@ fn request(api: ApiKey, version: i16, correlation_id: i32) -> bytes::Bytes {
         .with_request_api_version(version)
         .with_correlation_id(correlation_id)
         .with_client_id(Some(StrBytes::from_static_str("test")));
-    let batch = crate::log::batch::encode_batch(
-        &[crate::log::batch::NewRecord {
+    let batch = crate::record::batch::encode_batch(
+        &[crate::record::batch::NewRecord {
             timestamp: 5,
             value: Some(b"v".to_vec()),
             ..Default::default()
         }],
-        crate::log::batch::ProducerFields::NONE,
+        crate::record::batch::ProducerFields::NONE,
     );
     let frame = match api {
         ApiKey::Produce => encode_request(
@@ -423,13 +423,13 @@ async fn unknown_api_versions_get_the_kip_511_answer() {
 #[tokio::test]
 async fn a_batch_refused_whole_has_no_record_errors() {
     let b = broker().await;
-    let mut batch = crate::log::batch::encode_batch(
-        &[crate::log::batch::NewRecord {
+    let mut batch = crate::record::batch::encode_batch(
+        &[crate::record::batch::NewRecord {
             timestamp: 5,
             value: Some(b"v".to_vec()),
             ..Default::default()
         }],
-        crate::log::batch::ProducerFields::NONE,
+        crate::record::batch::ProducerFields::NONE,
     );
     let last = batch.len() - 1;
     batch[last] ^= 0xff;
@@ -475,13 +475,13 @@ async fn offset_for_leader_epoch_answers_where_an_epoch_ends() {
         .await;
         tokio::task::yield_now().await;
     };
-    let mut batch = crate::log::batch::encode_batch(
-        &[crate::log::batch::NewRecord {
+    let mut batch = crate::record::batch::encode_batch(
+        &[crate::record::batch::NewRecord {
             timestamp: 5,
             value: Some(b"v".to_vec()),
             ..Default::default()
         }],
-        crate::log::batch::ProducerFields::NONE,
+        crate::record::batch::ProducerFields::NONE,
     );
     log.append(&mut batch, 0).unwrap();
     let end = log.log_end_offset();
@@ -759,4 +759,201 @@ async fn topic_configs_change_live_as_kafka_alters_them() {
             .unwrap()
             .contains("restart")
     );
+}
+
+/// Kafka enforces `min.insync.replicas` even on a partition with one replica: its ISR of one
+/// is too small for acks=all when the topic asks for two, while acks=1 is taken.
+#[tokio::test]
+async fn acks_all_to_a_single_replica_below_min_insync_is_refused() {
+    use kafka_protocol::error::ResponseError as E;
+    let b = broker().await;
+    let created: CreateTopicsResponse = call(
+        &b,
+        ApiKey::CreateTopics,
+        7,
+        &CreateTopicsRequest::default().with_topics(vec![
+            create_topics_request::CreatableTopic::default()
+                .with_name(topic("strict"))
+                .with_num_partitions(1)
+                .with_replication_factor(1)
+                .with_configs(vec![
+                    create_topics_request::CreatableTopicConfig::default()
+                        .with_name(StrBytes::from_static_str("min.insync.replicas"))
+                        .with_value(Some(StrBytes::from_static_str("2"))),
+                ]),
+        ]),
+    )
+    .await;
+    assert_eq!(created.topics[0].error_code, 0);
+    while b.partition("strict", 0).is_none() {
+        tokio::task::yield_now().await;
+    }
+    let produce = |acks: i16| {
+        let batch = crate::record::batch::encode_batch(
+            &[crate::record::batch::NewRecord {
+                timestamp: 5,
+                value: Some(b"v".to_vec()),
+                ..Default::default()
+            }],
+            crate::record::batch::ProducerFields::NONE,
+        );
+        ProduceRequest::default()
+            .with_acks(acks)
+            .with_timeout_ms(1000)
+            .with_topic_data(vec![
+                produce_request::TopicProduceData::default()
+                    .with_name(topic("strict"))
+                    .with_partition_data(vec![
+                        produce_request::PartitionProduceData::default()
+                            .with_index(0)
+                            .with_records(Some(bytes::Bytes::from(batch))),
+                    ]),
+            ])
+    };
+    let resp: ProduceResponse = call(&b, ApiKey::Produce, 9, &produce(-1)).await;
+    let p = &resp.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, E::NotEnoughReplicas.code(), "{p:?}");
+    assert_eq!(b.partition("strict", 0).unwrap().offsets().log_end, 0);
+    let resp: ProduceResponse = call(&b, ApiKey::Produce, 9, &produce(1)).await;
+    let p = &resp.responses[0].partition_responses[0];
+    assert_eq!((p.error_code, p.base_offset), (0, 0), "{p:?}");
+}
+
+/// Creates topic `name` (one partition, one replica) with `configs`, and waits for its log.
+async fn create_with(
+    b: &Arc<Broker>,
+    name: &'static str,
+    configs: &[(&'static str, &'static str)],
+) {
+    let created: CreateTopicsResponse = call(
+        b,
+        ApiKey::CreateTopics,
+        7,
+        &CreateTopicsRequest::default().with_topics(vec![
+            create_topics_request::CreatableTopic::default()
+                .with_name(topic(name))
+                .with_num_partitions(1)
+                .with_replication_factor(1)
+                .with_configs(
+                    configs
+                        .iter()
+                        .map(|(k, v)| {
+                            create_topics_request::CreatableTopicConfig::default()
+                                .with_name(StrBytes::from_static_str(k))
+                                .with_value(Some(StrBytes::from_static_str(v)))
+                        })
+                        .collect(),
+                ),
+        ]),
+    )
+    .await;
+    assert_eq!(created.topics[0].error_code, 0, "{:?}", created.topics[0]);
+    while b.partition(name, 0).is_none() {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Produce v9 of one batch to partition 0 of `name`.
+async fn produce_batch(
+    b: &Arc<Broker>,
+    name: &'static str,
+    batch: Vec<u8>,
+) -> produce_response::PartitionProduceResponse {
+    let req = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(1000)
+        .with_topic_data(vec![
+            produce_request::TopicProduceData::default()
+                .with_name(topic(name))
+                .with_partition_data(vec![
+                    produce_request::PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(bytes::Bytes::from(batch))),
+                ]),
+        ]);
+    let resp: ProduceResponse = call(b, ApiKey::Produce, 9, &req).await;
+    resp.responses[0].partition_responses[0].clone()
+}
+
+/// `compression.type` recompresses what the producer sent, keeping its producer fields;
+/// `message.timestamp.type=LogAppendTime` stamps it and answers `log_append_time_ms`; the
+/// timestamp bounds name each record outside them in `record_errors`.
+#[tokio::test]
+async fn topic_record_rules_recompress_stamp_and_bound_timestamps() {
+    use crate::record::batch::{self, NewRecord, ProducerFields};
+    use crate::record::compression::Compression;
+    use kafka_protocol::error::ResponseError as E;
+    let b = broker().await;
+    let now = b.env.clock.now_ms();
+    let records = |ts: &[i64]| -> Vec<NewRecord> {
+        ts.iter()
+            .map(|&t| NewRecord {
+                timestamp: t,
+                value: Some(b"value value value value".to_vec()),
+                ..Default::default()
+            })
+            .collect()
+    };
+    let producer = ProducerFields {
+        producer_id: 7,
+        producer_epoch: 0,
+        base_sequence: 0,
+    };
+    create_with(
+        &b,
+        "stamped",
+        &[
+            ("compression.type", "zstd"),
+            ("message.timestamp.type", "LogAppendTime"),
+        ],
+    )
+    .await;
+    let p = produce_batch(
+        &b,
+        "stamped",
+        batch::encode_batch(&records(&[1, 2, 3]), producer),
+    )
+    .await;
+    assert_eq!((p.error_code, p.base_offset), (0, 0), "{p:?}");
+    assert_eq!(p.log_append_time_ms, now);
+    let log = b.partition("stamped", 0).unwrap();
+    let read = log.read(0, 1 << 20, i64::MAX, true).unwrap();
+    let h = batch::validate_batch(&read.records).unwrap();
+    assert_eq!(h.compression().unwrap(), Compression::Zstd);
+    assert!(h.is_log_append_time());
+    assert_eq!(
+        (h.max_timestamp, h.producer_id, h.records_count),
+        (now, 7, 3)
+    );
+
+    create_with(
+        &b,
+        "bounded",
+        &[
+            ("message.timestamp.before.max.ms", "60000"),
+            ("message.timestamp.after.max.ms", "1000"),
+        ],
+    )
+    .await;
+    let p = produce_batch(
+        &b,
+        "bounded",
+        batch::encode_batch(
+            &records(&[now, now - 120_000, now, now + 5_000]),
+            ProducerFields::NONE,
+        ),
+    )
+    .await;
+    assert_eq!(p.error_code, E::InvalidTimestamp.code(), "{p:?}");
+    assert_eq!(p.log_append_time_ms, -1);
+    let named: Vec<i32> = p.record_errors.iter().map(|e| e.batch_index).collect();
+    assert_eq!(named, vec![1, 3]);
+    assert_eq!(b.partition("bounded", 0).unwrap().offsets().log_end, 0);
+    let p = produce_batch(
+        &b,
+        "bounded",
+        batch::encode_batch(&records(&[now - 1_000]), ProducerFields::NONE),
+    )
+    .await;
+    assert_eq!((p.error_code, p.log_append_time_ms), (0, -1), "{p:?}");
 }

@@ -996,6 +996,20 @@ fn decode_versioned<T: Decodable>(bytes: &[u8]) -> Option<(i16, T)> {
     }
 }
 
+/// True when an OffsetCommit that failed with `e` may still have been applied: no answer
+/// came, or the coordinator lost its partition while (perhaps after) appending it.
+fn commit_may_have_applied(e: &ClientError) -> bool {
+    e.outcome_unknown()
+        || matches!(
+            e.code(),
+            Some(
+                ResponseError::NotCoordinator
+                    | ResponseError::CoordinatorNotAvailable
+                    | ResponseError::RequestTimedOut
+            )
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1089,18 +1103,4 @@ mod tests {
         assert!(c.validate().is_ok());
         assert!(GroupConfig::new("").validate().is_err());
     }
-}
-
-/// True when an OffsetCommit that failed with `e` may still have been applied: no answer
-/// came, or the coordinator lost its partition while (perhaps after) appending it.
-fn commit_may_have_applied(e: &ClientError) -> bool {
-    e.outcome_unknown()
-        || matches!(
-            e.code(),
-            Some(
-                ResponseError::NotCoordinator
-                    | ResponseError::CoordinatorNotAvailable
-                    | ResponseError::RequestTimedOut
-            )
-        )
 }

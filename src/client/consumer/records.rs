@@ -8,7 +8,7 @@
 use super::ConsumerRecord;
 use crate::client::error::ClientError;
 use crate::client::{RecordHeader, TopicPartition};
-use crate::log::batch::{BatchError, BatchHeader, RecordIter, check_integrity, records_body};
+use crate::record::batch::{BatchError, BatchHeader, RecordIter, check_integrity, records_body};
 use bytes::Bytes;
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -122,7 +122,12 @@ fn read_batch(
             partition,
             offset,
             leader_epoch: epoch_of(header),
-            timestamp: r.timestamp,
+            // LogAppendTime: every record has the time the leader stamped on its batch.
+            timestamp: if header.is_log_append_time() {
+                header.max_timestamp
+            } else {
+                r.timestamp
+            },
             key: r.key.map(share),
             value: r.value.map(share),
             headers: r
@@ -141,7 +146,7 @@ fn read_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::batch::{
+    use crate::record::batch::{
         NewRecord, ProducerFields, encode_batch, field, set_base_offset_and_epoch,
     };
 
@@ -247,10 +252,11 @@ mod tests {
         ));
         // Records whose offsets go backwards, under a valid CRC.
         let mut data = batch(0, &["a", "b"]);
-        let second =
-            crate::log::batch::HEADER_LEN + 1 + (data[crate::log::batch::HEADER_LEN] as usize >> 1);
+        let second = crate::record::batch::HEADER_LEN
+            + 1
+            + (data[crate::record::batch::HEADER_LEN] as usize >> 1);
         data[second + 3] = 0; // offset delta 0 again
-        let crc = crate::log::batch::compute_crc(&data);
+        let crc = crate::record::batch::compute_crc(&data);
         data[field::CRC..field::CRC + 4].copy_from_slice(&crc.to_be_bytes());
         assert!(matches!(
             decode(&t, 0, &Bytes::from(data), 0),

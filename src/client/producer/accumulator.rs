@@ -13,7 +13,7 @@ use super::{BatchAck, BatchOutcome};
 use crate::client::TopicPartition;
 use crate::client::error::ClientError;
 use crate::client::metadata::ClusterMetadata;
-use crate::log::batch::{NewRecord, ProducerFields};
+use crate::record::batch::{NewRecord, ProducerFields};
 use bytes::Bytes;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -26,7 +26,7 @@ const RECORD_OVERHEAD_MAX: usize = 5 + 1 + 10 + 5 + 5 + 5 + 5;
 /// Bytes each header adds beyond its key and value: two lengths.
 const HEADER_OVERHEAD_MAX: usize = 10;
 /// The fixed batch header.
-pub const BATCH_HEADER_BYTES: usize = crate::log::batch::HEADER_LEN;
+pub const BATCH_HEADER_BYTES: usize = crate::record::batch::HEADER_LEN;
 
 /// An upper bound on a record's encoded size.
 pub fn record_size_max(r: &NewRecord) -> usize {
@@ -73,7 +73,7 @@ impl ProducerBatch {
     /// checksums every byte.
     pub fn seal(&mut self) {
         if self.encoded.is_none() {
-            let bytes = crate::log::batch::encode_batch(&self.records, self.producer);
+            let bytes = crate::record::batch::encode_batch(&self.records, self.producer);
             self.encoded = Some(Bytes::from(bytes));
             self.records = Vec::new();
         }

@@ -2,8 +2,8 @@
 //! and how it recovers from a request that is never answered.
 
 use super::*;
-use crate::log::batch::BatchHeader;
 use crate::protocol::{RequestFrame, encode_response, parse_request, read_frame};
+use crate::record::batch::BatchHeader;
 use bytes::Bytes;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -266,7 +266,7 @@ fn a_partition_waits_for_its_older_identity_batches_before_restarting_sequences(
         delivery_timeout: Duration::from_secs(120),
         one_in_flight: false,
     });
-    let record = || crate::log::batch::NewRecord {
+    let record = || crate::record::batch::NewRecord {
         timestamp: 0,
         key: None,
         value: Some(b"v".to_vec()),

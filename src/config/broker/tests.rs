@@ -72,7 +72,7 @@ fn defaults_are_kafkas() {
     assert_eq!(text("file.delete.delay.ms"), "60000");
     assert_eq!(text("message.timestamp.after.max.ms"), i64::MAX.to_string());
     assert_eq!(text("unclean.leader.election.enable"), "false");
-    assert_eq!(values.len(), 20);
+    assert_eq!(values.len(), 23);
 }
 
 #[test]
@@ -217,16 +217,22 @@ fn bad_values_name_key_value_and_reason() {
             "compaction",
         ),
         (
-            "compression.type=gzip",
+            "compression.type=brotli",
             "compression.type",
-            "gzip",
-            "as the producer compressed",
+            "brotli",
+            "must be one of",
         ),
         (
-            "log.message.timestamp.type=LogAppendTime",
+            "log.message.timestamp.type=AppendTime",
             "log.message.timestamp.type",
-            "LogAppendTime",
-            "not supported",
+            "AppendTime",
+            "must be one of",
+        ),
+        (
+            "compression.gzip.level=10",
+            "compression.gzip.level",
+            "10",
+            "1 to 9",
         ),
         (
             "listeners=SSL://:9093",
@@ -527,8 +533,10 @@ fn topic_configs_are_validated_with_topic_names() {
         ("retention.ms", "-2"),
         ("retention.ms", "seven days"),
         ("write.caching", "on"),
-        ("message.timestamp.type", "LogAppendTime"),
-        ("compression.type", "zstd"),
+        ("message.timestamp.type", "AppendTime"),
+        ("compression.type", "brotli"),
+        ("compression.gzip.level", "0"),
+        ("compression.zstd.level", "23"),
         ("min.insync.replicas", "0"),
         ("flush.messages", "0"),
     ] {

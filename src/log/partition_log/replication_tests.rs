@@ -4,8 +4,8 @@
 use super::*;
 use crate::env::clock::ManualClock;
 use crate::env::{MemDisk, SharedRng};
-use crate::log::batch::{NewRecord, ProducerFields, encode_batch};
 use crate::log::leader_epoch::{UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET};
+use crate::record::batch::{NewRecord, ProducerFields, encode_batch};
 
 const DIR: &str = "/data/r-0";
 const T0: i64 = 1_700_000_000_000;

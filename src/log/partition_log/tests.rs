@@ -3,8 +3,8 @@
 use super::*;
 use crate::env::clock::ManualClock;
 use crate::env::{MemDisk, SharedRng};
-use crate::log::batch::{NewRecord, ProducerFields, encode_batch};
 use crate::log::segment;
+use crate::record::batch::{NewRecord, ProducerFields, encode_batch};
 
 const DIR: &str = "/data/t-0";
 const T0: i64 = 1_700_000_000_000;

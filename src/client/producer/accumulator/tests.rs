@@ -229,7 +229,7 @@ fn an_identity_gives_batches_sequence_numbers_that_retries_keep() {
     assert_eq!(a.producer.producer_id, 7);
     assert_eq!(a.producer.base_sequence, 0);
     assert_eq!(b.producer.base_sequence, a.record_count);
-    let header = crate::log::batch::check_integrity(a.encoded.as_ref().unwrap()).unwrap();
+    let header = crate::record::batch::check_integrity(a.encoded.as_ref().unwrap()).unwrap();
     assert_eq!(
         (
             header.producer_id,
@@ -253,7 +253,7 @@ fn without_an_identity_batches_carry_no_producer_fields() {
     add(&mut acc, 0, 10, t0);
     let mut b = acc.drain(0, &metadata(1), usize::MAX, t0).pop().unwrap();
     b.seal();
-    let h = crate::log::batch::validate_batch(b.encoded.as_ref().unwrap()).unwrap();
+    let h = crate::record::batch::validate_batch(b.encoded.as_ref().unwrap()).unwrap();
     assert_eq!(
         (h.producer_id, h.producer_epoch, h.base_sequence),
         (-1, -1, -1)

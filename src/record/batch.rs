@@ -22,8 +22,9 @@
 //! All integers are big-endian. Records use zig-zag varints (see [`RecordIter`]).
 //! `docs/formats.md` has the whole layout with the record format.
 
+use super::compression;
+pub use super::compression::Compression;
 use std::borrow::Cow;
-use std::io::Read;
 
 /// Bytes before the records: the fixed batch header.
 pub const HEADER_LEN: usize = 61;
@@ -56,8 +57,8 @@ pub mod field {
     pub const RECORDS_COUNT: usize = 57;
 }
 
-const ATTR_COMPRESSION_MASK: i16 = 0x07;
-const ATTR_LOG_APPEND_TIME: i16 = 0x08;
+pub(crate) const ATTR_COMPRESSION_MASK: i16 = 0x07;
+pub(crate) const ATTR_LOG_APPEND_TIME: i16 = 0x08;
 const ATTR_TRANSACTIONAL: i16 = 0x10;
 const ATTR_CONTROL: i16 = 0x20;
 
@@ -98,39 +99,18 @@ pub enum BatchError {
     TooLarge { size: usize, max: usize },
     #[error("base offset {0} is negative or overflows")]
     BadOffset(i64),
+    #[error("{} record(s) rejected for their timestamps, the first: {}", .0.len(), .0.first().map_or("", |e| e.message.as_str()))]
+    RecordTimestamps(Vec<RecordError>),
 }
 
-/// The compression codec of a batch (attribute bits 0-2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    None,
-    Gzip,
-    Snappy,
-    Lz4,
-    Zstd,
-}
-
-impl Compression {
-    fn from_attributes(attributes: i16) -> Result<Compression, BatchError> {
-        match attributes & ATTR_COMPRESSION_MASK {
-            0 => Ok(Compression::None),
-            1 => Ok(Compression::Gzip),
-            2 => Ok(Compression::Snappy),
-            3 => Ok(Compression::Lz4),
-            4 => Ok(Compression::Zstd),
-            other => Err(BatchError::UnknownCompression(other)),
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Compression::None => "none",
-            Compression::Gzip => "gzip",
-            Compression::Snappy => "snappy",
-            Compression::Lz4 => "lz4",
-            Compression::Zstd => "zstd",
-        }
-    }
+/// One record a per-record check refused (Produce's `record_errors`, as Kafka's validator
+/// reports them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordError {
+    /// The record's index in the record set the producer sent.
+    pub index: usize,
+    /// Why.
+    pub message: String,
 }
 
 /// The fixed header of a v2 batch.
@@ -393,86 +373,7 @@ pub fn records_body<'a>(
     header: &BatchHeader,
     batch: &'a [u8],
 ) -> Result<Cow<'a, [u8]>, BatchError> {
-    let raw = &batch[HEADER_LEN..];
-    let codec = header.compression()?;
-    let fail = |reason: String| BatchError::Decompression {
-        codec: codec.name(),
-        reason,
-    };
-    let out = match codec {
-        Compression::None => return Ok(Cow::Borrowed(raw)),
-        Compression::Gzip => read_bounded(flate2::read::MultiGzDecoder::new(raw)).map_err(fail)?,
-        Compression::Lz4 => read_bounded(lz4_flex::frame::FrameDecoder::new(raw)).map_err(fail)?,
-        Compression::Zstd => {
-            let dec =
-                ruzstd::decoding::StreamingDecoder::new(raw).map_err(|e| fail(e.to_string()))?;
-            read_bounded(dec).map_err(fail)?
-        }
-        Compression::Snappy => snappy_decompress(raw).map_err(fail)?,
-    };
-    Ok(Cow::Owned(out))
-}
-
-fn read_bounded(reader: impl Read) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    reader
-        .take(DECOMPRESSED_BYTES_MAX as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| e.to_string())?;
-    if out.len() > DECOMPRESSED_BYTES_MAX {
-        return Err(format!("output exceeds {DECOMPRESSED_BYTES_MAX} bytes"));
-    }
-    Ok(out)
-}
-
-/// Snappy cannot expand a block by more than this factor.
-const SNAPPY_EXPANSION_MAX: usize = 24;
-
-/// Kafka's snappy: the xerial framing (a 16-byte magic header, then blocks each preceded by a
-/// big-endian u32 length), or plain raw snappy when the magic is absent, as the Java client
-/// accepts.
-fn snappy_decompress(raw: &[u8]) -> Result<Vec<u8>, String> {
-    const XERIAL_MAGIC: &[u8; 8] = b"\x82SNAPPY\x00";
-    const XERIAL_HEADER_LEN: usize = 16;
-    let mut out = Vec::new();
-    let decode_block = |block: &[u8], out: &mut Vec<u8>| -> Result<(), String> {
-        let n = snap::raw::decompress_len(block).map_err(|e| e.to_string())?;
-        // The length is the sender's claim. Snappy's best case is a 64-byte copy from a
-        // 3-byte op (< 22x), so a larger claim is a lie: refuse it before allocating.
-        if n > block.len().saturating_mul(SNAPPY_EXPANSION_MAX) {
-            return Err(format!(
-                "block of {} bytes claims {n} bytes uncompressed",
-                block.len()
-            ));
-        }
-        if out.len() + n > DECOMPRESSED_BYTES_MAX {
-            return Err(format!("output exceeds {DECOMPRESSED_BYTES_MAX} bytes"));
-        }
-        let start = out.len();
-        out.resize(start + n, 0);
-        snap::raw::Decoder::new()
-            .decompress(block, &mut out[start..])
-            .map_err(|e| e.to_string())?;
-        Ok(())
-    };
-    if raw.len() >= XERIAL_HEADER_LEN && raw[..8] == XERIAL_MAGIC[..] {
-        let mut rest = &raw[XERIAL_HEADER_LEN..];
-        while !rest.is_empty() {
-            if rest.len() < 4 {
-                return Err("truncated xerial block length".into());
-            }
-            let n = u32::from_be_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
-            rest = &rest[4..];
-            if rest.len() < n {
-                return Err("truncated xerial block".into());
-            }
-            decode_block(&rest[..n], &mut out)?;
-            rest = &rest[n..];
-        }
-    } else {
-        decode_block(raw, &mut out)?;
-    }
-    Ok(out)
+    compression::decompress(header.compression()?, &batch[HEADER_LEN..])
 }
 
 /// One record inside a batch, borrowing from the (decompressed) records body.
