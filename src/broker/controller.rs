@@ -555,7 +555,7 @@ fn registration(b: &Broker, incarnation_id: [u8; 16]) -> BrokerRegistration {
             port: u16::try_from(port).unwrap_or(0),
             security_protocol: 0,
         }],
-        rack: None,
+        rack: b.config.rack.clone(),
     }
 }
 

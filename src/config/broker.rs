@@ -161,6 +161,18 @@ pub struct BrokerConfig {
     pub delete_topic_enable: bool,
     /// The largest request accepted, in bytes (`socket.request.max.bytes`).
     pub socket_request_max_bytes: u32,
+    /// `broker.rack`, registered with the controller and shown in Metadata.
+    pub rack: Option<String>,
+    /// The most live client connections (`max.connections`); at the limit the broker stops
+    /// accepting until one closes (KIP-402).
+    pub max_connections: u32,
+    /// The most live connections from one IP address (`max.connections.per.ip`), beyond
+    /// which a new one is closed at once; `max.connections.per.ip.overrides` sets it per host.
+    pub max_connections_per_ip: u32,
+    /// Per-address limits from `max.connections.per.ip.overrides` (`host:count,...`).
+    pub max_connections_per_ip_overrides: BTreeMap<String, u32>,
+    /// A connection with no request for this long is closed (`connections.max.idle.ms`).
+    pub connections_max_idle_ms: u64,
     /// How often retention runs (`log.retention.check.interval.ms`).
     pub retention_check_interval_ms: u64,
     /// How often `flush.ms` is checked (`log.flush.scheduler.interval.ms`).
@@ -346,9 +358,14 @@ fn unknown(name: &str, scope: Scope) -> ConfigError {
             Sets::Topic(t) => format!("{name} is a broker key; the topic-level key is {t}"),
             Sets::Broker(_) => format!("{name} is a broker key"),
         }),
-        Scope::Broker => keys::topic_keys()
-            .find(|(t, _)| *t == name)
-            .map(|(_, k)| format!("{name} is a topic-level key; the broker key is {}", k.name)),
+        Scope::Broker => {
+            keys::topic_keys()
+                .find(|(t, _)| *t == name)
+                .map(|(_, k)| match k.broker {
+                    true => format!("{name} is a topic-level key; the broker key is {}", k.name),
+                    false => format!("{name} is a topic-level key, with no broker default"),
+                })
+        }
     };
     ConfigError::UnknownKey {
         key: name.to_owned(),
@@ -416,6 +433,16 @@ fn classify(
         if let Some(key) = keys::broker_key(&name) {
             explicit.insert(key.name, checked(key.name, key, &text)?);
         } else if let Some(why) = keys::ignored(&name) {
+            warnings.push(format!("ignoring {name}={text}: {why}"));
+            ignored.insert(name, text);
+        } else if let Some((off, why)) = keys::only_off(&name) {
+            if !text.trim().eq_ignore_ascii_case(off) {
+                return Err(ConfigError::BadValue {
+                    key: name,
+                    value: text.trim().to_owned(),
+                    reason: format!("{why}; only {off:?} is accepted"),
+                });
+            }
             warnings.push(format!("ignoring {name}={text}: {why}"));
             ignored.insert(name, text);
         } else {
@@ -515,6 +542,18 @@ fn resolve(explicit: Settings) -> Result<BrokerConfig, ConfigError> {
         auto_create_topics_enable: flag("auto.create.topics.enable"),
         delete_topic_enable: flag("delete.topic.enable"),
         socket_request_max_bytes: narrow(int("socket.request.max.bytes")),
+        rack: setting("broker.rack")
+            .as_ref()
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        max_connections: narrow(int("max.connections")),
+        max_connections_per_ip: narrow(int("max.connections.per.ip")),
+        max_connections_per_ip_overrides: setting("max.connections.per.ip.overrides")
+            .as_ref()
+            .and_then(Value::as_str)
+            .map(|text| super::keys::per_ip_overrides(text).unwrap_or_default())
+            .unwrap_or_default(),
+        connections_max_idle_ms: narrow(int("connections.max.idle.ms")),
         retention_check_interval_ms: narrow(int("log.retention.check.interval.ms")),
         flush_scheduler_interval_ms: narrow(int("log.flush.scheduler.interval.ms")),
         offset_checkpoint_interval_ms: narrow(int("log.flush.offset.checkpoint.interval.ms")),

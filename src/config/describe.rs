@@ -74,7 +74,9 @@ impl BrokerConfig {
     /// Every broker key (or those in `keys`: None or empty for all, unknown names skipped),
     /// sorted by name.
     pub fn describe(&self, keys: Option<&[String]>) -> Vec<ConfigEntry> {
-        let entries = keys::KEYS.iter().filter(|k| wanted(keys, k.name));
+        let entries = keys::KEYS
+            .iter()
+            .filter(|k| k.broker && wanted(keys, k.name));
         sorted(entries.map(|k| self.broker_entry(k)).collect())
     }
 
@@ -142,7 +144,7 @@ impl BrokerConfig {
         let static_source = ConfigSource::StaticBrokerConfig;
         let set = keys::synonyms(sets)
             .filter_map(|k| Some(synonym(k.name, self.explicit.get(k.name)?, static_source)));
-        let defaults = keys::synonyms(sets).filter_map(|k| {
+        let defaults = keys::synonyms(sets).filter(|k| k.broker).filter_map(|k| {
             Some(synonym(
                 k.name,
                 &k.default_value()?,
@@ -253,7 +255,7 @@ mod tests {
         let c = config("log.segment.bytes=5000\nlog.retention.minutes=2");
         let topic = overrides(&[("segment.bytes", " 2000 "), ("cleanup.policy", "delete")]);
         let entries = c.describe_topic(&topic, None);
-        assert_eq!(entries.len(), 23);
+        assert_eq!(entries.len(), 34);
         assert!(
             entries.windows(2).all(|w| w[0].name < w[1].name),
             "sorted by name"
@@ -334,7 +336,7 @@ mod tests {
             .map(|e| e.name)
             .collect();
         assert_eq!(names, ["flush.ms", "retention.ms"]);
-        assert_eq!(c.describe_topic(&BTreeMap::new(), Some(&[])).len(), 23);
+        assert_eq!(c.describe_topic(&BTreeMap::new(), Some(&[])).len(), 34);
         let keys = ["num.partitions".to_string()];
         assert_eq!(c.describe(Some(&keys)).len(), 1);
     }
@@ -343,7 +345,10 @@ mod tests {
     fn broker_entries_show_what_was_set_else_the_default() {
         let c = config("num.partitions=3\nlog.retention.hours=24\nbroker.id=4");
         let entries = c.describe(None);
-        assert_eq!(entries.len(), keys::KEYS.len());
+        assert_eq!(
+            entries.len(),
+            keys::KEYS.iter().filter(|k| k.broker).count()
+        );
         assert!(
             entries.windows(2).all(|w| w[0].name < w[1].name),
             "sorted by name"

@@ -36,6 +36,9 @@ pub(crate) struct Key {
     pub(crate) check: Check,
     /// What it means, for DescribeConfigs.
     pub(crate) doc: &'static str,
+    /// Whether a broker may set it (false: a topic-level key with no broker default, as
+    /// `remote.storage.enable`).
+    pub(crate) broker: bool,
 }
 
 /// A key that sets a broker setting of its own name.
@@ -55,6 +58,7 @@ const fn broker(
         scale: 1,
         check,
         doc,
+        broker: true,
     }
 }
 
@@ -70,6 +74,20 @@ const fn topic(
     Key {
         sets: Sets::Topic(topic),
         ..broker(name, config_type, default, check, doc)
+    }
+}
+
+/// A topic-level key that has no broker default in Kafka.
+const fn topic_only(
+    name: &'static str,
+    config_type: ConfigType,
+    default: Option<&'static str>,
+    check: Check,
+    doc: &'static str,
+) -> Key {
+    Key {
+        broker: false,
+        ..topic(name, name, config_type, default, check, doc)
     }
 }
 
@@ -93,7 +111,7 @@ impl Key {
     }
 }
 
-use ConfigType::{Boolean, Int, List, Long, String as Str};
+use ConfigType::{Boolean, Double, Int, List, Long, String as Str};
 
 const HOUR_MS: i64 = 60 * 60 * 1000;
 const MINUTE_MS: i64 = 60 * 1000;
@@ -208,9 +226,44 @@ pub(crate) const KEYS: &[Key] = &[
         "Refuse a batch whose timestamp is more than this many milliseconds before the \
          broker's clock."),
     topic("log.message.timestamp.after.max.ms", "message.timestamp.after.max.ms", Long,
-        Some(LONG_MAX), at_least(0),
+        Some("3600000"), at_least(0),
         "Refuse a batch whose timestamp is more than this many milliseconds after the \
          broker's clock."),
+    topic("log.cleaner.delete.retention.ms", "delete.retention.ms", Long, Some("86400000"),
+        at_least(0),
+        "How long a compacted topic keeps delete tombstones. Stored and described; it takes \
+         effect with compaction, which runnel does not have yet."),
+    topic("log.cleaner.min.compaction.lag.ms", "min.compaction.lag.ms", Long, Some("0"),
+        at_least(0),
+        "The least time a record stays uncompacted. Stored and described; it takes effect \
+         with compaction, which runnel does not have yet."),
+    topic("log.cleaner.max.compaction.lag.ms", "max.compaction.lag.ms", Long, Some(LONG_MAX),
+        at_least(1),
+        "The most time a record stays uncompacted. Stored and described; it takes effect with \
+         compaction, which runnel does not have yet."),
+    topic("log.cleaner.min.cleanable.ratio", "min.cleanable.dirty.ratio", Double, Some("0.5"),
+        Check::Custom(ratio),
+        "The share of a log that must be uncompacted before it is compacted. Stored and \
+         described; it takes effect with compaction, which runnel does not have yet."),
+    topic("log.local.retention.ms", "local.retention.ms", Long, Some("-2"), at_least(-2),
+        "Tiered storage's local retention. Accepted with no effect: runnel has no tiered \
+         storage, so retention.ms applies to the whole log."),
+    topic("log.local.retention.bytes", "local.retention.bytes", Long, Some("-2"), at_least(-2),
+        "Tiered storage's local retention. Accepted with no effect: runnel has no tiered \
+         storage, so retention.bytes applies to the whole log."),
+    topic_only("remote.storage.enable", Boolean, Some("false"), Check::Custom(no_tiering),
+        "Tiered storage for the topic; runnel has none, so only false is accepted."),
+    topic_only("remote.log.copy.disable", Boolean, Some("false"), Check::Any,
+        "Tiered storage's copy switch. Accepted with no effect: runnel has no tiered storage."),
+    topic_only("remote.log.delete.on.disable", Boolean, Some("false"), Check::Any,
+        "Tiered storage's delete switch. Accepted with no effect: runnel has no tiered \
+         storage."),
+    topic_only("leader.replication.throttled.replicas", List, Some(""), Check::Any,
+        "Replicas whose leader-side replication is throttled. Accepted with no effect: runnel \
+         has no replication quotas."),
+    topic_only("follower.replication.throttled.replicas", List, Some(""), Check::Any,
+        "Replicas whose follower-side replication is throttled. Accepted with no effect: \
+         runnel has no replication quotas."),
     // Broker settings.
     broker("node.id", Int, Some("0"), at_least(0),
         "This broker's id in the cluster."),
@@ -318,6 +371,20 @@ pub(crate) const KEYS: &[Key] = &[
         "How often, in milliseconds, the log start offsets are checkpointed."),
     broker("producer.id.expiration.ms", Int, Some("86400000"), at_least(1),
         "How long, in milliseconds, the broker remembers an idle producer id."),
+    broker("broker.rack", Str, None, Check::Any,
+        "The rack of the broker, registered with the controller and shown to clients in \
+         Metadata. runnel does not yet place replicas by rack."),
+    broker("max.connections", Int, Some("2147483647"), at_least(0),
+        "The most live client connections; at the limit the broker stops accepting until one \
+         closes (KIP-402)."),
+    broker("max.connections.per.ip", Int, Some("2147483647"), at_least(0),
+        "The most live connections from one IP address; a connection beyond it is closed at \
+         once."),
+    broker("max.connections.per.ip.overrides", Str, Some(""), Check::Custom(per_ip_list),
+        "Per-address limits that replace max.connections.per.ip: HOST:COUNT, comma \
+         separated, with IP addresses as hosts."),
+    broker("connections.max.idle.ms", Long, Some("600000"), at_least(1),
+        "A connection with no request in flight and none received for this long is closed."),
     // Consumer groups.
     broker("offsets.topic.num.partitions", Int, Some("50"), Check::Range { min: 1, max: 100_000 },
         "The number of partitions of __consumer_offsets, fixed when it is created: a group's \
@@ -344,6 +411,27 @@ pub(crate) const KEYS: &[Key] = &[
         "The most members a group may have."),
 ];
 
+const PLAINTEXT_ONLY: &str = "runnel supports only PLAINTEXT listeners (no TLS)";
+const NO_SASL: &str = "runnel supports only PLAINTEXT listeners (no SASL authentication)";
+const NO_TOKENS: &str = "runnel has no delegation tokens";
+const TIERED: &str = "runnel has no tiered storage";
+const TXN: &str = "runnel has no transactions yet";
+const SHARE: &str = "runnel has no share groups (KIP-932)";
+const STREAMS: &str = "runnel has no streams groups (KIP-1071)";
+const KIP848: &str = "runnel's groups speak the classic protocol only (KIP-848's consumer protocol is not supported yet)";
+const CLEANER: &str = "runnel has no log cleaner (compaction) yet";
+const PURGATORY: &str = "runnel keeps no purgatories to purge";
+const QUOTAS: &str = "runnel has no quotas";
+const METRICS: &str = "runnel has no metrics reporters";
+const NO_CLASSES: &str = "runnel loads no Java classes";
+const ONE_DIR: &str = "runnel uses one log directory";
+const METADATA_LOG: &str =
+    "runnel keeps its metadata log in log.dirs and deletes it below each snapshot";
+const SOCKETS: &str = "runnel uses the operating system's socket settings";
+const TELEMETRY: &str = "runnel has no client telemetry (KIP-714)";
+const FETCH_SESSIONS: &str =
+    "runnel has no incremental fetch sessions (KIP-227): every fetch is a full one";
+const TASKS: &str = "runnel sizes its own tasks";
 const QUORUM: &str = "runnel takes its voters from controller.quorum.voters (KIP-853 bootstrap servers are not supported yet)";
 
 /// Kafka keys that real `server.properties` files carry and runnel accepts with a warning,
@@ -353,22 +441,249 @@ const IGNORED: &[(&str, &str)] = &[
     ("controller.quorum.bootstrap.servers", QUORUM),
     ("inter.broker.listener.name", "runnel serves brokers and clients on one listener"),
     ("listener.security.protocol.map", "runnel supports only PLAINTEXT"),
-    ("num.network.threads", "runnel sizes its own tasks"),
-    ("num.io.threads", "runnel sizes its own tasks"),
+    ("num.network.threads", TASKS),
+    ("num.io.threads", TASKS),
     ("socket.send.buffer.bytes", "runnel uses the operating system's socket buffer sizes"),
     ("socket.receive.buffer.bytes", "runnel uses the operating system's socket buffer sizes"),
-    ("num.recovery.threads.per.data.dir", "runnel recovers partitions on its own tasks"),
-    ("transaction.state.log.replication.factor", "runnel has no transactions"),
-    ("transaction.state.log.min.isr", "runnel has no transactions"),
-    ("share.coordinator.state.topic.replication.factor", "runnel has no share groups"),
-    ("share.coordinator.state.topic.min.isr", "runnel has no share groups"),
+    ("num.recovery.threads.per.data.dir", TASKS),
+    ("transaction.state.log.replication.factor", TXN),
+    ("transaction.state.log.min.isr", TXN),
+    ("share.coordinator.state.topic.replication.factor", SHARE),
+    ("share.coordinator.state.topic.min.isr", SHARE),
     ("zookeeper.connect", "runnel has no ZooKeeper"),
     ("zookeeper.connection.timeout.ms", "runnel has no ZooKeeper"),
+    // The rest of Kafka 4.1's broker keys (src/config/kafka/broker-keys-4.1.tsv).
+    ("add.partitions.to.txn.retry.backoff.max.ms", TXN),
+    ("add.partitions.to.txn.retry.backoff.ms", TXN),
+    ("alter.config.policy.class.name", NO_CLASSES),
+    ("alter.log.dirs.replication.quota.window.num", QUOTAS),
+    ("alter.log.dirs.replication.quota.window.size.seconds", QUOTAS),
+    ("background.threads", TASKS),
+    ("client.quota.callback.class", QUOTAS),
+    ("connection.failed.authentication.delay.ms", NO_SASL),
+    ("connections.max.reauth.ms", NO_SASL),
+    ("controlled.shutdown.enable", "a runnel broker always shuts down in a controlled way when stopped"),
+    ("controller.quorum.append.linger.ms", TASKS),
+    ("controller.quota.window.num", QUOTAS),
+    ("controller.quota.window.size.seconds", QUOTAS),
+    ("controller.socket.timeout.ms", SOCKETS),
+    ("create.topic.policy.class.name", NO_CLASSES),
+    ("delegation.token.expiry.check.interval.ms", NO_TOKENS),
+    ("delegation.token.expiry.time.ms", NO_TOKENS),
+    ("delegation.token.max.lifetime.ms", NO_TOKENS),
+    ("delegation.token.secret.key", NO_TOKENS),
+    ("delete.records.purgatory.purge.interval.requests", PURGATORY),
+    ("early.start.listeners", SOCKETS),
+    ("fetch.max.bytes", "runnel bounds a fetch response by the request's own max_bytes"),
+    ("fetch.purgatory.purge.interval.requests", PURGATORY),
+    ("group.consumer.assignors", KIP848),
+    ("group.consumer.heartbeat.interval.ms", KIP848),
+    ("group.consumer.max.heartbeat.interval.ms", KIP848),
+    ("group.consumer.max.session.timeout.ms", KIP848),
+    ("group.consumer.max.size", KIP848),
+    ("group.consumer.migration.policy", KIP848),
+    ("group.consumer.min.heartbeat.interval.ms", KIP848),
+    ("group.consumer.min.session.timeout.ms", KIP848),
+    ("group.consumer.session.timeout.ms", KIP848),
+    ("group.coordinator.append.linger.ms", TASKS),
+    ("group.coordinator.rebalance.protocols", KIP848),
+    ("group.coordinator.threads", TASKS),
+    ("group.share.assignors", SHARE),
+    ("group.share.delivery.count.limit", SHARE),
+    ("group.share.heartbeat.interval.ms", SHARE),
+    ("group.share.max.heartbeat.interval.ms", SHARE),
+    ("group.share.max.record.lock.duration.ms", SHARE),
+    ("group.share.max.session.timeout.ms", SHARE),
+    ("group.share.max.share.sessions", SHARE),
+    ("group.share.max.size", SHARE),
+    ("group.share.min.heartbeat.interval.ms", SHARE),
+    ("group.share.min.record.lock.duration.ms", SHARE),
+    ("group.share.min.session.timeout.ms", SHARE),
+    ("group.share.partition.max.record.locks", SHARE),
+    ("group.share.record.lock.duration.ms", SHARE),
+    ("group.share.session.timeout.ms", SHARE),
+    ("group.streams.heartbeat.interval.ms", STREAMS),
+    ("group.streams.max.heartbeat.interval.ms", STREAMS),
+    ("group.streams.max.session.timeout.ms", STREAMS),
+    ("group.streams.max.size", STREAMS),
+    ("group.streams.max.standby.replicas", STREAMS),
+    ("group.streams.min.heartbeat.interval.ms", STREAMS),
+    ("group.streams.min.session.timeout.ms", STREAMS),
+    ("group.streams.num.standby.replicas", STREAMS),
+    ("group.streams.session.timeout.ms", STREAMS),
+    ("initial.broker.registration.timeout.ms", "a runnel broker keeps trying to register until it is stopped"),
+    ("kafka.metrics.polling.interval.secs", METRICS),
+    ("kafka.metrics.reporters", METRICS),
+    ("log.cleaner.backoff.ms", CLEANER),
+    ("log.cleaner.dedupe.buffer.size", CLEANER),
+    ("log.cleaner.enable", "runnel has no log cleaner (compaction) yet"),
+    ("log.cleaner.io.buffer.load.factor", CLEANER),
+    ("log.cleaner.io.buffer.size", CLEANER),
+    ("log.cleaner.io.max.bytes.per.second", CLEANER),
+    ("log.cleaner.threads", CLEANER),
+    ("log.dir.failure.timeout.ms", ONE_DIR),
+    ("max.connection.creation.rate", SOCKETS),
+    ("max.incremental.fetch.session.cache.slots", FETCH_SESSIONS),
+    ("max.request.partition.size.limit", "runnel does not limit the partitions of a request"),
+    ("metadata.log.dir", METADATA_LOG),
+    ("metadata.log.segment.bytes", METADATA_LOG),
+    ("metadata.log.segment.ms", METADATA_LOG),
+    ("metadata.max.idle.interval.ms", METADATA_LOG),
+    ("metadata.max.retention.bytes", METADATA_LOG),
+    ("metadata.max.retention.ms", METADATA_LOG),
+    ("metric.reporters", METRICS),
+    ("metrics.num.samples", METRICS),
+    ("metrics.recording.level", METRICS),
+    ("metrics.sample.window.ms", METRICS),
+    ("num.replica.alter.log.dirs.threads", ONE_DIR),
+    ("num.replica.fetchers", TASKS),
+    ("offsets.load.buffer.size", "runnel loads __consumer_offsets with its own buffers"),
+    ("offsets.topic.compression.codec", "runnel writes __consumer_offsets uncompressed"),
+    ("principal.builder.class", NO_SASL),
+    ("producer.purgatory.purge.interval.requests", PURGATORY),
+    ("queued.max.request.bytes", "not enforced yet: runnel reads one request at a time per connection and bounds each by socket.request.max.bytes"),
+    ("queued.max.requests", "not enforced yet: runnel reads one request at a time per connection and bounds each by socket.request.max.bytes"),
+    ("quota.window.num", QUOTAS),
+    ("quota.window.size.seconds", QUOTAS),
+    ("remote.fetch.max.wait.ms", TIERED),
+    ("remote.list.offsets.request.timeout.ms", TIERED),
+    ("remote.log.index.file.cache.total.size.bytes", TIERED),
+    ("remote.log.manager.copier.thread.pool.size", TIERED),
+    ("remote.log.manager.copy.max.bytes.per.second", TIERED),
+    ("remote.log.manager.copy.quota.window.num", TIERED),
+    ("remote.log.manager.copy.quota.window.size.seconds", TIERED),
+    ("remote.log.manager.expiration.thread.pool.size", TIERED),
+    ("remote.log.manager.fetch.max.bytes.per.second", TIERED),
+    ("remote.log.manager.fetch.quota.window.num", TIERED),
+    ("remote.log.manager.fetch.quota.window.size.seconds", TIERED),
+    ("remote.log.manager.task.interval.ms", TIERED),
+    ("remote.log.manager.thread.pool.size", TIERED),
+    ("remote.log.metadata.custom.metadata.max.bytes", TIERED),
+    ("remote.log.metadata.manager.class.name", TIERED),
+    ("remote.log.metadata.manager.class.path", TIERED),
+    ("remote.log.metadata.manager.impl.prefix", TIERED),
+    ("remote.log.metadata.manager.listener.name", TIERED),
+    ("remote.log.reader.max.pending.tasks", TIERED),
+    ("remote.log.reader.threads", TIERED),
+    ("remote.log.storage.manager.class.name", TIERED),
+    ("remote.log.storage.manager.class.path", TIERED),
+    ("remote.log.storage.manager.impl.prefix", TIERED),
+    ("replica.fetch.min.bytes", "a follower's fetch is answered as soon as any data is there"),
+    ("replica.high.watermark.checkpoint.interval.ms", "runnel does not checkpoint the high watermark: a leader learns it again from its followers"),
+    ("replica.selector.class", NO_CLASSES),
+    ("replica.socket.receive.buffer.bytes", SOCKETS),
+    ("replication.quota.window.num", QUOTAS),
+    ("replication.quota.window.size.seconds", QUOTAS),
+    ("request.timeout.ms", "a runnel broker bounds its requests to the controller by broker.session.timeout.ms"),
+    ("sasl.client.callback.handler.class", NO_SASL),
+    ("sasl.enabled.mechanisms", NO_SASL),
+    ("sasl.jaas.config", NO_SASL),
+    ("sasl.kerberos.kinit.cmd", NO_SASL),
+    ("sasl.kerberos.min.time.before.relogin", NO_SASL),
+    ("sasl.kerberos.principal.to.local.rules", NO_SASL),
+    ("sasl.kerberos.service.name", NO_SASL),
+    ("sasl.kerberos.ticket.renew.jitter", NO_SASL),
+    ("sasl.kerberos.ticket.renew.window.factor", NO_SASL),
+    ("sasl.login.callback.handler.class", NO_SASL),
+    ("sasl.login.class", NO_SASL),
+    ("sasl.login.connect.timeout.ms", NO_SASL),
+    ("sasl.login.read.timeout.ms", NO_SASL),
+    ("sasl.login.refresh.buffer.seconds", NO_SASL),
+    ("sasl.login.refresh.min.period.seconds", NO_SASL),
+    ("sasl.login.refresh.window.factor", NO_SASL),
+    ("sasl.login.refresh.window.jitter", NO_SASL),
+    ("sasl.login.retry.backoff.max.ms", NO_SASL),
+    ("sasl.login.retry.backoff.ms", NO_SASL),
+    ("sasl.mechanism.controller.protocol", NO_SASL),
+    ("sasl.mechanism.inter.broker.protocol", NO_SASL),
+    ("sasl.oauthbearer.assertion.algorithm", NO_SASL),
+    ("sasl.oauthbearer.assertion.claim.aud", NO_SASL),
+    ("sasl.oauthbearer.assertion.claim.exp.seconds", NO_SASL),
+    ("sasl.oauthbearer.assertion.claim.iss", NO_SASL),
+    ("sasl.oauthbearer.assertion.claim.jti.include", NO_SASL),
+    ("sasl.oauthbearer.assertion.claim.nbf.seconds", NO_SASL),
+    ("sasl.oauthbearer.assertion.claim.sub", NO_SASL),
+    ("sasl.oauthbearer.assertion.file", NO_SASL),
+    ("sasl.oauthbearer.assertion.private.key.file", NO_SASL),
+    ("sasl.oauthbearer.assertion.private.key.passphrase", NO_SASL),
+    ("sasl.oauthbearer.assertion.template.file", NO_SASL),
+    ("sasl.oauthbearer.client.credentials.client.id", NO_SASL),
+    ("sasl.oauthbearer.client.credentials.client.secret", NO_SASL),
+    ("sasl.oauthbearer.clock.skew.seconds", NO_SASL),
+    ("sasl.oauthbearer.expected.audience", NO_SASL),
+    ("sasl.oauthbearer.expected.issuer", NO_SASL),
+    ("sasl.oauthbearer.jwks.endpoint.refresh.ms", NO_SASL),
+    ("sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms", NO_SASL),
+    ("sasl.oauthbearer.jwks.endpoint.retry.backoff.ms", NO_SASL),
+    ("sasl.oauthbearer.jwks.endpoint.url", NO_SASL),
+    ("sasl.oauthbearer.jwt.retriever.class", NO_SASL),
+    ("sasl.oauthbearer.jwt.validator.class", NO_SASL),
+    ("sasl.oauthbearer.scope", NO_SASL),
+    ("sasl.oauthbearer.scope.claim.name", NO_SASL),
+    ("sasl.oauthbearer.sub.claim.name", NO_SASL),
+    ("sasl.oauthbearer.token.endpoint.url", NO_SASL),
+    ("sasl.server.callback.handler.class", NO_SASL),
+    ("sasl.server.max.receive.size", NO_SASL),
+    ("security.providers", PLAINTEXT_ONLY),
+    ("share.coordinator.append.linger.ms", SHARE),
+    ("share.coordinator.load.buffer.size", SHARE),
+    ("share.coordinator.snapshot.update.records.per.snapshot", SHARE),
+    ("share.coordinator.state.topic.compression.codec", SHARE),
+    ("share.coordinator.state.topic.num.partitions", SHARE),
+    ("share.coordinator.state.topic.segment.bytes", SHARE),
+    ("share.coordinator.threads", SHARE),
+    ("share.coordinator.write.timeout.ms", SHARE),
+    ("share.fetch.purgatory.purge.interval.requests", SHARE),
+    ("socket.connection.setup.timeout.max.ms", SOCKETS),
+    ("socket.connection.setup.timeout.ms", SOCKETS),
+    ("socket.listen.backlog.size", SOCKETS),
+    ("ssl.allow.dn.changes", PLAINTEXT_ONLY),
+    ("ssl.allow.san.changes", PLAINTEXT_ONLY),
+    ("ssl.cipher.suites", PLAINTEXT_ONLY),
+    ("ssl.client.auth", PLAINTEXT_ONLY),
+    ("ssl.enabled.protocols", PLAINTEXT_ONLY),
+    ("ssl.endpoint.identification.algorithm", PLAINTEXT_ONLY),
+    ("ssl.engine.factory.class", PLAINTEXT_ONLY),
+    ("ssl.key.password", PLAINTEXT_ONLY),
+    ("ssl.keymanager.algorithm", PLAINTEXT_ONLY),
+    ("ssl.keystore.certificate.chain", PLAINTEXT_ONLY),
+    ("ssl.keystore.key", PLAINTEXT_ONLY),
+    ("ssl.keystore.location", PLAINTEXT_ONLY),
+    ("ssl.keystore.password", PLAINTEXT_ONLY),
+    ("ssl.keystore.type", PLAINTEXT_ONLY),
+    ("ssl.principal.mapping.rules", PLAINTEXT_ONLY),
+    ("ssl.protocol", PLAINTEXT_ONLY),
+    ("ssl.provider", PLAINTEXT_ONLY),
+    ("ssl.secure.random.implementation", PLAINTEXT_ONLY),
+    ("ssl.trustmanager.algorithm", PLAINTEXT_ONLY),
+    ("ssl.truststore.certificates", PLAINTEXT_ONLY),
+    ("ssl.truststore.location", PLAINTEXT_ONLY),
+    ("ssl.truststore.password", PLAINTEXT_ONLY),
+    ("ssl.truststore.type", PLAINTEXT_ONLY),
+    ("telemetry.max.bytes", TELEMETRY),
+    ("transaction.abort.timed.out.transaction.cleanup.interval.ms", TXN),
+    ("transaction.max.timeout.ms", TXN),
+    ("transaction.partition.verification.enable", TXN),
+    ("transaction.remove.expired.transaction.cleanup.interval.ms", TXN),
+    ("transaction.state.log.load.buffer.size", TXN),
+    ("transaction.state.log.num.partitions", TXN),
+    ("transaction.state.log.segment.bytes", TXN),
+    ("transactional.id.expiration.ms", TXN),
+];
+
+/// Kafka keys runnel accepts, with no effect, only at the value that means "off": anything
+/// else would promise what runnel does not do (an authorizer, tiered storage).
+#[rustfmt::skip]
+const ONLY_OFF: &[(&str, &str, &str)] = &[
+    ("authorizer.class.name", "", "runnel has no authorizer: every client may do everything, so an authorizer cannot be configured"),
+    ("remote.log.storage.system.enable", "false", "runnel has no tiered storage"),
+    ("transaction.two.phase.commit.enable", "false", "runnel has no transactions yet"),
+    ("security.inter.broker.protocol", "PLAINTEXT", "runnel supports only PLAINTEXT listeners"),
 ];
 
 /// The broker key `name`.
 pub(crate) fn broker_key(name: &str) -> Option<&'static Key> {
-    KEYS.iter().find(|k| k.name == name)
+    KEYS.iter().find(|k| k.name == name && k.broker)
 }
 
 /// The keys that set `sets`, in precedence order.
@@ -385,6 +700,15 @@ pub(crate) fn topic_keys() -> impl Iterator<Item = (&'static str, &'static Key)>
     })
 }
 
+/// For a Kafka key accepted only when off: the values that mean off, and why others are
+/// refused.
+pub(crate) fn only_off(name: &str) -> Option<(&'static str, &'static str)> {
+    ONLY_OFF
+        .iter()
+        .find(|(k, _, _)| *k == name)
+        .map(|(_, off, why)| (*off, *why))
+}
+
 /// Why Kafka key `name` is ignored, if it is one runnel accepts without using.
 pub(crate) fn ignored(name: &str) -> Option<&'static str> {
     IGNORED
@@ -399,6 +723,41 @@ fn gzip_level(value: &Value) -> Result<(), String> {
         Some(-1 | 1..=9) => Ok(()),
         _ => Err("expected 1 to 9, or -1 for the codec's default".to_owned()),
     }
+}
+
+/// `min.cleanable.dirty.ratio`: a share, 0 to 1.
+fn ratio(value: &Value) -> Result<(), String> {
+    match value.as_str().and_then(|t| t.parse::<f64>().ok()) {
+        Some(r) if (0.0..=1.0).contains(&r) => Ok(()),
+        _ => Err("expected a number from 0 to 1".to_owned()),
+    }
+}
+
+/// `remote.storage.enable`: runnel has no tiered storage.
+fn no_tiering(value: &Value) -> Result<(), String> {
+    match value.as_bool() {
+        Some(true) => Err("runnel has no tiered storage".to_owned()),
+        _ => Ok(()),
+    }
+}
+
+/// `max.connections.per.ip.overrides`: HOST:COUNT, comma separated.
+fn per_ip_list(value: &Value) -> Result<(), String> {
+    per_ip_overrides(value.as_str().unwrap_or_default()).map(drop)
+}
+
+/// Parses `max.connections.per.ip.overrides`.
+pub(crate) fn per_ip_overrides(
+    text: &str,
+) -> Result<std::collections::BTreeMap<String, u32>, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for entry in split_list(text) {
+        let bad = || format!("{entry:?} is not HOST:COUNT");
+        let (host, count) = entry.rsplit_once(':').ok_or_else(bad)?;
+        let count: u32 = count.trim().parse().map_err(|_| bad())?;
+        out.insert(host.trim().to_owned(), count);
+    }
+    Ok(out)
 }
 
 /// `log.dirs`: runnel keeps every partition in one directory.
@@ -522,7 +881,8 @@ mod tests {
         for key in KEYS {
             let has_default = synonyms(key.sets).any(|k| k.default.is_some());
             assert!(
-                has_default || ["advertised.listeners", "cluster.id"].contains(&key.name),
+                has_default
+                    || ["advertised.listeners", "cluster.id", "broker.rack"].contains(&key.name),
                 "{}",
                 key.name
             );
@@ -546,6 +906,89 @@ mod tests {
             }
         }
         let names: Vec<_> = topic_keys().map(|(t, _)| t).collect();
-        assert_eq!(names.len(), 23, "{names:?}");
+        assert_eq!(names.len(), 34, "{names:?}");
+    }
+
+    /// Kafka 4.1's documented keys (`src/config/kafka/*.tsv`, from the "Broker Configs" and
+    /// "Topic-Level Configs" pages): runnel knows every one, as a key of its own, or as one it
+    /// accepts with no effect (logged), or accepts only when off. None is "unknown".
+    #[test]
+    fn every_kafka_4_1_key_is_known_ignored_or_accepted_only_off() {
+        let rows = |tsv: &'static str| {
+            tsv.lines()
+                .skip(1)
+                .map(|l| l.split('\t').collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        };
+        let broker = rows(include_str!("kafka/broker-keys-4.1.tsv"));
+        assert_eq!(broker.len(), 316);
+        let mut unknown = Vec::new();
+        for row in &broker {
+            let name = row[0];
+            let known = broker_key(name).is_some();
+            let ignored = ignored(name).is_some() || only_off(name).is_some();
+            if known == ignored {
+                unknown.push(name);
+            }
+        }
+        assert!(unknown.is_empty(), "unknown or both: {unknown:?}");
+        let topic = rows(include_str!("kafka/topic-keys-4.1.tsv"));
+        assert_eq!(topic.len(), 33);
+        let ours: BTreeSet<_> = topic_keys().map(|(t, _)| t).collect();
+        let missing: Vec<_> = topic
+            .iter()
+            .map(|r| r[0])
+            .filter(|n| !ours.contains(n))
+            .collect();
+        assert!(missing.is_empty(), "topic keys unknown: {missing:?}");
+        // Each topic key's broker default is Kafka's (its server default property).
+        for row in &topic {
+            let (name, server) = (row[0], row[3]);
+            let (_, primary) = topic_keys().find(|(t, _)| *t == name).unwrap();
+            if server != "null" {
+                assert!(
+                    synonyms(Sets::Topic(name)).any(|k| k.name == server),
+                    "{name}: Kafka's broker default is {server}"
+                );
+            } else {
+                assert!(!primary.broker, "{name} has no broker key in Kafka");
+            }
+        }
+    }
+
+    /// Where runnel's default differs from Kafka 4.1's, it is on purpose and listed here; every
+    /// other key with a default has Kafka's.
+    #[test]
+    fn defaults_are_kafka_4_1_s_but_for_the_listed_differences() {
+        const DIFFERENT: &[&str] = &[
+            // runnel starts as a single node on localhost with its own data directory.
+            "listeners",
+            "log.dirs",
+            "log.dir",
+            "process.roles",
+            "node.id",
+            "controller.listener.names",
+            // Checked every second, so flush.ms takes effect.
+            "log.flush.scheduler.interval.ms",
+            "log.flush.interval.ms",
+        ];
+        let tsv = include_str!("kafka/broker-keys-4.1.tsv");
+        let mut wrong = Vec::new();
+        for line in tsv.lines().skip(1) {
+            let row: Vec<&str> = line.split('\t').collect();
+            let (name, kafka) = (row[0], row[2].split(" (").next().unwrap_or_default());
+            let Some(key) = broker_key(name) else {
+                continue;
+            };
+            let ours = key.default.unwrap_or("null");
+            let kafka = if kafka == "\"\"" { "" } else { kafka };
+            let same = ours == kafka
+                || (key.default.is_none() && (kafka.is_empty() || kafka == "-1"))
+                || (ours.is_empty() && kafka == "null");
+            if !same && !DIFFERENT.contains(&name) {
+                wrong.push(format!("{name}: runnel {ours}, Kafka {kafka}"));
+            }
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
     }
 }

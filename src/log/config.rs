@@ -57,7 +57,11 @@ impl Default for LogConfig {
             flush_ms: NEVER,
             max_message_bytes: 1_048_588,
             write_caching: false,
-            records: crate::record::validator::Rules::DEFAULT,
+            // Kafka 4's message.timestamp.after.max.ms: an hour.
+            records: crate::record::validator::Rules {
+                timestamp_after_max_ms: 3_600_000,
+                ..crate::record::validator::Rules::DEFAULT
+            },
         }
     }
 }

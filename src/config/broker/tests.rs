@@ -70,9 +70,9 @@ fn defaults_are_kafkas() {
     assert_eq!(text("min.insync.replicas"), "1");
     assert_eq!(text("segment.jitter.ms"), "0");
     assert_eq!(text("file.delete.delay.ms"), "60000");
-    assert_eq!(text("message.timestamp.after.max.ms"), i64::MAX.to_string());
+    assert_eq!(text("message.timestamp.after.max.ms"), "3600000");
     assert_eq!(text("unclean.leader.election.enable"), "false");
-    assert_eq!(values.len(), 23);
+    assert_eq!(values.len(), 34);
 }
 
 #[test]
@@ -674,4 +674,20 @@ fn the_listen_flag_replaces_only_the_plaintext_listener() {
     let (c, _) = BrokerConfig::load(Some(text), &[], &cli).unwrap();
     assert_eq!(c.listen, "127.0.0.1:0");
     assert_eq!(c.controller_listen.as_deref(), Some("h:9093"));
+}
+
+/// A key runnel accepts only when off is refused when on, saying why; at the off value it is
+/// ignored with a warning, as every Kafka key runnel does not use.
+#[test]
+fn keys_for_features_runnel_lacks_are_accepted_only_off() {
+    let (_, warnings) = load("authorizer.class.name=\nssl.keystore.type=PKCS12\n", &[]).unwrap();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    let (key, _, reason) =
+        bad_value("authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer");
+    assert_eq!(key, "authorizer.class.name");
+    assert!(reason.contains("no authorizer"), "{reason}");
+    let (key, _, _) = bad_value("remote.log.storage.system.enable=true");
+    assert_eq!(key, "remote.log.storage.system.enable");
+    let (_, _, reason) = bad_value("max.connections.per.ip.overrides=host-without-count");
+    assert!(reason.contains("HOST:COUNT"), "{reason}");
 }
