@@ -6,16 +6,23 @@
 //! waiting for data). A writer sends the answers strictly in request order, as Kafka's clients
 //! require. At most [`IN_FLIGHT_MAX`] answers wait per connection; the reader stops reading
 //! until one is sent.
+//!
+//! Intake is bounded as Kafka bounds it: `max.connections` and `max.connections.per.ip` on
+//! the client listener, `connections.max.idle.ms` on every connection, `socket.request.max.bytes`
+//! checked on the size prefix before anything is allocated, and failed accepts (out of file
+//! descriptors) backing off exponentially instead of spinning.
 
 use super::Broker;
 use super::api::{self, Reply};
 use crate::env::net::{Connection, Listener};
 use crate::protocol::{FrameError, parse_request, read_frame};
 use bytes::Bytes;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
 
 /// Answers that may wait, in order, per connection.
@@ -41,26 +48,207 @@ pub enum ListenerRole {
     Controller,
 }
 
+/// Kafka's connection limits on a client listener: `max.connections` (at the limit the
+/// listener stops accepting until a connection closes, KIP-402) and `max.connections.per.ip`
+/// with its overrides (a connection beyond them is closed at once). The controller listener,
+/// like Kafka's inter-broker one, is not limited.
+struct Intake {
+    total: Arc<Semaphore>,
+    per_ip: PerIp,
+    per_ip_max: u32,
+    overrides: BTreeMap<IpAddr, u32>,
+}
+
+/// Live connections per client address.
+type PerIp = Arc<Mutex<BTreeMap<IpAddr, u32>>>;
+
+/// A connection's place in the limits, given back when it ends.
+struct Admission {
+    _total: Option<OwnedSemaphorePermit>,
+    per_ip: Option<(PerIp, IpAddr)>,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        if let Some((map, ip)) = self.per_ip.take() {
+            let mut m = map.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = m.get_mut(&ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    m.remove(&ip);
+                }
+            }
+        }
+    }
+}
+
+impl Intake {
+    fn new(broker: &Broker) -> Intake {
+        let c = &broker.config;
+        let mut overrides = BTreeMap::new();
+        for (host, n) in &c.max_connections_per_ip_overrides {
+            match host.parse::<IpAddr>() {
+                Ok(ip) => {
+                    overrides.insert(ip, *n);
+                }
+                Err(_) => tracing::warn!(
+                    %host,
+                    "max.connections.per.ip.overrides: runnel takes IP addresses, not host names; \
+                     ignoring this entry"
+                ),
+            }
+        }
+        let total = usize::try_from(c.max_connections)
+            .unwrap_or(usize::MAX)
+            .min(Semaphore::MAX_PERMITS);
+        Intake {
+            total: Arc::new(Semaphore::new(total)),
+            per_ip: Arc::new(Mutex::new(BTreeMap::new())),
+            per_ip_max: c.max_connections_per_ip,
+            overrides,
+        }
+    }
+
+    /// Takes a place for a connection from `ip`, or None if `ip` is at its limit.
+    fn admit(&self, ip: IpAddr, total: OwnedSemaphorePermit) -> Option<Admission> {
+        let limit = self.overrides.get(&ip).copied().unwrap_or(self.per_ip_max);
+        let mut m = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let n = m.entry(ip).or_insert(0);
+        if *n >= limit {
+            if *n == 0 {
+                m.remove(&ip);
+            }
+            return None;
+        }
+        *n += 1;
+        Some(Admission {
+            _total: Some(total),
+            per_ip: Some((self.per_ip.clone(), ip)),
+        })
+    }
+}
+
+/// Logs at most once a second, counting what it passed over.
+struct Throttled {
+    last: Option<tokio::time::Instant>,
+    skipped: u64,
+}
+
+impl Throttled {
+    fn new() -> Throttled {
+        Throttled {
+            last: None,
+            skipped: 0,
+        }
+    }
+
+    /// Whether to log now, and how many were passed over since the last time.
+    fn due(&mut self) -> Option<u64> {
+        let now = crate::env::monotonic_now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
+            self.skipped += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.skipped))
+    }
+}
+
+/// The first pause after a failed accept; it doubles up to [`ACCEPT_BACKOFF_MAX`].
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
 /// Accepts connections until shutdown, then waits for every connection to finish.
 pub async fn serve(broker: Arc<Broker>, mut listener: Box<dyn Listener>, role: ListenerRole) {
     let mut shutdown = broker.shutdown.clone();
     let mut connections = JoinSet::new();
     let (host, port) = broker.advertised();
     tracing::info!(advertised = %format!("{host}:{port}"), "accepting connections");
-    loop {
-        tokio::select! {
+    let intake = (role == ListenerRole::Client).then(|| Intake::new(&broker));
+    let unlimited = Arc::new(Semaphore::new(Semaphore::MAX_PERMITS));
+    let mut backoff = ACCEPT_BACKOFF_MIN;
+    let (mut full_log, mut per_ip_log, mut error_log) =
+        (Throttled::new(), Throttled::new(), Throttled::new());
+    'accepting: loop {
+        // KIP-402: at max.connections, stop accepting until a connection closes.
+        let total = intake.as_ref().map_or(&unlimited, |i| &i.total).clone();
+        let permit = match total.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                if let Some(skipped) = full_log.due() {
+                    tracing::warn!(
+                        max_connections = broker.config.max_connections,
+                        skipped,
+                        "max.connections reached: not accepting until a connection closes"
+                    );
+                }
+                loop {
+                    tokio::select! {
+                        biased;
+                        _ = shutdown.changed() => break 'accepting,
+                        Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                        p = total.clone().acquire_owned() => match p {
+                            Ok(p) => break p,
+                            Err(_) => break 'accepting,
+                        },
+                    }
+                }
+            }
+        };
+        let accepted = tokio::select! {
             biased;
             _ = shutdown.changed() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((conn, peer)) => {
-                    connections.spawn(serve_connection(broker.clone(), conn, peer, role));
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((conn, peer)) => {
+                backoff = ACCEPT_BACKOFF_MIN;
+                let admission = match &intake {
+                    Some(i) => match i.admit(peer.ip(), permit) {
+                        Some(a) => a,
+                        None => {
+                            if let Some(skipped) = per_ip_log.due() {
+                                tracing::warn!(
+                                    %peer,
+                                    skipped,
+                                    "max.connections.per.ip reached: closing the new connection"
+                                );
+                            }
+                            drop(conn);
+                            continue;
+                        }
+                    },
+                    None => Admission {
+                        _total: Some(permit),
+                        per_ip: None,
+                    },
+                };
+                connections.spawn(serve_connection(
+                    broker.clone(),
+                    conn,
+                    peer,
+                    role,
+                    admission,
+                ));
+            }
+            Err(e) => {
+                // Out of descriptors and the like: back off instead of spinning, and log at
+                // most once a second.
+                if let Some(skipped) = error_log.due() {
+                    tracing::warn!(error = %e, skipped, backoff_ms = backoff.as_millis() as u64, "accept failed");
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                drop(permit);
+                tokio::select! {
+                    biased;
+                    _ = shutdown.changed() => break,
+                    _ = tokio::time::sleep(backoff) => {}
                 }
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+            }
         }
     }
     drop(listener);
@@ -73,7 +261,9 @@ async fn serve_connection(
     conn: Box<dyn Connection>,
     peer: SocketAddr,
     role: ListenerRole,
+    admission: Admission,
 ) {
+    let _admission = admission;
     let (mut rd, mut wr) = tokio::io::split(conn);
     let (tx, mut rx) = mpsc::channel::<Pending>(IN_FLIGHT_MAX);
     let writer = async move {
@@ -91,13 +281,22 @@ async fn serve_connection(
         let _ = wr.shutdown().await;
     };
     let max = usize::try_from(broker.config.socket_request_max_bytes).unwrap_or(usize::MAX);
+    let idle = Duration::from_millis(broker.config.connections_max_idle_ms);
     let mut shutdown = broker.shutdown.clone();
     let reader = async move {
         loop {
+            // connections.max.idle.ms: a connection that sends no request for this long is
+            // closed (the answers already owed are still sent).
             let frame = tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
-                f = read_frame(&mut rd, max) => f,
+                f = tokio::time::timeout(idle, read_frame(&mut rd, max)) => match f {
+                    Ok(f) => f,
+                    Err(_) => {
+                        tracing::debug!(%peer, idle_ms = idle.as_millis() as u64, "closing an idle connection");
+                        break;
+                    }
+                },
             };
             let frame = match frame {
                 Ok(Some(f)) => f.freeze(),

@@ -19,6 +19,8 @@ pub struct BrokerProcess {
     _tmp: Option<tempfile::TempDir>,
     /// Extra `--override` settings.
     overrides: Vec<String>,
+    /// The open-files limit to start the process with (`ulimit -n`), if any.
+    nofile: Option<u32>,
     /// Where the broker's log goes.
     log_path: PathBuf,
 }
@@ -60,9 +62,32 @@ impl BrokerProcess {
             data_dir,
             _tmp: Some(tmp),
             overrides: overrides.iter().map(|s| s.to_string()).collect(),
+            nofile: None,
         };
         b.spawn_process();
         b
+    }
+
+    /// Starts a broker as [`BrokerProcess::start`] does, with at most `nofile` open files.
+    pub fn start_with_open_files(overrides: &[&str], nofile: u32) -> BrokerProcess {
+        let tmp = tempfile::tempdir().unwrap();
+        let data_dir = tmp.path().join("data");
+        let mut b = BrokerProcess {
+            child: None,
+            addr: format!("127.0.0.1:{}", free_port()),
+            log_path: tmp.path().join("broker.log"),
+            data_dir,
+            _tmp: Some(tmp),
+            overrides: overrides.iter().map(|s| s.to_string()).collect(),
+            nofile: Some(nofile),
+        };
+        b.spawn();
+        b
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     fn spawn(&mut self) {
@@ -76,7 +101,18 @@ impl BrokerProcess {
             .append(true)
             .open(&self.log_path)
             .unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_runnel"));
+        let runnel = env!("CARGO_BIN_EXE_runnel");
+        let mut cmd = match self.nofile {
+            // The shell lowers its limit, then becomes the broker.
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(runnel);
+                c
+            }
+            None => Command::new(runnel),
+        };
         cmd.arg("broker")
             .arg("--data-dir")
             .arg(&self.data_dir)

@@ -349,7 +349,21 @@ impl ReplicationChecker {
             .get(&(dir.to_string(), epoch))
             .filter(|(h, _)| *h == host)
             .map(|(_, s)| *s);
-        let committed = self.committed.get(dir).map_or(0, |c| c.high_watermark);
+        // Once a later leader epoch has begun, what it committed is nothing this leader can
+        // know, and the controller fences this request (FENCED_LEADER_EPOCH), so a resend of
+        // an expansion decided in its own epoch is held only to that epoch's start (seed
+        // 39550: the next leader, alone in the ISR, committed its tail before the old leader
+        // resent). Joins that happen are checked again in `metadata_applied`.
+        let key = dir.to_string();
+        let superseded = self
+            .leaders
+            .range((key.clone(), epoch.saturating_add(1))..=(key, i32::MAX))
+            .next()
+            .is_some();
+        let committed = match superseded {
+            true => 0,
+            false => self.committed.get(dir).map_or(0, |c| c.high_watermark),
+        };
         for joined in added {
             let Some(follower) = self.node_ids.iter().position(|id| id == joined) else {
                 continue;
