@@ -127,3 +127,13 @@ fn admin_clients_alter_a_live_topics_configs() {
     let out = run_python("configs.py", &[&broker.addr, "cfg"]);
     assert!(out.contains("configs ok"), "{out}");
 }
+
+/// compression.type recompression and LogAppendTime read back by librdkafka and kafka-python;
+/// Kafka 4's one-hour message.timestamp.after.max.ms refusing a record from the future;
+/// kafka-python creating a topic with every implemented key (issue 13).
+#[test]
+fn topics_recompress_stamp_and_bound_records_for_real_clients() {
+    let broker = BrokerProcess::start(&[]);
+    let out = run_python("record_rules.py", &[&broker.addr, "rules"]);
+    assert!(out.contains("record rules ok"), "{out}");
+}
