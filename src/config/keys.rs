@@ -991,4 +991,20 @@ mod tests {
         }
         assert!(wrong.is_empty(), "{wrong:#?}");
     }
+
+    /// `docs/configuration.md` names every key runnel knows (regenerate it with
+    /// `python3 docs/configuration.py` after changing the tables).
+    #[test]
+    fn the_configuration_doc_lists_every_key() {
+        let doc = include_str!("../../docs/configuration.md");
+        let named = |k: &str| doc.contains(&format!("| `{k}` |"));
+        let mut missing: Vec<&str> = KEYS.iter().map(|k| k.name).filter(|k| !named(k)).collect();
+        missing.extend(topic_keys().map(|(t, _)| t).filter(|t| !named(t)));
+        missing.extend(IGNORED.iter().map(|(k, _)| *k).filter(|k| !named(k)));
+        missing.extend(ONLY_OFF.iter().map(|(k, _, _)| *k).filter(|k| !named(k)));
+        assert!(
+            missing.is_empty(),
+            "not in docs/configuration.md: {missing:?}"
+        );
+    }
 }
