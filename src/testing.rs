@@ -26,6 +26,33 @@ pub fn fuzz_record_batch(data: &[u8]) {
             end += h.total_len();
         }
         assert_eq!(end, data.len(), "the whole record set is accounted for");
+        // What a leader does to it before appending (recompression, LogAppendTime, timestamp
+        // bounds), with rules drawn from the last byte: the result is again a valid record
+        // set with the same records, or an error; never a panic.
+        let pick = data.last().copied().unwrap_or(0);
+        let codecs = crate::record::compression::Compression::ALL;
+        let rules = crate::record::validator::Rules {
+            compression: (pick & 0x08 != 0).then(|| codecs[usize::from(pick & 0x07) % 5]),
+            gzip_level: 1,
+            log_append_time: pick & 0x10 != 0,
+            timestamp_before_max_ms: if pick & 0x20 != 0 { 1000 } else { i64::MAX },
+            timestamp_after_max_ms: i64::MAX,
+        };
+        let counts: Vec<i32> = batch::validate_record_set(data, 1 << 20)
+            .expect("validated above")
+            .iter()
+            .map(|b| b.header.records_count)
+            .collect();
+        let mut set = data.to_vec();
+        let batches = batch::validate_record_set(&set, 1 << 20).expect("validated above");
+        if let Ok(out) =
+            crate::record::validator::apply(&mut set, batches, &rules, 1_700_000_000_000, 1 << 21)
+        {
+            let again = batch::validate_record_set(&set, 1 << 21).expect("the result is valid");
+            assert_eq!(again, out);
+            let after: Vec<i32> = out.iter().map(|b| b.header.records_count).collect();
+            assert_eq!(after, counts, "the same records");
+        }
     }
     // The cheap checks used by reads and recovery must never panic either.
     let _ = batch::check_integrity(data);

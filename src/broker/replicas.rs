@@ -660,8 +660,11 @@ async fn take_answer(
         }
         tracing::info!(partition = %tp, diverging_epoch = d.0, leader_end = d.1, truncate_to = to, "the log diverges from the leader's; truncating");
         if to < log.log_start_offset() {
+            // Everything this follower holds lies past the divergence: it empties its log and
+            // starts again at the divergence (or the leader's start), even below its own start,
+            // as Kafka does (seed 40867: the refusal kept a divergent tail).
             return log
-                .truncate_fully_and_start_at(to.max(p.log_start_offset))
+                .truncate_fully_and_start_below(to.max(p.log_start_offset))
                 .await
                 .map_err(|e| e.to_string());
         }

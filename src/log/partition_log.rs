@@ -1175,6 +1175,18 @@ impl PartitionLog {
             let mut doomed = Vec::new();
             for base in closed {
                 let seg = &st.segments[&base];
+                // Never past the high watermark, as Kafka's deletableSegments: the log start
+                // must not pass what is committed, nor the point where a new leader may find
+                // this log diverging (seed 40867: a cut-off leader's retention moved its start
+                // past that point, and the truncation a later leader asked for was refused).
+                let upper = st
+                    .segments
+                    .range(base + 1..)
+                    .next()
+                    .map_or(st.next_offset, |(b, _)| *b);
+                if st.high_watermark.is_some_and(|hw| upper > hw) {
+                    break;
+                }
                 let by_time = cfg.retention_ms >= 0
                     && seg.max_timestamp() >= 0
                     && now.saturating_sub(seg.max_timestamp()) > cfg.retention_ms;
@@ -1290,13 +1302,24 @@ impl PartitionLog {
     /// checkpoint) before the old segments go, so a crash in between recovers an empty log
     /// at `offset`.
     pub async fn truncate_fully_and_start_at(&self, offset: i64) -> Result<(), TruncateError> {
+        self.start_again_at(offset, false).await
+    }
+
+    /// Kafka's `truncateTo` below the first segment: a follower whose whole log lies past the
+    /// point where it diverges from its leader's empties it and starts again there, even below
+    /// its own log start (its retention may have moved that past the divergence).
+    pub async fn truncate_fully_and_start_below(&self, offset: i64) -> Result<(), TruncateError> {
+        self.start_again_at(offset, true).await
+    }
+
+    async fn start_again_at(&self, offset: i64, may_go_back: bool) -> Result<(), TruncateError> {
         let mut last = self.checkpoint_lock.lock().await;
         let _turn = self.sync_lock.lock().await;
         let now = self.clock.now_ms();
         {
             let st = self.lock();
             st.check_online().map_err(TruncateError::Offline)?;
-            if offset < st.log_start_offset {
+            if offset < st.log_start_offset && !may_go_back {
                 return Err(TruncateError::BelowLogStart {
                     offset,
                     log_start: st.log_start_offset,

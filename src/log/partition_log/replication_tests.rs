@@ -602,3 +602,49 @@ async fn replay_from_the_recovery_point_keeps_newer_epochs() {
     let log = open(&disk).await;
     assert_eq!(log.epoch_entries(), entries(&[(0, 0), (1, 2)]));
 }
+
+/// Kafka's deletableSegments: retention never moves the log start past the high watermark,
+/// where a new leader may yet find this log diverging (seed 40867).
+#[tokio::test]
+async fn retention_stops_at_the_high_watermark() {
+    let disk = MemDisk::new();
+    let log = open(&disk).await;
+    for i in 0..3 {
+        log.append(&mut batch_of(i, 3, None), 1).unwrap();
+        log.force_roll().unwrap();
+    }
+    log.set_high_watermark(4);
+    log.set_config(LogConfig {
+        retention_bytes: 0,
+        ..config()
+    });
+    // Segments 0..3 and 3..6 and 6..9: only the first ends at or below the high watermark.
+    assert_eq!(log.delete_expired_segments().await.unwrap(), 1);
+    assert_eq!(log.log_start_offset(), 3);
+    log.set_high_watermark(9);
+    assert_eq!(log.delete_expired_segments().await.unwrap(), 2);
+    assert_eq!(log.log_start_offset(), 9);
+}
+
+/// A follower whose whole log lies past the point where it diverges from its leader empties
+/// it and starts again there, even below its own log start (Kafka's truncateTo).
+#[tokio::test]
+async fn a_follower_diverging_below_its_log_start_starts_again_there() {
+    let disk = MemDisk::new();
+    let log = open(&disk).await;
+    for i in 0..3 {
+        log.append(&mut batch_of(i, 3, None), 1).unwrap();
+        log.force_roll().unwrap();
+    }
+    log.set_config(LogConfig {
+        retention_bytes: 0,
+        ..config()
+    });
+    log.delete_expired_segments().await.unwrap();
+    assert_eq!(log.log_start_offset(), 9);
+    assert!(log.truncate_fully_and_start_at(5).await.is_err());
+    log.truncate_fully_and_start_below(5).await.unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (5, 5));
+    log.append_as_follower(&leader_batch(7, 2, 5, 2)).unwrap();
+    assert_eq!(log.log_end_offset(), 7);
+}
