@@ -26,11 +26,16 @@ if soft < want:
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
 
 socks = []
-for _ in range(hostile):
+for i in range(hostile):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setblocking(False)
     s.connect_ex((host, int(port)))
     socks.append(s)
+    # Paced, so the broker drains the kernel's accept queue between waves instead of the
+    # kernel dropping SYNs (retried only seconds later): the flood must pass the broker's
+    # open-files limit before its first connections are reaped as idle.
+    if i % 100 == 99:
+        time.sleep(0.03)
 
 deadline = time.time() + hold
 closed = set()
