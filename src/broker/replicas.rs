@@ -601,11 +601,12 @@ async fn fetch_round(
     }
     // Only what this broker still follows from `leader`, in the epoch it asked in: an answer
     // that arrives after leadership moved (to this broker, say) must not touch the log.
-    let still: BTreeSet<(TopicPartition, i32)> = b
-        .followed_from(leader)
-        .into_iter()
-        .map(|(tp, epoch, _)| (tp, epoch))
-        .collect();
+    let still = || -> BTreeSet<(TopicPartition, i32)> {
+        b.followed_from(leader)
+            .into_iter()
+            .map(|(tp, epoch, _)| (tp, epoch))
+            .collect()
+    };
     for t in resp.responses {
         for p in t.partitions {
             let Some((tp, epoch, log, offset, _)) = asked
@@ -614,7 +615,11 @@ async fn fetch_round(
             else {
                 continue;
             };
-            if !still.contains(&(tp.clone(), *epoch)) {
+            // Checked again for each partition, right before its answer is applied: applying
+            // the ones before it awaits, and leadership may move meanwhile (seed 46224: this
+            // broker began leading while an earlier partition was truncated, and then cut its
+            // own committed batch on an old leader's diverging-epoch answer).
+            if !still().contains(&(tp.clone(), *epoch)) {
                 tracing::debug!(partition = %tp, leader, "leadership moved while the fetch was out; its answer is dropped");
                 continue;
             }
