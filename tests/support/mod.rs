@@ -46,13 +46,14 @@ pub fn free_port() -> u16 {
 impl BrokerProcess {
     /// Starts a broker with a fresh data directory and these `--override key=value` settings.
     pub fn start(overrides: &[&str]) -> BrokerProcess {
-        let mut b = BrokerProcess::launch(overrides);
+        let mut b = BrokerProcess::launch(overrides, None);
         b.wait_ready();
         b
     }
 
-    /// Starts the process without waiting for it to listen.
-    fn launch(overrides: &[&str]) -> BrokerProcess {
+    /// Starts the process, at most `nofile` open files if given, without waiting for it to
+    /// listen.
+    fn launch(overrides: &[&str], nofile: Option<u32>) -> BrokerProcess {
         let tmp = tempfile::tempdir().unwrap();
         let data_dir = tmp.path().join("data");
         let mut b = BrokerProcess {
@@ -62,7 +63,7 @@ impl BrokerProcess {
             data_dir,
             _tmp: Some(tmp),
             overrides: overrides.iter().map(|s| s.to_string()).collect(),
-            nofile: None,
+            nofile,
         };
         b.spawn_process();
         b
@@ -70,18 +71,8 @@ impl BrokerProcess {
 
     /// Starts a broker as [`BrokerProcess::start`] does, with at most `nofile` open files.
     pub fn start_with_open_files(overrides: &[&str], nofile: u32) -> BrokerProcess {
-        let tmp = tempfile::tempdir().unwrap();
-        let data_dir = tmp.path().join("data");
-        let mut b = BrokerProcess {
-            child: None,
-            addr: format!("127.0.0.1:{}", free_port()),
-            log_path: tmp.path().join("broker.log"),
-            data_dir,
-            _tmp: Some(tmp),
-            overrides: overrides.iter().map(|s| s.to_string()).collect(),
-            nofile: Some(nofile),
-        };
-        b.spawn();
+        let mut b = BrokerProcess::launch(overrides, Some(nofile));
+        b.wait_ready();
         b
     }
 
@@ -236,7 +227,7 @@ pub fn start_cluster(extra: &[&str]) -> Vec<BrokerProcess> {
             ];
             overrides.extend(extra.iter().map(|s| s.to_string()));
             let refs: Vec<&str> = overrides.iter().map(String::as_str).collect();
-            BrokerProcess::launch(&refs)
+            BrokerProcess::launch(&refs, None)
         })
         .collect();
     for n in &mut nodes {

@@ -599,25 +599,8 @@ async fn topic_configs_change_live_as_kafka_alters_them() {
     use crate::log::PartitionLog;
     use incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
     let b = broker().await;
-    let created: CreateTopicsResponse = call(
-        &b,
-        ApiKey::CreateTopics,
-        7,
-        &CreateTopicsRequest::default().with_topics(vec![
-            create_topics_request::CreatableTopic::default()
-                .with_name(topic("live"))
-                .with_num_partitions(1)
-                .with_replication_factor(1),
-        ]),
-    )
-    .await;
-    assert_eq!(created.topics[0].error_code, 0);
-    let log: Arc<PartitionLog> = loop {
-        if let Some(l) = b.partition("live", 0) {
-            break l;
-        }
-        tokio::task::yield_now().await;
-    };
+    create_with(&b, "live", &[]).await;
+    let log: Arc<PartitionLog> = b.partition("live", 0).unwrap();
     let alter = |name: &'static str,
                  ops: Vec<(&'static str, i8, Option<&'static str>)>,
                  validate_only: bool| {
@@ -767,55 +750,21 @@ async fn topic_configs_change_live_as_kafka_alters_them() {
 async fn acks_all_to_a_single_replica_below_min_insync_is_refused() {
     use kafka_protocol::error::ResponseError as E;
     let b = broker().await;
-    let created: CreateTopicsResponse = call(
-        &b,
-        ApiKey::CreateTopics,
-        7,
-        &CreateTopicsRequest::default().with_topics(vec![
-            create_topics_request::CreatableTopic::default()
-                .with_name(topic("strict"))
-                .with_num_partitions(1)
-                .with_replication_factor(1)
-                .with_configs(vec![
-                    create_topics_request::CreatableTopicConfig::default()
-                        .with_name(StrBytes::from_static_str("min.insync.replicas"))
-                        .with_value(Some(StrBytes::from_static_str("2"))),
-                ]),
-        ]),
-    )
-    .await;
-    assert_eq!(created.topics[0].error_code, 0);
-    while b.partition("strict", 0).is_none() {
-        tokio::task::yield_now().await;
-    }
-    let produce = |acks: i16| {
-        let batch = crate::record::batch::encode_batch(
+    create_with(&b, "strict", &[("min.insync.replicas", "2")]).await;
+    let batch = || {
+        crate::record::batch::encode_batch(
             &[crate::record::batch::NewRecord {
                 timestamp: 5,
                 value: Some(b"v".to_vec()),
                 ..Default::default()
             }],
             crate::record::batch::ProducerFields::NONE,
-        );
-        ProduceRequest::default()
-            .with_acks(acks)
-            .with_timeout_ms(1000)
-            .with_topic_data(vec![
-                produce_request::TopicProduceData::default()
-                    .with_name(topic("strict"))
-                    .with_partition_data(vec![
-                        produce_request::PartitionProduceData::default()
-                            .with_index(0)
-                            .with_records(Some(bytes::Bytes::from(batch))),
-                    ]),
-            ])
+        )
     };
-    let resp: ProduceResponse = call(&b, ApiKey::Produce, 9, &produce(-1)).await;
-    let p = &resp.responses[0].partition_responses[0];
+    let p = produce_batch(&b, "strict", -1, batch()).await;
     assert_eq!(p.error_code, E::NotEnoughReplicas.code(), "{p:?}");
     assert_eq!(b.partition("strict", 0).unwrap().offsets().log_end, 0);
-    let resp: ProduceResponse = call(&b, ApiKey::Produce, 9, &produce(1)).await;
-    let p = &resp.responses[0].partition_responses[0];
+    let p = produce_batch(&b, "strict", 1, batch()).await;
     assert_eq!((p.error_code, p.base_offset), (0, 0), "{p:?}");
 }
 
@@ -853,14 +802,15 @@ async fn create_with(
     }
 }
 
-/// Produce v9 of one batch to partition 0 of `name`.
+/// Produce v9 of one batch to partition 0 of `name` with `acks`.
 async fn produce_batch(
     b: &Arc<Broker>,
     name: &'static str,
+    acks: i16,
     batch: Vec<u8>,
 ) -> produce_response::PartitionProduceResponse {
     let req = ProduceRequest::default()
-        .with_acks(1)
+        .with_acks(acks)
         .with_timeout_ms(1000)
         .with_topic_data(vec![
             produce_request::TopicProduceData::default()
@@ -911,6 +861,7 @@ async fn topic_record_rules_recompress_stamp_and_bound_timestamps() {
     let p = produce_batch(
         &b,
         "stamped",
+        1,
         batch::encode_batch(&records(&[1, 2, 3]), producer),
     )
     .await;
@@ -938,6 +889,7 @@ async fn topic_record_rules_recompress_stamp_and_bound_timestamps() {
     let p = produce_batch(
         &b,
         "bounded",
+        1,
         batch::encode_batch(
             &records(&[now, now - 120_000, now, now + 5_000]),
             ProducerFields::NONE,
@@ -952,6 +904,7 @@ async fn topic_record_rules_recompress_stamp_and_bound_timestamps() {
     let p = produce_batch(
         &b,
         "bounded",
+        1,
         batch::encode_batch(&records(&[now - 1_000]), ProducerFields::NONE),
     )
     .await;
