@@ -139,14 +139,28 @@ impl RaftNode {
             .into_iter()
             .filter_map(|id| l.parked.remove(&id).map(|(f, _)| (id, f)))
             .collect();
+        // BeginQuorumEpoch goes, every half fetch timeout, to each voter that has not
+        // acknowledged it or has not fetched within the fetch timeout (Kafka's heartbeat,
+        // KAFKA-16536 and KAFKA-16926). A voter that acknowledged once and later moved to a
+        // higher epoch nobody else saw (a lost pre-vote round, then a crash) refuses every
+        // pre-vote it sends while this leader lives; only this resend lets it answer with its
+        // epoch, which moves the quorum past it (seed 48975).
         let begin_due = now >= l.next_begin_ms;
+        let fetch_timeout_ms = self.config.fetch_timeout_ms;
         let unacked: Vec<NodeId> = if begin_due {
-            l.next_begin_ms = now + self.config.fetch_timeout_ms / 2;
+            l.next_begin_ms = now + fetch_timeout_ms / 2;
             let acked = &l.acked;
+            let replicas = &l.replicas;
+            let fetched_recently = |v: &NodeId| {
+                replicas
+                    .get(v)
+                    .and_then(|r| r.last_fetch_ms)
+                    .is_some_and(|t| now - t < fetch_timeout_ms)
+            };
             self.config
                 .voters
                 .iter()
-                .filter(|v| !acked.contains(v))
+                .filter(|&&v| v != me && (!acked.contains(&v) || !fetched_recently(&v)))
                 .copied()
                 .collect()
         } else {

@@ -501,6 +501,32 @@ fn a_partitioned_voter_cannot_disrupt_the_leader_with_pre_votes() {
     assert_eq!(net.node(lonely).leader_id(), Some(l));
 }
 
+/// A voter that moved to a later epoch nobody else saw (it granted itself a pre-vote round's
+/// promotion, wrote the epoch and crashed) is refused every pre-vote while the leader lives,
+/// since the others are in touch with it. The leader's BeginQuorumEpoch heartbeat to a voter
+/// that does not fetch draws its epoch out, and the quorum moves past it (seed 48975).
+#[test]
+fn a_voter_stuck_in_an_epoch_nobody_saw_is_drawn_back_by_the_leaders_heartbeat() {
+    let mut net = Net::new(&[1, 2, 3], &[]);
+    let l = net.elect();
+    net.run(500);
+    let stuck = if l == 3 { 2 } else { 3 };
+    let epoch = net.node(l).epoch();
+    net.disks.get_mut(&stuck).unwrap().quorum = QuorumState {
+        epoch: epoch + 1,
+        voted_for: Some(stuck),
+        leader_id: None,
+    };
+    net.start(stuck);
+    net.run(20_000);
+    let leaders = net.leaders();
+    assert_eq!(leaders.len(), 1, "{leaders:?}");
+    let leader = leaders[0];
+    assert!(net.node(leader).epoch() > epoch + 1);
+    assert_eq!(net.node(stuck).leader_id(), Some(leader));
+    assert_eq!(net.node(stuck).epoch(), net.node(leader).epoch());
+}
+
 // ----- fetch and truncation -----
 
 /// Elects node 1 of [1, 2, 3] in `epoch + 1` with the given logs, node 3 voting for it, then
