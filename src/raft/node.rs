@@ -252,12 +252,23 @@ pub(super) struct Leading {
     pub(super) replicas: BTreeMap<NodeId, Replica>,
     /// Voters that acknowledged the epoch (by BeginQuorumEpoch's answer or a fetch).
     pub(super) acked: BTreeSet<NodeId>,
-    /// When BeginQuorumEpoch is next sent to voters that have not acknowledged.
+    /// When BeginQuorumEpoch is next sent to voters that have not acknowledged it or do not
+    /// fetch.
     pub(super) next_begin_ms: i64,
     /// When the epoch started (check-quorum gives the majority a full timeout first).
     pub(super) since_ms: i64,
     /// Fetches with nothing new, held until data, a new high watermark, or their deadline.
     pub(super) parked: BTreeMap<NodeId, (Fetch, i64)>,
+}
+
+impl Leading {
+    /// Whether replica `v` fetched in this epoch less than `window_ms` before `now`.
+    pub(super) fn fetched_within(&self, v: NodeId, now: i64, window_ms: i64) -> bool {
+        self.replicas
+            .get(&v)
+            .and_then(|r| r.last_fetch_ms)
+            .is_some_and(|t| now - t < window_ms)
+    }
 }
 
 /// The role with its role-specific state.

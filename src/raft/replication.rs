@@ -113,17 +113,11 @@ impl RaftNode {
             return;
         };
         if now - l.since_ms >= check_ms {
-            let fetched_recently = |v: &NodeId| {
-                l.replicas
-                    .get(v)
-                    .and_then(|r| r.last_fetch_ms)
-                    .is_some_and(|t| now - t < check_ms)
-            };
             let recent = self
                 .config
                 .voters
                 .iter()
-                .filter(|&&v| v == me || fetched_recently(&v));
+                .filter(|&&v| v == me || l.fetched_within(v, now, check_ms));
             if recent.count() < majority {
                 self.resign();
                 return;
@@ -149,18 +143,14 @@ impl RaftNode {
         let fetch_timeout_ms = self.config.fetch_timeout_ms;
         let unacked: Vec<NodeId> = if begin_due {
             l.next_begin_ms = now + fetch_timeout_ms / 2;
-            let acked = &l.acked;
-            let replicas = &l.replicas;
-            let fetched_recently = |v: &NodeId| {
-                replicas
-                    .get(v)
-                    .and_then(|r| r.last_fetch_ms)
-                    .is_some_and(|t| now - t < fetch_timeout_ms)
-            };
+            let l = &*l;
             self.config
                 .voters
                 .iter()
-                .filter(|&&v| v != me && (!acked.contains(&v) || !fetched_recently(&v)))
+                .filter(|&&v| {
+                    v != me
+                        && (!l.acked.contains(&v) || !l.fetched_within(v, now, fetch_timeout_ms))
+                })
                 .copied()
                 .collect()
         } else {
