@@ -2,9 +2,26 @@
 import re
 src=open('src/config/keys.rs').read()
 table=src.split('pub(crate) const KEYS: &[Key] = &[')[1].split('\n];')[0]
+def calls(text):
+    """Each `topic(...)`, `broker(...)` or `topic_only(...)` entry of the table: its kind, its
+    arguments' text (parentheses balanced, strings skipped) and its `.scaled(...)` factor."""
+    for m in re.finditer(r'\n    (topic|broker|topic_only)\(', text):
+        i=m.end(); depth=1; in_str=False
+        while depth:
+            c=text[i]
+            if in_str:
+                if c=='\\': i+=1
+                elif c=='"': in_str=False
+            elif c=='"': in_str=True
+            elif c=='(': depth+=1
+            elif c==')': depth-=1
+            i+=1
+        tail=re.match(r'(?:\s*\.(?:synonym_of|scaled)\(([^)]*)\))*', text[i:])
+        scale=re.search(r'\.scaled\((\w+)\)', tail.group(0))
+        yield m.group(1), text[m.end():i-1], scale.group(1) if scale else None
+SCALES={'HOUR_MS':3600000,'MINUTE_MS':60000}
 entries=[]
-for m in re.finditer(r'\n    (topic|broker|topic_only)\((.*?)\)(?:\n\s*\.(?:synonym_of|scaled)\([^)]*\))*,(?=\n)', table, re.S):
-    kind=m.group(1); body=m.group(2)
+for kind,body,scale in calls(table):
     strs=re.findall(r'"((?:[^"\\]|\\.)*)"', body, re.S)
     name=strs[0]
     topic = strs[1] if kind=='topic' else (name if kind=='topic_only' else None)
@@ -13,7 +30,11 @@ for m in re.finditer(r'\n    (topic|broker|topic_only)\((.*?)\)(?:\n\s*\.(?:syno
     if dm and dm.group(1)!='None':
         default = '9223372036854775807' if dm.group(2)=='LONG_MAX' else dm.group(3)
     doc=' '.join(re.sub(r'\\\s*\n\s*',' ',strs[-1]).split())
-    entries.append((kind,name,topic,default,doc))
+    # The topic key's default in its own unit (log.retention.hours=168 is 604800000 ms).
+    scaled=default
+    if scale and default is not None and re.fullmatch(r'\d+', default):
+        scaled=str(int(default)*SCALES[scale])
+    entries.append((kind,name,topic,default,doc,scaled))
 consts=dict(re.findall(r'const (\w+): &str =\s*"([^"]*)";', src))
 ign_block=src.split('const IGNORED: &[(&str, &str)] = &[')[1].split('];')[0]
 ignored=[]
@@ -27,23 +48,23 @@ w("runnel reads Kafka's `server.properties` keys (a file given with `--config`, 
 w("- **implemented**, with Kafka's name, type, default and meaning (differences are said below);")
 w("- **accepted with no effect**, because it tunes something runnel does not have (TLS, SASL, quotas, tiered storage, transactions, thread pools): the broker starts, logs one warning per such key at start-up with the reason, and otherwise ignores it, so Kafka's stock `server.properties` starts runnel;")
 w("- **accepted only off**: a key that would promise what runnel does not do (an authorizer, tiered storage) is accepted only at the value that means off, and refused otherwise with the reason.\n")
-w("Any other key is refused at start-up as unknown, naming the other scope when it belongs there (`retention.ms` is a topic key; the broker key is `log.retention.ms`). DescribeConfigs lists every implemented key with its source (default, static broker config, dynamic topic config) and, when asked, its synonyms in Kafka's order; the documentation it returns is the text in the tables below.\n")
+w("Any other key is refused at start-up as unknown, naming the other scope when it belongs there (`retention.ms` is a topic key; the broker key is `log.retention.ms`). DescribeConfigs lists every implemented key with its source (default, static broker config, dynamic topic config) and, when asked, its synonyms in Kafka's order; the documentation it returns is the text in the tables below. It lists the keys accepted with no effect too, read-only, with the value given (else Kafka's default and type) and a documentation that says runnel does not use them; a password's value is never shown.\n")
 w("`config::keys::tests::the_configuration_doc_lists_every_key` checks that this file names every key. It is generated from `src/config/keys.rs` by `python3 docs/configuration.py`.\n")
 w("## Topic-level keys\n")
 w("Set per topic (CreateTopics, AlterConfigs, IncrementalAlterConfigs, `runnel topic create --config`, `runnel configs --alter`); a topic without an override takes the broker key that supplies its default. Changes apply to live partitions without a restart: retention at the next check, `segment.bytes` at the next roll, `compression.type` and the timestamp rules at the next append.\n")
 w("| key | broker default key | default | meaning |")
 w("|---|---|---|---|")
 seen=set()
-for kind,name,topic,default,doc in entries:
+for kind,name,topic,default,doc,_ in entries:
     if topic and topic not in seen:
         seen.add(topic)
-        d=next((d2 for k2,n2,t2,d2,_ in entries if t2==topic and d2 is not None), None)
+        d=next((s2 for k2,n2,t2,d2,_,s2 in entries if t2==topic and d2 is not None), None)
         bk = '(none: topic only)' if kind=='topic_only' else f'`{name}`'
         w(f"| `{topic}` | {bk} | `{d}` | {doc} |")
 w("\n## Broker keys\n")
 w("| key | default | meaning |")
 w("|---|---|---|")
-for kind,name,topic,default,doc in entries:
+for kind,name,topic,default,doc,_ in entries:
     if kind=='topic_only': continue
     extra = f" Broker default of topic key `{topic}`." if topic else ""
     dd = f'`{default}`' if default is not None else '(none)'

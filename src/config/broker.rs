@@ -196,6 +196,8 @@ pub struct BrokerConfig {
     pub(super) explicit: Settings,
     /// Every topic-level key's broker-level default (synonyms resolved, hours made ms).
     pub(super) topic_defaults: Settings,
+    /// The Kafka keys set that runnel accepts with no effect, as given.
+    pub(super) ignored: BTreeMap<String, String>,
 }
 
 impl BrokerConfig {
@@ -210,8 +212,9 @@ impl BrokerConfig {
     ) -> Result<(BrokerConfig, Vec<String>), ConfigError> {
         let mut warnings = Vec::new();
         let given = gather(properties, overrides, cli, &mut warnings)?;
-        let (explicit, _ignored) = classify(given, &mut warnings)?;
-        let config = resolve(explicit)?;
+        let (explicit, ignored) = classify(given, &mut warnings)?;
+        let mut config = resolve(explicit)?;
+        config.ignored = ignored;
         Ok((config, warnings))
     }
 
@@ -576,6 +579,7 @@ fn resolve(explicit: Settings) -> Result<BrokerConfig, ConfigError> {
         log_defaults: log_config(&topic_defaults),
         explicit,
         topic_defaults,
+        ignored: BTreeMap::new(),
     })
 }
 

@@ -77,7 +77,46 @@ impl BrokerConfig {
         let entries = keys::KEYS
             .iter()
             .filter(|k| k.broker && wanted(keys, k.name));
-        sorted(entries.map(|k| self.broker_entry(k)).collect())
+        let inert = keys::inert_broker_keys().filter(|k| wanted(keys, k.name));
+        sorted(
+            entries
+                .map(|k| self.broker_entry(k))
+                .chain(inert.map(|k| self.inert_entry(&k)))
+                .collect(),
+        )
+    }
+
+    /// A Kafka key runnel accepts with no effect: the value given, or Kafka's default, and
+    /// a documentation that says so. A password's value is never shown, as in Kafka.
+    fn inert_entry(&self, key: &keys::InertKey) -> ConfigEntry {
+        let sensitive = key.config_type == ConfigType::Password;
+        let shown = |v: &str| (!sensitive).then(|| v.to_owned());
+        let given = self.ignored.get(key.name).map(|v| ConfigSynonym {
+            name: key.name.to_owned(),
+            value: shown(v),
+            source: ConfigSource::StaticBrokerConfig,
+        });
+        let default = key.default.map(|v| ConfigSynonym {
+            name: key.name.to_owned(),
+            value: shown(v),
+            source: ConfigSource::DefaultConfig,
+        });
+        let synonyms: Vec<_> = given.into_iter().chain(default).collect();
+        ConfigEntry {
+            name: key.name.to_owned(),
+            value: synonyms.first().and_then(|s| s.value.clone()),
+            source: synonyms
+                .first()
+                .map_or(ConfigSource::DefaultConfig, |s| s.source),
+            read_only: true,
+            sensitive,
+            config_type: key.config_type,
+            documentation: format!(
+                "A Kafka key that runnel accepts with no effect: {}.",
+                key.why
+            ),
+            synonyms,
+        }
     }
 
     /// Every topic-level key (or those in `keys`, as for [`BrokerConfig::describe`]) for a topic
@@ -341,19 +380,83 @@ mod tests {
         assert_eq!(c.describe(Some(&keys)).len(), 1);
     }
 
+    /// Kafka's stock keys that runnel accepts with no effect are described too: the value
+    /// given (or Kafka's default), Kafka's type, a documentation that says runnel does not use
+    /// it, and never a password.
+    #[test]
+    fn keys_accepted_with_no_effect_are_described_as_such() {
+        let c = config("num.io.threads=16\nssl.keystore.password=secret\nauthorizer.class.name=");
+        let entries = c.describe(None);
+        let kafka: Vec<&str> = include_str!("kafka/broker-keys-4.1.tsv")
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split('\t').next())
+            .collect();
+        assert_eq!(kafka.len(), 316);
+        for name in &kafka {
+            assert!(
+                entries.iter().any(|e| e.name == *name),
+                "{name} not described"
+            );
+        }
+
+        let io = find(&entries, "num.io.threads");
+        assert_eq!(
+            (io.value.as_deref(), io.source, io.config_type),
+            (Some("16"), StaticBrokerConfig, ConfigType::Int)
+        );
+        assert_eq!(
+            synonyms(io),
+            [
+                ("num.io.threads", "16", StaticBrokerConfig),
+                ("num.io.threads", "8", DefaultConfig)
+            ]
+        );
+        assert!(
+            io.documentation.contains("no effect"),
+            "{}",
+            io.documentation
+        );
+
+        let network = find(&entries, "num.network.threads");
+        assert_eq!(
+            (network.value.as_deref(), network.source),
+            (Some("3"), DefaultConfig)
+        );
+        let password = find(&entries, "ssl.keystore.password");
+        assert!(password.sensitive);
+        assert_eq!(
+            (password.value.as_deref(), password.source),
+            (None, StaticBrokerConfig)
+        );
+        assert!(password.synonyms.iter().all(|s| s.value.is_none()));
+        let authorizer = find(&entries, "authorizer.class.name");
+        assert_eq!(
+            (authorizer.value.as_deref(), authorizer.config_type),
+            (Some(""), ConfigType::String)
+        );
+        let keys = ["num.io.threads".to_string()];
+        assert_eq!(c.describe(Some(&keys)).len(), 1);
+    }
+
     #[test]
     fn broker_entries_show_what_was_set_else_the_default() {
         let c = config("num.partitions=3\nlog.retention.hours=24\nbroker.id=4");
         let entries = c.describe(None);
         assert_eq!(
             entries.len(),
-            keys::KEYS.iter().filter(|k| k.broker).count()
+            keys::KEYS.iter().filter(|k| k.broker).count() + keys::inert_broker_keys().count()
         );
         assert!(
             entries.windows(2).all(|w| w[0].name < w[1].name),
             "sorted by name"
         );
-        assert!(entries.iter().all(|e| e.read_only && !e.sensitive));
+        assert!(entries.iter().all(|e| e.read_only));
+        assert!(
+            entries
+                .iter()
+                .all(|e| e.sensitive == (e.config_type == ConfigType::Password))
+        );
 
         let partitions = find(&entries, "num.partitions");
         assert_eq!(

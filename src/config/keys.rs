@@ -700,6 +700,55 @@ pub(crate) fn topic_keys() -> impl Iterator<Item = (&'static str, &'static Key)>
     })
 }
 
+/// Kafka 4.1's documented broker keys (name, type, default, dynamic, importance), from the
+/// "Broker Configs" page.
+const KAFKA_BROKER_KEYS: &str = include_str!("kafka/broker-keys-4.1.tsv");
+
+/// A Kafka broker key that runnel accepts without using it (or accepts only when off): what
+/// DescribeConfigs reports for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct InertKey {
+    pub name: &'static str,
+    /// Its type in Kafka.
+    pub config_type: ConfigType,
+    /// Kafka's default, as Kafka describes it (None: no default).
+    pub default: Option<&'static str>,
+    /// Why it has no effect in runnel.
+    pub why: &'static str,
+}
+
+/// Every Kafka 4.1 broker key runnel accepts with no effect, by name.
+pub(crate) fn inert_broker_keys() -> impl Iterator<Item = InertKey> {
+    KAFKA_BROKER_KEYS.lines().skip(1).filter_map(|line| {
+        let mut cols = line.split('\t');
+        let (name, kind, default) = (cols.next()?, cols.next()?, cols.next()?);
+        let why = ignored(name).or_else(|| only_off(name).map(|(_, why)| why))?;
+        let config_type = match kind {
+            "boolean" => ConfigType::Boolean,
+            "int" => ConfigType::Int,
+            "short" => ConfigType::Short,
+            "long" => ConfigType::Long,
+            "double" => ConfigType::Double,
+            "list" => ConfigType::List,
+            "class" => ConfigType::Class,
+            "password" => ConfigType::Password,
+            _ => ConfigType::String,
+        };
+        // "604800000 (7 days)", "null", "\"\"".
+        let default = match default.split(" (").next().unwrap_or_default() {
+            "null" => None,
+            "\"\"" => Some(""),
+            d => Some(d),
+        };
+        Some(InertKey {
+            name,
+            config_type,
+            default,
+            why,
+        })
+    })
+}
+
 /// For a Kafka key accepted only when off: the values that mean off, and why others are
 /// refused.
 pub(crate) fn only_off(name: &str) -> Option<(&'static str, &'static str)> {
@@ -920,7 +969,7 @@ mod tests {
                 .map(|l| l.split('\t').collect::<Vec<_>>())
                 .collect::<Vec<_>>()
         };
-        let broker = rows(include_str!("kafka/broker-keys-4.1.tsv"));
+        let broker = rows(KAFKA_BROKER_KEYS);
         assert_eq!(broker.len(), 316);
         let mut unknown = Vec::new();
         for row in &broker {
@@ -972,7 +1021,7 @@ mod tests {
             "log.flush.scheduler.interval.ms",
             "log.flush.interval.ms",
         ];
-        let tsv = include_str!("kafka/broker-keys-4.1.tsv");
+        let tsv = KAFKA_BROKER_KEYS;
         let mut wrong = Vec::new();
         for line in tsv.lines().skip(1) {
             let row: Vec<&str> = line.split('\t').collect();

@@ -2,7 +2,8 @@
 
 confluent-kafka: IncrementalAlterConfigs (SET, DELETE, APPEND), validate_only, and the refusals
 Kafka gives (a bad value, compaction on a client topic); describe_configs shows the dynamic
-values; describe_topics with include_authorized_operations lists every operation.
+values; describe_topics with include_authorized_operations lists every operation; the broker
+describes every Kafka 4.1 key, those it accepts with no effect included.
 kafka-python: IncrementalAlterConfigs (its default where offered) and AlterConfigs.
 
 usage: configs.py BOOTSTRAP TOPIC
@@ -64,6 +65,15 @@ assert described()["retention.ms"].value != "1000"
 d = admin.describe_topics(TopicCollection([topic]), include_authorized_operations=True)[topic].result(timeout=30)
 ops = {op.name for op in d.authorized_operations}
 assert {"READ", "WRITE", "DESCRIBE", "ALTER_CONFIGS", "DESCRIBE_CONFIGS"} <= ops, ops
+
+# The broker describes Kafka's stock keys it accepts with no effect, as read-only defaults.
+node = next(iter(admin.list_topics(timeout=30).brokers))
+res = ConfigResource(ConfigResource.Type.BROKER, str(node))
+b = admin.describe_configs([res])[res].result(timeout=30)
+assert b["num.io.threads"].value == "8" and b["num.io.threads"].is_read_only, b["num.io.threads"]
+assert b["num.io.threads"].source == ConfigSource.DEFAULT_CONFIG.value
+assert b["log.retention.hours"].value == "168", b["log.retention.hours"]
+assert len(b) >= 316, len(b)
 
 # kafka-python 3 alters incrementally where the broker offers it: SET and DELETE.
 from kafka.admin import ConfigResource as KPResource, ConfigResourceType, KafkaAdminClient
