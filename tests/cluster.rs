@@ -7,6 +7,7 @@
 mod support;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use support::{BrokerProcess, check, kcat, run_python, start_cluster};
@@ -322,6 +323,9 @@ fn a_controller_only_node_and_two_broker_only_nodes() {
 /// min.insync.replicas=2; confluent-kafka produces with acks=all and idempotence while the
 /// leader of a partition is killed with kill -9 and later restarted. Every acknowledged record
 /// is read back exactly once, at its acknowledged offset, in order; the ISR returns to three.
+/// A librdkafka consumer tails the topic throughout: it validates its positions with
+/// OffsetForLeaderEpoch after the leader changes (KIP-320), reads every acknowledged record
+/// exactly once, and never a record the final log does not hold at that offset.
 #[test]
 fn kill_9_of_a_leader_mid_write_loses_no_acknowledged_record() {
     let mut nodes = start_cluster(FAST);
@@ -355,6 +359,19 @@ fn kill_9_of_a_leader_mid_write_loses_no_acknowledged_record() {
         "idempotent",
         "all",
     );
+    let (tail_out, tail_log, stop) = (
+        dir.path().join("tail.out"),
+        dir.path().join("tail.log"),
+        dir.path().join("tail.stop"),
+    );
+    let tail = Command::new(support::python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/consume_live.py"))
+        .args([servers.as_str(), "replicated"])
+        .arg(&stop)
+        .stdout(std::fs::File::create(&tail_out).unwrap())
+        .stderr(std::fs::File::create(&tail_log).unwrap())
+        .spawn()
+        .expect("start the tailing consumer");
     support::wait_for_acks(&out, 400, &mut producer);
     let victim = leaders(&servers, "replicated")[&0]
         .0
@@ -378,4 +395,49 @@ fn kill_9_of_a_leader_mid_write_loses_no_acknowledged_record() {
     );
     let consumed = support::consume_all(&survivor, "replicated");
     support::check_exactly_once(&log, &consumed, records, true);
+
+    std::fs::write(&stop, b"").unwrap();
+    let status = tail.wait_with_output().unwrap().status;
+    let debug = std::fs::read_to_string(&tail_log).unwrap_or_default();
+    assert!(
+        status.success(),
+        "the tailing consumer failed: {}",
+        debug
+            .lines()
+            .filter(|l| !l.contains("|SEND|") && !l.contains("|RECV|"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let tailed: Vec<(i32, i64, u64)> = std::fs::read_to_string(&tail_out)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let i = f[2].strip_prefix("value-").unwrap().parse().unwrap();
+            (f[0].parse().unwrap(), f[1].parse().unwrap(), i)
+        })
+        .collect();
+    support::check_exactly_once(&log, &tailed, records, true);
+    let kept: BTreeMap<(i32, i64), u64> = consumed.iter().map(|(p, o, i)| ((*p, *o), *i)).collect();
+    for (p, o, i) in &tailed {
+        assert_eq!(
+            kept.get(&(*p, *o)),
+            Some(i),
+            "the tailing consumer read record {i} at {p}/{o}, which the final log does not hold there"
+        );
+    }
+    let count = |what: &str| debug.lines().filter(|l| l.contains(what)).count();
+    let (asked, answered) = (
+        count("Sent OffsetForLeaderEpochRequest"),
+        count("Received OffsetForLeaderEpochResponse"),
+    );
+    eprintln!(
+        "the tailing consumer read {} records; librdkafka validated its position with \
+         OffsetForLeaderEpoch {asked} times ({answered} answered)",
+        tailed.len()
+    );
+    assert!(
+        asked > 0 && answered > 0,
+        "librdkafka never validated its position with OffsetForLeaderEpoch after the leader changed"
+    );
 }

@@ -72,6 +72,10 @@ pub enum PlantedBug {
     IsrJoinWithoutEpochStart,
     /// The high watermark counts followers' unsynced ends under the durable default.
     HwFromUnsyncedOffset,
+    /// The group coordinator serves whatever its controller session lease says.
+    LeaseIgnored,
+    /// An ISR change with no answer is taken as refused, though it may be committed.
+    UnknownIsrAnswerAsRefused,
 }
 
 impl PlantedBug {
@@ -94,6 +98,8 @@ impl PlantedBug {
             PlantedBug::ReplicaTruncateToHw => "replica-truncate-to-hw",
             PlantedBug::IsrJoinWithoutEpochStart => "isr-join-without-epoch-start",
             PlantedBug::HwFromUnsyncedOffset => "hw-from-unsynced-offset",
+            PlantedBug::LeaseIgnored => "lease-ignored",
+            PlantedBug::UnknownIsrAnswerAsRefused => "unknown-isr-answer-as-refused",
         }
     }
 
@@ -111,10 +117,12 @@ impl PlantedBug {
                 | PlantedBug::ReplicaTruncateToHw
                 | PlantedBug::IsrJoinWithoutEpochStart
                 | PlantedBug::HwFromUnsyncedOffset
+                | PlantedBug::LeaseIgnored
+                | PlantedBug::UnknownIsrAnswerAsRefused
         )
     }
 
-    pub const ALL: [PlantedBug; 16] = [
+    pub const ALL: [PlantedBug; 18] = [
         PlantedBug::LyingFsync,
         PlantedBug::LyingDirSync,
         PlantedBug::EarlyAck,
@@ -131,6 +139,8 @@ impl PlantedBug {
         PlantedBug::ReplicaTruncateToHw,
         PlantedBug::IsrJoinWithoutEpochStart,
         PlantedBug::HwFromUnsyncedOffset,
+        PlantedBug::LeaseIgnored,
+        PlantedBug::UnknownIsrAnswerAsRefused,
     ];
 }
 
@@ -393,7 +403,28 @@ fn replicated(cfg: &mut SimConfig, brokers: &[String], min_insync: Option<i32>) 
     set_override(cfg, "broker.heartbeat.interval.ms", "375");
 }
 
-/// Sets broker setting `key` to `value` in place of the seed's.
+/// A group (the seed's, or one of two members) whose members commit after every poll.
+fn group_committing_often(cfg: &mut SimConfig) {
+    if cfg.groups.is_empty() {
+        cfg.groups.push(crate::config::GroupSpec {
+            name: "group-0".into(),
+            members: vec!["group-0-member-0".into(), "group-0-member-1".into()],
+            assignor: "cooperative-sticky".into(),
+            session_timeout_ms: 3_000,
+            commit_every: 1,
+            churn: false,
+        });
+        cfg.broker_overrides.extend([
+            "group.initial.rebalance.delay.ms=0".to_string(),
+            "group.min.session.timeout.ms=1000".to_string(),
+            "offsets.topic.num.partitions=1".to_string(),
+        ]);
+    }
+    for g in &mut cfg.groups {
+        g.commit_every = 1;
+    }
+}
+
 /// Makes the seed's cluster run its controllers apart from its brokers: the brokers keep their
 /// names and ids but lose the controller role, and three controller-only nodes are added if
 /// none run apart already.
@@ -414,6 +445,7 @@ fn separate_controllers(cfg: &mut SimConfig) {
     }
 }
 
+/// Sets broker setting `key` to `value` in place of the seed's.
 fn set_override(cfg: &mut SimConfig, key: &str, value: &str) {
     let prefix = format!("{key}=");
     cfg.broker_overrides.retain(|o| !o.starts_with(&prefix));
@@ -491,24 +523,7 @@ pub fn steer(cfg: &mut SimConfig, bug: PlantedBug) {
             durable_default(cfg);
             // A group whose members commit after every poll, and slow fsyncs, so an answer
             // given before the sync reaches the member before any sync could.
-            if cfg.groups.is_empty() {
-                cfg.groups.push(crate::config::GroupSpec {
-                    name: "group-0".into(),
-                    members: vec!["group-0-member-0".into(), "group-0-member-1".into()],
-                    assignor: "cooperative-sticky".into(),
-                    session_timeout_ms: 3_000,
-                    commit_every: 1,
-                    churn: false,
-                });
-                cfg.broker_overrides.extend([
-                    "group.initial.rebalance.delay.ms=0".to_string(),
-                    "group.min.session.timeout.ms=1000".to_string(),
-                    "offsets.topic.num.partitions=1".to_string(),
-                ]);
-            }
-            for g in &mut cfg.groups {
-                g.commit_every = 1;
-            }
+            group_committing_often(cfg);
             cfg.fsync_latency = Duration::from_millis(2)..Duration::from_millis(10);
             power_losses(cfg, 2);
         }
@@ -642,6 +657,131 @@ pub fn steer(cfg: &mut SimConfig, bug: PlantedBug) {
                 }
             }
             cfg.faults.sort_by_key(|(t, _)| *t);
+        }
+        PlantedBug::LeaseIgnored => {
+            // Three brokers, and groups of two members or more on one offsets partition on
+            // all three, committing after every poll, with controllers apart. Each broker in
+            // turn is cut off from every other server for a while. For the first part of it,
+            // each group's first member cannot reach it either: the controller fences the
+            // broker and moves its leaderships, so that member finds the new coordinator and
+            // commits there. Then the member can reach only the broker cut off, which still
+            // believes it coordinates the group: it must not serve the member's offsets from
+            // its memory once its lease is over.
+            replicated(cfg, &brokers, None);
+            separate_controllers(cfg);
+            // Three brokers, so cutting each off once cuts off the coordinator.
+            let mut kept = 0;
+            cfg.nodes.retain(|n| {
+                kept += usize::from(n.broker);
+                !n.broker || kept <= 3
+            });
+            let brokers: Vec<String> = brokers.iter().take(3).cloned().collect();
+            cfg.elect_topic.replication_factor = cfg.elect_topic.replication_factor.min(3);
+            group_committing_often(cfg);
+            // Sessions long enough that the broker cut off has not expired the member when it
+            // comes back.
+            for g in &mut cfg.groups {
+                g.churn = false;
+                g.session_timeout_ms = 20_000;
+                // Eager: one rebalance gives a new member its share (a cooperative one takes
+                // two, each a few heartbeats long).
+                g.assignor = "roundrobin".into();
+                // Committing with every fourth poll, right after the member reads its
+                // offsets: a commit to a broker that cannot replicate it waits out the
+                // request timeout, and the read must not wait behind it.
+                g.commit_every = 4;
+                if g.members.len() < 2 {
+                    g.members
+                        .push(format!("{}-member-{}", g.name, g.members.len() + 10));
+                }
+            }
+            set_override(cfg, "offsets.topic.num.partitions", "1");
+            let rf = brokers.len().to_string();
+            set_override(cfg, "offsets.topic.replication.factor", &rf);
+            let servers = cfg.node_names();
+            let firsts: Vec<String> = cfg.groups.iter().map(|g| g.members[0].clone()).collect();
+            // The groups form some 9 s in, with controllers apart, and take their second
+            // member within a few heartbeats (a third of the session).
+            cfg.fault_phase = Duration::from_secs(62);
+            cfg.faults.clear();
+            let ms = Duration::from_millis;
+            let mut cut = |at: Duration, until: Duration, a: &String, b: &String| {
+                let (a, b) = (a.clone(), b.clone());
+                cfg.faults.push((
+                    at,
+                    Fault::Partition {
+                        a: a.clone(),
+                        b: b.clone(),
+                    },
+                ));
+                cfg.faults.push((until, Fault::Repair { a, b }));
+            };
+            // The first part outlasts a client request's timeout (3 s) and a broker's
+            // session; the second, the timeouts of the member's open connections to the
+            // brokers it can no longer reach.
+            for (k, host) in brokers.iter().cycle().take(3).enumerate() {
+                let at = ms(20_000 + k as u64 * 14_000);
+                let (moved, back) = (at + ms(4_000), at + ms(13_000));
+                for other in servers.iter().filter(|s| *s != host) {
+                    cut(at, back, host, other);
+                }
+                for m in &firsts {
+                    cut(at, moved, host, m);
+                    for other in brokers.iter().filter(|b| *b != host) {
+                        cut(moved, back, other, m);
+                    }
+                }
+            }
+        }
+        PlantedBug::UnknownIsrAnswerAsRefused => {
+            // Three replicas under acks=all, controllers apart, followers dropped from the
+            // ISRs quickly. Each broker in turn pauses long enough to leave the ISRs (not
+            // long enough to be fenced). As it comes back and catches up, its leaders ask the
+            // controller to add it again, and the controller's answers to them are lost for
+            // longer than they wait: the change is committed, its answer never comes. Then
+            // it is cut off from the other brokers (still heartbeating), so its end stays
+            // put while its leaders take more records: the high watermark must wait for it.
+            // Last, the other brokers pause long enough to be fenced: the one left, in the
+            // ISRs, leads, and they follow it from its end.
+            replicated(cfg, &brokers, Some(2));
+            busy_producers(cfg);
+            separate_controllers(cfg);
+            set_override(cfg, "replica.lag.time.max.ms", "600");
+            let controllers: Vec<String> = cfg
+                .nodes
+                .iter()
+                .filter(|n| n.controller)
+                .map(|n| n.name.clone())
+                .collect();
+            cfg.fault_phase = Duration::from_secs(36);
+            cfg.faults.clear();
+            let ms = Duration::from_millis;
+            for (k, host) in brokers.iter().cycle().take(4).enumerate() {
+                let at = ms(8_000 + k as u64 * 7_000);
+                let back = at + ms(1_000);
+                cfg.faults.push((at, Fault::Pause { host: host.clone() }));
+                cfg.faults
+                    .push((back, Fault::Resume { host: host.clone() }));
+                for leader in brokers.iter().filter(|b| *b != host) {
+                    for c in &controllers {
+                        let (from, to) = (c.clone(), leader.clone());
+                        cfg.faults.push((back, Fault::Cut { from, to }));
+                        let (from, to) = (c.clone(), leader.clone());
+                        cfg.faults
+                            .push((back + ms(2_000), Fault::Restore { from, to }));
+                    }
+                    let (a, b) = (host.clone(), leader.clone());
+                    cfg.faults.push((back + ms(300), Fault::Partition { a, b }));
+                    let (a, b) = (host.clone(), leader.clone());
+                    cfg.faults.push((back + ms(4_500), Fault::Repair { a, b }));
+                    let h = leader.clone();
+                    cfg.faults
+                        .push((back + ms(2_000), Fault::Pause { host: h }));
+                    let h = leader.clone();
+                    cfg.faults
+                        .push((back + ms(4_000), Fault::Resume { host: h }));
+                }
+            }
         }
         PlantedBug::StaleSnapshot => {
             // Snapshots every few records, and nodes that come back from their snapshot
@@ -799,6 +939,8 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> RunResult {
             replica_truncate_to_hw: bug == Some(PlantedBug::ReplicaTruncateToHw),
             isr_join_without_epoch_start: bug == Some(PlantedBug::IsrJoinWithoutEpochStart),
             hw_from_unsynced_offset: bug == Some(PlantedBug::HwFromUnsyncedOffset),
+            lease_ignored: bug == Some(PlantedBug::LeaseIgnored),
+            unknown_isr_answer_as_refused: bug == Some(PlantedBug::UnknownIsrAnswerAsRefused),
         },
         ..DiskFaults::default()
     };

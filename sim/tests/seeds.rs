@@ -147,6 +147,15 @@ fn caught_as(bug: PlantedBug) -> &'static [&'static str] {
         PlantedBug::ReplicaTruncateToHw => &["committed-truncated"],
         PlantedBug::IsrJoinWithoutEpochStart => &["early-isr-join"],
         PlantedBug::HwFromUnsyncedOffset => &["under-replicated-ack", "early-isr-join"],
+        PlantedBug::LeaseIgnored => &["lost-commit", "double-assignment"],
+        // A leader that forgot a follower it added lets the high watermark pass it; elected
+        // from the ISR, that follower then cuts what was committed.
+        PlantedBug::UnknownIsrAnswerAsRefused => &[
+            "early-isr-join",
+            "committed-truncated",
+            "replicas-diverge",
+            "lost-write",
+        ],
     }
 }
 

@@ -417,7 +417,8 @@ async fn run_leader(b: Arc<Broker>, lp: Arc<LedPartition>) {
                     );
                     tracing::info!(partition = %lp.tp, error = %e, refused, "the ISR change was not confirmed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
-                    if refused {
+                    // The planted `unknown-isr-answer-as-refused` takes silence for a no.
+                    if refused || b.env.disk.planted_bugs().unknown_isr_answer_as_refused {
                         IsrAnswer::Failed
                     } else {
                         IsrAnswer::Unknown

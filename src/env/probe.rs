@@ -225,4 +225,12 @@ pub struct PlantedBugs {
     /// Partition followers fetch without syncing first under the durable default, so the
     /// leader's high watermark counts unsynced ends (`hw-from-unsynced-offset`).
     pub hw_from_unsynced_offset: bool,
+    /// The group coordinator serves (answers from memory, expires members, writes) whatever
+    /// its controller session lease says, so a coordinator cut off from the controller goes
+    /// on after its partitions moved (`lease-ignored`, seed 31631).
+    pub lease_ignored: bool,
+    /// A partition leader takes an AlterPartition with no answer (a timeout, a lost
+    /// connection) as refused, though the controller may have committed it
+    /// (`unknown-isr-answer-as-refused`, seed 31956).
+    pub unknown_isr_answer_as_refused: bool,
 }
