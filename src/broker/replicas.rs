@@ -36,6 +36,11 @@ use tokio::task::JoinHandle;
 pub struct Replicas {
     led: Mutex<BTreeMap<TopicPartition, Arc<LedPartition>>>,
     fetchers: Mutex<BTreeMap<i32, JoinHandle<()>>>,
+    /// The partitions a fetcher is applying a leader's answer to (an append, a truncation it
+    /// awaits). This broker does not begin leading one of them until the answer is applied:
+    /// its epoch starts at its log end, which the answer may still move (Kafka removes a
+    /// partition from its fetcher under the partition lock before it becomes leader).
+    applying: Mutex<BTreeSet<TopicPartition>>,
 }
 
 /// A partition this broker leads, with followers, in one leader epoch.
@@ -241,6 +246,12 @@ impl Broker {
                 let Some(log) = self.logs.get(&tp) else {
                     continue;
                 };
+                // A fetcher is still applying its old leader's answer: leading starts once
+                // it is done (the fetcher calls this again).
+                if lock(&self.replicas.applying).contains(&tp) {
+                    tracing::debug!(partition = %tp, "waiting for the fetcher to finish before leading");
+                    continue;
+                }
                 let min_isr = self.config.topic_min_insync_replicas(&t.configs);
                 let config = LeaderConfig {
                     broker_id: me,
@@ -517,7 +528,7 @@ async fn truncate_to_high_watermark(
 /// Returns the partitions to leave out for a while (refused, or failed locally); an error
 /// for the fetch as a whole.
 async fn fetch_round(
-    b: &Broker,
+    b: &Arc<Broker>,
     leader: i32,
     parts: &[(TopicPartition, i32, Arc<PartitionLog>)],
     conn: &mut Option<BrokerConnection>,
@@ -620,13 +631,26 @@ async fn fetch_round(
             // the ones before it awaits, and leadership may move meanwhile (seed 46224: this
             // broker began leading while an earlier partition was truncated, and then cut its
             // own committed batch on an old leader's diverging-epoch answer).
-            if !still().contains(&(tp.clone(), *epoch)) {
-                tracing::debug!(partition = %tp, leader, "leadership moved while the fetch was out; its answer is dropped");
-                continue;
+            // The check and the claim are one step under `applying`, which
+            // `sync_replication` also reads before it leads a partition: either this sees the
+            // metadata that moved the leadership, or the move waits for the answer.
+            {
+                let mut applying = lock(&b.replicas.applying);
+                if !still().contains(&(tp.clone(), *epoch)) {
+                    tracing::debug!(partition = %tp, leader, "leadership moved while the fetch was out; its answer is dropped");
+                    continue;
+                }
+                applying.insert(tp.clone());
             }
-            if let Err(e) = take_answer(tp, log, *offset, p).await {
+            let taken = take_answer(tp, log, *offset, p).await;
+            lock(&b.replicas.applying).remove(tp);
+            if let Err(e) = taken {
                 tracing::debug!(partition = %tp, leader, error = %e, "replica fetch of a partition failed");
                 refused.push(tp.clone());
+            }
+            // Leadership moved while the answer was applied: take it up now.
+            if !still().contains(&(tp.clone(), *epoch)) {
+                b.sync_replication();
             }
         }
     }
