@@ -569,7 +569,7 @@ const IGNORED: &[(&str, &str)] = &[
     ("remote.log.storage.manager.class.path", TIERED),
     ("remote.log.storage.manager.impl.prefix", TIERED),
     ("replica.fetch.min.bytes", "a follower's fetch is answered as soon as any data is there"),
-    ("replica.high.watermark.checkpoint.interval.ms", "runnel does not checkpoint the high watermark: a leader learns it again from its followers"),
+    ("replica.high.watermark.checkpoint.interval.ms", "runnel keeps a replicated partition's high watermark in the partition's own checkpoint, written every log.flush.offset.checkpoint.interval.ms and at shutdown"),
     ("replica.selector.class", NO_CLASSES),
     ("replica.socket.receive.buffer.bytes", SOCKETS),
     ("replication.quota.window.num", QUOTAS),

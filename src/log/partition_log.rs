@@ -346,7 +346,9 @@ impl PartitionLog {
             unsynced_snapshots: Vec::new(),
             epochs,
             epochs_dirty,
-            high_watermark: None,
+            // A replicated log's high watermark as last checkpointed: committed, so a
+            // replica that restarts serves and bounds retention by it at once.
+            high_watermark: recovered.high_watermark,
         };
         let offsets = state.offsets();
         env.probe.event(ProbeEvent::Recovered {
@@ -898,6 +900,7 @@ impl PartitionLog {
             LogCheckpoint {
                 recovery_point: st.durable_offset,
                 log_start_offset: st.log_start_offset,
+                high_watermark: st.high_watermark,
             }
         };
         self.write_checkpoint(&mut last, c).await
@@ -1068,6 +1071,7 @@ impl PartitionLog {
                     let checkpoint = LogCheckpoint {
                         recovery_point: st.durable_offset,
                         log_start_offset: st.log_start_offset,
+                        high_watermark: st.high_watermark,
                     };
                     (new_end, removed, checkpoint)
                 }
@@ -1209,6 +1213,7 @@ impl PartitionLog {
             let checkpoint = LogCheckpoint {
                 recovery_point: st.durable_offset.max(log_start),
                 log_start_offset: log_start,
+                high_watermark: st.high_watermark.map(|h| h.max(log_start)),
             };
             (doomed, checkpoint)
         };
@@ -1262,6 +1267,7 @@ impl PartitionLog {
             LogCheckpoint {
                 recovery_point: st.durable_offset.max(log_start),
                 log_start_offset: log_start,
+                high_watermark: st.high_watermark.map(|h| h.max(log_start)),
             }
         };
         self.write_checkpoint(&mut last, checkpoint).await?;
@@ -1316,7 +1322,7 @@ impl PartitionLog {
         let mut last = self.checkpoint_lock.lock().await;
         let _turn = self.sync_lock.lock().await;
         let now = self.clock.now_ms();
-        {
+        let managed = {
             let st = self.lock();
             st.check_online().map_err(TruncateError::Offline)?;
             if offset < st.log_start_offset && !may_go_back {
@@ -1325,10 +1331,12 @@ impl PartitionLog {
                     log_start: st.log_start_offset,
                 });
             }
-        }
+            st.high_watermark.is_some()
+        };
         let checkpoint = LogCheckpoint {
             recovery_point: offset,
             log_start_offset: offset,
+            high_watermark: managed.then_some(offset),
         };
         self.write_checkpoint(&mut last, checkpoint).await?;
         {

@@ -35,6 +35,8 @@ pub struct Recovered {
     pub log_start_offset: i64,
     /// The offset after the last batch.
     pub next_offset: i64,
+    /// The high watermark the checkpoint kept (a replicated log's), within the log.
+    pub high_watermark: Option<i64>,
     /// What recovery found, for logs and tests.
     pub report: RecoveryReport,
 }
@@ -104,9 +106,11 @@ pub fn recover(disk: &dyn Disk, dir: &Path, cfg: &LogConfig, now_ms: i64) -> io:
     let LogCheckpoint {
         recovery_point,
         log_start_offset: mut log_start,
+        high_watermark,
     } = ckpt.unwrap_or(LogCheckpoint {
         recovery_point: 0,
         log_start_offset: 0,
+        high_watermark: None,
     });
     report.checkpoint_recovery_point = recovery_point;
 
@@ -194,6 +198,9 @@ pub fn recover(disk: &dyn Disk, dir: &Path, cfg: &LogConfig, now_ms: i64) -> io:
         segments,
         log_start_offset: log_start,
         next_offset,
+        // A power loss may have taken back records below it (write caching): never past
+        // what the log holds.
+        high_watermark: high_watermark.map(|h| h.clamp(log_start, next_offset)),
         report,
     })
 }

@@ -587,9 +587,45 @@ async fn a_checkpoint_recovery_point_past_the_end_is_survivable() {
     let c = LogCheckpoint {
         recovery_point: 1000,
         log_start_offset: 0,
+        high_watermark: None,
     };
     checkpoint::write(&f.disk, Path::new(DIR), &c)
         .await
         .unwrap();
     reopen_after(&f, 10).await;
+}
+
+/// The high watermark replication set is kept in the partition's checkpoint: a replica that
+/// restarts (or loses power after the checkpoint) knows it at once, within what it holds; a
+/// log replication never managed opens without one, and keeps its own visible end.
+#[tokio::test]
+async fn the_high_watermark_survives_a_restart_in_the_checkpoint() {
+    let f = fixture();
+    let log = filled(&f, 5).await;
+    log.sync_to(log.log_end_offset()).await.unwrap();
+    log.set_high_watermark(6);
+    log.checkpoint().await.unwrap();
+    f.disk.crash(None, 1);
+    let log = reopen_after(&f, 10).await;
+    assert_eq!(log.high_watermark(), Some(6));
+    assert_eq!(log.visible_end_offset(), 6);
+
+    // A checkpoint past what a power loss left is clamped to the log.
+    log.set_high_watermark(10);
+    log.checkpoint().await.unwrap();
+    log.truncate_to(8).await.unwrap();
+    drop(log);
+    f.disk.crash(None, 1);
+    let log = open(&f, small_config()).await;
+    assert!(
+        log.high_watermark()
+            .is_some_and(|h| h <= log.log_end_offset())
+    );
+
+    let g = fixture();
+    let plain = filled(&g, 3).await;
+    plain.close().await.unwrap();
+    let plain = open(&g, small_config()).await;
+    assert_eq!(plain.high_watermark(), None);
+    assert_eq!(plain.visible_end_offset(), plain.log_end_offset());
 }
