@@ -284,3 +284,96 @@ fn bad_batches_are_refused_and_nothing_else_is_harmed() {
     assert!(p.wait().unwrap().success());
     assert_eq!(end_offset(&broker.addr, "t"), 52);
 }
+
+/// The broker's resident memory (VmRSS) in bytes, from /proc.
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS in /proc/PID/status");
+    kb * 1024
+}
+
+/// Slow readers: connections that send many large fetches and never read an answer. The
+/// broker reads a connection's next request only once it has written the answer to the one
+/// before, so each holds at most one answer while its socket is full: its memory stays
+/// bounded (here 16 connections ask for 1,600 answers of 4 MiB, 6.4 GiB, and the broker grows
+/// by a small fraction of that), and it goes on serving others.
+#[test]
+fn slow_readers_that_never_read_their_fetches_do_not_grow_the_broker() {
+    let broker = BrokerProcess::start(&[]);
+    run_python("admin.py", &[&broker.addr, "wide", "1"]);
+    let mut s = connect(&broker.addr);
+    let value = vec![b'x'; 1024];
+    for _ in 0..40 {
+        let recs: Vec<NewRecord> = (0..512)
+            .map(|_| NewRecord {
+                timestamp: 1_700_000_000_000,
+                value: Some(value.clone()),
+                ..NewRecord::default()
+            })
+            .collect();
+        let code = produce(
+            &mut s,
+            "wide",
+            batch::encode_batch(&recs, ProducerFields::NONE),
+        );
+        assert_eq!(code, 0);
+    }
+    let pid = broker.pid().unwrap();
+    let before = rss_bytes(pid);
+    let fetch = FetchRequest::default()
+        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(4 << 20)
+        .with_topics(vec![
+            fetch_request::FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str("wide")))
+                .with_partitions(vec![
+                    fetch_request::FetchPartition::default()
+                        .with_partition(0)
+                        .with_fetch_offset(0)
+                        .with_partition_max_bytes(4 << 20),
+                ]),
+        ]);
+    let header = RequestHeader::default()
+        .with_request_api_key(ApiKey::Fetch as i16)
+        .with_request_api_version(4)
+        .with_correlation_id(1)
+        .with_client_id(Some(StrBytes::from_static_str("slow-reader")));
+    let frame = encode_request(&header, &fetch).unwrap();
+    let mut slow: Vec<TcpStream> = Vec::new();
+    for _ in 0..16 {
+        let mut c = connect(&broker.addr);
+        c.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+        for _ in 0..100 {
+            // A full socket makes the write wait: the broker is not reading it. Stop there.
+            if c.write_all(&frame).is_err() {
+                break;
+            }
+        }
+        slow.push(c);
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let during = rss_bytes(pid);
+    std::thread::sleep(Duration::from_secs(3));
+    let later = rss_bytes(pid);
+    let grown = later.saturating_sub(before) as f64 / f64::from(1 << 20);
+    eprintln!(
+        "broker RSS: {} MiB before, {} MiB with 16 slow readers, {} MiB 3 s later (+{grown:.0} MiB for 6400 MiB asked)",
+        before >> 20,
+        during >> 20,
+        later >> 20
+    );
+    assert!(
+        grown < 256.0,
+        "the broker grew by {grown:.0} MiB for readers that never read"
+    );
+    alive(&broker.addr);
+    assert!(end_offset(&broker.addr, "wide") >= 40 * 512);
+    drop(slow);
+}

@@ -445,6 +445,15 @@ fn separate_controllers(cfg: &mut SimConfig) {
     }
 }
 
+/// The names of the nodes that `role` picks (`|n| n.broker`, say), in node order.
+fn names_of(cfg: &SimConfig, role: impl Fn(&crate::config::NodeSpec) -> bool) -> Vec<String> {
+    cfg.nodes
+        .iter()
+        .filter(|n| role(n))
+        .map(|n| n.name.clone())
+        .collect()
+}
+
 /// Sets broker setting `key` to `value` in place of the seed's.
 fn set_override(cfg: &mut SimConfig, key: &str, value: &str) {
     let prefix = format!("{key}=");
@@ -459,12 +468,7 @@ pub fn steer(cfg: &mut SimConfig, bug: PlantedBug) {
     if bug.is_storage() {
         one_node(cfg);
     }
-    let brokers: Vec<String> = cfg
-        .nodes
-        .iter()
-        .filter(|n| n.broker)
-        .map(|n| n.name.clone())
-        .collect();
+    let brokers: Vec<String> = names_of(cfg, |n| n.broker);
     let power_losses = |cfg: &mut SimConfig, n: u32| {
         for k in 1..=n {
             let at = phase * k / (n + 1);
@@ -534,12 +538,7 @@ pub fn steer(cfg: &mut SimConfig, bug: PlantedBug) {
                 dirty_writes: None,
                 sync_per_million: 0,
             };
-            let voters: Vec<String> = cfg
-                .nodes
-                .iter()
-                .filter(|n| n.controller)
-                .map(|n| n.name.clone())
-                .collect();
+            let voters: Vec<String> = names_of(cfg, |n| n.controller);
             for (k, host) in voters.iter().enumerate() {
                 let at = phase * (k as u32 + 1) / (voters.len() as u32 + 1);
                 cfg.faults
@@ -747,12 +746,7 @@ pub fn steer(cfg: &mut SimConfig, bug: PlantedBug) {
             busy_producers(cfg);
             separate_controllers(cfg);
             set_override(cfg, "replica.lag.time.max.ms", "600");
-            let controllers: Vec<String> = cfg
-                .nodes
-                .iter()
-                .filter(|n| n.controller)
-                .map(|n| n.name.clone())
-                .collect();
+            let controllers: Vec<String> = names_of(cfg, |n| n.controller);
             cfg.fault_phase = Duration::from_secs(36);
             cfg.faults.clear();
             let ms = Duration::from_millis;
@@ -820,12 +814,7 @@ pub fn steer(cfg: &mut SimConfig, bug: PlantedBug) {
             cfg.fault_phase = Duration::from_secs(20);
             cfg.faults.clear();
             separate_controllers(cfg);
-            let brokers: Vec<String> = cfg
-                .nodes
-                .iter()
-                .filter(|n| n.broker)
-                .map(|n| n.name.clone())
-                .collect();
+            let brokers: Vec<String> = names_of(cfg, |n| n.broker);
             // Each pause outlasts an election of a new controller plus the session.
             for (k, host) in brokers.iter().take(3).enumerate() {
                 let at = Duration::from_millis(1_500 + k as u64 * 6_000);

@@ -5,7 +5,12 @@
 //! at once or hands back a task that answers later (a produce waiting for its sync, a fetch
 //! waiting for data). A writer sends the answers strictly in request order, as Kafka's clients
 //! require. At most [`IN_FLIGHT_MAX`] answers wait per connection; the reader stops reading
-//! until one is sent.
+//! until one is sent. Answers are bounded in bytes too, so a client that sends requests and
+//! never reads the answers (a slow reader) costs the broker a bounded amount of memory: the
+//! reader reads no further request while more than [`ANSWER_BYTES_MAX`] of computed answers
+//! wait to be written, and a connection has one Fetch at a time between being read and its
+//! answer being written (Kafka's clients send one fetch per connection at a time anyway; Kafka
+//! itself reads a connection's next request only once the answer before it is sent).
 //!
 //! Intake is bounded as Kafka bounds it: `max.connections` and `max.connections.per.ip` on
 //! the client listener, `connections.max.idle.ms` on every connection, `socket.request.max.bytes`
@@ -17,6 +22,7 @@ use super::api::{self, Reply};
 use crate::env::net::{Connection, Listener};
 use crate::protocol::{FrameError, parse_request, read_frame};
 use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -28,6 +34,10 @@ use tokio::task::{JoinHandle, JoinSet};
 /// Answers that may wait, in order, per connection.
 const IN_FLIGHT_MAX: usize = 64;
 
+/// Bytes of computed answers that may wait to be written, per connection, before its next
+/// request is read (one answer may exceed it on its own).
+const ANSWER_BYTES_MAX: usize = 16 << 20;
+
 /// An answer the writer sends when its turn comes.
 enum Pending {
     /// Ready now.
@@ -36,6 +46,34 @@ enum Pending {
     Later(JoinHandle<Option<Bytes>>),
     /// Close the connection after the answers before this one.
     Close,
+}
+
+/// The answers a connection owes, in bytes once computed, shared by its reader and writer.
+#[derive(Default)]
+struct Owed {
+    bytes: std::sync::atomic::AtomicUsize,
+    /// Signalled when the writer has written an answer.
+    written: tokio::sync::Notify,
+}
+
+impl Owed {
+    fn add(&self, n: usize) {
+        self.bytes
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn sent(&self, n: usize) {
+        self.bytes
+            .fetch_sub(n, std::sync::atomic::Ordering::Relaxed);
+        self.written.notify_one();
+    }
+
+    /// Waits until at most [`ANSWER_BYTES_MAX`] bytes of answers wait to be written.
+    async fn room(&self) {
+        while self.bytes.load(std::sync::atomic::Ordering::Relaxed) > ANSWER_BYTES_MAX {
+            self.written.notified().await;
+        }
+    }
 }
 
 /// What a listener is for.
@@ -265,16 +303,23 @@ async fn serve_connection(
 ) {
     let _admission = admission;
     let (mut rd, mut wr) = tokio::io::split(conn);
-    let (tx, mut rx) = mpsc::channel::<Pending>(IN_FLIGHT_MAX);
+    // Each answer with the permit of the Fetch it answers, if it does (released once written).
+    let (tx, mut rx) = mpsc::channel::<(Pending, Option<OwnedSemaphorePermit>)>(IN_FLIGHT_MAX);
+    let owed = Arc::new(Owed::default());
+    let fetch_gate = Arc::new(Semaphore::new(1));
+    let owed_by_writer = owed.clone();
     let writer = async move {
-        while let Some(p) = rx.recv().await {
+        while let Some((p, fetch_permit)) = rx.recv().await {
             let bytes = match p {
                 Pending::Ready(b) => Some(b),
                 Pending::Later(task) => task.await.ok().flatten(),
                 Pending::Close => None,
             };
             let Some(bytes) = bytes else { break };
-            if wr.write_all(&bytes).await.is_err() {
+            let written = wr.write_all(&bytes).await;
+            owed_by_writer.sent(bytes.len());
+            drop(fetch_permit);
+            if written.is_err() {
                 break;
             }
         }
@@ -285,6 +330,12 @@ async fn serve_connection(
     let mut shutdown = broker.shutdown.clone();
     let reader = async move {
         loop {
+            // A client that does not read its answers is not read either.
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break,
+                _ = owed.room() => {}
+            }
             // connections.max.idle.ms: a connection that sends no request for this long is
             // closed (the answers already owed are still sent).
             let frame = tokio::select! {
@@ -314,21 +365,45 @@ async fn serve_connection(
                 Ok(r) => r,
                 Err(e) => {
                     tracing::warn!(%peer, error = %e, "closing connection: bad request header");
-                    let _ = tx.send(Pending::Close).await;
+                    let _ = tx.send((Pending::Close, None)).await;
                     break;
                 }
             };
+            // One Fetch at a time: its answer may be as large as the client asked.
+            let fetch_permit = if request.api_key == ApiKey::Fetch {
+                let permit = tokio::select! {
+                    biased;
+                    _ = shutdown.changed() => break,
+                    p = fetch_gate.clone().acquire_owned() => p,
+                };
+                let Ok(permit) = permit else { break };
+                Some(permit)
+            } else {
+                None
+            };
             let pending = match api::dispatch(&broker, request, peer, role).await {
-                Reply::Ready(b) => Pending::Ready(b),
-                Reply::Later(fut) => Pending::Later(tokio::spawn(fut)),
+                Reply::Ready(b) => {
+                    owed.add(b.len());
+                    Pending::Ready(b)
+                }
+                Reply::Later(fut) => {
+                    let owed = owed.clone();
+                    Pending::Later(tokio::spawn(async move {
+                        let answer = fut.await;
+                        if let Some(b) = &answer {
+                            owed.add(b.len());
+                        }
+                        answer
+                    }))
+                }
                 Reply::None => continue,
                 Reply::Close(why) => {
                     tracing::warn!(%peer, reason = %why, "closing connection");
-                    let _ = tx.send(Pending::Close).await;
+                    let _ = tx.send((Pending::Close, None)).await;
                     break;
                 }
             };
-            if tx.send(pending).await.is_err() {
+            if tx.send((pending, fetch_permit)).await.is_err() {
                 break;
             }
         }
