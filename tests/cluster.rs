@@ -320,8 +320,8 @@ fn a_controller_only_node_and_two_broker_only_nodes() {
 }
 
 /// Data replication, the README's example: a topic with replication factor 3 and
-/// min.insync.replicas=2; confluent-kafka produces with acks=all and idempotence while the
-/// leader of a partition is killed with kill -9 and later restarted. Every acknowledged record
+/// min.insync.replicas=2; confluent-kafka (and kcat, to a sibling topic) produce with acks=all
+/// and idempotence while the leader of a partition is killed with kill -9 and later restarted. Every acknowledged record
 /// is read back exactly once, at its acknowledged offset, in order; the ISR returns to three.
 /// A librdkafka consumer tails the topic throughout: it validates its positions with
 /// OffsetForLeaderEpoch after the leader changes (KIP-320), reads every acknowledged record
@@ -347,6 +347,55 @@ fn kill_9_of_a_leader_mid_write_loses_no_acknowledged_record() {
             &servers,
         ]),
     );
+    // kcat (librdkafka 2.0) produces with acks=all and idempotence to a sibling topic through
+    // the same kill: every broker leads one partition of each, so the victim leads one of
+    // its partitions too.
+    check(
+        "runnel topic create",
+        &runnel(&[
+            "topic",
+            "create",
+            "replicated-kcat",
+            "--partitions",
+            "3",
+            "--replication-factor",
+            "3",
+            "--config",
+            "min.insync.replicas=2",
+            "--bootstrap-server",
+            &servers,
+        ]),
+    );
+    let kcat_records = 3000u64;
+    let mut kcat_producer = Command::new(kcat())
+        .args(["-P", "-b", servers.as_str(), "-t", "replicated-kcat"])
+        .args([
+            "-X",
+            "acks=all",
+            "-X",
+            "enable.idempotence=true",
+            "-X",
+            "linger.ms=5",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start kcat");
+    let mut kcat_in = kcat_producer.stdin.take().unwrap();
+    // About six seconds of records, so kcat is writing when the leader dies.
+    let feeder = std::thread::spawn(move || {
+        use std::io::Write;
+        for i in 0..kcat_records {
+            if writeln!(kcat_in, "value-{i}").is_err() {
+                break;
+            }
+            if i % 10 == 0 {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Instant::now()
+    });
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("produce.log");
     let records = 4000;
@@ -377,6 +426,7 @@ fn kill_9_of_a_leader_mid_write_loses_no_acknowledged_record() {
         .0
         .expect("a leader of partition 0");
     nodes[(victim - 1) as usize].kill();
+    let killed_at = Instant::now();
     eprintln!("killed node {victim}, the leader of partition 0, mid-write");
     let before = support::read_produce_log(&out).acked.len();
     support::wait_for_acks(&out, before + 400, &mut producer);
@@ -395,6 +445,35 @@ fn kill_9_of_a_leader_mid_write_loses_no_acknowledged_record() {
     );
     let consumed = support::consume_all(&survivor, "replicated");
     support::check_exactly_once(&log, &consumed, records, true);
+
+    // kcat delivered every record (its exit status says so) and each is there exactly once.
+    let fed_until = feeder.join().unwrap();
+    assert!(
+        fed_until > killed_at,
+        "kcat had its last record before the kill: make its feed longer"
+    );
+    let kcat_out = kcat_producer.wait_with_output().unwrap();
+    assert!(
+        kcat_out.status.success(),
+        "kcat failed to deliver: {}",
+        String::from_utf8_lossy(&kcat_out.stderr)
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    for (p, o, i) in support::consume_all(&survivor, "replicated-kcat") {
+        assert!(
+            seen.insert(i),
+            "kcat's record {i} appears twice (again at {p}/{o})"
+        );
+    }
+    assert_eq!(
+        seen.len() as u64,
+        kcat_records,
+        "kcat's records missing: {:?}",
+        (0..kcat_records)
+            .filter(|i| !seen.contains(i))
+            .take(20)
+            .collect::<Vec<_>>()
+    );
 
     std::fs::write(&stop, b"").unwrap();
     let status = tail.wait_with_output().unwrap().status;
