@@ -1331,6 +1331,15 @@ impl PartitionLog {
                     log_start: st.log_start_offset,
                 });
             }
+            if offset < st.log_start_offset {
+                // Starting again below its own start is no retention and no ordinary cut: it
+                // is declared as what it is, every batch cut and the log begun afresh.
+                self.probe.event(ProbeEvent::Truncated {
+                    dir: &self.dir,
+                    offset: st.log_start_offset,
+                });
+                self.probe.event(ProbeEvent::Deleted { dir: &self.dir });
+            }
             st.high_watermark.is_some()
         };
         let checkpoint = LogCheckpoint {
