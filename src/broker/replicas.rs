@@ -634,16 +634,25 @@ async fn fetch_round(
             // The check and the claim are one step under `applying`, which
             // `sync_replication` also reads before it leads a partition: either this sees the
             // metadata that moved the leadership, or the move waits for the answer.
-            {
+            let claim = {
                 let mut applying = lock(&b.replicas.applying);
                 if !still().contains(&(tp.clone(), *epoch)) {
                     tracing::debug!(partition = %tp, leader, "leadership moved while the fetch was out; its answer is dropped");
                     continue;
                 }
-                applying.insert(tp.clone());
-            }
+                // Another fetcher (of the previous leader) is still applying to this log: one
+                // at a time; this one tries again after its backoff.
+                if !applying.insert(tp.clone()) {
+                    refused.push(tp.clone());
+                    continue;
+                }
+                Claim {
+                    applying: &b.replicas.applying,
+                    tp: tp.clone(),
+                }
+            };
             let taken = take_answer(tp, log, *offset, p).await;
-            lock(&b.replicas.applying).remove(tp);
+            drop(claim);
             if let Err(e) = taken {
                 tracing::debug!(partition = %tp, leader, error = %e, "replica fetch of a partition failed");
                 refused.push(tp.clone());
@@ -655,6 +664,19 @@ async fn fetch_round(
         }
     }
     Ok(refused)
+}
+
+/// A fetcher's claim on a partition it is applying an answer to (see
+/// [`Replicas::applying`]), released when dropped, even if the fetch task is cancelled.
+struct Claim<'a> {
+    applying: &'a Mutex<BTreeSet<TopicPartition>>,
+    tp: TopicPartition,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        lock(self.applying).remove(&self.tp);
+    }
 }
 
 /// Applies a leader's answer for one partition fetched at `offset`.

@@ -330,10 +330,13 @@ async fn serve_connection(
     let mut shutdown = broker.shutdown.clone();
     let reader = async move {
         loop {
-            // A client that does not read its answers is not read either.
+            // A client that does not read its answers is not read either; once the writer
+            // has stopped (the client went away), the answers it dropped are never counted
+            // down, so stop too.
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
+                _ = tx.closed() => break,
                 _ = owed.room() => {}
             }
             // connections.max.idle.ms: a connection that sends no request for this long is

@@ -1331,15 +1331,6 @@ impl PartitionLog {
                     log_start: st.log_start_offset,
                 });
             }
-            if offset < st.log_start_offset {
-                // Starting again below its own start is no retention and no ordinary cut: it
-                // is declared as what it is, every batch cut and the log begun afresh.
-                self.probe.event(ProbeEvent::Truncated {
-                    dir: &self.dir,
-                    offset: st.log_start_offset,
-                });
-                self.probe.event(ProbeEvent::Deleted { dir: &self.dir });
-            }
             st.high_watermark.is_some()
         };
         let checkpoint = LogCheckpoint {
@@ -1350,6 +1341,16 @@ impl PartitionLog {
         self.write_checkpoint(&mut last, checkpoint).await?;
         {
             let mut st = self.lock();
+            if offset < st.log_start_offset {
+                // Starting again below its own start is no retention and no ordinary cut: it
+                // is declared as what it is, every batch cut and the log begun afresh, once
+                // the checkpoint that says so is durable.
+                self.probe.event(ProbeEvent::Truncated {
+                    dir: &self.dir,
+                    offset: st.log_start_offset,
+                });
+                self.probe.event(ProbeEvent::Deleted { dir: &self.dir });
+            }
             let old = std::mem::take(&mut st.segments);
             let pending = std::mem::take(&mut st.unsynced_snapshots);
             for snap in pending {
