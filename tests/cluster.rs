@@ -331,41 +331,27 @@ fn kill_9_of_a_leader_mid_write_loses_no_acknowledged_record() {
     let mut nodes = start_cluster(FAST);
     let all: Vec<&BrokerProcess> = nodes.iter().collect();
     let servers = bootstrap(&all);
-    check(
-        "runnel topic create",
-        &runnel(&[
-            "topic",
-            "create",
-            "replicated",
-            "--partitions",
-            "3",
-            "--replication-factor",
-            "3",
-            "--config",
-            "min.insync.replicas=2",
-            "--bootstrap-server",
-            &servers,
-        ]),
-    );
     // kcat (librdkafka 2.0) produces with acks=all and idempotence to a sibling topic through
     // the same kill: every broker leads one partition of each, so the victim leads one of
     // its partitions too.
-    check(
-        "runnel topic create",
-        &runnel(&[
-            "topic",
-            "create",
-            "replicated-kcat",
-            "--partitions",
-            "3",
-            "--replication-factor",
-            "3",
-            "--config",
-            "min.insync.replicas=2",
-            "--bootstrap-server",
-            &servers,
-        ]),
-    );
+    for topic in ["replicated", "replicated-kcat"] {
+        check(
+            "runnel topic create",
+            &runnel(&[
+                "topic",
+                "create",
+                topic,
+                "--partitions",
+                "3",
+                "--replication-factor",
+                "3",
+                "--config",
+                "min.insync.replicas=2",
+                "--bootstrap-server",
+                &servers,
+            ]),
+        );
+    }
     let kcat_records = 3000u64;
     let mut kcat_producer = Command::new(kcat())
         .args(["-P", "-b", servers.as_str(), "-t", "replicated-kcat"])
@@ -487,15 +473,7 @@ fn kill_9_of_a_leader_mid_write_loses_no_acknowledged_record() {
             .collect::<Vec<_>>()
             .join("\n")
     );
-    let tailed: Vec<(i32, i64, u64)> = std::fs::read_to_string(&tail_out)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let i = f[2].strip_prefix("value-").unwrap().parse().unwrap();
-            (f[0].parse().unwrap(), f[1].parse().unwrap(), i)
-        })
-        .collect();
+    let tailed = support::parse_consumed(&std::fs::read_to_string(&tail_out).unwrap());
     support::check_exactly_once(&log, &tailed, records, true);
     let kept: BTreeMap<(i32, i64), u64> = consumed.iter().map(|(p, o, i)| ((*p, *o), *i)).collect();
     for (p, o, i) in &tailed {

@@ -397,8 +397,12 @@ pub fn finish_producer(out: &Path, producer: Child) -> ProduceLog {
 
 /// Every record in a topic, as `(partition, offset, record index)`, read by confluent-kafka.
 pub fn consume_all(addr: &str, topic: &str) -> Vec<(i32, i64, u64)> {
-    run_python("consume_all.py", &[addr, topic])
-        .lines()
+    parse_consumed(&run_python("consume_all.py", &[addr, topic]))
+}
+
+/// The records a consumer script printed, one "<partition> <offset> value-<i>" per line.
+pub fn parse_consumed(text: &str) -> Vec<(i32, i64, u64)> {
+    text.lines()
         .map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             let i = f[2].strip_prefix("value-").unwrap().parse().unwrap();
