@@ -311,3 +311,96 @@ async fn positions_and_commits_carry_the_leader_epoch() {
     p.close().await;
     broker.shutdown().await;
 }
+
+/// A scripted broker on `listener`: node 1 and the controller by its metadata, it refuses the
+/// first `refusals` CreateTopics with NOT_CONTROLLER (a broker whose quorum is electing) and
+/// creates the topic after. Counts the CreateTopics it was sent.
+async fn not_controller_then_created(
+    listener: tokio::net::TcpListener,
+    refusals: usize,
+    sent: Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use kafka_protocol::error::ResponseError;
+    use kafka_protocol::messages::api_versions_response::ApiVersion;
+    use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+    use kafka_protocol::messages::metadata_response::MetadataResponseBroker;
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+    use runnel::protocol::{SUPPORTED_APIS, encode_response, parse_request, read_frame};
+    use tokio::io::AsyncWriteExt;
+    let port = listener.local_addr().unwrap().port();
+    loop {
+        let Ok((mut sock, _)) = listener.accept().await else {
+            return;
+        };
+        let sent = sent.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(frame)) = read_frame(&mut sock, 1 << 20).await {
+                let req = parse_request(frame.freeze()).unwrap();
+                let (v, id) = (req.api_version, req.correlation_id);
+                let bytes = match req.api_key {
+                    ApiKey::ApiVersions => {
+                        let keys = SUPPORTED_APIS.iter().map(|(k, lo, hi)| {
+                            ApiVersion::default()
+                                .with_api_key(*k as i16)
+                                .with_min_version(*lo)
+                                .with_max_version(*hi)
+                        });
+                        let resp = ApiVersionsResponse::default().with_api_keys(keys.collect());
+                        encode_response(req.api_key, v, id, &resp)
+                    }
+                    ApiKey::Metadata => {
+                        let me = MetadataResponseBroker::default()
+                            .with_node_id(BrokerId(1))
+                            .with_host(StrBytes::from_static_str("127.0.0.1"))
+                            .with_port(i32::from(port));
+                        let resp = MetadataResponse::default()
+                            .with_brokers(vec![me])
+                            .with_controller_id(BrokerId(1));
+                        encode_response(req.api_key, v, id, &resp)
+                    }
+                    ApiKey::CreateTopics => {
+                        let n = sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let result = if n < refusals {
+                            CreatableTopicResult::default()
+                                .with_error_code(ResponseError::NotController.code())
+                                .with_error_message(Some(StrBytes::from_static_str(
+                                    "no active controller is known yet",
+                                )))
+                        } else {
+                            CreatableTopicResult::default().with_topic_id(uuid::Uuid::from_u128(7))
+                        };
+                        let resp = CreateTopicsResponse::default().with_topics(vec![
+                            result.with_name(TopicName(StrBytes::from_static_str("t"))),
+                        ]);
+                        encode_response(req.api_key, v, id, &resp)
+                    }
+                    other => panic!("the scripted broker was sent {other:?}"),
+                };
+                if sock.write_all(&bytes.unwrap()).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// NOT_CONTROLLER means the change did not happen (the broker asked knew no controller, or
+/// was not it): the admin client asks for the controller again and retries, as Kafka's does.
+/// A `runnel topic create` during a controller election failed with it in CI.
+#[tokio::test]
+async fn a_change_refused_with_not_controller_is_retried() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let broker = tokio::spawn(not_controller_then_created(listener, 2, sent.clone()));
+    let config = ClientConfig {
+        retry_backoff_ms: 10,
+        ..client(port)
+    };
+    let admin = Admin::new(Env::real(), config).unwrap();
+    let id = admin.create_topic(&NewTopic::new("t")).await.unwrap();
+    assert_eq!(id, uuid::Uuid::from_u128(7));
+    assert_eq!(sent.load(std::sync::atomic::Ordering::SeqCst), 3);
+    broker.abort();
+}

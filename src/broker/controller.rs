@@ -54,8 +54,13 @@ pub enum CallError {
     Metadata(#[from] MetadataError),
     #[error("the active controller answered {0:?}")]
     Code(ResponseError),
+    /// The request never reached a controller (none is known, or it cannot be dialled), so
+    /// it surely did not take effect and may be sent again.
     #[error("cannot reach the active controller: {0}")]
     Unreachable(String),
+    /// The request was sent but no answer came: it may have taken effect.
+    #[error("the active controller did not answer: {0}")]
+    Lost(String),
 }
 
 impl CallError {
@@ -67,6 +72,9 @@ impl CallError {
             CallError::Metadata(_) => ResponseError::UnknownServerError,
             CallError::Code(c) => *c,
             CallError::Unreachable(_) => ResponseError::NotController,
+            // Kafka's answer to a forwarded request that timed out: the client must not
+            // assume it failed.
+            CallError::Lost(_) => ResponseError::RequestTimedOut,
         }
     }
 }
@@ -117,7 +125,9 @@ impl ControllerService {
         version: i16,
         timeout: Option<Duration>,
     ) -> Result<R::Response, CallError> {
-        let leader = active_controller(broker)?;
+        // An election under way ends within a session, or the quorum has bigger trouble.
+        let session = Duration::from_millis(broker.config.broker_session_timeout_ms.max(1));
+        let leader = await_controller(broker, timeout.map_or(session, |t| t.min(session))).await?;
         let conn = {
             let mut slot = self.remote.lock().await;
             let stale = match &*slot {
@@ -150,24 +160,21 @@ impl ControllerService {
                 None => return Err(CallError::Unreachable("no connection".into())),
             }
         };
-        let answer = async {
-            let in_flight = conn.start_at(req, version).await?;
-            match timeout {
+        let answer = match conn.start_at(req, version).await {
+            Ok(in_flight) => match timeout {
                 Some(t) => in_flight.with_timeout(t).wait().await,
                 None => in_flight.wait().await,
             }
-        }
-        .await;
-        match answer {
-            Ok(r) => Ok(r),
-            Err(e) => {
-                let mut slot = self.remote.lock().await;
-                if slot.as_ref().is_some_and(|(_, c)| Arc::ptr_eq(c, &conn)) {
-                    *slot = None;
-                }
-                Err(CallError::Unreachable(e.to_string()))
+            .map_err(|e| CallError::Lost(e.to_string())),
+            Err(e) => Err(CallError::Unreachable(e.to_string())),
+        };
+        if answer.is_err() {
+            let mut slot = self.remote.lock().await;
+            if slot.as_ref().is_some_and(|(_, c)| Arc::ptr_eq(c, &conn)) {
+                *slot = None;
             }
         }
+        answer
     }
 
     /// CreateTopics on the active controller: one result per topic, in order (with
@@ -540,6 +547,28 @@ fn active_controller(b: &Broker) -> Result<i32, CallError> {
     b.metadata
         .controller_id()
         .ok_or_else(|| CallError::Unreachable("no active controller is known yet".into()))
+}
+
+/// The active controller, waiting up to `within` for the quorum to name one while an
+/// election is under way; as Kafka's brokers hold a forwarded request until they know the
+/// controller, rather than bouncing it with NOT_CONTROLLER.
+async fn await_controller(b: &Broker, within: Duration) -> Result<i32, CallError> {
+    let mut status = b.metadata.quorum().subscribe();
+    let known = tokio::time::timeout(within, async {
+        loop {
+            if let Some(id) = status.borrow_and_update().leader_id {
+                return Some(id);
+            }
+            if status.changed().await.is_err() {
+                return None;
+            }
+        }
+    })
+    .await;
+    match known {
+        Ok(Some(id)) => Ok(id),
+        _ => active_controller(b),
+    }
 }
 
 /// This broker's registration: a fresh incarnation, its advertised PLAINTEXT listener.

@@ -267,7 +267,11 @@ impl Admin {
         let resp = self
             .cluster
             .retrying(&what, false, || async {
-                self.cluster.controller().await?.send(&req).await
+                let resp = self.cluster.controller().await?.send(&req).await?;
+                for t in &resp.topics {
+                    not_controller(t.error_code, t.error_message.as_deref(), &what)?;
+                }
+                Ok(resp)
             })
             .await?;
         let r = resp
@@ -300,7 +304,11 @@ impl Admin {
                 } else {
                     req.topic_names = vec![topic_name(name)];
                 }
-                conn.start_at(&req, version).await?.wait().await
+                let resp = conn.start_at(&req, version).await?.wait().await?;
+                for t in &resp.responses {
+                    not_controller(t.error_code, t.error_message.as_deref(), &what)?;
+                }
+                Ok(resp)
             })
             .await?;
         let r = resp
@@ -361,7 +369,11 @@ impl Admin {
         let resp = self
             .cluster
             .retrying(&what, false, || async {
-                self.cluster.controller().await?.send(&req).await
+                let resp = self.cluster.controller().await?.send(&req).await?;
+                for t in &resp.results {
+                    not_controller(t.error_code, t.error_message.as_deref(), &what)?;
+                }
+                Ok(resp)
             })
             .await?;
         let r = resp.results.into_iter().find(|t| t.name.0.as_str() == name);
@@ -457,7 +469,11 @@ impl Admin {
         let resp = self
             .cluster
             .retrying("altering configs", true, || async {
-                self.cluster.controller().await?.send(&req).await
+                let resp = self.cluster.controller().await?.send(&req).await?;
+                for r in &resp.responses {
+                    not_controller(r.error_code, r.error_message.as_deref(), "altering configs")?;
+                }
+                Ok(resp)
             })
             .await?;
         let r = resp
@@ -669,4 +685,19 @@ async fn list_offsets_on(
         });
     }
     Ok(out)
+}
+
+/// A change refused with NOT_CONTROLLER did not happen (the broker was not, or could not
+/// reach, the active controller, say during an election), so it is safe to send again to
+/// the controller the refreshed metadata names: an error [`Cluster::retrying`] retries, as
+/// Kafka's admin client does.
+fn not_controller(code: i16, message: Option<&str>, what: &str) -> Result<(), ClientError> {
+    match ResponseError::try_from_code(code) {
+        Some(ResponseError::NotController) => Err(ClientError::kafka(
+            ResponseError::NotController,
+            what,
+            message,
+        )),
+        _ => Ok(()),
+    }
 }

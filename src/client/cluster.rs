@@ -346,8 +346,9 @@ impl Cluster {
 
     /// The controller if the metadata names one, else any broker. Admin changes go there.
     pub async fn controller(&self) -> Result<Arc<BrokerConnection>, ClientError> {
-        if self.metadata().controller_id.is_none() {
-            // Learn who the controller is; without it any broker will do.
+        if self.metadata().controller_id.is_none() || self.needs_refresh() {
+            // Learn who the controller is (again, after NOT_CONTROLLER marked the cache
+            // stale); without it any broker will do.
             let _ = self.refresh(&[]).await;
         }
         match self.metadata().controller_id {
