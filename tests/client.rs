@@ -133,6 +133,13 @@ async fn admin_producer_and_consumer_against_a_broker() {
             (0, i as i64, 1000 + i as i64)
         );
     }
+    // A partition's only replica is led like any other: replication, not the log, set the
+    // high watermark that acks=all waited for and consumers read below.
+    let tp = runnel::log::TopicPartition::new("events", 0);
+    assert!(broker.broker.replicas.led(&tp).is_some());
+    let log = broker.broker.logs.get(&tp).unwrap();
+    assert_eq!(log.high_watermark(), Some(10));
+    assert_eq!(log.visible_end_offset(), 10);
     // A keyed record goes where Java's partitioner sends it.
     let m = p
         .send(

@@ -96,6 +96,12 @@ impl LedPartition {
         lock(&self.state).enough_replicas()
     }
 
+    /// Whether an acks=all append the high watermark passed is answered without an error
+    /// (see [`PartitionLeader::enough_replicas_after_append`]).
+    pub fn enough_replicas_after_append(&self) -> bool {
+        lock(&self.state).enough_replicas_after_append()
+    }
+
     /// The high watermark.
     pub fn high_watermark(&self) -> i64 {
         lock(&self.state).high_watermark()
@@ -203,7 +209,9 @@ impl Broker {
             .collect();
         for t in state.topics.values() {
             for (p, m) in &t.parts {
-                if m.replicas.len() < 2 || !m.replicas.contains(&me) {
+                // Every replica, a partition's only one included: replication, not the log,
+                // decides what consumers see and when acks=all is answered.
+                if !m.replicas.contains(&me) {
                     continue;
                 }
                 let tp = TopicPartition::new(t.name.clone(), *p);
@@ -283,7 +291,7 @@ impl Broker {
                     epoch_start: offsets.log_end,
                 });
                 leader.step(Event::Ineligible(ineligible.clone()));
-                tracing::info!(partition = %tp, leader_epoch = m.leader_epoch, isr = ?m.isr, high_watermark = leader.high_watermark(), "leading a replicated partition");
+                tracing::info!(partition = %tp, leader_epoch = m.leader_epoch, isr = ?m.isr, high_watermark = leader.high_watermark(), "leading a partition");
                 let lp = Arc::new(LedPartition {
                     tp: tp.clone(),
                     topic_id: t.id,

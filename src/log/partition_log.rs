@@ -434,10 +434,12 @@ impl PartitionLog {
         self.lock().durable_offset
     }
 
-    /// What a consumer of this single replica may read up to: the log end with write caching
-    /// on (Kafka's behaviour), otherwise only what is synced, so no consumer ever sees a record
-    /// that a power loss could take back.
-    /// A log replication manages answers its high watermark instead (never past its end).
+    /// What a consumer may read up to: the high watermark replication set (never past the
+    /// log's end). The broker's replication sets it for every partition it leads or follows,
+    /// a partition's only replica included. A log no replication manages (the log on its own,
+    /// in tests, or a broker's log before its role is known) falls back to the log end with
+    /// write caching on, otherwise to what is synced, so no consumer ever sees a record that
+    /// a power loss could take back.
     pub fn visible_end_offset(&self) -> i64 {
         let st = self.lock();
         if let Some(hw) = st.high_watermark {

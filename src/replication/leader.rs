@@ -239,6 +239,13 @@ impl PartitionLeader {
         self.view.isr.len() >= self.config.min_insync_replicas
     }
 
+    /// Whether an acks=all append the high watermark passed may be answered without an
+    /// error: the maximal ISR is still at least `min.insync.replicas` (else, as Kafka's
+    /// `checkEnoughReplicasReachOffset` answers, NOT_ENOUGH_REPLICAS_AFTER_APPEND).
+    pub fn enough_replicas_after_append(&self) -> bool {
+        self.maximal_isr().len() >= self.config.min_insync_replicas
+    }
+
     /// A follower's progress, if it has fetched.
     pub fn follower(&self, id: i32) -> Option<&FollowerProgress> {
         self.followers.get(&id).filter(|f| f.end >= 0)
@@ -564,6 +571,28 @@ mod tests {
         })));
         assert!(l.enough_replicas());
         assert_eq!(l.high_watermark(), 200);
+    }
+
+    #[test]
+    fn an_isr_that_shrank_below_min_insync_after_the_append_is_reported() {
+        let mut l = leader(&[1, 2], 2);
+        l.step(Event::LocalEnd {
+            end: 150,
+            log_end: 150,
+        });
+        fetch(&mut l, 2, 150, 1);
+        assert_eq!(l.high_watermark(), 150);
+        assert!(l.enough_replicas_after_append());
+        // Follower 2 leaves the ISR after the high watermark passed the append: the records
+        // stay committed, but the answer is NOT_ENOUGH_REPLICAS_AFTER_APPEND.
+        l.step(Event::Metadata(PartitionView {
+            replicas: vec![1, 2, 3],
+            isr: vec![1],
+            leader_epoch: 5,
+            partition_epoch: 8,
+        }));
+        assert_eq!(l.high_watermark(), 150);
+        assert!(!l.enough_replicas() && !l.enough_replicas_after_append());
     }
 
     #[test]

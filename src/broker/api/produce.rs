@@ -297,7 +297,21 @@ pub async fn handle(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
                                     "leadership moved before the in-sync replicas had the records"
                                         .to_string(),
                                 )
-                            })
+                            })?;
+                            // Kafka's answer when the ISR shrank below min.insync.replicas
+                            // after the append: the records are written, the client cannot
+                            // count on the durability it asked for (it retries; an idempotent
+                            // producer's retry is deduplicated).
+                            if led.enough_replicas_after_append() {
+                                Ok(())
+                            } else {
+                                Err((
+                                    ResponseError::NotEnoughReplicasAfterAppend,
+                                    "the records were written, but the in-sync replicas are \
+                                     now fewer than min.insync.replicas"
+                                        .to_string(),
+                                ))
+                            }
                         };
                         match tokio::time::timeout(timeout, both).await {
                             Ok(Err((code, why))) => {
