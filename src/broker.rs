@@ -70,7 +70,13 @@ pub struct Broker {
     pub session_lease_until: std::sync::atomic::AtomicI64,
     /// The partitions it leads with followers, and its fetchers.
     pub replicas: replicas::Replicas,
+    /// The configuration in effect with the dynamic broker configs it was built from (see
+    /// [`Broker::effective_config`]).
+    effective: std::sync::Mutex<Option<(DynamicPair, Arc<BrokerConfig>)>>,
 }
+
+/// The dynamic broker configs one broker takes: the cluster-wide defaults and its own.
+type DynamicPair = (BTreeMap<String, String>, BTreeMap<String, String>);
 
 /// The controller's settings from the broker's.
 pub fn controller_config(config: &BrokerConfig) -> crate::cluster::ControllerConfig {
@@ -172,6 +178,7 @@ impl Broker {
             lifecycle: watch::Sender::new(controller::Lifecycle::Starting),
             session_lease_until: std::sync::atomic::AtomicI64::new(0),
             replicas: replicas::Replicas::default(),
+            effective: std::sync::Mutex::new(None),
         });
         let replication: Arc<dyn crate::group::OffsetsReplication> = broker.clone();
         broker.groups.set_replication(Arc::downgrade(&replication));
@@ -264,7 +271,31 @@ impl Broker {
         let state = self.metadata.state();
         let empty = BTreeMap::new();
         let configs = state.topics.get(topic).map_or(&empty, |t| &t.configs);
-        self.config.topic_min_insync_replicas(configs)
+        self.effective_config().topic_min_insync_replicas(configs)
+    }
+
+    /// The configuration in effect: the static one with the dynamic broker configs of the
+    /// metadata over it (the cluster-wide defaults, then this broker's own). Topics' defaults
+    /// come from here, so a dynamic `log.retention.ms` reaches every live partition without
+    /// an override of its own.
+    pub fn effective_config(&self) -> Arc<BrokerConfig> {
+        let state = self.metadata.state();
+        let wanted = (
+            state.dynamic.default.clone(),
+            state.dynamic.of(self.config.node_id).clone(),
+        );
+        if wanted.0.is_empty() && wanted.1.is_empty() {
+            return self.config.clone();
+        }
+        let mut cached = self.effective.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((pair, config)) = cached.as_ref()
+            && *pair == wanted
+        {
+            return config.clone();
+        }
+        let config = Arc::new(self.config.with_dynamic(&wanted.0, &wanted.1));
+        *cached = Some((wanted, config.clone()));
+        config
     }
 
     /// Who leads partition `p` of `topic` as this node's metadata has it.
@@ -354,12 +385,13 @@ impl Broker {
                 synced.remove(&tp);
             }
         }
+        let effective = self.effective_config();
         for (tp, t) in &wanted {
             if synced.contains_key(tp) {
                 // A topic's configs changed (AlterConfigs): the open log takes them at once;
                 // they apply from its next append, roll and retention check.
                 if let Some(log) = self.logs.get(tp) {
-                    let cfg = self.config.topic_log_config(&t.configs);
+                    let cfg = effective.topic_log_config(&t.configs);
                     if log.config() != cfg {
                         tracing::info!(partition = %tp, "applying changed topic configs");
                         log.set_config(cfg);
@@ -367,7 +399,7 @@ impl Broker {
                 }
                 continue;
             }
-            let cfg = self.config.topic_log_config(&t.configs);
+            let cfg = effective.topic_log_config(&t.configs);
             self.logs.open_log(tp, cfg).await?;
             synced.insert(tp.clone(), t.id);
         }

@@ -23,4 +23,4 @@ pub use controller::{Controller, ControllerConfig, ControllerError, PlantedBug};
 pub use invariants::{LeaderLedger, check_transition};
 pub use metadata_log::{METADATA_TOPIC, MetadataError, MetadataLog};
 pub use records::{Endpoint, MetadataRecord, NO_LEADER};
-pub use state::{BrokerMeta, ClusterState, PartitionMeta, TopicMeta};
+pub use state::{BrokerMeta, ClusterState, DynamicConfigs, PartitionMeta, TopicMeta};

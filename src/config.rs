@@ -33,7 +33,8 @@ pub(crate) mod properties;
 pub mod value;
 
 pub use broker::{
-    BrokerConfig, CliOverrides, topic_list_default, validate_topic_config, validate_topic_configs,
+    BrokerConfig, CliOverrides, dynamic_broker_topic_key, topic_list_default,
+    validate_dynamic_broker_config, validate_topic_config, validate_topic_configs,
 };
 pub use describe::{ConfigEntry, ConfigSource, ConfigSynonym};
 pub use error::{ConfigError, Scope};

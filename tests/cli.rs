@@ -576,3 +576,67 @@ fn configs_alter_and_describe_a_live_topic() {
         "{err}"
     );
 }
+
+/// `runnel configs --entity-type brokers --entity-default` as kafka-configs: the cluster-wide
+/// dynamic default of a topic default reaches a live topic without an override of its own,
+/// is described with its source, and goes again with --delete-config.
+#[test]
+fn configs_alter_the_brokers_dynamic_defaults() {
+    let b = start_broker();
+    ok(&b, &["topic", "create", "dyn", "--partitions", "1"], b"");
+    let default = ["configs", "--entity-type", "brokers", "--entity-default"];
+    let with = |first: &[&str], extra: &[&str]| {
+        let mut args: Vec<&str> = first.to_vec();
+        args.extend(extra);
+        args.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let set = with(
+        &default,
+        &["--alter", "--add-config", "log.retention.ms=120000"],
+    );
+    assert_eq!(
+        ok(&b, &as_strs(&set), b""),
+        "Completed updating config for brokers in the cluster (defaults).\n"
+    );
+    let shown = ok(&b, &as_strs(&with(&default, &["--describe"])), b"");
+    assert!(
+        shown.contains(
+            "  log.retention.ms=120000 sensitive=false synonyms={DYNAMIC_DEFAULT_BROKER_CONFIG:"
+        ),
+        "{shown}"
+    );
+    let topic = [
+        "configs",
+        "--describe",
+        "--entity-type",
+        "topics",
+        "--entity-name",
+        "dyn",
+        "--all",
+    ];
+    let shown = ok(&b, &topic, b"");
+    assert!(
+        shown.contains(
+            "  retention.ms=120000 sensitive=false synonyms={DYNAMIC_DEFAULT_BROKER_CONFIG:"
+        ),
+        "{shown}"
+    );
+    let read_only = with(
+        &default,
+        &["--alter", "--add-config", "log.retention.hours=1"],
+    );
+    let err = fails(&b, &as_strs(&read_only), b"");
+    assert!(
+        err.contains("INVALID_CONFIG") && err.contains("read-only"),
+        "{err}"
+    );
+    let delete = with(
+        &default,
+        &["--alter", "--delete-config", "log.retention.ms"],
+    );
+    ok(&b, &as_strs(&delete), b"");
+    assert!(
+        ok(&b, &topic, b"")
+            .contains("  retention.ms=604800000 sensitive=false synonyms={DEFAULT_CONFIG:")
+    );
+}

@@ -244,6 +244,30 @@ impl ControllerService {
         Ok(())
     }
 
+    /// AlterConfigs or IncrementalAlterConfigs of dynamic broker configs on the active
+    /// controller (see [`Controller::alter_broker_configs`]); with `validate_only`, the
+    /// checks alone.
+    pub async fn alter_broker_configs(
+        &self,
+        broker: &Broker,
+        broker_id: Option<i32>,
+        ops: &[(String, crate::cluster::controller::ConfigOp)],
+        replace_all: bool,
+        validate_only: bool,
+    ) -> Result<(), CallError> {
+        broker
+            .metadata
+            .update(|s| {
+                let (records, _) = self.with(broker, s, |c, _| {
+                    c.alter_broker_configs(s, broker_id, ops, replace_all)
+                })?;
+                let records = if validate_only { vec![] } else { records };
+                Ok::<_, CallError>((records, ()))
+            })
+            .await?;
+        Ok(())
+    }
+
     /// DeleteTopics for one topic on the active controller: the topic as it was.
     pub async fn delete_topic(&self, broker: &Broker, name: &str) -> Result<TopicMeta, CallError> {
         let (_, meta) = broker

@@ -260,7 +260,9 @@ impl Broker {
                     tracing::debug!(partition = %tp, "waiting for the fetcher to finish before leading");
                     continue;
                 }
-                let min_isr = self.config.topic_min_insync_replicas(&t.configs);
+                let min_isr = self
+                    .effective_config()
+                    .topic_min_insync_replicas(&t.configs);
                 let config = LeaderConfig {
                     broker_id: me,
                     min_insync_replicas: usize::try_from(min_isr.max(1)).unwrap_or(1),

@@ -4,6 +4,8 @@
 //! runnel configs --describe --entity-type topics --entity-name orders [--all]
 //! runnel configs --alter --entity-type topics --entity-name orders \
 //!     --add-config retention.ms=60000,cleanup.policy=[delete] --delete-config segment.bytes
+//! runnel configs --alter --entity-type brokers --entity-default --add-config log.retention.ms=3600000
+//! runnel configs --alter --entity-type brokers --entity-name 1 --add-config compression.type=lz4
 //! ```
 
 use super::{CliError, ConnectArgs};
@@ -24,8 +26,11 @@ pub struct ConfigsArgs {
     #[arg(long, value_name = "TYPE")]
     pub entity_type: String,
     /// The topic's name, or the broker's id.
-    #[arg(long, value_name = "NAME")]
-    pub entity_name: String,
+    #[arg(long, value_name = "NAME", required_unless_present = "entity_default")]
+    pub entity_name: Option<String>,
+    /// With --entity-type brokers: the cluster-wide defaults every broker takes.
+    #[arg(long, conflicts_with = "entity_name")]
+    pub entity_default: bool,
     /// With --describe: every config, not only those set on the entity itself.
     #[arg(long)]
     pub all: bool,
@@ -41,17 +46,21 @@ pub struct ConfigsArgs {
 
 /// Runs `runnel configs`, writing its output to `out`.
 pub async fn run(args: ConfigsArgs, env: Env, out: &mut impl Write) -> Result<(), CliError> {
+    let name = args.entity_name.clone().unwrap_or_default();
     let (resource, label) = match args.entity_type.as_str() {
-        "topics" | "topic" => (
-            ConfigResource::Topic(args.entity_name.clone()),
-            format!("topic {}", args.entity_name),
+        "topics" | "topic" if args.entity_default => {
+            return Err(CliError::Usage(
+                "--entity-default is for --entity-type brokers".into(),
+            ));
+        }
+        "topics" | "topic" => (ConfigResource::Topic(name.clone()), format!("topic {name}")),
+        "brokers" | "broker" if args.entity_default => (
+            ConfigResource::BrokerDefault,
+            "brokers in the cluster (defaults)".to_string(),
         ),
         "brokers" | "broker" => {
-            let id = args.entity_name.parse::<i32>().map_err(|_| {
-                CliError::Usage(format!(
-                    "--entity-name of a broker is its id, not '{}'",
-                    args.entity_name
-                ))
+            let id = name.parse::<i32>().map_err(|_| {
+                CliError::Usage(format!("--entity-name of a broker is its id, not '{name}'"))
             })?;
             (ConfigResource::Broker(id), format!("broker {id}"))
         }
@@ -63,7 +72,7 @@ pub async fn run(args: ConfigsArgs, env: Env, out: &mut impl Write) -> Result<()
     };
     let topic = match &resource {
         ConfigResource::Topic(t) => Some(t.as_str()),
-        ConfigResource::Broker(_) => None,
+        ConfigResource::Broker(_) | ConfigResource::BrokerDefault => None,
     };
     let admin = Admin::new(env, args.connect.client_config())
         .map_err(|e| CliError::client(e, topic, &args.connect))?;

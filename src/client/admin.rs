@@ -88,6 +88,9 @@ pub enum ConfigResource {
     Topic(String),
     /// A broker, by id.
     Broker(i32),
+    /// The cluster-wide dynamic defaults of every broker (Kafka's resource "",
+    /// `--entity-default`).
+    BrokerDefault,
 }
 
 impl ConfigResource {
@@ -96,6 +99,7 @@ impl ConfigResource {
         match self {
             ConfigResource::Topic(t) => (2, t.clone()),
             ConfigResource::Broker(id) => (4, id.to_string()),
+            ConfigResource::BrokerDefault => (4, String::new()),
         }
     }
 
@@ -104,6 +108,7 @@ impl ConfigResource {
         match self {
             ConfigResource::Topic(t) => format!("topic '{t}'"),
             ConfigResource::Broker(id) => format!("broker {id}"),
+            ConfigResource::BrokerDefault => "the brokers' defaults".to_string(),
         }
     }
 }
@@ -410,7 +415,9 @@ impl Admin {
                         }
                         self.cluster.broker(*id).await?
                     }
-                    ConfigResource::Topic(_) => self.cluster.any_broker().await?,
+                    ConfigResource::Topic(_) | ConfigResource::BrokerDefault => {
+                        self.cluster.any_broker().await?
+                    }
                 };
                 conn.send(&req).await
             })

@@ -170,6 +170,57 @@ pub enum ConfigOp {
     Subtract(String),
 }
 
+/// `ops` applied to `configs`, each key set checked by `validate`; `list_default` gives a list
+/// key's default (APPEND and SUBTRACT apply to lists only). A key named twice is refused.
+fn apply_config_ops(
+    mut configs: BTreeMap<String, String>,
+    ops: &[(String, ConfigOp)],
+    list_default: impl Fn(&str) -> Option<&'static str>,
+    validate: impl Fn(&str, &str) -> Result<(), String>,
+) -> Result<BTreeMap<String, String>, ControllerError> {
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some((k, _)) = ops.iter().find(|(k, _)| !seen.insert(k.as_str())) {
+        return Err(ControllerError::InvalidRequest(format!(
+            "config '{k}' appears more than once in the request"
+        )));
+    }
+    let items = |text: &str| -> Vec<String> {
+        text.split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    for (key, op) in ops {
+        let value = match op {
+            ConfigOp::Delete => {
+                configs.remove(key);
+                continue;
+            }
+            ConfigOp::Set(v) => v.clone(),
+            ConfigOp::Append(v) | ConfigOp::Subtract(v) => {
+                let default = list_default(key).ok_or_else(|| {
+                    ControllerError::InvalidConfig(format!(
+                        "config '{key}' is not a list: APPEND and SUBTRACT apply to lists only"
+                    ))
+                })?;
+                let current = configs.get(key).map_or(default, String::as_str);
+                let mut now = items(current);
+                for item in items(v) {
+                    match op {
+                        ConfigOp::Append(_) if !now.contains(&item) => now.push(item),
+                        ConfigOp::Subtract(_) => now.retain(|x| *x != item),
+                        _ => {}
+                    }
+                }
+                now.join(",")
+            }
+        };
+        validate(key, &value).map_err(ControllerError::InvalidConfig)?;
+        configs.insert(key.clone(), value);
+    }
+    Ok(configs)
+}
+
 /// A BrokerRegistration request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerRegistration {
@@ -653,60 +704,61 @@ impl Controller {
         let t = state.topics.get(name).ok_or_else(|| {
             ControllerError::UnknownTopicOrPartition(format!("topic '{name}' does not exist"))
         })?;
-        let mut seen = std::collections::BTreeSet::new();
-        if let Some((k, _)) = ops.iter().find(|(k, _)| !seen.insert(k.as_str())) {
-            return Err(ControllerError::InvalidRequest(format!(
-                "config '{k}' appears more than once in the request"
-            )));
-        }
-        let mut configs = if replace_all {
+        let base = if replace_all {
             BTreeMap::new()
         } else {
             t.configs.clone()
         };
-        for (key, op) in ops {
-            let list = || {
-                crate::config::topic_list_default(key).ok_or_else(|| {
-                    ControllerError::InvalidConfig(format!(
-                        "config '{key}' is not a list: APPEND and SUBTRACT apply to lists only"
-                    ))
-                })
-            };
-            let items = |text: &str| -> Vec<String> {
-                text.split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            };
-            let value = match op {
-                ConfigOp::Delete => {
-                    configs.remove(key);
-                    continue;
-                }
-                ConfigOp::Set(v) => v.clone(),
-                ConfigOp::Append(v) | ConfigOp::Subtract(v) => {
-                    let default = list()?;
-                    let current = configs.get(key).map_or(default, String::as_str);
-                    let mut now = items(current);
-                    for item in items(v) {
-                        match op {
-                            ConfigOp::Append(_) if !now.contains(&item) => now.push(item),
-                            ConfigOp::Subtract(_) => now.retain(|x| *x != item),
-                            _ => {}
-                        }
-                    }
-                    now.join(",")
-                }
-            };
-            crate::config::validate_topic_config(key, &value)
-                .map_err(|e| ControllerError::InvalidConfig(e.to_string()))?;
-            configs.insert(key.clone(), value);
-        }
+        let configs = apply_config_ops(base, ops, crate::config::topic_list_default, |k, v| {
+            crate::config::validate_topic_config(k, v).map_err(|e| e.to_string())
+        })?;
         if configs == t.configs {
             return Ok((Vec::new(), configs));
         }
         let record = MetadataRecord::TopicConfigsSet {
             name: name.to_string(),
+            configs: configs.clone(),
+        };
+        Ok((vec![record], configs))
+    }
+
+    /// AlterConfigs or IncrementalAlterConfigs of dynamic broker configs: one broker's
+    /// (`Some(id)`, a registered broker) or the cluster-wide defaults (`None`). The
+    /// `BrokerConfigsSet` record (none if nothing changes) and the configs it leaves. Only
+    /// keys runnel changes at run time are taken (see
+    /// [`crate::config::validate_dynamic_broker_config`]).
+    pub fn alter_broker_configs(
+        &self,
+        state: &ClusterState,
+        broker_id: Option<i32>,
+        ops: &[(String, ConfigOp)],
+        replace_all: bool,
+    ) -> Result<(Vec<MetadataRecord>, BTreeMap<String, String>), ControllerError> {
+        let current = match broker_id {
+            None => state.dynamic.default.clone(),
+            Some(id) if state.brokers.contains_key(&id) => state.dynamic.of(id).clone(),
+            Some(id) => {
+                return Err(ControllerError::InvalidRequest(format!(
+                    "broker {id} is not registered"
+                )));
+            }
+        };
+        let base = if replace_all {
+            BTreeMap::new()
+        } else {
+            current.clone()
+        };
+        let list_default = |key: &str| {
+            crate::config::dynamic_broker_topic_key(key).and_then(crate::config::topic_list_default)
+        };
+        let configs = apply_config_ops(base, ops, list_default, |k, v| {
+            crate::config::validate_dynamic_broker_config(k, v).map_err(|e| e.to_string())
+        })?;
+        if configs == current {
+            return Ok((Vec::new(), configs));
+        }
+        let record = MetadataRecord::BrokerConfigsSet {
+            broker_id,
             configs: configs.clone(),
         };
         Ok((vec![record], configs))

@@ -100,6 +100,13 @@ pub enum MetadataRecord {
     /// A broker asked to shut down and its leaderships are being moved away (KIP-631's
     /// controlled shutdown; Kafka's BrokerRegistrationChangeRecord `inControlledShutdown`).
     BrokerControlledShutdown { broker_id: i32, broker_epoch: i64 },
+    /// Dynamic broker configs were replaced (Kafka's ConfigRecord on a BROKER resource): one
+    /// broker's (`Some(id)`) or the cluster-wide defaults every broker takes (`None`, Kafka's
+    /// `--entity-default`, the resource named "").
+    BrokerConfigsSet {
+        broker_id: Option<i32>,
+        configs: BTreeMap<String, String>,
+    },
 }
 
 /// No leader: a partition's `leader` when no eligible replica is alive (Kafka's -1).

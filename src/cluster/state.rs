@@ -7,8 +7,10 @@ use super::records::{Endpoint, MetadataRecord, NO_LEADER};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The version of a snapshot's state.
-const SNAPSHOT_STATE_VERSION: u16 = 1;
+/// The version of a snapshot's state. Version 1 holds the [`ClusterState`] alone; version 2
+/// adds its [`DynamicConfigs`] after it, and is written only when there are some (so a cluster
+/// that never altered a broker config writes what earlier versions read).
+const SNAPSHOT_STATE_VERSION: u16 = 2;
 
 /// A topic id in a snapshot: its 16 bytes.
 mod uuid_bytes {
@@ -109,6 +111,32 @@ pub struct ClusterState {
     /// The epoch the next broker registration gets: one more than any broker epoch applied,
     /// so broker epochs are unique and increase (Kafka uses the registration record's offset).
     pub next_broker_epoch: i64,
+    /// Dynamic broker configs (in snapshots from version 2, after the rest).
+    #[serde(skip)]
+    pub dynamic: DynamicConfigs,
+}
+
+/// Broker configs changed at run time (IncrementalAlterConfigs and AlterConfigs on BROKER
+/// resources), by Kafka key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DynamicConfigs {
+    /// The cluster-wide defaults (Kafka's DYNAMIC_DEFAULT_BROKER_CONFIG).
+    pub default: BTreeMap<String, String>,
+    /// Each broker's own (Kafka's DYNAMIC_BROKER_CONFIG), over the defaults.
+    pub brokers: BTreeMap<i32, BTreeMap<String, String>>,
+}
+
+impl DynamicConfigs {
+    /// Whether nothing is set.
+    pub fn is_empty(&self) -> bool {
+        self.default.is_empty() && self.brokers.values().all(BTreeMap::is_empty)
+    }
+
+    /// The configs `broker_id` has beyond the defaults.
+    pub fn of(&self, broker_id: i32) -> &BTreeMap<String, String> {
+        static NONE: BTreeMap<String, String> = BTreeMap::new();
+        self.brokers.get(&broker_id).unwrap_or(&NONE)
+    }
 }
 
 impl ClusterState {
@@ -122,8 +150,14 @@ impl ClusterState {
                 frame.version
             ));
         }
-        let mut state: ClusterState =
-            crate::codec::decode_payload(&frame).map_err(|e| e.to_string())?;
+        let mut state: ClusterState = if frame.version >= 2 {
+            let (mut state, dynamic): (ClusterState, DynamicConfigs) =
+                crate::codec::decode_payload(&frame).map_err(|e| e.to_string())?;
+            state.dynamic = dynamic;
+            state
+        } else {
+            crate::codec::decode_payload(&frame).map_err(|e| e.to_string())?
+        };
         state.topic_names = state
             .topics
             .values()
@@ -134,7 +168,11 @@ impl ClusterState {
 
     /// The state as a snapshot's bytes.
     pub fn to_snapshot(&self) -> Vec<u8> {
-        crate::codec::encode(SNAPSHOT_STATE_VERSION, self)
+        if self.dynamic.is_empty() {
+            crate::codec::encode(1, self)
+        } else {
+            crate::codec::encode(SNAPSHOT_STATE_VERSION, &(self, &self.dynamic))
+        }
     }
 
     /// Applies one record. Records that contradict the state (a topic created twice, a change
@@ -204,6 +242,15 @@ impl ClusterState {
                 Some(t) => t.configs = configs.clone(),
                 None => {
                     tracing::warn!(topic = %name, "metadata log configures a missing topic; skipped")
+                }
+            },
+            MetadataRecord::BrokerConfigsSet { broker_id, configs } => match broker_id {
+                None => self.dynamic.default = configs.clone(),
+                Some(id) if configs.is_empty() => {
+                    self.dynamic.brokers.remove(id);
+                }
+                Some(id) => {
+                    self.dynamic.brokers.insert(*id, configs.clone());
                 }
             },
             MetadataRecord::TopicDeleted { name, topic_id } => match self.topics.get(name) {

@@ -198,6 +198,78 @@ pub struct BrokerConfig {
     pub(super) topic_defaults: Settings,
     /// The Kafka keys set that runnel accepts with no effect, as given.
     pub(super) ignored: BTreeMap<String, String>,
+    /// Dynamic cluster-wide defaults in effect (see [`BrokerConfig::with_dynamic`]).
+    pub(super) dynamic_default: Settings,
+    /// This broker's own dynamic configs in effect, over the cluster-wide ones.
+    pub(super) dynamic_broker: Settings,
+}
+
+/// The broker key `name` if runnel changes it while it runs: one Kafka calls dynamic
+/// (per-broker or cluster-wide) that sets topics' default, so it takes effect as topic
+/// configs do (the next retention check, roll or append). Otherwise why not.
+pub(crate) fn dynamic_broker_key(name: &str) -> Result<&'static Key, String> {
+    let Some(key) = keys::broker_key(name) else {
+        return Err(match keys::kafka_update_mode(name) {
+            Some(_) => format!("{name} is a Kafka broker key that runnel accepts with no effect"),
+            None => format!("{name} is not a broker config"),
+        });
+    };
+    let mode = keys::kafka_update_mode(name).unwrap_or("read-only");
+    if mode == "read-only" {
+        return Err(format!(
+            "{name} is read-only: Kafka changes it only with a restart (server.properties)"
+        ));
+    }
+    match key.sets {
+        // The controller holds its own copy, read at start-up.
+        Sets::Topic("unclean.leader.election.enable") | Sets::Broker(_) => Err(format!(
+            "runnel cannot change {name} while it runs yet: set it in server.properties (or \
+             with --override) and restart the broker"
+        )),
+        Sets::Topic(_) => Ok(key),
+    }
+}
+
+/// The topic key whose default dynamic broker key `name` sets, if runnel changes it at run
+/// time.
+pub fn dynamic_broker_topic_key(name: &str) -> Option<&'static str> {
+    match dynamic_broker_key(name).ok()?.sets {
+        Sets::Topic(t) => Some(t),
+        Sets::Broker(_) => None,
+    }
+}
+
+/// Checks a dynamic broker config as AlterConfigs on a BROKER resource must: a key runnel
+/// changes at run time ([`dynamic_broker_key`]) with a value of its type and range.
+pub fn validate_dynamic_broker_config(name: &str, text: &str) -> Result<(), ConfigError> {
+    let key = dynamic_broker_key(name).map_err(|reason| ConfigError::BadValue {
+        key: name.to_owned(),
+        value: text.trim().to_owned(),
+        reason,
+    })?;
+    checked(name, key, text).map(|_| ())
+}
+
+/// Parses the dynamic configs runnel takes (others, written by another version, are
+/// skipped with a log line).
+fn dynamic_settings(configs: &BTreeMap<String, String>) -> Settings {
+    let mut out = Settings::new();
+    for (name, text) in configs {
+        match dynamic_broker_key(name)
+            .map_err(|reason| ConfigError::BadValue {
+                key: name.clone(),
+                value: text.clone(),
+                reason,
+            })
+            .and_then(|key| Ok((key.name, checked(name, key, text)?)))
+        {
+            Ok((name, value)) => {
+                out.insert(name, value);
+            }
+            Err(e) => tracing::warn!(error = %e, "skipping a dynamic broker config"),
+        }
+    }
+    out
 }
 
 impl BrokerConfig {
@@ -216,6 +288,41 @@ impl BrokerConfig {
         let mut config = resolve(explicit)?;
         config.ignored = ignored;
         Ok((config, warnings))
+    }
+
+    /// This configuration with dynamic broker configs over it: the cluster-wide `default`,
+    /// then this broker's own `mine` (each from the metadata log), over the static keys.
+    /// Only keys [`dynamic_broker_key`] allows are taken.
+    pub fn with_dynamic(
+        &self,
+        default: &BTreeMap<String, String>,
+        mine: &BTreeMap<String, String>,
+    ) -> BrokerConfig {
+        let (default, mine) = (dynamic_settings(default), dynamic_settings(mine));
+        let mut merged = self.explicit.clone();
+        merged.extend(default.iter().map(|(k, v)| (*k, v.clone())));
+        merged.extend(mine.iter().map(|(k, v)| (*k, v.clone())));
+        match resolve(merged) {
+            Ok(mut config) => {
+                config.explicit = self.explicit.clone();
+                config.ignored = self.ignored.clone();
+                config.dynamic_default = default;
+                config.dynamic_broker = mine;
+                config
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "dynamic broker configs not taken");
+                self.clone()
+            }
+        }
+    }
+
+    /// Every key in effect: the static ones with the dynamic ones over them.
+    pub(super) fn effective_settings(&self) -> Settings {
+        let mut merged = self.explicit.clone();
+        merged.extend(self.dynamic_default.iter().map(|(k, v)| (*k, v.clone())));
+        merged.extend(self.dynamic_broker.iter().map(|(k, v)| (*k, v.clone())));
+        merged
     }
 
     /// The keys set explicitly, normalised (`TRUE` reads `true`), sorted.
@@ -580,6 +687,8 @@ fn resolve(explicit: Settings) -> Result<BrokerConfig, ConfigError> {
         explicit,
         topic_defaults,
         ignored: BTreeMap::new(),
+        dynamic_default: Settings::new(),
+        dynamic_broker: Settings::new(),
     })
 }
 

@@ -18,13 +18,16 @@ use super::keys::{self, Key, Sets};
 use super::value::{ConfigType, Value};
 use std::collections::BTreeMap;
 
-/// Where a value comes from: Kafka's `ConfigSource`, the three that runnel produces (it has no
-/// dynamic broker configs).
+/// Where a value comes from: Kafka's `ConfigSource`, the five that runnel produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(i8)]
 pub enum ConfigSource {
     /// Set on the topic (CreateTopics or, later, AlterConfigs).
     DynamicTopicConfig = 1,
+    /// Set on this broker at run time (AlterConfigs on the BROKER resource named by its id).
+    DynamicBrokerConfig = 2,
+    /// Set for every broker at run time (the BROKER resource named "", `--entity-default`).
+    DynamicDefaultBrokerConfig = 3,
     /// Set in the broker's `server.properties`, an override or a flag.
     StaticBrokerConfig = 4,
     /// Nobody set it: Kafka's default.
@@ -141,22 +144,24 @@ impl BrokerConfig {
             .is_some_and(|p| p.name == key.name);
         let value = if primary {
             // What the broker uses, wherever it came from: node.id shows a broker.id.
-            resolve_setting(&self.explicit, key.sets)
+            resolve_setting(&self.effective_settings(), key.sets)
         } else {
             // As Kafka does: a synonym's own value, and its synonyms from itself on, so
             // describing log.retention.hours does not list log.retention.ms.
             let own = synonyms.iter().position(|s| s.name == key.name);
             synonyms.drain(..own.unwrap_or(synonyms.len()));
-            self.explicit
+            self.effective_settings()
                 .get(key.name)
                 .cloned()
                 .or_else(|| key.default_value())
         };
+        // Kafka's read-only flag: false for a key AlterConfigs may change while runnel runs.
+        let read_only = super::broker::dynamic_broker_key(key.name).is_err();
         let documentation = match key.sets {
             Sets::Topic(t) => format!("{} The broker-wide default of topic key {t}.", key.doc),
             Sets::Broker(_) => key.doc.to_owned(),
         };
-        entry(key.name, value, key, true, documentation, synonyms)
+        entry(key.name, value, key, read_only, documentation, synonyms)
     }
 
     fn topic_entry(
@@ -178,11 +183,21 @@ impl BrokerConfig {
         entry(name, value, key, false, key.doc.to_owned(), synonyms)
     }
 
-    /// The keys of `sets` that were set, then those with a default, in precedence order.
+    /// The keys of `sets` that were set (on this broker at run time, for every broker at run
+    /// time, then statically), then those with a default, in precedence order: Kafka's order.
     fn broker_synonyms(&self, sets: Sets) -> Vec<ConfigSynonym> {
-        let static_source = ConfigSource::StaticBrokerConfig;
-        let set = keys::synonyms(sets)
-            .filter_map(|k| Some(synonym(k.name, self.explicit.get(k.name)?, static_source)));
+        let layers = [
+            (&self.dynamic_broker, ConfigSource::DynamicBrokerConfig),
+            (
+                &self.dynamic_default,
+                ConfigSource::DynamicDefaultBrokerConfig,
+            ),
+            (&self.explicit, ConfigSource::StaticBrokerConfig),
+        ];
+        let set = layers.into_iter().flat_map(|(settings, source)| {
+            keys::synonyms(sets)
+                .filter_map(move |k| Some(synonym(k.name, settings.get(k.name)?, source)))
+        });
         let defaults = keys::synonyms(sets).filter(|k| k.broker).filter_map(|k| {
             Some(synonym(
                 k.name,
@@ -272,9 +287,70 @@ mod tests {
     }
 
     #[test]
+    fn dynamic_broker_configs_take_effect_and_are_described_with_their_sources() {
+        let c = config("log.retention.hours=24\n").with_dynamic(
+            &overrides(&[
+                ("log.retention.ms", "60000"),
+                ("log.segment.bytes", "2000000"),
+            ]),
+            &overrides(&[("log.retention.ms", "30000"), ("num.partitions", "9")]),
+        );
+        // The broker's own over the cluster-wide default over the static key; a key runnel
+        // does not change at run time (num.partitions) is not taken.
+        assert_eq!(c.topic_log_config(&BTreeMap::new()).retention_ms, 30_000);
+        assert_eq!(
+            c.topic_log_config(&BTreeMap::new()).segment_bytes,
+            2_000_000
+        );
+        assert_eq!(c.num_partitions, 1);
+        let broker = c.describe(None);
+        let e = find(&broker, "log.retention.ms");
+        assert_eq!(
+            (e.value.as_deref(), e.source, e.read_only),
+            (Some("30000"), ConfigSource::DynamicBrokerConfig, false)
+        );
+        assert_eq!(
+            synonyms(e)[..3],
+            [
+                (
+                    "log.retention.ms",
+                    "30000",
+                    ConfigSource::DynamicBrokerConfig
+                ),
+                (
+                    "log.retention.ms",
+                    "60000",
+                    ConfigSource::DynamicDefaultBrokerConfig
+                ),
+                ("log.retention.hours", "24", StaticBrokerConfig),
+            ]
+        );
+        assert!(find(&broker, "num.partitions").read_only);
+        let topic = c.describe_topic(&overrides(&[]), None);
+        let e = find(&topic, "segment.bytes");
+        assert_eq!(
+            (e.value.as_deref(), e.source),
+            (Some("2000000"), ConfigSource::DynamicDefaultBrokerConfig)
+        );
+        // Without dynamic configs, the static ones again.
+        let plain = config("log.retention.hours=24\n");
+        assert_eq!(
+            plain.topic_log_config(&BTreeMap::new()).retention_ms,
+            24 * 3_600_000
+        );
+    }
+
+    #[test]
     fn wire_ids_are_kafkas() {
-        let sources = [DynamicTopicConfig, StaticBrokerConfig, DefaultConfig].map(ConfigSource::id);
-        assert_eq!(sources, [1, 4, 5]);
+        let sources = [
+            DynamicTopicConfig,
+            ConfigSource::DynamicBrokerConfig,
+            ConfigSource::DynamicDefaultBrokerConfig,
+            StaticBrokerConfig,
+            DefaultConfig,
+        ]
+        .map(ConfigSource::id);
+        assert_eq!(sources, [1, 2, 3, 4, 5]);
         let types = [
             ConfigType::Boolean,
             ConfigType::String,
@@ -451,7 +527,14 @@ mod tests {
             entries.windows(2).all(|w| w[0].name < w[1].name),
             "sorted by name"
         );
-        assert!(entries.iter().all(|e| e.read_only));
+        // Read-only but for the topic defaults AlterConfigs may change at run time.
+        assert!(
+            entries
+                .iter()
+                .all(|e| e.read_only == super::super::broker::dynamic_broker_key(&e.name).is_err())
+        );
+        assert!(!find(&entries, "log.retention.ms").read_only);
+        assert!(find(&entries, "log.retention.hours").read_only);
         assert!(
             entries
                 .iter()

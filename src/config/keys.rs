@@ -749,6 +749,16 @@ pub(crate) fn inert_broker_keys() -> impl Iterator<Item = InertKey> {
     })
 }
 
+/// How Kafka 4.1 lets broker key `name` change at run time: `read-only`, `per-broker` or
+/// `cluster-wide` (None for a key Kafka does not document).
+pub(crate) fn kafka_update_mode(name: &str) -> Option<&'static str> {
+    KAFKA_BROKER_KEYS.lines().skip(1).find_map(|line| {
+        let mut cols = line.split('\t');
+        (cols.next()? == name).then_some(())?;
+        cols.nth(2)
+    })
+}
+
 /// For a Kafka key accepted only when off: the values that mean off, and why others are
 /// refused.
 pub(crate) fn only_off(name: &str) -> Option<(&'static str, &'static str)> {

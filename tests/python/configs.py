@@ -3,7 +3,8 @@
 confluent-kafka: IncrementalAlterConfigs (SET, DELETE, APPEND), validate_only, and the refusals
 Kafka gives (a bad value, compaction on a client topic); describe_configs shows the dynamic
 values; describe_topics with include_authorized_operations lists every operation; the broker
-describes every Kafka 4.1 key, those it accepts with no effect included.
+describes every Kafka 4.1 key, those it accepts with no effect included; a broker's dynamic
+config reaches a live topic and is described with its source.
 kafka-python: IncrementalAlterConfigs (its default where offered) and AlterConfigs.
 
 usage: configs.py BOOTSTRAP TOPIC
@@ -74,6 +75,31 @@ assert b["num.io.threads"].value == "8" and b["num.io.threads"].is_read_only, b[
 assert b["num.io.threads"].source == ConfigSource.DEFAULT_CONFIG.value
 assert b["log.retention.hours"].value == "168", b["log.retention.hours"]
 assert len(b) >= 316, len(b)
+
+# Dynamic broker configs, as kafka-configs --entity-type brokers --entity-name N sets them: a
+# broker's own value of a topic default reaches the topic, the sources say where it comes
+# from, and a read-only key is refused. (confluent-kafka cannot name the cluster-wide default,
+# resource "": kafka_clients.rs sets that one with runnel configs --entity-default.)
+def alter_broker(name, entries):
+    r = ConfigResource(ConfigResource.Type.BROKER, name, incremental_configs=entries)
+    return admin.incremental_alter_configs([r])[r].result(timeout=30)
+
+
+alter_broker(str(node), [entry("log.retention.bytes", "8388608")])
+b = admin.describe_configs([res])[res].result(timeout=30)
+assert b["log.retention.bytes"].value == "8388608", b["log.retention.bytes"]
+assert b["log.retention.bytes"].source == ConfigSource.DYNAMIC_BROKER_CONFIG.value
+assert not b["log.retention.bytes"].is_read_only
+c = described()
+assert c["retention.bytes"].value == "8388608", c["retention.bytes"]
+assert c["retention.bytes"].source == ConfigSource.DYNAMIC_BROKER_CONFIG.value, c["retention.bytes"]
+try:
+    alter_broker(str(node), [entry("num.partitions", "3")])
+    raise AssertionError("a read-only broker key was altered")
+except KafkaException as e:
+    assert e.args[0].code() == 40 and "read-only" in e.args[0].str(), e  # INVALID_CONFIG
+alter_broker(str(node), [entry("log.retention.bytes", op=AlterConfigOpType.DELETE)])
+assert described()["retention.bytes"].source != ConfigSource.DYNAMIC_BROKER_CONFIG.value
 
 # kafka-python 3 alters incrementally where the broker offers it: SET and DELETE.
 from kafka.admin import ConfigResource as KPResource, ConfigResourceType, KafkaAdminClient

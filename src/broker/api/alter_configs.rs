@@ -4,8 +4,10 @@
 //! `TopicConfigsSet` record; every broker applies it to its open logs as the metadata reaches
 //! it ([`crate::broker::Broker::sync_logs`]): a new `retention.ms` at the next retention
 //! check, a new `segment.bytes` at the next roll. A broker that is not the controller
-//! forwards the request whole, as KRaft brokers do. Broker configs cannot be changed while
-//! running yet: such a resource is refused with INVALID_CONFIG and a message that says so.
+//! forwards the request whole, as KRaft brokers do. A BROKER resource (a broker id, or "" for
+//! the cluster-wide defaults) changes dynamic broker configs, `BrokerConfigsSet`, for the keys
+//! that set topics' defaults (`log.retention.ms`, `compression.type`, ...), which take effect
+//! on live partitions the same way; other broker keys are refused with a message saying why.
 
 use super::super::Broker;
 use super::{Reply, decode, respond, str_bytes};
@@ -117,6 +119,19 @@ pub async fn handle_incremental(
         req,
         &IncrementalAlterConfigsResponse::from_outcomes(outcomes),
     )
+}
+
+/// The broker a BROKER resource names: `None` for "" (the cluster-wide defaults, Kafka's
+/// `--entity-default`), else a broker id.
+fn broker_target(name: &str) -> Result<Option<i32>, String> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    name.parse::<i32>()
+        .ok()
+        .filter(|id| *id >= 0)
+        .map(Some)
+        .ok_or_else(|| format!("'{name}' is not a broker id (nor \"\" for every broker)"))
 }
 
 /// On a broker that is not the active controller: the controller's answer to the same request
@@ -235,12 +250,14 @@ async fn apply(
                 .alter_topic_configs(broker, c.name.as_str(), &ops, replace_all, validate_only)
                 .await
                 .map_err(|e| (e.code(), e.to_string())),
-            (BROKER, Ok(_)) => Err((
-                ResponseError::InvalidConfig,
-                "runnel cannot change broker configs while it runs yet: set them in \
-                 server.properties (or with --override) and restart the broker"
-                    .to_string(),
-            )),
+            (BROKER, Ok(ops)) => match broker_target(c.name.as_str()) {
+                Ok(target) => broker
+                    .controller
+                    .alter_broker_configs(broker, target, &ops, replace_all, validate_only)
+                    .await
+                    .map_err(|e| (e.code(), e.to_string())),
+                Err(why) => Err((ResponseError::InvalidRequest, why)),
+            },
             (other, Ok(_)) => Err((
                 ResponseError::InvalidRequest,
                 format!("resource type {other} is not supported"),
@@ -250,8 +267,11 @@ async fn apply(
             Ok(()) => (0, None),
             Err((code, message)) => (code.code(), Some(message)),
         };
-        if code == 0 && c.resource_type == TOPIC && !validate_only {
-            tracing::info!(topic = %c.name.as_str(), "topic configs changed");
+        if code == 0 && !validate_only {
+            match c.resource_type {
+                TOPIC => tracing::info!(topic = %c.name.as_str(), "topic configs changed"),
+                _ => tracing::info!(broker = %c.name.as_str(), "dynamic broker configs changed"),
+            }
             // This node's own logs take the change now, as after CreatePartitions; the
             // others (and this one, if this fails) as their metadata follows.
             if let Err(e) = broker.sync_logs().await {

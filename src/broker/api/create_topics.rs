@@ -74,7 +74,7 @@ pub async fn handle(broker: &Arc<Broker>, req: &RequestFrame, forwarded: bool) -
         results.push(match outcome {
             Ok(meta) => {
                 let configs = broker
-                    .config
+                    .effective_config()
                     .describe_topic(&meta.configs, None)
                     .into_iter()
                     .map(entry_to_create_config)

@@ -2,7 +2,7 @@
 
 use super::super::Broker;
 use super::{Reply, decode, respond, str_bytes};
-use crate::config::ConfigEntry;
+use crate::config::{ConfigEntry, ConfigSource};
 use crate::protocol::RequestFrame;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_topics_response::CreatableTopicConfigs;
@@ -56,6 +56,7 @@ pub fn handle(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
         Err(reply) => return reply,
     };
     let state = broker.metadata.state();
+    let config = broker.effective_config();
     let results = r
         .resources
         .into_iter()
@@ -69,14 +70,20 @@ pub fn handle(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
                 .with_resource_name(res.resource_name.clone());
             let entries = match res.resource_type {
                 TOPIC => match state.topics.get(&name) {
-                    Some(t) => Ok(broker.config.describe_topic(&t.configs, keys.as_deref())),
+                    Some(t) => Ok(config.describe_topic(&t.configs, keys.as_deref())),
                     None => Err((
                         ResponseError::UnknownTopicOrPartition,
                         format!("topic '{name}' does not exist"),
                     )),
                 },
-                BROKER if name.is_empty() || name == broker.config.node_id.to_string() => {
-                    Ok(broker.config.describe(keys.as_deref()))
+                // As Kafka: the resource "" holds the cluster-wide dynamic defaults only.
+                BROKER if name.is_empty() => Ok(config
+                    .describe(keys.as_deref())
+                    .into_iter()
+                    .filter(|e| e.source == ConfigSource::DynamicDefaultBrokerConfig)
+                    .collect()),
+                BROKER if name == broker.config.node_id.to_string() => {
+                    Ok(config.describe(keys.as_deref()))
                 }
                 BROKER => Err((
                     ResponseError::InvalidRequest,

@@ -720,28 +720,48 @@ async fn topic_configs_change_live_as_kafka_alters_them() {
         configs(&b).into_iter().collect::<Vec<_>>(),
         vec![("flush.messages".to_string(), "1".to_string())]
     );
-    // A broker resource is refused with a message saying why.
-    let broker_res = IncrementalAlterConfigsRequest::default().with_resources(vec![
-        AlterConfigsResource::default()
-            .with_resource_type(4)
-            .with_resource_name(StrBytes::from_static_str("0"))
-            .with_configs(vec![
-                AlterableConfig::default()
-                    .with_name(StrBytes::from_static_str("log.retention.ms"))
-                    .with_config_operation(0)
-                    .with_value(Some(StrBytes::from_static_str("1000"))),
-            ]),
-    ]);
-    let r: IncrementalAlterConfigsResponse =
-        call(&b, ApiKey::IncrementalAlterConfigs, 1, &broker_res).await;
-    assert_eq!(r.responses[0].error_code, err(E::InvalidConfig));
-    assert!(
-        r.responses[0]
-            .error_message
-            .as_ref()
-            .unwrap()
-            .contains("restart")
-    );
+    // A broker resource: the cluster-wide default of a topic default takes effect on the
+    // live topic, which has no retention.ms of its own now.
+    let broker_res = |name: &'static str, key: &'static str, value: &'static str| {
+        IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(4)
+                .with_resource_name(StrBytes::from_static_str(name))
+                .with_configs(vec![
+                    AlterableConfig::default()
+                        .with_name(StrBytes::from_static_str(key))
+                        .with_config_operation(0)
+                        .with_value(Some(StrBytes::from_static_str(value))),
+                ]),
+        ])
+    };
+    let r: IncrementalAlterConfigsResponse = call(
+        &b,
+        ApiKey::IncrementalAlterConfigs,
+        1,
+        &broker_res("", "log.retention.ms", "1000"),
+    )
+    .await;
+    assert_eq!(r.responses[0].error_code, 0, "{:?}", r.responses[0]);
+    let tp = crate::log::TopicPartition::new("live", 0);
+    assert_eq!(b.logs.get(&tp).unwrap().config().retention_ms, 1000);
+    // Keys runnel changes only at start-up are refused with a message saying why.
+    for (key, why) in [
+        ("num.partitions", "read-only"),
+        ("log.retention.hours", "read-only"),
+        ("unclean.leader.election.enable", "restart"),
+    ] {
+        let r: IncrementalAlterConfigsResponse = call(
+            &b,
+            ApiKey::IncrementalAlterConfigs,
+            1,
+            &broker_res("0", key, "1"),
+        )
+        .await;
+        assert_eq!(r.responses[0].error_code, err(E::InvalidConfig), "{key}");
+        let message = r.responses[0].error_message.as_ref().unwrap();
+        assert!(message.contains(why), "{key}: {message}");
+    }
 }
 
 /// Kafka enforces `min.insync.replicas` even on a partition with one replica: its ISR of one

@@ -1256,3 +1256,80 @@ fn random_histories_catch_the_planted_bug() {
         .count();
     assert!(caught >= 5, "caught in {caught} of 50 histories");
 }
+
+#[test]
+fn dynamic_broker_configs_are_checked_committed_and_kept_in_snapshots() {
+    let mut h = harness();
+    h.start(2);
+    let set = |k: &str, v: &str| (k.to_string(), ConfigOp::Set(v.to_string()));
+    // The cluster-wide default of a topic default Kafka lets change at run time.
+    let (records, configs) = h
+        .controller
+        .alter_broker_configs(&h.state, None, &[set("log.retention.ms", "60000")], false)
+        .unwrap();
+    assert_eq!(
+        configs.get("log.retention.ms").map(String::as_str),
+        Some("60000")
+    );
+    h.commit(records);
+    assert_eq!(h.state.dynamic.default, configs);
+    // One broker's own, over it.
+    let (records, _) = h
+        .controller
+        .alter_broker_configs(&h.state, Some(1), &[set("compression.type", "lz4")], false)
+        .unwrap();
+    h.commit(records);
+    assert_eq!(
+        h.state
+            .dynamic
+            .of(1)
+            .get("compression.type")
+            .map(String::as_str),
+        Some("lz4")
+    );
+    assert!(h.state.dynamic.of(2).is_empty());
+    // The same again changes nothing: no record.
+    let (records, _) = h
+        .controller
+        .alter_broker_configs(&h.state, Some(1), &[set("compression.type", "lz4")], false)
+        .unwrap();
+    assert!(records.is_empty());
+    // Refused: a read-only key, a key runnel takes only at start-up, a bad value, an unknown
+    // key, a broker that is not registered.
+    let refused = |h: &Harness, id: Option<i32>, k: &str, v: &str| {
+        h.controller
+            .alter_broker_configs(&h.state, id, &[set(k, v)], false)
+            .unwrap_err()
+    };
+    for (k, v) in [
+        ("log.retention.hours", "1"),
+        ("num.partitions", "3"),
+        ("unclean.leader.election.enable", "true"),
+        ("log.retention.ms", "soon"),
+        ("no.such.key", "1"),
+    ] {
+        let e = refused(&h, None, k, v);
+        assert!(matches!(e, ControllerError::InvalidConfig(_)), "{k}: {e}");
+    }
+    assert!(matches!(
+        refused(&h, Some(9), "log.retention.ms", "1"),
+        ControllerError::InvalidRequest(_)
+    ));
+    // They survive a snapshot (version 2); a state without any writes version 1.
+    let back = ClusterState::from_snapshot(&h.state.to_snapshot()).unwrap();
+    assert_eq!(back, h.state);
+    assert_eq!(ClusterState::default().to_snapshot()[8..10], [0, 1]);
+    assert_eq!(h.state.to_snapshot()[8..10], [0, 2]);
+    // DELETE takes the default back; a broker's own configs all deleted leave no entry.
+    let (records, _) = h
+        .controller
+        .alter_broker_configs(
+            &h.state,
+            Some(1),
+            &[("compression.type".into(), ConfigOp::Delete)],
+            false,
+        )
+        .unwrap();
+    h.commit(records);
+    assert!(h.state.dynamic.brokers.is_empty());
+}
