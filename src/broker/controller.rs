@@ -79,6 +79,14 @@ impl CallError {
     }
 }
 
+/// What AlterConfigs changes: a topic's configs, or dynamic broker configs (one broker's, or
+/// with `None` the cluster-wide defaults).
+#[derive(Debug, Clone, Copy)]
+pub enum ConfigTarget<'a> {
+    Topic(&'a str),
+    Brokers(Option<i32>),
+}
+
 /// The controller's decisions and the epoch it last became active in, and this node's
 /// connection to the active controller when that is another node.
 pub struct ControllerService {
@@ -221,12 +229,13 @@ impl ControllerService {
         Ok(grown)
     }
 
-    /// AlterConfigs or IncrementalAlterConfigs of one topic on the active controller (see
-    /// [`Controller::alter_topic_configs`]); with `validate_only`, the checks alone.
-    pub async fn alter_topic_configs(
+    /// AlterConfigs or IncrementalAlterConfigs on the active controller, of one topic (see
+    /// [`Controller::alter_topic_configs`]) or of dynamic broker configs (see
+    /// [`Controller::alter_broker_configs`]); with `validate_only`, the checks alone.
+    pub async fn alter_configs(
         &self,
         broker: &Broker,
-        name: &str,
+        target: ConfigTarget<'_>,
         ops: &[(String, crate::cluster::controller::ConfigOp)],
         replace_all: bool,
         validate_only: bool,
@@ -234,32 +243,9 @@ impl ControllerService {
         broker
             .metadata
             .update(|s| {
-                let (records, _) = self.with(broker, s, |c, _| {
-                    c.alter_topic_configs(s, name, ops, replace_all)
-                })?;
-                let records = if validate_only { vec![] } else { records };
-                Ok::<_, CallError>((records, ()))
-            })
-            .await?;
-        Ok(())
-    }
-
-    /// AlterConfigs or IncrementalAlterConfigs of dynamic broker configs on the active
-    /// controller (see [`Controller::alter_broker_configs`]); with `validate_only`, the
-    /// checks alone.
-    pub async fn alter_broker_configs(
-        &self,
-        broker: &Broker,
-        broker_id: Option<i32>,
-        ops: &[(String, crate::cluster::controller::ConfigOp)],
-        replace_all: bool,
-        validate_only: bool,
-    ) -> Result<(), CallError> {
-        broker
-            .metadata
-            .update(|s| {
-                let (records, _) = self.with(broker, s, |c, _| {
-                    c.alter_broker_configs(s, broker_id, ops, replace_all)
+                let (records, _) = self.with(broker, s, |c, _| match target {
+                    ConfigTarget::Topic(name) => c.alter_topic_configs(s, name, ops, replace_all),
+                    ConfigTarget::Brokers(id) => c.alter_broker_configs(s, id, ops, replace_all),
                 })?;
                 let records = if validate_only { vec![] } else { records };
                 Ok::<_, CallError>((records, ()))

@@ -11,6 +11,7 @@
 
 use super::super::Broker;
 use super::{Reply, decode, respond, str_bytes};
+use crate::broker::controller::ConfigTarget;
 use crate::cluster::controller::ConfigOp;
 use crate::protocol::RequestFrame;
 use kafka_protocol::error::ResponseError;
@@ -247,13 +248,25 @@ async fn apply(
             (_, Err(why)) => Err((ResponseError::InvalidRequest, why)),
             (TOPIC, Ok(ops)) => broker
                 .controller
-                .alter_topic_configs(broker, c.name.as_str(), &ops, replace_all, validate_only)
+                .alter_configs(
+                    broker,
+                    ConfigTarget::Topic(c.name.as_str()),
+                    &ops,
+                    replace_all,
+                    validate_only,
+                )
                 .await
                 .map_err(|e| (e.code(), e.to_string())),
             (BROKER, Ok(ops)) => match broker_target(c.name.as_str()) {
                 Ok(target) => broker
                     .controller
-                    .alter_broker_configs(broker, target, &ops, replace_all, validate_only)
+                    .alter_configs(
+                        broker,
+                        ConfigTarget::Brokers(target),
+                        &ops,
+                        replace_all,
+                        validate_only,
+                    )
                     .await
                     .map_err(|e| (e.code(), e.to_string())),
                 Err(why) => Err((ResponseError::InvalidRequest, why)),
