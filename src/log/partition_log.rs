@@ -1049,7 +1049,8 @@ impl PartitionLog {
     /// state (the newest snapshot at or below the cut, then the batches after it; snapshots
     /// past the cut are deleted), cuts the epoch cache, and lowers the checkpoint's recovery
     /// point to the cut. Durable before it returns; declared to the probe
-    /// ([`ProbeEvent::Truncated`]) when made, so the durable end goes back only here.
+    /// ([`ProbeEvent::Truncated`]) before the first file is cut, so the durable end goes back
+    /// only here.
     pub async fn truncate_to(&self, offset: i64) -> Result<i64, TruncateError> {
         // Held throughout: no checkpoint may write the old recovery point back, and no sync
         // round may be working from a plan made before the cut.
@@ -1122,6 +1123,13 @@ impl PartitionLog {
             !keep_first,
             "the first segment starts at or below the log start"
         );
+        // Declared before the first file is cut (a crash may stop the cut half-way, and the
+        // part already made must not read as synced data lost: seed 72009). The checkers see
+        // a cut of committed batches here all the same.
+        self.probe.event(ProbeEvent::Truncated {
+            dir: &self.dir,
+            offset: new_end,
+        });
         let removed: Vec<Segment> = doomed
             .iter()
             .filter_map(|b| st.segments.remove(b))
@@ -1156,10 +1164,6 @@ impl PartitionLog {
             st.epochs_dirty = true;
         }
         st.dir_writes.touch();
-        self.probe.event(ProbeEvent::Truncated {
-            dir: &self.dir,
-            offset: new_end,
-        });
         self.publish(st);
         Ok((new_end, removed))
     }

@@ -188,7 +188,7 @@ pub fn recover(disk: &dyn Disk, dir: &Path, cfg: &LogConfig, now_ms: i64) -> io:
     if recovery_point > next_offset {
         tracing::error!(
             dir = %dir.display(), recovery_point, next_offset,
-            "the log ends below its recovery point: data that was synced is gone (a disk that lied about fsync?)"
+            "the log ends below its recovery point: data that was synced is gone (a truncation the replication asked for and a crash interrupted, or a disk that lied about fsync)"
         );
     }
     if report != RecoveryReport::default() || recovery_point != next_offset {
