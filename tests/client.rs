@@ -140,6 +140,38 @@ async fn admin_producer_and_consumer_against_a_broker() {
     let log = broker.broker.logs.get(&tp).unwrap();
     assert_eq!(log.high_watermark(), Some(10));
     assert_eq!(log.visible_end_offset(), 10);
+    // min.insync.replicas above the replica count refuses acks=all but, as Kafka's
+    // effectiveMinIsr, still lets acks=1 records become visible.
+    let mut strict = NewTopic::new("strict");
+    strict.partitions = 1;
+    strict.replication_factor = 1;
+    strict
+        .configs
+        .insert("min.insync.replicas".into(), "2".into());
+    admin.create_topic(&strict).await.unwrap();
+    let one = Producer::new(
+        Env::real(),
+        ProducerConfig {
+            client: client(port),
+            acks: Acks::Leader,
+            enable_idempotence: false,
+            linger_ms: 1,
+            ..ProducerConfig::default()
+        },
+    )
+    .unwrap();
+    let rec = ProducerRecord::new("strict", "v").with_partition(0);
+    one.submit(rec).await.unwrap().wait().await.unwrap();
+    let strict_log = broker
+        .broker
+        .logs
+        .get(&runnel::log::TopicPartition::new("strict", 0))
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while strict_log.visible_end_offset() < 1 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(strict_log.visible_end_offset(), 1);
     // A keyed record goes where Java's partitioner sends it.
     let m = p
         .send(

@@ -225,6 +225,7 @@ impl Broker {
                 }
             }
         }
+        let effective = self.effective_config();
         {
             let mut led = lock(&self.replicas.led);
             led.retain(|tp, lp| {
@@ -243,10 +244,12 @@ impl Broker {
                     leader_epoch: m.leader_epoch,
                     partition_epoch: m.partition_epoch,
                 };
+                let min_isr = effective.topic_min_insync_replicas(&t.configs);
                 if let Some(lp) = led.get(&tp) {
                     let mut st = lock(&lp.state);
                     st.step(Event::Ineligible(ineligible.clone()));
                     st.step(Event::Metadata(view));
+                    st.set_min_insync_replicas(usize::try_from(min_isr.max(1)).unwrap_or(1));
                     drop(st);
                     lp.wake.notify_one();
                     continue;
@@ -260,9 +263,6 @@ impl Broker {
                     tracing::debug!(partition = %tp, "waiting for the fetcher to finish before leading");
                     continue;
                 }
-                let min_isr = self
-                    .effective_config()
-                    .topic_min_insync_replicas(&t.configs);
                 let config = LeaderConfig {
                     broker_id: me,
                     min_insync_replicas: usize::try_from(min_isr.max(1)).unwrap_or(1),

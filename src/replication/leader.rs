@@ -462,10 +462,23 @@ impl PartitionLeader {
         self.pending = Some(isr);
     }
 
+    /// `min.insync.replicas` changed (AlterConfigs of the topic, or a dynamic broker default):
+    /// it applies to the next acks=all append and to the high watermark at once.
+    pub fn set_min_insync_replicas(&mut self, n: usize) {
+        self.config.min_insync_replicas = n;
+        self.update_high_watermark();
+    }
+
     /// Moves the high watermark up to the least end over the maximal ISR, unless the committed
-    /// ISR is below `min.insync.replicas`.
+    /// ISR is below `min.insync.replicas` capped at the replica count (Kafka's
+    /// `effectiveMinIsr`: a partition with fewer replicas than the setting still makes acks=0
+    /// and acks=1 writes visible; only acks=all is refused there).
     fn update_high_watermark(&mut self) {
-        if self.view.isr.len() < self.config.min_insync_replicas {
+        let effective = self
+            .config
+            .min_insync_replicas
+            .min(self.view.replicas.len().max(1));
+        if self.view.isr.len() < effective {
             return;
         }
         let mut least = self.local_end;
@@ -593,6 +606,45 @@ mod tests {
         }));
         assert_eq!(l.high_watermark(), 150);
         assert!(!l.enough_replicas() && !l.enough_replicas_after_append());
+    }
+
+    #[test]
+    fn min_insync_above_the_replica_count_refuses_acks_all_but_moves_the_high_watermark() {
+        let mut l = PartitionLeader::new(
+            LeaderConfig {
+                broker_id: 1,
+                min_insync_replicas: 2,
+                replica_lag_time_max_ms: LAG,
+                planted_hw_ignores_followers: false,
+                planted_isr_join_without_epoch_start: false,
+            },
+            PartitionView {
+                replicas: vec![1],
+                isr: vec![1],
+                leader_epoch: 0,
+                partition_epoch: 0,
+            },
+            0,
+            0,
+            0,
+            0,
+        );
+        l.step(Event::LocalEnd {
+            end: 10,
+            log_end: 10,
+        });
+        assert!(!l.enough_replicas(), "acks=all is refused");
+        assert_eq!(l.high_watermark(), 10, "acks=1 writes become visible");
+        // A changed setting applies at once.
+        let mut l = leader(&[1], 3);
+        l.step(Event::LocalEnd {
+            end: 150,
+            log_end: 150,
+        });
+        assert_eq!(l.high_watermark(), 100);
+        l.set_min_insync_replicas(1);
+        assert!(l.enough_replicas());
+        assert_eq!(l.high_watermark(), 150);
     }
 
     #[test]

@@ -76,8 +76,11 @@ pub fn handle(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
                         format!("topic '{name}' does not exist"),
                     )),
                 },
-                // As Kafka: the resource "" holds the cluster-wide dynamic defaults only.
-                BROKER if name.is_empty() => Ok(config
+                // As Kafka: the resource "" holds the cluster-wide dynamic defaults only,
+                // whatever this broker's own configs say.
+                BROKER if name.is_empty() => Ok(broker
+                    .config
+                    .with_dynamic(&state.dynamic.default, &Default::default())
                     .describe(keys.as_deref())
                     .into_iter()
                     .filter(|e| e.source == ConfigSource::DynamicDefaultBrokerConfig)
