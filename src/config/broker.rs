@@ -242,12 +242,17 @@ pub fn dynamic_broker_topic_key(name: &str) -> Option<&'static str> {
 /// Checks a dynamic broker config as AlterConfigs on a BROKER resource must: a key runnel
 /// changes at run time ([`dynamic_broker_key`]) with a value of its type and range.
 pub fn validate_dynamic_broker_config(name: &str, text: &str) -> Result<(), ConfigError> {
+    dynamic_value(name, text).map(|_| ())
+}
+
+/// A dynamic broker config parsed and checked: its key's name and value.
+fn dynamic_value(name: &str, text: &str) -> Result<(&'static str, Value), ConfigError> {
     let key = dynamic_broker_key(name).map_err(|reason| ConfigError::BadValue {
         key: name.to_owned(),
         value: text.trim().to_owned(),
         reason,
     })?;
-    checked(name, key, text).map(|_| ())
+    Ok((key.name, checked(name, key, text)?))
 }
 
 /// Parses the dynamic configs runnel takes (others, written by another version, are
@@ -255,14 +260,7 @@ pub fn validate_dynamic_broker_config(name: &str, text: &str) -> Result<(), Conf
 fn dynamic_settings(configs: &BTreeMap<String, String>) -> Settings {
     let mut out = Settings::new();
     for (name, text) in configs {
-        match dynamic_broker_key(name)
-            .map_err(|reason| ConfigError::BadValue {
-                key: name.clone(),
-                value: text.clone(),
-                reason,
-            })
-            .and_then(|key| Ok((key.name, checked(name, key, text)?)))
-        {
+        match dynamic_value(name, text) {
             Ok((name, value)) => {
                 out.insert(name, value);
             }
@@ -298,18 +296,21 @@ impl BrokerConfig {
         default: &BTreeMap<String, String>,
         mine: &BTreeMap<String, String>,
     ) -> BrokerConfig {
-        let (default, mine) = (dynamic_settings(default), dynamic_settings(mine));
-        let mut merged = self.explicit.clone();
-        merged.extend(default.iter().map(|(k, v)| (*k, v.clone())));
-        merged.extend(mine.iter().map(|(k, v)| (*k, v.clone())));
-        match resolve(merged) {
-            Ok(mut config) => {
-                config.explicit = self.explicit.clone();
-                config.ignored = self.ignored.clone();
-                config.dynamic_default = default;
-                config.dynamic_broker = mine;
-                config
-            }
+        let layered = BrokerConfig {
+            dynamic_default: dynamic_settings(default),
+            dynamic_broker: dynamic_settings(mine),
+            ..self.clone()
+        };
+        match resolve(layered.effective_settings()) {
+            Ok(resolved) => BrokerConfig {
+                // The keys' values come from every layer; each layer stays apart, for
+                // DescribeConfigs' sources.
+                explicit: layered.explicit,
+                ignored: layered.ignored,
+                dynamic_default: layered.dynamic_default,
+                dynamic_broker: layered.dynamic_broker,
+                ..resolved
+            },
             Err(e) => {
                 tracing::warn!(error = %e, "dynamic broker configs not taken");
                 self.clone()

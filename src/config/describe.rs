@@ -13,7 +13,7 @@
 //! shows that key's own value (null for an unset `log.retention.ms`). Other synonyms show their
 //! own value, as in Kafka.
 
-use super::broker::{BrokerConfig, resolve_setting, topic_value};
+use super::broker::{BrokerConfig, Settings, resolve_setting, topic_value};
 use super::keys::{self, Key, Sets};
 use super::value::{ConfigType, Value};
 use std::collections::BTreeMap;
@@ -81,9 +81,10 @@ impl BrokerConfig {
             .iter()
             .filter(|k| k.broker && wanted(keys, k.name));
         let inert = keys::inert_broker_keys().filter(|k| wanted(keys, k.name));
+        let effective = self.effective_settings();
         sorted(
             entries
-                .map(|k| self.broker_entry(k))
+                .map(|k| self.broker_entry(k, &effective))
                 .chain(inert.map(|k| self.inert_entry(&k)))
                 .collect(),
         )
@@ -137,20 +138,21 @@ impl BrokerConfig {
         )
     }
 
-    fn broker_entry(&self, key: &Key) -> ConfigEntry {
+    /// `key`'s entry; `effective` is [`BrokerConfig::effective_settings`].
+    fn broker_entry(&self, key: &Key, effective: &Settings) -> ConfigEntry {
         let mut synonyms = self.broker_synonyms(key.sets);
         let primary = keys::synonyms(key.sets)
             .next()
             .is_some_and(|p| p.name == key.name);
         let value = if primary {
             // What the broker uses, wherever it came from: node.id shows a broker.id.
-            resolve_setting(&self.effective_settings(), key.sets)
+            resolve_setting(effective, key.sets)
         } else {
             // As Kafka does: a synonym's own value, and its synonyms from itself on, so
             // describing log.retention.hours does not list log.retention.ms.
             let own = synonyms.iter().position(|s| s.name == key.name);
             synonyms.drain(..own.unwrap_or(synonyms.len()));
-            self.effective_settings()
+            effective
                 .get(key.name)
                 .cloned()
                 .or_else(|| key.default_value())
