@@ -72,6 +72,10 @@ pub enum PlantedBug {
     IsrJoinWithoutEpochStart,
     /// The high watermark counts followers' unsynced ends under the durable default.
     HwFromUnsyncedOffset,
+    /// The leader ignores a follower's synced end and counts its fetch offset.
+    SyncedEndIgnored,
+    /// A partition's only replica makes its log end the high watermark, synced or not.
+    Rf1HwFromLogEnd,
     /// The group coordinator serves whatever its controller session lease says.
     LeaseIgnored,
     /// An ISR change with no answer is taken as refused, though it may be committed.
@@ -98,6 +102,8 @@ impl PlantedBug {
             PlantedBug::ReplicaTruncateToHw => "replica-truncate-to-hw",
             PlantedBug::IsrJoinWithoutEpochStart => "isr-join-without-epoch-start",
             PlantedBug::HwFromUnsyncedOffset => "hw-from-unsynced-offset",
+            PlantedBug::SyncedEndIgnored => "synced-end-ignored",
+            PlantedBug::Rf1HwFromLogEnd => "rf1-hw-from-log-end",
             PlantedBug::LeaseIgnored => "lease-ignored",
             PlantedBug::UnknownIsrAnswerAsRefused => "unknown-isr-answer-as-refused",
         }
@@ -117,12 +123,13 @@ impl PlantedBug {
                 | PlantedBug::ReplicaTruncateToHw
                 | PlantedBug::IsrJoinWithoutEpochStart
                 | PlantedBug::HwFromUnsyncedOffset
+                | PlantedBug::SyncedEndIgnored
                 | PlantedBug::LeaseIgnored
                 | PlantedBug::UnknownIsrAnswerAsRefused
         )
     }
 
-    pub const ALL: [PlantedBug; 18] = [
+    pub const ALL: [PlantedBug; 20] = [
         PlantedBug::LyingFsync,
         PlantedBug::LyingDirSync,
         PlantedBug::EarlyAck,
@@ -139,6 +146,8 @@ impl PlantedBug {
         PlantedBug::ReplicaTruncateToHw,
         PlantedBug::IsrJoinWithoutEpochStart,
         PlantedBug::HwFromUnsyncedOffset,
+        PlantedBug::SyncedEndIgnored,
+        PlantedBug::Rf1HwFromLogEnd,
         PlantedBug::LeaseIgnored,
         PlantedBug::UnknownIsrAnswerAsRefused,
     ];
@@ -497,7 +506,8 @@ pub fn steer(cfg: &mut SimConfig, bug: PlantedBug) {
             };
             power_losses(cfg, 2);
         }
-        PlantedBug::EarlyAck => {
+        PlantedBug::EarlyAck | PlantedBug::Rf1HwFromLogEnd => {
+            // One broker (a storage bug's steering), acks=all under the durable default.
             durable_default(cfg);
             for p in &mut cfg.producers {
                 p.acks = -1;
@@ -609,9 +619,11 @@ pub fn steer(cfg: &mut SimConfig, bug: PlantedBug) {
             cfg.min_latency = Duration::from_millis(5);
             cfg.max_latency = Duration::from_millis(25);
         }
-        PlantedBug::HwFromUnsyncedOffset => {
+        PlantedBug::HwFromUnsyncedOffset | PlantedBug::SyncedEndIgnored => {
             // As for `ack-before-isr`, with slow fsyncs and no writeback: a follower's fetch
-            // offset runs ahead of what it has synced.
+            // offset runs ahead of what it has synced (it never syncs first with
+            // `hw-from-unsynced-offset`; it syncs beside its next fetch, which the leader
+            // takes for synced, with `synced-end-ignored`).
             replicated(cfg, &brokers, Some(2));
             no_faults(cfg);
             // No flush policy that syncs followers on its own.
@@ -928,6 +940,8 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> RunResult {
             replica_truncate_to_hw: bug == Some(PlantedBug::ReplicaTruncateToHw),
             isr_join_without_epoch_start: bug == Some(PlantedBug::IsrJoinWithoutEpochStart),
             hw_from_unsynced_offset: bug == Some(PlantedBug::HwFromUnsyncedOffset),
+            synced_end_ignored: bug == Some(PlantedBug::SyncedEndIgnored),
+            rf1_hw_from_log_end: bug == Some(PlantedBug::Rf1HwFromLogEnd),
             lease_ignored: bug == Some(PlantedBug::LeaseIgnored),
             unknown_isr_answer_as_refused: bug == Some(PlantedBug::UnknownIsrAnswerAsRefused),
         },

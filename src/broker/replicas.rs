@@ -5,12 +5,14 @@
 //! with Kafka's Fetch, as a replica (KIP-101 truncation by diverging epoch, never to the high
 //! watermark alone).
 //!
-//! Durable by default: unless `write.caching` is on, a follower syncs what it fetched before it
-//! fetches again, so the offset it fetches from is its synced end, and the leader's high
-//! watermark is the least synced end over the in-sync replicas.
+//! Durable by default: unless `write.caching` is on, a follower tells the leader its synced
+//! end with each fetch (in runnel's tagged field, while it syncs what the last fetch brought;
+//! or, with a Fetch version without tagged fields, by syncing before it fetches, so that its
+//! fetch offset is its synced end), and the leader's high watermark is the least synced end
+//! over the in-sync replicas.
 //!
-//! Partitions with a single replica are not managed here: their log alone decides what is
-//! visible, as before replication existed.
+//! A partition's only replica is led here too, with an ISR of itself: its high watermark is
+//! its own synced end (its log end with write caching).
 
 use super::Broker;
 use super::controller::{IsrState, Lifecycle, send_alter_partition};
@@ -107,13 +109,15 @@ impl LedPartition {
         lock(&self.state).high_watermark()
     }
 
-    /// A follower fetched from `fetch_offset` (its synced end): counts it and publishes the
-    /// high watermark at once. Refused for a broker that holds no replica.
+    /// A follower fetched from `fetch_offset` with everything below `synced_end` synced:
+    /// counts it and publishes the high watermark at once. Refused for a broker that holds
+    /// no replica.
     pub fn follower_fetched(
         &self,
         replica: i32,
         broker_epoch: i64,
         fetch_offset: i64,
+        synced_end: i64,
         now_ms: i64,
     ) -> Result<(), ResponseError> {
         let mut st = lock(&self.state);
@@ -124,12 +128,13 @@ impl LedPartition {
             replica,
             broker_epoch,
             fetch_offset,
+            synced_end,
             now_ms,
         });
         let ready = st.ready();
         let hw = st.high_watermark();
         drop(st);
-        tracing::trace!(partition = %self.tp, replica, fetch_offset, high_watermark = hw, "follower fetched");
+        tracing::trace!(partition = %self.tp, replica, fetch_offset, synced_end, high_watermark = hw, "follower fetched");
         self.log.set_high_watermark(hw);
         if ready.isr_change.is_some() {
             self.wake.notify_one();
@@ -137,9 +142,14 @@ impl LedPartition {
         Ok(())
     }
 
-    fn local_end(&self) -> Event {
+    /// The leader's own end: its synced end under the durable default, its log end with write
+    /// caching. `replicas` is the partition's replica count (for a planted bug).
+    fn local_end(&self, replicas: usize) -> Event {
         let o = self.log.offsets();
-        let end = if self.log.config().write_caching {
+        // The planted bug `rf1-hw-from-log-end`: a partition's only replica counts its log
+        // end, synced or not, so acks=all is answered before the sync.
+        let planted = replicas == 1 && self.log.planted_bugs().rf1_hw_from_log_end;
+        let end = if self.log.config().write_caching || planted {
             o.log_end
         } else {
             o.durable_end
@@ -363,7 +373,8 @@ async fn run_leader(b: Arc<Broker>, lp: Arc<LedPartition>) {
         }
         let ready = {
             let mut st = lock(&lp.state);
-            st.step(lp.local_end());
+            let replicas = st.view().replicas.len();
+            st.step(lp.local_end(replicas));
             let ready = st.ready();
             st.advance(&ready);
             ready
@@ -533,10 +544,14 @@ async fn truncate_to_high_watermark(
     }
 }
 
-/// One fetch from `leader` for `parts`: syncs each log first (unless write caching), so the
-/// fetch offsets are synced ends; then appends, truncates or restarts each log as answered.
-/// Returns the partitions to leave out for a while (refused, or failed locally); an error
-/// for the fetch as a whole.
+/// One fetch from `leader` for `parts`, then appends, truncates or restarts each log as
+/// answered. Under the durable default (no write caching) a follower's fetch must tell the
+/// leader what it has synced: with a flexible Fetch version the fetch goes out at once from
+/// the log end, carrying the synced end in runnel's tagged field, while the data the last
+/// fetch brought is synced beside it (the two overlap; the answer is applied once both are
+/// done); with an older version each log is synced first, so the fetch offset is the synced
+/// end. Returns the partitions to leave out for a while (refused, or failed locally); an
+/// error for the fetch as a whole.
 async fn fetch_round(
     b: &Arc<Broker>,
     leader: i32,
@@ -564,11 +579,18 @@ async fn fetch_round(
         );
     }
     let c = conn.as_ref().expect("opened above");
+    let version = c.version_for(ApiKey::Fetch).map_err(|e| e.to_string())?;
     let mut asked = Vec::with_capacity(parts.len());
     let mut refused = Vec::new();
+    // The planted bug `hw-from-unsynced-offset`: the follower never syncs before it reports,
+    // and reports its log end as synced.
     let skip_sync = b.env.disk.planted_bugs().hw_from_unsynced_offset;
+    let overlap = version >= 12 && !skip_sync;
+    // What to sync beside the fetch: (partition, log, to offset).
+    let mut to_sync = Vec::new();
     for (tp, epoch, log) in parts {
-        if !log.config().write_caching && !skip_sync {
+        let durable = !log.config().write_caching;
+        if durable && !skip_sync && !overlap {
             let end = log.log_end_offset();
             if let Err(e) = log.sync_to(end).await {
                 tracing::warn!(partition = %tp, error = %e, "a follower could not sync its log");
@@ -577,16 +599,31 @@ async fn fetch_round(
             }
         }
         let offset = log.log_end_offset();
+        let synced = if durable && overlap {
+            let synced = log.durable_offset().min(offset);
+            if synced < offset {
+                to_sync.push((tp.clone(), log.clone(), offset));
+            }
+            Some(synced)
+        } else {
+            None
+        };
         let last_epoch = log.latest_epoch().unwrap_or(-1);
-        asked.push((tp.clone(), *epoch, log.clone(), offset, last_epoch));
+        asked.push((tp.clone(), *epoch, log.clone(), offset, last_epoch, synced));
     }
     if asked.is_empty() {
         return Ok(refused);
     }
-    let version = c.version_for(ApiKey::Fetch).map_err(|e| e.to_string())?;
     let me = b.config.node_id;
+    // While a sync runs beside it, the fetch is not held at the leader for new data: the
+    // leader learns the synced end only from the next fetch, and acks=all waits for it.
+    let max_wait_ms = if to_sync.is_empty() {
+        i32::try_from(b.config.replica_fetch_wait_max_ms).unwrap_or(500)
+    } else {
+        0
+    };
     let mut req = FetchRequest::default()
-        .with_max_wait_ms(i32::try_from(b.config.replica_fetch_wait_max_ms).unwrap_or(500))
+        .with_max_wait_ms(max_wait_ms)
         .with_min_bytes(1)
         .with_max_bytes(b.config.replica_fetch_response_max_bytes)
         .with_isolation_level(0)
@@ -600,24 +637,43 @@ async fn fetch_round(
         req.replica_id = BrokerId(me);
     }
     let topics = crate::client::consumer::fetch_topics(asked.iter().map(
-        |(tp, epoch, _, offset, last_epoch)| {
-            let p = FetchPartition::default()
+        |(tp, epoch, _, offset, last_epoch, synced)| {
+            let mut p = FetchPartition::default()
                 .with_partition(tp.partition)
                 .with_fetch_offset(*offset)
                 .with_last_fetched_epoch(*last_epoch)
                 .with_current_leader_epoch(*epoch)
                 .with_partition_max_bytes(b.config.replica_fetch_max_bytes);
+            if let Some(synced) = synced {
+                p.unknown_tagged_fields.insert(
+                    follower::SYNCED_END_TAG,
+                    follower::encode_synced_end(*synced),
+                );
+            }
             (tp.topic.as_str(), p)
         },
     ));
     req.topics = topics;
-    let resp: FetchResponse = c
-        .start_at(&req, version)
-        .await
-        .map_err(|e| e.to_string())?
-        .wait()
-        .await
-        .map_err(|e| e.to_string())?;
+    let fetch = async {
+        c.start_at(&req, version)
+            .await
+            .map_err(|e| e.to_string())?
+            .wait()
+            .await
+            .map_err(|e| e.to_string())
+    };
+    let sync = async {
+        let mut failed = Vec::new();
+        for (tp, log, end) in &to_sync {
+            if let Err(e) = log.sync_to(*end).await {
+                tracing::warn!(partition = %tp, error = %e, "a follower could not sync its log");
+                failed.push(tp.clone());
+            }
+        }
+        failed
+    };
+    let (resp, failed): (Result<FetchResponse, String>, _) = tokio::join!(fetch, sync);
+    let resp = resp?;
     if let Some(code) = ResponseError::try_from_code(resp.error_code) {
         return Err(format!("the leader answered {code:?}"));
     }
@@ -631,12 +687,17 @@ async fn fetch_round(
     };
     for t in resp.responses {
         for p in t.partitions {
-            let Some((tp, epoch, log, offset, _)) = asked
+            let Some((tp, epoch, log, offset, _, _)) = asked
                 .iter()
                 .find(|a| a.0.topic == t.topic.0.as_str() && a.0.partition == p.partition_index)
             else {
                 continue;
             };
+            // Its sync failed: the log is offline or failing; leave it out for a while.
+            if failed.contains(tp) {
+                refused.push(tp.clone());
+                continue;
+            }
             // Checked again for each partition, right before its answer is applied: applying
             // the ones before it awaits, and leadership may move meanwhile (seed 46224: this
             // broker began leading while an earlier partition was truncated, and then cut its

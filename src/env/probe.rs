@@ -225,6 +225,13 @@ pub struct PlantedBugs {
     /// Partition followers fetch without syncing first under the durable default, so the
     /// leader's high watermark counts unsynced ends (`hw-from-unsynced-offset`).
     pub hw_from_unsynced_offset: bool,
+    /// A partition leader counts a follower's fetch offset as synced, ignoring the synced end
+    /// the fetch carries, so the high watermark passes data the follower is still syncing
+    /// (`synced-end-ignored`).
+    pub synced_end_ignored: bool,
+    /// A partition's only replica counts its log end for the high watermark under the
+    /// durable default, so acks=all is answered before the sync (`rf1-hw-from-log-end`).
+    pub rf1_hw_from_log_end: bool,
     /// The group coordinator serves (answers from memory, expires members, writes) whatever
     /// its controller session lease says, so a coordinator cut off from the controller goes
     /// on after its partitions moved (`lease-ignored`, seed 31631).

@@ -53,9 +53,52 @@ pub fn truncation_point(
     point.min(log_end).max(0)
 }
 
+/// The tag of a follower's synced end in a Fetch request's partition (flexible versions,
+/// v12 and later), runnel's own tagged field: a Kafka broker skips it as an unknown tag.
+/// A follower under the durable default sends its next fetch while it syncs what the last one
+/// brought, so its fetch offset is its log end, not its synced end; this field tells the
+/// leader what is synced, and the leader's high watermark counts that. A fetch without it
+/// (write caching, an older version, another implementation) is counted at its fetch offset.
+pub const SYNCED_END_TAG: i32 = 0x7275;
+
+/// The field's bytes: the synced end, a big-endian i64.
+pub fn encode_synced_end(synced_end: i64) -> bytes::Bytes {
+    bytes::Bytes::copy_from_slice(&synced_end.to_be_bytes())
+}
+
+/// The synced end a fetch carries: `Ok(None)` without the field, an error for a field that is
+/// not one non-negative i64.
+pub fn decode_synced_end(
+    tags: &std::collections::BTreeMap<i32, bytes::Bytes>,
+) -> Result<Option<i64>, String> {
+    let Some(b) = tags.get(&SYNCED_END_TAG) else {
+        return Ok(None);
+    };
+    let raw: [u8; 8] = b[..]
+        .try_into()
+        .map_err(|_| format!("synced-end tag of {} bytes, not 8", b.len()))?;
+    let v = i64::from_be_bytes(raw);
+    if v < 0 {
+        return Err(format!("negative synced end {v}"));
+    }
+    Ok(Some(v))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_synced_end_tag_round_trips_and_refuses_malformed_bytes() {
+        let mut tags = std::collections::BTreeMap::new();
+        assert_eq!(decode_synced_end(&tags), Ok(None));
+        tags.insert(SYNCED_END_TAG, encode_synced_end(4096));
+        assert_eq!(decode_synced_end(&tags), Ok(Some(4096)));
+        tags.insert(SYNCED_END_TAG, bytes::Bytes::from_static(&[0, 1, 2]));
+        assert!(decode_synced_end(&tags).is_err());
+        tags.insert(SYNCED_END_TAG, encode_synced_end(-1));
+        assert!(decode_synced_end(&tags).is_err());
+    }
     use crate::log::leader_epoch::{EpochEntry, LeaderEpochCache};
 
     fn cache(entries: &[(i32, i64)]) -> LeaderEpochCache {

@@ -96,11 +96,15 @@ pub enum IsrAnswer {
 /// An input to the state machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A follower fetched from `fetch_offset`: everything below is synced on it.
+    /// A follower fetched from `fetch_offset` (its log end, which "caught up" measures) and
+    /// everything below `synced_end` is synced on it (what the high watermark and joining
+    /// the ISR count). The two are equal for a follower that syncs before it fetches, or one
+    /// under write caching.
     FollowerFetch {
         replica: i32,
         broker_epoch: i64,
         fetch_offset: i64,
+        synced_end: i64,
         now_ms: i64,
     },
     /// The leader's own end moved (its durable end; its log end with write caching), and
@@ -265,6 +269,7 @@ impl PartitionLeader {
                 replica,
                 broker_epoch,
                 fetch_offset,
+                synced_end,
                 now_ms,
             } => {
                 self.now_ms = self.now_ms.max(now_ms);
@@ -282,7 +287,7 @@ impl PartitionLeader {
                 }
                 f.last_fetch_ms = now;
                 f.last_fetch_leader_end = log_end;
-                f.end = fetch_offset;
+                f.end = synced_end.min(fetch_offset);
                 f.broker_epoch = broker_epoch;
                 self.maybe_expand(replica);
                 self.update_high_watermark();
@@ -528,6 +533,7 @@ mod tests {
             replica,
             broker_epoch: 10 + i64::from(replica),
             fetch_offset: offset,
+            synced_end: offset,
             now_ms,
         });
     }
@@ -814,6 +820,62 @@ mod tests {
             l.tick(t);
             assert_eq!(publish(&mut l).isr_change, None, "shrunk at {t}");
         }
+    }
+
+    #[test]
+    fn a_pipelined_follower_counts_its_synced_end_for_the_high_watermark_and_its_fetch_offset_for_caught_up()
+     {
+        let mut l = leader(&[1, 2], 1);
+        let mut end = 100;
+        for t in (0..3 * LAG).step_by(100) {
+            // Each fetch is sent while the data the last one brought is synced: its offset
+            // reaches the leader's previous end, its synced end one round less.
+            l.step(Event::FollowerFetch {
+                replica: 2,
+                broker_epoch: 12,
+                fetch_offset: end,
+                synced_end: end - 10,
+                now_ms: t,
+            });
+            assert_eq!(l.high_watermark(), (end - 10).max(100), "at {t}");
+            end += 10;
+            l.step(Event::LocalEnd { end, log_end: end });
+            l.tick(t);
+            assert_eq!(publish(&mut l).isr_change, None, "shrunk at {t}");
+        }
+        // A synced end past the fetch offset is not believed.
+        l.step(Event::FollowerFetch {
+            replica: 2,
+            broker_epoch: 12,
+            fetch_offset: end,
+            synced_end: end + 50,
+            now_ms: 3 * LAG,
+        });
+        assert_eq!(l.high_watermark(), end);
+    }
+
+    #[test]
+    fn a_follower_joins_the_isr_by_its_synced_end_not_its_fetch_offset() {
+        let mut l = leader(&[1], 1);
+        l.step(Event::LocalEnd {
+            end: 200,
+            log_end: 200,
+        });
+        assert_eq!(l.high_watermark(), 200);
+        l.step(Event::FollowerFetch {
+            replica: 2,
+            broker_epoch: 12,
+            fetch_offset: 200,
+            synced_end: 150,
+            now_ms: 10,
+        });
+        assert_eq!(
+            publish(&mut l).isr_change,
+            None,
+            "joined with unsynced data"
+        );
+        fetch(&mut l, 2, 200, 20);
+        assert!(publish(&mut l).isr_change.is_some());
     }
 
     #[test]

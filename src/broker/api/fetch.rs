@@ -106,7 +106,9 @@ fn build(names: &[TopicName], parts: Vec<PartitionData>, wanted: &[Wanted]) -> F
 }
 
 /// A follower's fetch of a partition this broker leads: where its log diverges (Kafka's
-/// `validateOffsetAndEpoch`), or else its fetch offset counted as its synced end.
+/// `validateOffsetAndEpoch`), or else its fetch counted: its fetch offset as its log end, and
+/// as its synced end unless the fetch says its synced end
+/// ([`crate::replication::follower::SYNCED_END_TAG`]).
 fn replica_fetch(
     broker: &Broker,
     topic: &str,
@@ -135,7 +137,25 @@ fn replica_fetch(
     }
     // Out of range is answered by the read, with the log start the follower restarts from.
     if p.fetch_offset >= log.log_start_offset() && p.fetch_offset <= log_end {
-        led.follower_fetched(replica_id, replica_epoch, p.fetch_offset, now_ms)?;
+        let synced_end = crate::replication::follower::decode_synced_end(&p.unknown_tagged_fields)
+            .map_err(|why| {
+                tracing::debug!(partition = %tp, replica_id, %why, "a replica fetch with a malformed synced end");
+                ResponseError::InvalidRequest
+            })?
+            .unwrap_or(p.fetch_offset);
+        // The planted bug `synced-end-ignored`: the fetch offset counted as synced.
+        let synced_end = if log.planted_bugs().synced_end_ignored {
+            p.fetch_offset
+        } else {
+            synced_end
+        };
+        led.follower_fetched(
+            replica_id,
+            replica_epoch,
+            p.fetch_offset,
+            synced_end,
+            now_ms,
+        )?;
     }
     Ok(None)
 }
