@@ -182,6 +182,16 @@ impl Replicas {
         lock(&self.led).get(tp).cloned()
     }
 
+    /// Whether this broker still leads `tp` in some epoch: until `sync_replication` resigns
+    /// it, no fetcher touches its log, even if the metadata already names another leader
+    /// (seed 80275: a broker restored from a metadata snapshot that moved the leadership began
+    /// following, and truncated its log, while its old leadership still waited for acks=all,
+    /// which the high watermark it then learnt as a follower answered: acknowledged records
+    /// that were gone).
+    fn still_led(&self, tp: &TopicPartition) -> bool {
+        lock(&self.led).contains_key(tp)
+    }
+
     /// Stops everything (shutdown).
     pub fn stop(&self) {
         for (_, lp) in std::mem::take(&mut *lock(&self.led)) {
@@ -477,6 +487,8 @@ async fn run_leader(b: Arc<Broker>, lp: Arc<LedPartition>) {
 async fn run_fetcher(b: Arc<Broker>, leader: i32) {
     let backoff = Duration::from_millis(b.config.replica_fetch_backoff_ms.max(1));
     let mut conn: Option<BrokerConnection> = None;
+    // Whether the leader on `conn` has shown it counts the synced end a fetch carries.
+    let mut counts_synced_end = false;
     let mut shutdown = b.shutdown.clone();
     // Partitions the leader refused (not its leader yet, another epoch): left out until then,
     // as Kafka's fetcher delays a failed partition without stopping the others.
@@ -493,7 +505,7 @@ async fn run_fetcher(b: Arc<Broker>, leader: i32) {
         }
         let now = crate::env::monotonic_now();
         delayed.retain(|_, until| *until > now);
-        parts.retain(|(tp, ..)| !delayed.contains_key(tp));
+        parts.retain(|(tp, ..)| !delayed.contains_key(tp) && !b.replicas.still_led(tp));
         if parts.is_empty() {
             let until = delayed.values().min().copied().unwrap_or(now + backoff);
             tokio::select! {
@@ -506,7 +518,7 @@ async fn run_fetcher(b: Arc<Broker>, leader: i32) {
         if planted.replica_truncate_to_hw {
             truncate_to_high_watermark(&parts, &mut started).await;
         }
-        match fetch_round(&b, leader, &parts, &mut conn).await {
+        match fetch_round(&b, leader, &parts, &mut conn, &mut counts_synced_end).await {
             Ok(refused) => {
                 for tp in refused {
                     delayed.insert(tp, crate::env::monotonic_now() + backoff);
@@ -546,19 +558,23 @@ async fn truncate_to_high_watermark(
 
 /// One fetch from `leader` for `parts`, then appends, truncates or restarts each log as
 /// answered. Under the durable default (no write caching) a follower's fetch must tell the
-/// leader what it has synced: with a flexible Fetch version the fetch goes out at once from
-/// the log end, carrying the synced end in runnel's tagged field, while the data the last
-/// fetch brought is synced beside it (the two overlap; the answer is applied once both are
-/// done); with an older version each log is synced first, so the fetch offset is the synced
-/// end. Returns the partitions to leave out for a while (refused, or failed locally); an
-/// error for the fetch as a whole.
+/// leader what it has synced. Once the leader has shown it counts runnel's synced-end tag
+/// (`counts_synced_end`: it echoes the tag in its answer), the fetch goes out at once from the
+/// log end, carrying the synced end, while the data the last fetch brought is synced beside
+/// it (the two overlap; the answer is applied once both are done). Until then (a new
+/// connection, a leader of an older runnel, a Fetch version without tagged fields) each log
+/// is synced first, so the fetch offset is the synced end whatever the leader counts.
+/// Returns the partitions to leave out for a while (refused, offline, or failed locally);
+/// an error for the fetch as a whole.
 async fn fetch_round(
     b: &Arc<Broker>,
     leader: i32,
     parts: &[(TopicPartition, i32, Arc<PartitionLog>)],
     conn: &mut Option<BrokerConnection>,
+    counts_synced_end: &mut bool,
 ) -> Result<Vec<TopicPartition>, String> {
     if conn.as_ref().is_none_or(|c| !c.is_alive()) {
+        *counts_synced_end = false;
         let addr = b
             .broker_address(leader)
             .ok_or_else(|| format!("broker {leader} has no PLAINTEXT address"))?;
@@ -585,10 +601,17 @@ async fn fetch_round(
     // The planted bug `hw-from-unsynced-offset`: the follower never syncs before it reports,
     // and reports its log end as synced.
     let skip_sync = b.env.disk.planted_bugs().hw_from_unsynced_offset;
-    let overlap = version >= 12 && !skip_sync;
+    let tagged = version >= 12 && !skip_sync;
+    let overlap = tagged && *counts_synced_end;
     // What to sync beside the fetch: (partition, log, to offset).
     let mut to_sync = Vec::new();
     for (tp, epoch, log) in parts {
+        // An offline log (a failed fsync) fetches nothing until it is opened again: the
+        // leader then stops hearing from it, and it leaves the ISR.
+        if !log.is_online() {
+            refused.push(tp.clone());
+            continue;
+        }
         let durable = !log.config().write_caching;
         if durable && !skip_sync && !overlap {
             let end = log.log_end_offset();
@@ -599,7 +622,7 @@ async fn fetch_round(
             }
         }
         let offset = log.log_end_offset();
-        let synced = if durable && overlap {
+        let synced = if durable && tagged {
             let synced = log.durable_offset().min(offset);
             if synced < offset {
                 to_sync.push((tp.clone(), log.clone(), offset));
@@ -677,6 +700,20 @@ async fn fetch_round(
     if let Some(code) = ResponseError::try_from_code(resp.error_code) {
         return Err(format!("the leader answered {code:?}"));
     }
+    if !*counts_synced_end
+        && resp.responses.iter().any(|t| {
+            t.partitions.iter().any(|p| {
+                p.unknown_tagged_fields
+                    .contains_key(&follower::SYNCED_END_TAG)
+            })
+        })
+    {
+        tracing::debug!(
+            leader,
+            "the leader counts synced ends: fetches now overlap syncs"
+        );
+        *counts_synced_end = true;
+    }
     // Only what this broker still follows from `leader`, in the epoch it asked in: an answer
     // that arrives after leadership moved (to this broker, say) must not touch the log.
     let still = || -> BTreeSet<(TopicPartition, i32)> {
@@ -722,6 +759,12 @@ async fn fetch_round(
                     tp: tp.clone(),
                 }
             };
+            // Still led here in an older epoch (it resigns at the next `sync_replication`):
+            // not touched until then. With the claim held, no leadership of it begins.
+            if b.replicas.still_led(tp) {
+                tracing::debug!(partition = %tp, leader, "still leading the partition in an older epoch; the answer is dropped");
+                continue;
+            }
             let taken = take_answer(tp, log, *offset, p).await;
             drop(claim);
             if let Err(e) = taken {

@@ -296,6 +296,21 @@ impl LogState {
     }
 }
 
+/// Puts a sync round's claim on the epoch cache's file back if the round ends before writing
+/// it (see [`PartitionLog::sync_locked`]).
+struct EpochsPending<'a> {
+    log: &'a PartitionLog,
+    armed: bool,
+}
+
+impl Drop for EpochsPending<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.log.lock().epochs_dirty = true;
+        }
+    }
+}
+
 impl PartitionLog {
     /// Opens the log in `dir`, creating the directory if needed and recovering what is there.
     /// Everything recovered is synced before this returns.
@@ -788,6 +803,13 @@ impl PartitionLog {
     /// One sync round; the caller holds `sync_lock`.
     async fn sync_locked(&self, with_active_indexes: bool) -> Result<(), LogError> {
         let plan = self.lock().prepare_sync(with_active_indexes);
+        // The round took the epoch cache's dirty flag: if it ends before the cache's file is
+        // written (its task aborted, at shutdown say), the flag goes back, so the next sync
+        // (the close's) writes it.
+        let mut epochs_pending = EpochsPending {
+            log: self,
+            armed: plan.epochs.is_some(),
+        };
         // Data first, then the directory: when a new segment's name becomes durable, the
         // segments before it are already complete on disk.
         let snapshot_files = plan.snapshots.iter().map(|s| &s.file);
@@ -828,10 +850,13 @@ impl PartitionLog {
         // before they are declared so.
         if let Some(entries) = &plan.epochs {
             match leader_epoch::write(&*self.disk, &self.dir, entries).await {
-                Ok(bytes) => self.probe.event(ProbeEvent::FileDurable {
-                    path: &self.dir.join(leader_epoch::FILE_NAME),
-                    bytes: &bytes,
-                }),
+                Ok(bytes) => {
+                    epochs_pending.armed = false;
+                    self.probe.event(ProbeEvent::FileDurable {
+                        path: &self.dir.join(leader_epoch::FILE_NAME),
+                        bytes: &bytes,
+                    })
+                }
                 Err(e) => {
                     // Not a reason to go offline: the checkpoint is replaced whole by a rename,
                     // so a failed write (EIO, ENOSPC) leaves the old file, and the data synced

@@ -28,6 +28,10 @@ struct Wanted {
     /// Where a follower's log parts from this one (epoch, end offset): answered instead of
     /// records, so it truncates.
     diverging: Option<(i32, i64)>,
+    /// The synced end a follower's fetch carried, counted: echoed in the answer, so the
+    /// follower knows this leader counts it (one that does not, an older runnel, would take
+    /// its fetch offset for synced, and the follower must then sync before it fetches).
+    synced_end_counted: Option<i64>,
 }
 
 /// Reads every wanted partition once: the response partitions, the bytes read, and whether
@@ -50,6 +54,12 @@ fn read_all(
             .with_records(Some(Bytes::new()));
         if read_committed {
             pd.aborted_transactions = Some(Vec::new());
+        }
+        if let Some(synced) = w.synced_end_counted {
+            pd.unknown_tagged_fields.insert(
+                crate::replication::follower::SYNCED_END_TAG,
+                crate::replication::follower::encode_synced_end(synced),
+            );
         }
         let error = match &w.log {
             Err(e) => Some(*e),
@@ -108,7 +118,8 @@ fn build(names: &[TopicName], parts: Vec<PartitionData>, wanted: &[Wanted]) -> F
 /// A follower's fetch of a partition this broker leads: where its log diverges (Kafka's
 /// `validateOffsetAndEpoch`), or else its fetch counted: its fetch offset as its log end, and
 /// as its synced end unless the fetch says its synced end
-/// ([`crate::replication::follower::SYNCED_END_TAG`]).
+/// ([`crate::replication::follower::SYNCED_END_TAG`]). Returns the divergence, else the
+/// synced end counted if the fetch said it.
 fn replica_fetch(
     broker: &Broker,
     topic: &str,
@@ -117,7 +128,7 @@ fn replica_fetch(
     replica_id: i32,
     replica_epoch: i64,
     now_ms: i64,
-) -> Result<Option<(i32, i64)>, ResponseError> {
+) -> Result<Result<Option<i64>, (i32, i64)>, ResponseError> {
     let tp = crate::log::TopicPartition::new(topic, p.partition);
     let led = broker
         .replicas
@@ -132,17 +143,17 @@ fn replica_fetch(
         log.latest_epoch(),
         log_end,
     );
-    if diverging.is_some() {
-        return Ok(diverging);
+    if let Some(d) = diverging {
+        return Ok(Err(d));
     }
+    let said = crate::replication::follower::decode_synced_end(&p.unknown_tagged_fields)
+        .map_err(|why| {
+            tracing::debug!(partition = %tp, replica_id, %why, "a replica fetch with a malformed synced end");
+            ResponseError::InvalidRequest
+        })?;
     // Out of range is answered by the read, with the log start the follower restarts from.
     if p.fetch_offset >= log.log_start_offset() && p.fetch_offset <= log_end {
-        let synced_end = crate::replication::follower::decode_synced_end(&p.unknown_tagged_fields)
-            .map_err(|why| {
-                tracing::debug!(partition = %tp, replica_id, %why, "a replica fetch with a malformed synced end");
-                ResponseError::InvalidRequest
-            })?
-            .unwrap_or(p.fetch_offset);
+        let synced_end = said.unwrap_or(p.fetch_offset);
         // The planted bug `synced-end-ignored`: the fetch offset counted as synced.
         let synced_end = if log.planted_bugs().synced_end_ignored {
             p.fetch_offset
@@ -156,8 +167,9 @@ fn replica_fetch(
             synced_end,
             now_ms,
         )?;
+        return Ok(Ok(said));
     }
-    Ok(None)
+    Ok(Ok(None))
 }
 
 pub fn handle(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
@@ -186,11 +198,13 @@ pub fn handle(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
                 .leader_log(&t.topic.0, p.partition, p.current_leader_epoch)
                 .map(|(log, _)| log);
             let mut diverging = None;
+            let mut synced_end_counted = None;
             if replica_id >= 0
                 && let Ok(l) = &log
             {
                 match replica_fetch(broker, &t.topic.0, p, l, replica_id, replica_epoch, now) {
-                    Ok(d) => diverging = d,
+                    Ok(Ok(counted)) => synced_end_counted = counted,
+                    Ok(Err(d)) => diverging = Some(d),
                     Err(e) => log = Err(e),
                 }
             }
@@ -202,6 +216,7 @@ pub fn handle(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
                 log,
                 replica: replica_id >= 0,
                 diverging,
+                synced_end_counted,
             });
         }
     }
