@@ -33,7 +33,7 @@ pub(crate) mod properties;
 pub mod value;
 
 pub use broker::{
-    BrokerConfig, CliOverrides, dynamic_broker_topic_key, topic_list_default,
+    BrokerConfig, CliOverrides, cluster_wide_only, dynamic_broker_topic_key, topic_list_default,
     validate_dynamic_broker_config, validate_topic_config, validate_topic_configs,
 };
 pub use describe::{ConfigEntry, ConfigSource, ConfigSynonym};

@@ -111,6 +111,68 @@ fn at_max_connections_the_broker_waits_for_a_place() {
     assert!(b.log().contains("max.connections reached"), "{}", b.log());
 }
 
+/// `runnel configs --alter` of the cluster-wide broker defaults, as kafka-configs does it.
+fn alter_broker_defaults(addr: &str, config: &str) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_runnel"))
+        .args([
+            "configs",
+            "--alter",
+            "--entity-type",
+            "brokers",
+            "--entity-default",
+        ])
+        .args(["--add-config", config, "--bootstrap-server", addr])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn connection_limits_change_while_the_broker_runs() {
+    // Kafka's max.connections and max.connections.per.ip are dynamic: an AlterConfigs of
+    // them applies to the next connection.
+    let b = BrokerProcess::start(&["max.connections=3"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let mut held = vec![connect(&b.addr)];
+    assert!(answered(&mut held[0]));
+    alter_broker_defaults(&b.addr, "max.connections=5");
+    // The command's own connections must be gone before counting.
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..4 {
+        let mut s = connect(&b.addr);
+        assert!(
+            answered(&mut s),
+            "not served below the raised max.connections"
+        );
+        held.push(s);
+    }
+    let mut sixth = connect(&b.addr);
+    sixth
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    assert!(
+        !answered(&mut sixth),
+        "answered beyond the raised max.connections"
+    );
+    drop(sixth);
+    // Lowered per address: a connection beyond it is closed at once (those open stay).
+    held.truncate(1);
+    std::thread::sleep(Duration::from_millis(500));
+    alter_broker_defaults(&b.addr, "max.connections.per.ip=1");
+    std::thread::sleep(Duration::from_millis(500));
+    let mut second = connect(&b.addr);
+    assert!(
+        closed_within(&mut second, Duration::from_secs(5)),
+        "a connection beyond the lowered max.connections.per.ip was served"
+    );
+    assert!(answered(&mut held[0]), "an open connection was closed");
+    assert!(b.log().contains("connection limits changed"), "{}", b.log());
+}
+
 /// CPU seconds the process has used (user + system), from /proc.
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();

@@ -19,6 +19,7 @@
 
 use super::Broker;
 use super::api::{self, Reply};
+use crate::config::BrokerConfig;
 use crate::env::net::{Connection, Listener};
 use crate::protocol::{FrameError, parse_request, read_frame};
 use bytes::Bytes;
@@ -28,7 +29,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
 
 /// Answers that may wait, in order, per connection.
@@ -88,41 +89,31 @@ pub enum ListenerRole {
 
 /// Kafka's connection limits on a client listener: `max.connections` (at the limit the
 /// listener stops accepting until a connection closes, KIP-402) and `max.connections.per.ip`
-/// with its overrides (a connection beyond them is closed at once). The controller listener,
-/// like Kafka's inter-broker one, is not limited.
+/// with its overrides (a connection beyond them is closed at once). They are dynamic, as in
+/// Kafka: each accept reads them from the broker's configs in effect, so an AlterConfigs of
+/// them applies to the next connection (connections already open stay open). The controller
+/// listener, like Kafka's inter-broker one, is not limited.
 struct Intake {
-    total: Arc<Semaphore>,
-    per_ip: PerIp,
-    per_ip_max: u32,
+    live: Live,
+    /// Woken when a connection closes.
+    freed: Arc<Notify>,
+    /// The limits, parsed from the configs they were read from (by pointer).
+    limits: Mutex<(Arc<BrokerConfig>, Limits)>,
+}
+
+/// The live connections: in all, and per client address.
+type Live = Arc<Mutex<(usize, BTreeMap<IpAddr, u32>)>>;
+
+/// The limits in effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Limits {
+    total: usize,
+    per_ip: u32,
     overrides: BTreeMap<IpAddr, u32>,
 }
 
-/// Live connections per client address.
-type PerIp = Arc<Mutex<BTreeMap<IpAddr, u32>>>;
-
-/// A connection's place in the limits, given back when it ends.
-struct Admission {
-    _total: Option<OwnedSemaphorePermit>,
-    per_ip: Option<(PerIp, IpAddr)>,
-}
-
-impl Drop for Admission {
-    fn drop(&mut self) {
-        if let Some((map, ip)) = self.per_ip.take() {
-            let mut m = map.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(n) = m.get_mut(&ip) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    m.remove(&ip);
-                }
-            }
-        }
-    }
-}
-
-impl Intake {
-    fn new(broker: &Broker) -> Intake {
-        let c = &broker.config;
+impl Limits {
+    fn of(c: &BrokerConfig) -> Limits {
         let mut overrides = BTreeMap::new();
         for (host, n) in &c.max_connections_per_ip_overrides {
             match host.parse::<IpAddr>() {
@@ -136,32 +127,82 @@ impl Intake {
                 ),
             }
         }
-        let total = usize::try_from(c.max_connections)
-            .unwrap_or(usize::MAX)
-            .min(Semaphore::MAX_PERMITS);
-        Intake {
-            total: Arc::new(Semaphore::new(total)),
-            per_ip: Arc::new(Mutex::new(BTreeMap::new())),
-            per_ip_max: c.max_connections_per_ip,
+        Limits {
+            total: usize::try_from(c.max_connections).unwrap_or(usize::MAX),
+            per_ip: c.max_connections_per_ip,
             overrides,
         }
     }
+}
+
+/// A connection's place in the limits, given back when it ends.
+struct Admission {
+    counted: Option<(Live, IpAddr, Arc<Notify>)>,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        if let Some((live, ip, freed)) = self.counted.take() {
+            let mut l = live.lock().unwrap_or_else(|e| e.into_inner());
+            l.0 = l.0.saturating_sub(1);
+            if let Some(n) = l.1.get_mut(&ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    l.1.remove(&ip);
+                }
+            }
+            drop(l);
+            freed.notify_one();
+        }
+    }
+}
+
+impl Intake {
+    fn new(broker: &Broker) -> Intake {
+        let config = broker.effective_config();
+        let limits = Limits::of(&config);
+        Intake {
+            live: Arc::new(Mutex::new((0, BTreeMap::new()))),
+            freed: Arc::new(Notify::new()),
+            limits: Mutex::new((config, limits)),
+        }
+    }
+
+    /// The limits in effect now (parsed again only when the configs changed).
+    fn limits(&self, broker: &Broker) -> Limits {
+        let config = broker.effective_config();
+        let mut cached = self.limits.lock().unwrap_or_else(|e| e.into_inner());
+        if !Arc::ptr_eq(&cached.0, &config) {
+            let limits = Limits::of(&config);
+            if limits != cached.1 {
+                tracing::info!(
+                    max_connections = config.max_connections,
+                    max_connections_per_ip = config.max_connections_per_ip,
+                    "connection limits changed"
+                );
+            }
+            *cached = (config, limits);
+        }
+        cached.1.clone()
+    }
+
+    /// Whether a connection may be accepted now (below `max.connections`).
+    fn has_room(&self, limits: &Limits) -> bool {
+        self.live.lock().unwrap_or_else(|e| e.into_inner()).0 < limits.total
+    }
 
     /// Takes a place for a connection from `ip`, or None if `ip` is at its limit.
-    fn admit(&self, ip: IpAddr, total: OwnedSemaphorePermit) -> Option<Admission> {
-        let limit = self.overrides.get(&ip).copied().unwrap_or(self.per_ip_max);
-        let mut m = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-        let n = m.entry(ip).or_insert(0);
-        if *n >= limit {
-            if *n == 0 {
-                m.remove(&ip);
-            }
+    fn admit(&self, ip: IpAddr, limits: &Limits) -> Option<Admission> {
+        let limit = limits.overrides.get(&ip).copied().unwrap_or(limits.per_ip);
+        let mut l = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let n = l.1.get(&ip).copied().unwrap_or(0);
+        if n >= limit {
             return None;
         }
-        *n += 1;
+        l.1.insert(ip, n + 1);
+        l.0 += 1;
         Some(Admission {
-            _total: Some(total),
-            per_ip: Some((self.per_ip.clone(), ip)),
+            counted: Some((self.live.clone(), ip, self.freed.clone())),
         })
     }
 }
@@ -206,36 +247,36 @@ pub async fn serve(broker: Arc<Broker>, mut listener: Box<dyn Listener>, role: L
     let (host, port) = broker.advertised();
     tracing::info!(advertised = %format!("{host}:{port}"), "accepting connections");
     let intake = (role == ListenerRole::Client).then(|| Intake::new(&broker));
-    let unlimited = Arc::new(Semaphore::new(Semaphore::MAX_PERMITS));
+    let mut metadata = broker.metadata.subscribe();
     let mut backoff = ACCEPT_BACKOFF_MIN;
     let (mut full_log, mut per_ip_log, mut error_log) =
         (Throttled::new(), Throttled::new(), Throttled::new());
     'accepting: loop {
-        // KIP-402: at max.connections, stop accepting until a connection closes.
-        let total = intake.as_ref().map_or(&unlimited, |i| &i.total).clone();
-        let permit = match total.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                if let Some(skipped) = full_log.due() {
-                    tracing::warn!(
-                        max_connections = broker.config.max_connections,
-                        skipped,
-                        "max.connections reached: not accepting until a connection closes"
-                    );
+        // KIP-402: at max.connections, stop accepting until a connection closes (or the
+        // limit is raised).
+        if let Some(i) = &intake
+            && !i.has_room(&i.limits(&broker))
+        {
+            if let Some(skipped) = full_log.due() {
+                tracing::warn!(
+                    max_connections = i.limits(&broker).total,
+                    skipped,
+                    "max.connections reached: not accepting until a connection closes"
+                );
+            }
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = shutdown.changed() => break 'accepting,
+                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                    _ = i.freed.notified() => {}
+                    r = metadata.changed() => if r.is_err() { break 'accepting },
                 }
-                loop {
-                    tokio::select! {
-                        biased;
-                        _ = shutdown.changed() => break 'accepting,
-                        Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                        p = total.clone().acquire_owned() => match p {
-                            Ok(p) => break p,
-                            Err(_) => break 'accepting,
-                        },
-                    }
+                if i.has_room(&i.limits(&broker)) {
+                    break;
                 }
             }
-        };
+        }
         let accepted = tokio::select! {
             biased;
             _ = shutdown.changed() => break,
@@ -246,7 +287,7 @@ pub async fn serve(broker: Arc<Broker>, mut listener: Box<dyn Listener>, role: L
             Ok((conn, peer)) => {
                 backoff = ACCEPT_BACKOFF_MIN;
                 let admission = match &intake {
-                    Some(i) => match i.admit(peer.ip(), permit) {
+                    Some(i) => match i.admit(peer.ip(), &i.limits(&broker)) {
                         Some(a) => a,
                         None => {
                             if let Some(skipped) = per_ip_log.due() {
@@ -260,10 +301,7 @@ pub async fn serve(broker: Arc<Broker>, mut listener: Box<dyn Listener>, role: L
                             continue;
                         }
                     },
-                    None => Admission {
-                        _total: Some(permit),
-                        per_ip: None,
-                    },
+                    None => Admission { counted: None },
                 };
                 connections.spawn(serve_connection(
                     broker.clone(),
@@ -279,7 +317,6 @@ pub async fn serve(broker: Arc<Broker>, mut listener: Box<dyn Listener>, role: L
                 if let Some(skipped) = error_log.due() {
                     tracing::warn!(error = %e, skipped, backoff_ms = backoff.as_millis() as u64, "accept failed");
                 }
-                drop(permit);
                 tokio::select! {
                     biased;
                     _ = shutdown.changed() => break,

@@ -752,6 +752,11 @@ impl Controller {
             crate::config::dynamic_broker_topic_key(key).and_then(crate::config::topic_list_default)
         };
         let configs = apply_config_ops(base, ops, list_default, |k, v| {
+            if broker_id.is_some()
+                && let Some(why) = crate::config::cluster_wide_only(k)
+            {
+                return Err(why);
+            }
             crate::config::validate_dynamic_broker_config(k, v).map_err(|e| e.to_string())
         })?;
         if configs == current {
@@ -920,12 +925,22 @@ impl Controller {
         }
     }
 
-    /// Whether unclean election is on for `topic` (its override, else the default).
-    fn unclean_enabled(&self, topic: &TopicMeta) -> bool {
+    /// Whether unclean election is on for `topic`: its override, else the cluster-wide dynamic
+    /// default (AlterConfigs of the default broker resource), else this controller's static
+    /// config.
+    fn unclean_enabled(&self, state: &ClusterState, topic: &TopicMeta) -> bool {
+        let parse = |v: &String| v.trim().parse().ok();
         topic
             .configs
             .get(UNCLEAN_LEADER_ELECTION_ENABLE)
-            .and_then(|v| v.trim().parse().ok())
+            .and_then(parse)
+            .or_else(|| {
+                state
+                    .dynamic
+                    .default
+                    .get(UNCLEAN_LEADER_ELECTION_ENABLE)
+                    .and_then(parse)
+            })
             .unwrap_or(self.config.unclean_leader_election_enable)
     }
 
@@ -965,7 +980,7 @@ impl Controller {
             .iter()
             .copied()
             .find(|r| eligible(*r))
-            .filter(|_| self.unclean_enabled(t))
+            .filter(|_| self.unclean_enabled(state, t))
         {
             tracing::warn!(topic, partition = n, leader = r, "unclean leader election");
             unclean = true;

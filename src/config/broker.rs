@@ -204,9 +204,19 @@ pub struct BrokerConfig {
     pub(super) dynamic_broker: Settings,
 }
 
+/// The broker settings (not topics' defaults) that runnel changes while it runs, as Kafka
+/// does: the client listener reads its connection limits at each accept.
+const LIVE_BROKER_SETTINGS: [&str; 3] = [
+    "max.connections",
+    "max.connections.per.ip",
+    "max.connections.per.ip.overrides",
+];
+
 /// The broker key `name` if runnel changes it while it runs: one Kafka calls dynamic
 /// (per-broker or cluster-wide) that sets topics' default, so it takes effect as topic
-/// configs do (the next retention check, roll or append). Otherwise why not.
+/// configs do (the next retention check, roll or append), or a connection limit
+/// ([`LIVE_BROKER_SETTINGS`]). `unclean.leader.election.enable` is one too, but only
+/// cluster-wide: the controller reads it (see [`cluster_wide_only`]). Otherwise why not.
 pub(crate) fn dynamic_broker_key(name: &str) -> Result<&'static Key, String> {
     let Some(key) = keys::broker_key(name) else {
         return Err(match keys::kafka_update_mode(name) {
@@ -221,13 +231,24 @@ pub(crate) fn dynamic_broker_key(name: &str) -> Result<&'static Key, String> {
         ));
     }
     match key.sets {
-        // The controller holds its own copy, read at start-up.
-        Sets::Topic("unclean.leader.election.enable") | Sets::Broker(_) => Err(format!(
+        Sets::Broker(b) if !LIVE_BROKER_SETTINGS.contains(&b) => Err(format!(
             "runnel cannot change {name} while it runs yet: set it in server.properties (or \
              with --override) and restart the broker"
         )),
-        Sets::Topic(_) => Ok(key),
+        Sets::Topic(_) | Sets::Broker(_) => Ok(key),
     }
+}
+
+/// Why dynamic broker key `name` may not be set for one broker, if it may be set only as the
+/// cluster-wide default: `unclean.leader.election.enable`, which the active controller reads
+/// (a topic's override, else the cluster-wide dynamic default, else its own static config).
+pub fn cluster_wide_only(name: &str) -> Option<String> {
+    (keys::broker_key(name)?.sets == Sets::Topic("unclean.leader.election.enable")).then(|| {
+        format!(
+            "{name} is read by the controller, so runnel takes it only as the cluster-wide \
+             default (--entity-default), or as a topic config"
+        )
+    })
 }
 
 /// The topic key whose default dynamic broker key `name` sets, if runnel changes it at run

@@ -749,7 +749,8 @@ async fn topic_configs_change_live_as_kafka_alters_them() {
     for (key, why) in [
         ("num.partitions", "read-only"),
         ("log.retention.hours", "read-only"),
-        ("unclean.leader.election.enable", "restart"),
+        ("listeners", "restart"),
+        ("unclean.leader.election.enable", "cluster-wide"),
     ] {
         let r: IncrementalAlterConfigsResponse = call(
             &b,

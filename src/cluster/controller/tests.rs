@@ -374,6 +374,51 @@ fn no_leader_without_an_isr_member_unless_unclean_election_is_on() {
 }
 
 #[test]
+fn unclean_election_follows_the_cluster_wide_dynamic_default() {
+    let mut h = Harness::new(ControllerConfig::default());
+    h.start(2);
+    let id = uuid::Uuid::from_u128(78);
+    let t = NewTopic {
+        name: "t".into(),
+        topic_id: id,
+        assignments: BTreeMap::from([(0, vec![0, 1])]),
+        ..NewTopic::default()
+    };
+    let records = h.controller.create_topic(&h.state, &t, &mut h.rng).unwrap();
+    h.commit(records);
+    let p = h.part("t", 0);
+    let shrink = AlterPartition {
+        broker_id: 0,
+        broker_epoch: h.state.brokers[&0].epoch,
+        topic_id: id,
+        partition: 0,
+        leader_epoch: p.leader_epoch,
+        partition_epoch: p.partition_epoch,
+        new_isr: vec![IsrMember {
+            broker_id: 0,
+            broker_epoch: -1,
+        }],
+    };
+    let (records, _) = h.controller.alter_partition(&h.state, &shrink).unwrap();
+    h.commit(records);
+    h.run_for(10_000, &[1]);
+    assert_eq!(h.part("t", 0).leader, NO_LEADER, "clean by default");
+    // Turned on cluster-wide while the partition has no leader: the next tick elects one.
+    let on = [(
+        UNCLEAN_LEADER_ELECTION_ENABLE.to_string(),
+        ConfigOp::Set("true".into()),
+    )];
+    let (records, _) = h
+        .controller
+        .alter_broker_configs(&h.state, None, &on, false)
+        .unwrap();
+    h.commit(records);
+    h.run_for(1_000, &[1]);
+    let p = h.part("t", 0);
+    assert_eq!((p.leader, p.isr), (1, vec![1]), "unclean: ISR reset");
+}
+
+#[test]
 fn controlled_shutdown_moves_leadership_before_shutting_down() {
     let mut h = harness();
     h.start(2);
@@ -1304,12 +1349,24 @@ fn dynamic_broker_configs_are_checked_committed_and_kept_in_snapshots() {
     for (k, v) in [
         ("log.retention.hours", "1"),
         ("num.partitions", "3"),
-        ("unclean.leader.election.enable", "true"),
         ("log.retention.ms", "soon"),
+        ("max.connections", "-1"),
         ("no.such.key", "1"),
     ] {
         let e = refused(&h, None, k, v);
         assert!(matches!(e, ControllerError::InvalidConfig(_)), "{k}: {e}");
+    }
+    // The controller's key is taken cluster-wide only.
+    let e = refused(&h, Some(1), "unclean.leader.election.enable", "true");
+    assert!(
+        matches!(&e, ControllerError::InvalidConfig(m) if m.contains("cluster-wide")),
+        "{e}"
+    );
+    // Connection limits are dynamic, per broker or cluster-wide.
+    for id in [None, Some(1)] {
+        h.controller
+            .alter_broker_configs(&h.state, id, &[set("max.connections", "100")], false)
+            .unwrap();
     }
     assert!(matches!(
         refused(&h, Some(9), "log.retention.ms", "1"),
