@@ -228,6 +228,12 @@ impl Broker {
         loop {
             match self.sync_logs().await {
                 Ok(()) => {
+                    // The planted bug `follow-before-resign`: the resignation waits (for slow
+                    // work, say) while the fetchers already follow.
+                    if self.env.disk.planted_bugs().follow_before_resign {
+                        self.fetch_planted_early();
+                        tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
+                    }
                     self.sync_replication();
                     retry = RETRY_FIRST;
                     if changes.changed().await.is_err() {

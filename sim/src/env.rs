@@ -689,6 +689,10 @@ impl Probe for HostProbe {
                 dir: dir_name(dir),
                 offset,
             },
+            ProbeEvent::AcksAllAnswered { dir, batches } => Observed::AcksAllAnswered {
+                dir: dir_name(dir),
+                batches: batches.to_vec(),
+            },
             ProbeEvent::FileDurable { path, bytes } => Observed::FileDurable {
                 path: path.to_path_buf(),
                 crc: crc32fast::hash(bytes),

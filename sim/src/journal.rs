@@ -42,6 +42,8 @@ pub enum Observed {
     },
     /// A log's tail was cut on request: its log end (and durable end) go back to `offset`.
     Truncated { dir: String, offset: i64 },
+    /// The partition's leader answers an acks=all produce of `batches` as written.
+    AcksAllAnswered { dir: String, batches: Vec<BatchId> },
     /// A file was declared durable with these contents.
     FileDurable { path: PathBuf, crc: u32, len: usize },
     /// A file was renamed over `to`, which now holds these contents (not yet durable).

@@ -12,7 +12,7 @@ use crate::checks::replication::TopicRules;
 use crate::checks::state::StateChecker;
 use crate::checks::{self, Anomaly, Verdict};
 use crate::cluster::{self, Broker, DATA_DIR};
-use crate::config::{Fault, SimConfig};
+use crate::config::{Fault, ProducerSpec, SimConfig};
 use crate::env::{DiskFaults, Writeback, epoch};
 use crate::history::{Event, History, Micros};
 use crate::journal::JournalRef;
@@ -76,6 +76,8 @@ pub enum PlantedBug {
     SyncedEndIgnored,
     /// A partition's only replica makes its log end the high watermark, synced or not.
     Rf1HwFromLogEnd,
+    /// A broker follows a partition before it resigns the leadership the metadata ended.
+    FollowBeforeResign,
     /// The group coordinator serves whatever its controller session lease says.
     LeaseIgnored,
     /// An ISR change with no answer is taken as refused, though it may be committed.
@@ -104,6 +106,7 @@ impl PlantedBug {
             PlantedBug::HwFromUnsyncedOffset => "hw-from-unsynced-offset",
             PlantedBug::SyncedEndIgnored => "synced-end-ignored",
             PlantedBug::Rf1HwFromLogEnd => "rf1-hw-from-log-end",
+            PlantedBug::FollowBeforeResign => "follow-before-resign",
             PlantedBug::LeaseIgnored => "lease-ignored",
             PlantedBug::UnknownIsrAnswerAsRefused => "unknown-isr-answer-as-refused",
         }
@@ -124,12 +127,13 @@ impl PlantedBug {
                 | PlantedBug::IsrJoinWithoutEpochStart
                 | PlantedBug::HwFromUnsyncedOffset
                 | PlantedBug::SyncedEndIgnored
+                | PlantedBug::FollowBeforeResign
                 | PlantedBug::LeaseIgnored
                 | PlantedBug::UnknownIsrAnswerAsRefused
         )
     }
 
-    pub const ALL: [PlantedBug; 20] = [
+    pub const ALL: [PlantedBug; 21] = [
         PlantedBug::LyingFsync,
         PlantedBug::LyingDirSync,
         PlantedBug::EarlyAck,
@@ -148,6 +152,7 @@ impl PlantedBug {
         PlantedBug::HwFromUnsyncedOffset,
         PlantedBug::SyncedEndIgnored,
         PlantedBug::Rf1HwFromLogEnd,
+        PlantedBug::FollowBeforeResign,
         PlantedBug::LeaseIgnored,
         PlantedBug::UnknownIsrAnswerAsRefused,
     ];
@@ -810,6 +815,41 @@ pub fn steer(cfg: &mut SimConfig, bug: PlantedBug) {
                 ));
             }
         }
+        PlantedBug::FollowBeforeResign => {
+            // As seed 80275: a leader's process paused with acks=all answers waiting, longer
+            // than its session (it is fenced, another replica leads), shorter than the
+            // clients' request timeout (3 s), so the answers still wait when it resumes and
+            // learns the leadership moved. Controllers apart, so the quorum stays up.
+            set_override(cfg, "broker.session.timeout.ms", "1500");
+            set_override(cfg, "broker.heartbeat.interval.ms", "375");
+            replicated(cfg, &brokers, Some(2));
+            busy_producers(cfg);
+            // One producer waits for acks=all; another writes acks=1 all the time, so the new
+            // leader's high watermark moves past the old leader's waiting offsets.
+            if let Some(first) = cfg.producers.first().cloned() {
+                cfg.producers.truncate(1);
+                cfg.producers[0].acks = -1;
+                cfg.producers.push(ProducerSpec {
+                    name: "producer-1".into(),
+                    acks: 1,
+                    idempotent: false,
+                    ..first
+                });
+            }
+            cfg.fault_phase = Duration::from_secs(24);
+            cfg.faults.clear();
+            separate_controllers(cfg);
+            let brokers: Vec<String> = names_of(cfg, |n| n.broker);
+            for (k, host) in brokers.iter().cycle().take(8).enumerate() {
+                let at = Duration::from_millis(1_500 + k as u64 * 2_700);
+                cfg.faults.push((at, Fault::Pause { host: host.clone() }));
+                cfg.faults.push((
+                    at + Duration::from_millis(2_200),
+                    Fault::Resume { host: host.clone() },
+                ));
+            }
+            cfg.faults.sort_by_key(|(t, _)| *t);
+        }
         PlantedBug::ElectOutsideIsr => {
             // Brokers fenced one after another. Each comes back cut off from the other brokers
             // (its followers cannot fetch, so it stays outside the ISRs, as data replication
@@ -942,6 +982,7 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> RunResult {
             hw_from_unsynced_offset: bug == Some(PlantedBug::HwFromUnsyncedOffset),
             synced_end_ignored: bug == Some(PlantedBug::SyncedEndIgnored),
             rf1_hw_from_log_end: bug == Some(PlantedBug::Rf1HwFromLogEnd),
+            follow_before_resign: bug == Some(PlantedBug::FollowBeforeResign),
             lease_ignored: bug == Some(PlantedBug::LeaseIgnored),
             unknown_isr_answer_as_refused: bug == Some(PlantedBug::UnknownIsrAnswerAsRefused),
         },

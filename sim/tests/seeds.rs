@@ -149,6 +149,7 @@ fn caught_as(bug: PlantedBug) -> &'static [&'static str] {
         PlantedBug::HwFromUnsyncedOffset => &["under-replicated-ack", "early-isr-join"],
         PlantedBug::SyncedEndIgnored => &["under-replicated-ack", "early-isr-join"],
         PlantedBug::Rf1HwFromLogEnd => &["unsynced-ack"],
+        PlantedBug::FollowBeforeResign => &["under-replicated-ack"],
         PlantedBug::LeaseIgnored => &["lost-commit", "double-assignment"],
         // A leader that forgot a follower it added lets the high watermark pass it; elected
         // from the ISR, that follower then cuts what was committed.

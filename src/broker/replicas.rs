@@ -192,6 +192,11 @@ impl Replicas {
         lock(&self.led).contains_key(tp)
     }
 
+    /// [`Replicas::still_led`], unless the planted bug `follow-before-resign` ignores it.
+    fn guards_followers(&self, b: &Broker, tp: &TopicPartition) -> bool {
+        !b.env.disk.planted_bugs().follow_before_resign && self.still_led(tp)
+    }
+
     /// Stops everything (shutdown).
     pub fn stop(&self) {
         for (_, lp) in std::mem::take(&mut *lock(&self.led)) {
@@ -333,13 +338,33 @@ impl Broker {
                 led.insert(tp, lp);
             }
         }
+        self.start_fetchers(followed);
+    }
+
+    /// A fetcher for each of `leaders` that has none running.
+    fn start_fetchers(self: &Arc<Self>, leaders: BTreeSet<i32>) {
         let mut fetchers = lock(&self.replicas.fetchers);
         fetchers.retain(|_, f| !f.is_finished());
-        for leader in followed {
+        for leader in leaders {
             fetchers
                 .entry(leader)
                 .or_insert_with(|| tokio::spawn(run_fetcher(self.clone(), leader)));
         }
+    }
+
+    /// The planted bug `follow-before-resign`: the fetchers the metadata asks for start before
+    /// the leaderships it ended are resigned.
+    pub(super) fn fetch_planted_early(self: &Arc<Self>) {
+        let state = self.metadata.state();
+        let me = self.config.node_id;
+        let leaders = state
+            .topics
+            .values()
+            .flat_map(|t| t.parts.values())
+            .filter(|m| m.replicas.contains(&me) && m.leader >= 0 && m.leader != me)
+            .map(|m| m.leader)
+            .collect();
+        self.start_fetchers(leaders);
     }
 
     /// The partitions this broker follows from `leader`: (partition, leader epoch, log).
@@ -505,7 +530,7 @@ async fn run_fetcher(b: Arc<Broker>, leader: i32) {
         }
         let now = crate::env::monotonic_now();
         delayed.retain(|_, until| *until > now);
-        parts.retain(|(tp, ..)| !delayed.contains_key(tp) && !b.replicas.still_led(tp));
+        parts.retain(|(tp, ..)| !delayed.contains_key(tp) && !b.replicas.guards_followers(&b, tp));
         if parts.is_empty() {
             let until = delayed.values().min().copied().unwrap_or(now + backoff);
             tokio::select! {
@@ -761,7 +786,7 @@ async fn fetch_round(
             };
             // Still led here in an older epoch (it resigns at the next `sync_replication`):
             // not touched until then. With the claim held, no leadership of it begins.
-            if b.replicas.still_led(tp) {
+            if b.replicas.guards_followers(b, tp) {
                 tracing::debug!(partition = %tp, leader, "still leading the partition in an older epoch; the answer is dropped");
                 continue;
             }

@@ -92,6 +92,14 @@ pub enum ProbeEvent<'a> {
     /// leader): its log end, and its durable end if above, move back to exactly `offset`.
     /// Declared before the cut is synced; the call that made it returns once it is.
     Truncated { dir: &'a Path, offset: i64 },
+    /// The leader of the partition in `dir` answers an acks=all produce of `batches` as
+    /// written (its high watermark passed them): they must be on at least
+    /// `min.insync.replicas` replicas' synced logs, these very batches, not others at their
+    /// offsets.
+    AcksAllAnswered {
+        dir: &'a Path,
+        batches: &'a [BatchId],
+    },
     /// `path` now holds `bytes`, synced with its directory entry (a checkpoint, a snapshot):
     /// until it is replaced or removed, a power loss must leave it whole.
     FileDurable { path: &'a Path, bytes: &'a [u8] },
@@ -232,6 +240,11 @@ pub struct PlantedBugs {
     /// A partition's only replica counts its log end for the high watermark under the
     /// durable default, so acks=all is answered before the sync (`rf1-hw-from-log-end`).
     pub rf1_hw_from_log_end: bool,
+    /// A broker's fetchers follow a partition the metadata moved away from it while it still
+    /// leads it in the old epoch, and it resigns that leadership only some time after the
+    /// change (`follow-before-resign`, seed 80275's bug): acks=all waiters of the old epoch
+    /// are answered by the high watermark the follower learns.
+    pub follow_before_resign: bool,
     /// The group coordinator serves (answers from memory, expires members, writes) whatever
     /// its controller session lease says, so a coordinator cut off from the controller goes
     /// on after its partitions moved (`lease-ignored`, seed 31631).

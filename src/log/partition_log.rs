@@ -123,7 +123,7 @@ impl From<SegmentReadError> for ReadError {
 }
 
 /// What an append did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendInfo {
     /// Offset given to the first record.
     pub first_offset: i64,
@@ -145,6 +145,9 @@ pub struct AppendInfo {
     /// With `message.timestamp.type=LogAppendTime`, the time the batches were stamped with;
     /// else -1 (Produce's `log_append_time_ms`).
     pub log_append_time: i64,
+    /// The batches appended, as the probe knows them; only while a probe observes (the
+    /// simulator), else empty. Empty for a duplicate.
+    pub batches: Vec<BatchId>,
 }
 
 /// Batches read from the log.
@@ -562,6 +565,7 @@ impl PartitionLog {
                 flush_due: dup.last_offset >= st.durable_offset,
                 duplicate: true,
                 log_append_time: batch::NO_TIMESTAMP,
+                batches: Vec::new(),
             });
         }
         let mut next = st.next_offset;
@@ -677,8 +681,9 @@ impl PartitionLog {
             }
             return Err(e.error.to_string());
         }
+        let mut ids = Vec::new();
         if self.probe.observing() {
-            let ids: Vec<BatchId> = headers
+            ids = headers
                 .iter()
                 .map(|h| BatchId {
                     base_offset: h.base_offset,
@@ -710,6 +715,7 @@ impl PartitionLog {
             flush_due,
             duplicate: false,
             log_append_time: batch::NO_TIMESTAMP,
+            batches: ids,
         };
         self.publish(&st);
         Ok(info)

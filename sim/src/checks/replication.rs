@@ -454,6 +454,54 @@ impl ReplicationChecker {
         }
     }
 
+    /// The leader on `host` answers an acks=all produce of `batches` as written: each must be
+    /// on at least `min.insync.replicas` replicas' synced logs (`durable_floor(host, dir)`),
+    /// that very batch (its CRC and leader epoch) at its offsets. The client-side check
+    /// ([`ReplicationChecker::acknowledged`]) counts offsets only; this one sees a leader that
+    /// answers for batches its replicas replaced (seed 80275: a broker that went on leading an
+    /// old epoch answered from the high watermark it learnt as a follower of the new one).
+    pub fn acks_all_answered(
+        &mut self,
+        host: usize,
+        dir: &str,
+        batches: &[BatchId],
+        durable_floor: &dyn Fn(usize, &str) -> i64,
+        at: Micros,
+    ) {
+        let Some(rules) = self.rules(dir).filter(|r| r.durable()) else {
+            return;
+        };
+        let need = rules.min_insync_replicas.clamp(1, rules.replication_factor);
+        let mut found = Vec::new();
+        for b in batches {
+            let holding: Vec<String> = self
+                .replicas
+                .iter()
+                .filter(|((h, d), r)| {
+                    d == dir
+                        && r.batches.get(&b.base_offset) == Some(b)
+                        && durable_floor(*h, d) > b.last_offset
+                })
+                .map(|((h, _), _)| self.host(*h))
+                .collect();
+            if (holding.len() as i32) < need {
+                found.push(format!(
+                    "{} answered an acks=all produce of the batch at offsets {}..={} (leader epoch {}, crc {:08x}) while only {} replica(s) held that batch in their synced logs ({}), below min.insync.replicas {need}",
+                    self.host(host),
+                    b.base_offset,
+                    b.last_offset,
+                    b.leader_epoch,
+                    b.crc,
+                    holding.len(),
+                    holding.join(", ")
+                ));
+            }
+        }
+        for detail in found {
+            self.fail(Kind::UnderReplicatedAck, dir, at, detail);
+        }
+    }
+
     /// A client was told its acks=all write to `tp` is at `offset`: it must be on at least
     /// `min.insync.replicas` replicas, counted by `holds(host, dir)`, the offset each replica
     /// holds below (its synced end).

@@ -306,6 +306,11 @@ impl StateChecker {
             Observed::Appended { dir, batches } => {
                 self.replication.appended(host, o.incarnation, dir, batches);
             }
+            Observed::AcksAllAnswered { dir, batches } => {
+                let floor = |h: usize, d: &str| durable_floor(&self.partitions, h, d);
+                self.replication
+                    .acks_all_answered(host, dir, batches, &floor, o.at);
+            }
             Observed::IsrExpanding {
                 dir,
                 leader_epoch,

@@ -6,6 +6,7 @@ use super::super::Broker;
 use super::super::replicas::LedPartition;
 use super::super::topics::ensure_topic;
 use super::{Reply, ReplyTo, decode, respond, str_bytes};
+use crate::env::probe::{BatchId, ProbeEvent};
 use crate::log::producer_state::ProducerError;
 use crate::log::{AppendError, PartitionLog};
 use crate::protocol::RequestFrame;
@@ -48,8 +49,8 @@ enum Wait {
     Sync(Arc<PartitionLog>, i64),
     /// The high watermark of a replicated partition past this offset (acks=all), after the
     /// leader's own sync if the flush policy asks for one (with write caching the high
-    /// watermark does not imply it).
-    HighWatermark(Arc<LedPartition>, i64, bool),
+    /// watermark does not imply it); with the batches appended, for the probe.
+    HighWatermark(Arc<LedPartition>, i64, bool, Vec<BatchId>),
 }
 
 /// One partition's outcome so far.
@@ -158,7 +159,7 @@ async fn append_one(
             let wait = match led {
                 Some(l) if acks == -1 && !early && !alone => {
                     let sync_first = log.must_sync(&info, false);
-                    Some(Wait::HighWatermark(l, upto, sync_first))
+                    Some(Wait::HighWatermark(l, upto, sync_first, info.batches))
                 }
                 _ => (log.must_sync(&info, acks == -1) && !early).then(|| Wait::Sync(log, upto)),
             };
@@ -272,8 +273,10 @@ pub async fn handle(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
     }
     let reply_to = ReplyTo::of(req);
     let timeout = Duration::from_millis(r.timeout_ms.max(0) as u64);
+    let probe = broker.env.probe.clone();
     Reply::Later(Box::pin(async move {
         let mut outcomes = outcomes;
+        let probe = &probe;
         let waits = outcomes.iter_mut().filter_map(|o| {
             let wait = o.wait.take()?;
             Some(async move {
@@ -284,7 +287,7 @@ pub async fn handle(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
                         })
                         .await
                     }
-                    Wait::HighWatermark(led, upto, sync_first) => {
+                    Wait::HighWatermark(led, upto, sync_first, batches) => {
                         let both = async {
                             if sync_first {
                                 led.log.sync_to(upto).await.map_err(|e| {
@@ -318,7 +321,15 @@ pub async fn handle(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
                                 o.response = failed(o.response.index, code, Some(why));
                                 return;
                             }
-                            Ok(Ok(())) => Ok(Ok(())),
+                            Ok(Ok(())) => {
+                                if !batches.is_empty() {
+                                    probe.event(ProbeEvent::AcksAllAnswered {
+                                        dir: led.log.dir(),
+                                        batches: &batches,
+                                    });
+                                }
+                                Ok(Ok(()))
+                            }
                             Err(e) => Err(e),
                         }
                     }
