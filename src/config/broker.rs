@@ -220,7 +220,10 @@ const LIVE_BROKER_SETTINGS: [&str; 3] = [
 pub(crate) fn dynamic_broker_key(name: &str) -> Result<&'static Key, String> {
     let Some(key) = keys::broker_key(name) else {
         return Err(match keys::kafka_update_mode(name) {
-            Some(_) => format!("{name} is a Kafka broker key that runnel accepts with no effect"),
+            Some(_) => format!(
+                "{name} is a Kafka broker key that runnel accepts with no effect in \
+                 server.properties; it does not take it as a dynamic config yet"
+            ),
             None => format!("{name} is not a broker config"),
         });
     };
