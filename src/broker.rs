@@ -572,10 +572,14 @@ pub async fn start(env: Env, mut config: BrokerConfig) -> Result<RunningBroker, 
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
                 }
+                let expiration = {
+                    let b = b.clone();
+                    move || b.effective_config().producer_id_expiration_ms
+                };
                 let background = tokio::spawn(
                     b.logs
                         .clone()
-                        .run_background(b.config.background_intervals()),
+                        .run_background(b.config.background_intervals(), expiration),
                 );
                 let ticks = tokio::spawn(b.groups.clone().run_ticks(GROUP_TICK_MS));
                 let follow = tokio::spawn(b.clone().follow_metadata());

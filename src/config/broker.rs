@@ -205,11 +205,13 @@ pub struct BrokerConfig {
 }
 
 /// The broker settings (not topics' defaults) that runnel changes while it runs, as Kafka
-/// does: the client listener reads its connection limits at each accept.
-const LIVE_BROKER_SETTINGS: [&str; 3] = [
+/// does: the client listener reads its connection limits at each accept, and the log manager
+/// `producer.id.expiration.ms` at each expiry check.
+const LIVE_BROKER_SETTINGS: [&str; 4] = [
     "max.connections",
     "max.connections.per.ip",
     "max.connections.per.ip.overrides",
+    "producer.id.expiration.ms",
 ];
 
 /// The broker key `name` if runnel changes it while it runs: one Kafka calls dynamic
@@ -382,7 +384,6 @@ impl BrokerConfig {
             retention_check_ms: self.retention_check_interval_ms,
             flush_check_ms: self.flush_scheduler_interval_ms,
             checkpoint_ms: self.offset_checkpoint_interval_ms,
-            producer_id_expiration_ms: self.producer_id_expiration_ms,
             ..BackgroundIntervals::default()
         }
     }

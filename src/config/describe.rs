@@ -295,7 +295,11 @@ mod tests {
                 ("log.retention.ms", "60000"),
                 ("log.segment.bytes", "2000000"),
             ]),
-            &overrides(&[("log.retention.ms", "30000"), ("num.partitions", "9")]),
+            &overrides(&[
+                ("log.retention.ms", "30000"),
+                ("num.partitions", "9"),
+                ("producer.id.expiration.ms", "5000"),
+            ]),
         );
         // The broker's own over the cluster-wide default over the static key; a key runnel
         // does not change at run time (num.partitions) is not taken.
@@ -305,7 +309,10 @@ mod tests {
             2_000_000
         );
         assert_eq!(c.num_partitions, 1);
+        // A broker setting runnel changes at run time.
+        assert_eq!(c.producer_id_expiration_ms, 5_000);
         let broker = c.describe(None);
+        assert!(!find(&broker, "producer.id.expiration.ms").read_only);
         let e = find(&broker, "log.retention.ms");
         assert_eq!(
             (e.value.as_deref(), e.source, e.read_only),

@@ -63,9 +63,6 @@ pub struct BackgroundIntervals {
     pub flush_check_ms: u64,
     /// `log.flush.offset.checkpoint.interval.ms` (Kafka default 1 minute).
     pub checkpoint_ms: u64,
-    /// `producer.id.expiration.ms`: idle idempotent producers are forgotten after this long
-    /// (Kafka default 1 day).
-    pub producer_id_expiration_ms: u64,
     /// `producer.id.expiration.check.interval.ms` (Kafka default 10 minutes).
     pub producer_expiration_check_ms: u64,
 }
@@ -76,7 +73,6 @@ impl Default for BackgroundIntervals {
             retention_check_ms: 300_000,
             flush_check_ms: 1_000,
             checkpoint_ms: 60_000,
-            producer_id_expiration_ms: 86_400_000,
             producer_expiration_check_ms: 600_000,
         }
     }
@@ -195,8 +191,15 @@ impl LogManager {
         Ok(())
     }
 
-    /// Runs retention checks, time-based flushes and checkpoints forever, at `intervals`.
-    pub async fn run_background(self: Arc<Self>, intervals: BackgroundIntervals) {
+    /// Runs retention checks, time-based flushes, checkpoints and the expiry of idle
+    /// producers forever, at `intervals`. `producer_id_expiration_ms` says, at each expiry
+    /// check, how long an idle idempotent producer is remembered (`producer.id.expiration.ms`,
+    /// a dynamic config: the owner reads it from the configs in effect).
+    pub async fn run_background(
+        self: Arc<Self>,
+        intervals: BackgroundIntervals,
+        producer_id_expiration_ms: impl Fn() -> u64 + Send + 'static,
+    ) {
         let start = crate::env::monotonic_now();
         // An interval whose first tick is one period from now (not at once).
         let every = |ms: u64| {
@@ -215,7 +218,7 @@ impl LogManager {
                 _ = retention.tick() => self.retention_round().await,
                 _ = flush.tick() => self.flush_round().await,
                 _ = checkpoint.tick() => self.checkpoint_round().await,
-                _ = producers.tick() => self.expire_producers(intervals.producer_id_expiration_ms),
+                _ = producers.tick() => self.expire_producers(producer_id_expiration_ms()),
             }
         }
     }
