@@ -5,7 +5,7 @@ use super::error::{ConfigError, Scope};
 use super::keys::{self, Key, Sets};
 use super::listener::{self, Listener};
 use super::properties;
-use super::value::{self, Value, split_list};
+use super::value::{self, ConfigType, Value, split_list};
 use crate::log::LogConfig;
 use crate::log::manager::BackgroundIntervals;
 use std::collections::BTreeMap;
@@ -198,6 +198,9 @@ pub struct BrokerConfig {
     pub(super) topic_defaults: Settings,
     /// The Kafka keys set that runnel accepts with no effect, as given.
     pub(super) ignored: BTreeMap<String, String>,
+    /// The Kafka keys accepted with no effect set dynamically: cluster-wide, then this
+    /// broker's own, as given (see [`inert_dynamic`]).
+    pub(super) dynamic_ignored: (BTreeMap<String, String>, BTreeMap<String, String>),
     /// Dynamic cluster-wide defaults in effect (see [`BrokerConfig::with_dynamic`]).
     pub(super) dynamic_default: Settings,
     /// This broker's own dynamic configs in effect, over the cluster-wide ones.
@@ -222,10 +225,14 @@ const LIVE_BROKER_SETTINGS: [&str; 4] = [
 pub(crate) fn dynamic_broker_key(name: &str) -> Result<&'static Key, String> {
     let Some(key) = keys::broker_key(name) else {
         return Err(match keys::kafka_update_mode(name) {
-            Some(_) => format!(
-                "{name} is a Kafka broker key that runnel accepts with no effect in \
-                 server.properties; it does not take it as a dynamic config yet"
+            Some("read-only") => format!(
+                "{name} is read-only: Kafka changes it only with a restart (server.properties)"
             ),
+            Some(_) if keys::inert_broker_keys().any(|k| k.name == name) => format!(
+                "{name} is a password: runnel takes it (with no effect) in server.properties \
+                 only, for Kafka encrypts dynamic passwords with a secret runnel does not have"
+            ),
+            Some(_) => format!("runnel does not support {name} yet"),
             None => format!("{name} is not a broker config"),
         });
     };
@@ -266,9 +273,76 @@ pub fn dynamic_broker_topic_key(name: &str) -> Option<&'static str> {
 }
 
 /// Checks a dynamic broker config as AlterConfigs on a BROKER resource must: a key runnel
-/// changes at run time ([`dynamic_broker_key`]) with a value of its type and range.
+/// changes at run time ([`dynamic_broker_key`]) with a value of its type and range, or a
+/// Kafka-dynamic key runnel accepts with no effect ([`inert_dynamic`]).
 pub fn validate_dynamic_broker_config(name: &str, text: &str) -> Result<(), ConfigError> {
+    if let Some(checked) = inert_dynamic(name, text) {
+        return checked;
+    }
     dynamic_value(name, text).map(|_| ())
+}
+
+/// Whether AlterConfigs may set broker key `name` (DescribeConfigs' read-only flag is the
+/// opposite).
+pub(crate) fn dynamic_broker_config_allowed(name: &str) -> bool {
+    dynamic_broker_key(name).is_ok() || inert_dynamic_key(name).is_some()
+}
+
+/// A Kafka key runnel accepts with no effect that Kafka lets change at run time (per broker
+/// or cluster-wide): taken as a dynamic config too, stored and described, still with no
+/// effect. Passwords are not (Kafka encrypts dynamic passwords with a secret runnel does not
+/// have).
+fn inert_dynamic_key(name: &str) -> Option<keys::InertKey> {
+    if keys::broker_key(name).is_some()
+        || keys::kafka_update_mode(name).is_none_or(|m| m == "read-only")
+    {
+        return None;
+    }
+    keys::inert_broker_keys()
+        .find(|k| k.name == name)
+        .filter(|k| k.config_type != ConfigType::Password)
+}
+
+/// For a key [`inert_dynamic_key`] takes, whether `text` is a value of its Kafka type (and
+/// off, for one accepted only when off); None for any other key.
+fn inert_dynamic(name: &str, text: &str) -> Option<Result<(), ConfigError>> {
+    let key = inert_dynamic_key(name)?;
+    let t = text.trim();
+    let bad = |reason: String| ConfigError::BadValue {
+        key: name.to_owned(),
+        value: t.to_owned(),
+        reason,
+    };
+    if let Some((off, why)) = keys::only_off(name) {
+        return Some(if t.eq_ignore_ascii_case(off) {
+            Ok(())
+        } else {
+            Err(bad(format!("{why}; only {off:?} is accepted")))
+        });
+    }
+    let ok = match key.config_type {
+        ConfigType::Boolean => t.eq_ignore_ascii_case("true") || t.eq_ignore_ascii_case("false"),
+        ConfigType::Int | ConfigType::Short | ConfigType::Long => t.parse::<i64>().is_ok(),
+        ConfigType::Double => t.parse::<f64>().is_ok(),
+        _ => true,
+    };
+    Some(if ok {
+        Ok(())
+    } else {
+        Err(bad(format!(
+            "expected a value of type {:?}",
+            key.config_type
+        )))
+    })
+}
+
+/// The configs of `configs` that [`inert_dynamic`] takes, as given.
+fn inert_dynamic_configs(configs: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    configs
+        .iter()
+        .filter(|(k, v)| matches!(inert_dynamic(k, v), Some(Ok(()))))
+        .map(|(k, v)| (k.clone(), v.trim().to_owned()))
+        .collect()
 }
 
 /// A dynamic broker config parsed and checked: its key's name and value.
@@ -286,6 +360,9 @@ fn dynamic_value(name: &str, text: &str) -> Result<(&'static str, Value), Config
 fn dynamic_settings(configs: &BTreeMap<String, String>) -> Settings {
     let mut out = Settings::new();
     for (name, text) in configs {
+        if inert_dynamic(name, text).is_some() {
+            continue;
+        }
         match dynamic_value(name, text) {
             Ok((name, value)) => {
                 out.insert(name, value);
@@ -325,6 +402,7 @@ impl BrokerConfig {
         let layered = BrokerConfig {
             dynamic_default: dynamic_settings(default),
             dynamic_broker: dynamic_settings(mine),
+            dynamic_ignored: (inert_dynamic_configs(default), inert_dynamic_configs(mine)),
             ..self.clone()
         };
         match resolve(layered.effective_settings()) {
@@ -333,6 +411,7 @@ impl BrokerConfig {
                 // DescribeConfigs' sources.
                 explicit: layered.explicit,
                 ignored: layered.ignored,
+                dynamic_ignored: layered.dynamic_ignored,
                 dynamic_default: layered.dynamic_default,
                 dynamic_broker: layered.dynamic_broker,
                 ..resolved
@@ -713,6 +792,7 @@ fn resolve(explicit: Settings) -> Result<BrokerConfig, ConfigError> {
         explicit,
         topic_defaults,
         ignored: BTreeMap::new(),
+        dynamic_ignored: Default::default(),
         dynamic_default: Settings::new(),
         dynamic_broker: Settings::new(),
     })

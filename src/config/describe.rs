@@ -95,10 +95,20 @@ impl BrokerConfig {
     fn inert_entry(&self, key: &keys::InertKey) -> ConfigEntry {
         let sensitive = key.config_type == ConfigType::Password;
         let shown = |v: &str| (!sensitive).then(|| v.to_owned());
-        let given = self.ignored.get(key.name).map(|v| ConfigSynonym {
-            name: key.name.to_owned(),
-            value: shown(v),
-            source: ConfigSource::StaticBrokerConfig,
+        let layers = [
+            (&self.dynamic_ignored.1, ConfigSource::DynamicBrokerConfig),
+            (
+                &self.dynamic_ignored.0,
+                ConfigSource::DynamicDefaultBrokerConfig,
+            ),
+            (&self.ignored, ConfigSource::StaticBrokerConfig),
+        ];
+        let given = layers.into_iter().filter_map(|(set, source)| {
+            set.get(key.name).map(|v| ConfigSynonym {
+                name: key.name.to_owned(),
+                value: shown(v),
+                source,
+            })
         });
         let default = key.default.map(|v| ConfigSynonym {
             name: key.name.to_owned(),
@@ -112,7 +122,7 @@ impl BrokerConfig {
             source: synonyms
                 .first()
                 .map_or(ConfigSource::DefaultConfig, |s| s.source),
-            read_only: true,
+            read_only: !super::broker::dynamic_broker_config_allowed(key.name),
             sensitive,
             config_type: key.config_type,
             documentation: format!(
@@ -524,6 +534,49 @@ mod tests {
         assert_eq!(c.describe(Some(&keys)).len(), 1);
     }
 
+    /// Kafka-dynamic keys runnel accepts with no effect are taken as dynamic configs too
+    /// (stored and described with their sources, still with no effect); passwords are not.
+    #[test]
+    fn inert_keys_are_taken_as_dynamic_configs_with_no_effect() {
+        let c = config("num.io.threads=16\n").with_dynamic(
+            &overrides(&[("background.threads", "20"), ("num.io.threads", "24")]),
+            &overrides(&[("num.io.threads", "32"), ("ssl.keystore.password", "x")]),
+        );
+        let entries = c.describe(None);
+        let io = find(&entries, "num.io.threads");
+        assert_eq!(
+            (io.value.as_deref(), io.source, io.read_only),
+            (Some("32"), ConfigSource::DynamicBrokerConfig, false)
+        );
+        assert_eq!(
+            synonyms(io),
+            [
+                ("num.io.threads", "32", ConfigSource::DynamicBrokerConfig),
+                (
+                    "num.io.threads",
+                    "24",
+                    ConfigSource::DynamicDefaultBrokerConfig
+                ),
+                ("num.io.threads", "16", StaticBrokerConfig),
+                ("num.io.threads", "8", DefaultConfig),
+            ]
+        );
+        assert!(io.documentation.contains("no effect"));
+        let background = find(&entries, "background.threads");
+        assert_eq!(
+            (background.value.as_deref(), background.source),
+            (Some("20"), ConfigSource::DynamicDefaultBrokerConfig)
+        );
+        let password = find(&entries, "ssl.keystore.password");
+        assert!(password.read_only);
+        assert_eq!(password.source, DefaultConfig);
+        use super::super::broker::validate_dynamic_broker_config as valid;
+        assert!(valid("num.io.threads", "16").is_ok());
+        assert!(valid("num.io.threads", "many").is_err());
+        assert!(valid("ssl.keystore.password", "x").is_err());
+        assert!(valid("num.partitions", "3").is_err(), "read-only in Kafka");
+    }
+
     #[test]
     fn broker_entries_show_what_was_set_else_the_default() {
         let c = config("num.partitions=3\nlog.retention.hours=24\nbroker.id=4");
@@ -538,9 +591,9 @@ mod tests {
         );
         // Read-only but for the topic defaults AlterConfigs may change at run time.
         assert!(
-            entries
-                .iter()
-                .all(|e| e.read_only == super::super::broker::dynamic_broker_key(&e.name).is_err())
+            entries.iter().all(
+                |e| e.read_only != super::super::broker::dynamic_broker_config_allowed(&e.name)
+            )
         );
         assert!(!find(&entries, "log.retention.ms").read_only);
         assert!(find(&entries, "log.retention.hours").read_only);

@@ -67,12 +67,14 @@ d = admin.describe_topics(TopicCollection([topic]), include_authorized_operation
 ops = {op.name for op in d.authorized_operations}
 assert {"READ", "WRITE", "DESCRIBE", "ALTER_CONFIGS", "DESCRIBE_CONFIGS"} <= ops, ops
 
-# The broker describes Kafka's stock keys it accepts with no effect, as read-only defaults.
+# The broker describes Kafka's stock keys it accepts with no effect: their defaults, and
+# read-only where Kafka has them read-only (num.io.threads is dynamic in Kafka).
 node = next(iter(admin.list_topics(timeout=30).brokers))
 res = ConfigResource(ConfigResource.Type.BROKER, str(node))
 b = admin.describe_configs([res])[res].result(timeout=30)
-assert b["num.io.threads"].value == "8" and b["num.io.threads"].is_read_only, b["num.io.threads"]
+assert b["num.io.threads"].value == "8" and not b["num.io.threads"].is_read_only, b["num.io.threads"]
 assert b["num.io.threads"].source == ConfigSource.DEFAULT_CONFIG.value
+assert b["queued.max.requests"].is_read_only, b["queued.max.requests"]
 assert b["log.retention.hours"].value == "168", b["log.retention.hours"]
 assert len(b) >= 316, len(b)
 
@@ -86,6 +88,11 @@ def alter_broker(name, entries):
 
 
 alter_broker(str(node), [entry("log.retention.bytes", "8388608")])
+# A Kafka-dynamic key runnel takes with no effect is taken and described as set.
+alter_broker(str(node), [entry("num.io.threads", "16")])
+b = admin.describe_configs([res])[res].result(timeout=30)
+assert b["num.io.threads"].value == "16", b["num.io.threads"]
+assert b["num.io.threads"].source == ConfigSource.DYNAMIC_BROKER_CONFIG.value
 b = admin.describe_configs([res])[res].result(timeout=30)
 assert b["log.retention.bytes"].value == "8388608", b["log.retention.bytes"]
 assert b["log.retention.bytes"].source == ConfigSource.DYNAMIC_BROKER_CONFIG.value

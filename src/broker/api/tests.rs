@@ -751,7 +751,7 @@ async fn topic_configs_change_live_as_kafka_alters_them() {
         ("log.retention.hours", "read-only"),
         ("listeners", "restart"),
         ("unclean.leader.election.enable", "cluster-wide"),
-        ("num.io.threads", "not take it as a dynamic config"),
+        ("ssl.keystore.password", "password"),
     ] {
         let r: IncrementalAlterConfigsResponse = call(
             &b,

@@ -326,62 +326,16 @@ fn session_expiry_fences_and_moves_leadership_within_the_isr() {
     }
 }
 
-#[test]
-fn no_leader_without_an_isr_member_unless_unclean_election_is_on() {
-    for (unclean, topic_override) in [(false, None), (true, None), (false, Some("true"))] {
-        let config = ControllerConfig {
-            unclean_leader_election_enable: unclean,
-            ..ControllerConfig::default()
-        };
-        let mut h = Harness::new(config);
-        h.start(2);
-        let id = uuid::Uuid::from_u128(77);
-        let t = NewTopic {
-            name: "t".into(),
-            topic_id: id,
-            assignments: BTreeMap::from([(0, vec![0, 1])]),
-            configs: topic_override
-                .map(|v| BTreeMap::from([(UNCLEAN_LEADER_ELECTION_ENABLE.to_string(), v.into())]))
-                .unwrap_or_default(),
-            ..NewTopic::default()
-        };
-        let records = h.controller.create_topic(&h.state, &t, &mut h.rng).unwrap();
-        h.commit(records);
-        // Broker 1 drops out of the ISR (the leader says so), then the leader dies.
-        let p = h.part("t", 0);
-        let shrink = AlterPartition {
-            broker_id: 0,
-            broker_epoch: h.state.brokers[&0].epoch,
-            topic_id: id,
-            partition: 0,
-            leader_epoch: p.leader_epoch,
-            partition_epoch: p.partition_epoch,
-            new_isr: vec![IsrMember {
-                broker_id: 0,
-                broker_epoch: -1,
-            }],
-        };
-        let (records, _) = h.controller.alter_partition(&h.state, &shrink).unwrap();
-        h.commit(records);
-        h.run_for(10_000, &[1]);
-        let p = h.part("t", 0);
-        if unclean || topic_override.is_some() {
-            assert_eq!((p.leader, p.isr), (1, vec![1]), "unclean: ISR reset");
-        } else {
-            assert_eq!((p.leader, p.isr), (NO_LEADER, vec![0]), "clean: no leader");
-        }
-    }
-}
-
-#[test]
-fn unclean_election_follows_the_cluster_wide_dynamic_default() {
-    let mut h = Harness::new(ControllerConfig::default());
+/// Topic "t", one partition on brokers 0 and 1 with these configs; broker 1 drops out of the
+/// ISR (the leader says so), then the leader, broker 0, dies.
+fn lose_the_isr(h: &mut Harness, configs: BTreeMap<String, String>) {
     h.start(2);
-    let id = uuid::Uuid::from_u128(78);
+    let id = uuid::Uuid::from_u128(77);
     let t = NewTopic {
         name: "t".into(),
         topic_id: id,
         assignments: BTreeMap::from([(0, vec![0, 1])]),
+        configs,
         ..NewTopic::default()
     };
     let records = h.controller.create_topic(&h.state, &t, &mut h.rng).unwrap();
@@ -402,6 +356,33 @@ fn unclean_election_follows_the_cluster_wide_dynamic_default() {
     let (records, _) = h.controller.alter_partition(&h.state, &shrink).unwrap();
     h.commit(records);
     h.run_for(10_000, &[1]);
+}
+
+#[test]
+fn no_leader_without_an_isr_member_unless_unclean_election_is_on() {
+    for (unclean, topic_override) in [(false, None), (true, None), (false, Some("true"))] {
+        let config = ControllerConfig {
+            unclean_leader_election_enable: unclean,
+            ..ControllerConfig::default()
+        };
+        let mut h = Harness::new(config);
+        let configs = topic_override
+            .map(|v| BTreeMap::from([(UNCLEAN_LEADER_ELECTION_ENABLE.to_string(), v.into())]))
+            .unwrap_or_default();
+        lose_the_isr(&mut h, configs);
+        let p = h.part("t", 0);
+        if unclean || topic_override.is_some() {
+            assert_eq!((p.leader, p.isr), (1, vec![1]), "unclean: ISR reset");
+        } else {
+            assert_eq!((p.leader, p.isr), (NO_LEADER, vec![0]), "clean: no leader");
+        }
+    }
+}
+
+#[test]
+fn unclean_election_follows_the_cluster_wide_dynamic_default() {
+    let mut h = Harness::new(ControllerConfig::default());
+    lose_the_isr(&mut h, BTreeMap::new());
     assert_eq!(h.part("t", 0).leader, NO_LEADER, "clean by default");
     // Turned on cluster-wide while the partition has no leader: the next tick elects one.
     let on = [(
