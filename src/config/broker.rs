@@ -283,24 +283,25 @@ pub fn validate_dynamic_broker_config(name: &str, text: &str) -> Result<(), Conf
 }
 
 /// Whether AlterConfigs may set broker key `name` (DescribeConfigs' read-only flag is the
-/// opposite).
+/// opposite; its tests check that it is).
+#[cfg(test)]
 pub(crate) fn dynamic_broker_config_allowed(name: &str) -> bool {
     dynamic_broker_key(name).is_ok() || inert_dynamic_key(name).is_some()
 }
 
-/// A Kafka key runnel accepts with no effect that Kafka lets change at run time (per broker
-/// or cluster-wide): taken as a dynamic config too, stored and described, still with no
-/// effect. Passwords are not (Kafka encrypts dynamic passwords with a secret runnel does not
-/// have).
+/// Whether inert key `key` (one runnel accepts with no effect) is taken as a dynamic config
+/// too: Kafka lets it change at run time (per broker or cluster-wide), and it is not a
+/// password (Kafka encrypts dynamic passwords with a secret runnel does not have). Stored and
+/// described, still with no effect.
+pub(crate) fn inert_key_is_dynamic(key: &keys::InertKey) -> bool {
+    key.kafka_dynamic && key.config_type != ConfigType::Password
+}
+
+/// The inert key `name`, if [`inert_key_is_dynamic`].
 fn inert_dynamic_key(name: &str) -> Option<keys::InertKey> {
-    if keys::broker_key(name).is_some()
-        || keys::kafka_update_mode(name).is_none_or(|m| m == "read-only")
-    {
-        return None;
-    }
     keys::inert_broker_keys()
         .find(|k| k.name == name)
-        .filter(|k| k.config_type != ConfigType::Password)
+        .filter(inert_key_is_dynamic)
 }
 
 /// For a key [`inert_dynamic_key`] takes, whether `text` is a value of its Kafka type (and

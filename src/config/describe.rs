@@ -122,7 +122,7 @@ impl BrokerConfig {
             source: synonyms
                 .first()
                 .map_or(ConfigSource::DefaultConfig, |s| s.source),
-            read_only: !super::broker::dynamic_broker_config_allowed(key.name),
+            read_only: !super::broker::inert_key_is_dynamic(key),
             sensitive,
             config_type: key.config_type,
             documentation: format!(

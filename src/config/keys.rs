@@ -715,6 +715,8 @@ pub(crate) struct InertKey {
     pub default: Option<&'static str>,
     /// Why it has no effect in runnel.
     pub why: &'static str,
+    /// Whether Kafka lets it change at run time (per broker or cluster-wide).
+    pub kafka_dynamic: bool,
 }
 
 /// Every Kafka 4.1 broker key runnel accepts with no effect, by name.
@@ -722,6 +724,7 @@ pub(crate) fn inert_broker_keys() -> impl Iterator<Item = InertKey> {
     KAFKA_BROKER_KEYS.lines().skip(1).filter_map(|line| {
         let mut cols = line.split('\t');
         let (name, kind, default) = (cols.next()?, cols.next()?, cols.next()?);
+        let kafka_dynamic = cols.next().is_some_and(|mode| mode != "read-only");
         let why = ignored(name).or_else(|| only_off(name).map(|(_, why)| why))?;
         let config_type = match kind {
             "boolean" => ConfigType::Boolean,
@@ -745,6 +748,7 @@ pub(crate) fn inert_broker_keys() -> impl Iterator<Item = InertKey> {
             config_type,
             default,
             why,
+            kafka_dynamic,
         })
     })
 }

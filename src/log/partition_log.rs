@@ -870,8 +870,8 @@ impl PartitionLog {
                     // the next one writes the checkpoint again (seed 9200978: a transient
                     // disk fault took __consumer_offsets offline for good, and its group
                     // never finished after the heal).
+                    // `epochs_pending`, still armed, marks the cache dirty again.
                     tracing::warn!(dir = %self.dir.display(), error = %e, "could not write the leader epoch checkpoint; the next sync tries again");
-                    self.lock().epochs_dirty = true;
                     return Err(LogError::Io(e));
                 }
             }

@@ -153,13 +153,10 @@ fn replica_fetch(
         })?;
     // Out of range is answered by the read, with the log start the follower restarts from.
     if p.fetch_offset >= log.log_start_offset() && p.fetch_offset <= log_end {
-        let synced_end = said.unwrap_or(p.fetch_offset);
         // The planted bug `synced-end-ignored`: the fetch offset counted as synced.
-        let synced_end = if log.planted_bugs().synced_end_ignored {
-            p.fetch_offset
-        } else {
-            synced_end
-        };
+        let synced_end = said
+            .filter(|_| !log.planted_bugs().synced_end_ignored)
+            .unwrap_or(p.fetch_offset);
         led.follower_fetched(
             replica_id,
             replica_epoch,
