@@ -228,9 +228,10 @@ impl Broker {
         loop {
             match self.sync_logs().await {
                 Ok(()) => {
-                    // The planted bug `follow-before-resign`: the resignation waits (for slow
+                    // The planted bug `follow-before-resign`: a resignation waits (for slow
                     // work, say) while the fetchers already follow.
-                    if self.env.disk.planted_bugs().follow_before_resign {
+                    if self.env.disk.planted_bugs().follow_before_resign && self.leadership_ending()
+                    {
                         self.fetch_planted_early();
                         tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
                     }

@@ -76,7 +76,8 @@ pub enum PlantedBug {
     SyncedEndIgnored,
     /// A partition's only replica makes its log end the high watermark, synced or not.
     Rf1HwFromLogEnd,
-    /// A broker follows a partition before it resigns the leadership the metadata ended.
+    /// A broker follows a partition before it resigns the leadership the metadata ended, and
+    /// answers acks=all from the log's high watermark.
     FollowBeforeResign,
     /// The group coordinator serves whatever its controller session lease says.
     LeaseIgnored,

@@ -712,6 +712,7 @@ async fn controlled_shutdown(b: &Broker, link: &mut Link) {
     let Lifecycle::Registered { epoch, .. } = *b.lifecycle.borrow() else {
         return;
     };
+    b.settle_leaderships().await;
     let deadline =
         b.env.clock.now_ms() + i64::try_from(b.config.broker_session_timeout_ms).unwrap_or(9000);
     while b.env.clock.now_ms() < deadline {

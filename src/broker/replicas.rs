@@ -58,8 +58,13 @@ pub struct LedPartition {
     state: Mutex<PartitionLeader>,
     /// Wakes the partition's task (an ISR change to send).
     wake: Notify,
-    /// Set once this broker no longer leads the partition in this epoch.
+    /// Set once this broker no longer leads the partition in this epoch (under `state`'s
+    /// lock, so no high watermark of this leadership reaches the log after it).
     resigned: watch::Sender<bool>,
+    /// The high watermark this leadership published. acks=all waits on it, not on the log's:
+    /// once this broker resigns, the log's comes from the leader it follows and says nothing
+    /// of this epoch's appends.
+    published: watch::Sender<i64>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -73,10 +78,35 @@ impl LedPartition {
         !*self.resigned.borrow()
     }
 
-    /// Waits until the high watermark reaches `offset` (an acks=all append is then
-    /// acknowledged): NOT_LEADER_OR_FOLLOWER if this broker stops leading in this epoch first,
-    /// for the offset may then be cut from its log.
+    /// Waits until this leadership's high watermark reaches `offset` (an acks=all append is
+    /// then acknowledged): NOT_LEADER_OR_FOLLOWER if this broker stops leading in this epoch
+    /// first, for the offset may then be cut from its log. A high watermark published before
+    /// the resignation counts even if the waiter sees both at once: it was computed in this
+    /// epoch, from replicas that held the offset synced.
     pub async fn wait_for_high_watermark(&self, offset: i64) -> Result<(), ResponseError> {
+        // The planted bug `follow-before-resign` waits on the log's high watermark, which a
+        // follower's fetcher may set from another leader's.
+        if self.log.planted_bugs().follow_before_resign {
+            return self.wait_for_log_high_watermark(offset).await;
+        }
+        let mut hw = self.published.subscribe();
+        let mut resigned = self.resigned.subscribe();
+        loop {
+            if *hw.borrow_and_update() >= offset {
+                return Ok(());
+            }
+            if *resigned.borrow_and_update() {
+                return Err(ResponseError::NotLeaderOrFollower);
+            }
+            tokio::select! {
+                r = hw.changed() => if r.is_err() { return Err(ResponseError::NotLeaderOrFollower) },
+                r = resigned.changed() => if r.is_err() { return Err(ResponseError::NotLeaderOrFollower) },
+            }
+        }
+    }
+
+    /// [`LedPartition::wait_for_high_watermark`] as the planted bug has it.
+    async fn wait_for_log_high_watermark(&self, offset: i64) -> Result<(), ResponseError> {
         let mut offsets = self.log.subscribe();
         let mut resigned = self.resigned.subscribe();
         loop {
@@ -91,6 +121,40 @@ impl LedPartition {
                 r = resigned.changed() => if r.is_err() { return Err(ResponseError::NotLeaderOrFollower) },
             }
         }
+    }
+
+    /// Publishes `hw`, this leadership's high watermark, to its waiters, and to the log while
+    /// it still leads. Called under `state`'s lock (`_st`), as [`LedPartition::resign`] is.
+    fn publish(&self, _st: &MutexGuard<'_, PartitionLeader>, hw: i64) {
+        if !self.is_current() {
+            return;
+        }
+        self.log.set_high_watermark(hw);
+        self.published.send_if_modified(|old| {
+            let moved = hw > *old;
+            if moved {
+                *old = hw;
+            }
+            moved
+        });
+    }
+
+    /// Steps the leader's own end into its state and publishes the high watermark that
+    /// follows. Only the partition's task passes `take_isr_change`: it takes the ISR change
+    /// due, if any, and must send it (one is in flight from then on).
+    fn refresh(&self, take_isr_change: bool) -> Option<crate::replication::leader::IsrChange> {
+        let mut st = lock(&self.state);
+        let replicas = st.view().replicas.len();
+        st.step(self.local_end(replicas));
+        let mut ready = st.ready();
+        if !take_isr_change {
+            ready.isr_change = None;
+        }
+        st.advance(&ready);
+        if let Some(hw) = ready.high_watermark {
+            self.publish(&st, hw);
+        }
+        ready.isr_change
     }
 
     /// Whether an acks=all append may be taken (the ISR is at least `min.insync.replicas`).
@@ -133,9 +197,9 @@ impl LedPartition {
         });
         let ready = st.ready();
         let hw = st.high_watermark();
+        self.publish(&st, hw);
         drop(st);
         tracing::trace!(partition = %self.tp, replica, fetch_offset, synced_end, high_watermark = hw, "follower fetched");
-        self.log.set_high_watermark(hw);
         if ready.isr_change.is_some() {
             self.wake.notify_one();
         }
@@ -161,7 +225,10 @@ impl LedPartition {
     }
 
     fn resign(&self) {
-        self.resigned.send_replace(true);
+        {
+            let _st = lock(&self.state);
+            self.resigned.send_replace(true);
+        }
         if let Some(task) = lock(&self.task).take() {
             task.abort();
         }
@@ -204,6 +271,29 @@ impl Replicas {
         }
         for (_, f) in std::mem::take(&mut *lock(&self.fetchers)) {
             f.abort();
+        }
+    }
+}
+
+impl Broker {
+    /// Before a controlled shutdown moves its leaderships away: syncs the log of every
+    /// partition this broker leads and publishes the high watermark that follows, so an
+    /// acks=all append already on enough replicas is answered as written. Otherwise the
+    /// resignation answers it NOT_LEADER_OR_FOLLOWER, which tells the producer the records
+    /// were not written, and one without idempotence writes them again: a partition's only
+    /// replica, whose high watermark is its own synced end, failed every append its last sync
+    /// had not yet covered. The broker owns this policy; it asks each log to sync.
+    pub async fn settle_leaderships(&self) {
+        let led: Vec<Arc<LedPartition>> = lock(&self.replicas.led).values().cloned().collect();
+        for lp in led {
+            if !lp.log.config().write_caching {
+                let end = lp.log.log_end_offset();
+                if let Err(e) = lp.log.sync_to(end).await {
+                    tracing::warn!(partition = %lp.tp, error = %e, "could not sync a led partition before the controlled shutdown");
+                    continue;
+                }
+            }
+            lp.refresh(false);
         }
     }
 }
@@ -327,9 +417,14 @@ impl Broker {
                     state: Mutex::new(leader),
                     wake: Notify::new(),
                     resigned: watch::Sender::new(false),
+                    published: watch::Sender::new(hw),
                     task: Mutex::new(None),
                 });
-                log.set_high_watermark(lp.high_watermark());
+                {
+                    let st = lock(&lp.state);
+                    let hw = st.high_watermark();
+                    lp.publish(&st, hw);
+                }
                 // What it fetched as a follower last may not be synced yet; its high watermark
                 // counts its synced end.
                 super::sync_soon(&log);
@@ -367,6 +462,19 @@ impl Broker {
         self.start_fetchers(leaders);
     }
 
+    /// Whether the metadata ends a leadership this broker still holds (the planted bug
+    /// `follow-before-resign` delays only those resignations).
+    pub(super) fn leadership_ending(&self) -> bool {
+        let led: Vec<(TopicPartition, i32)> = lock(&self.replicas.led)
+            .iter()
+            .map(|(tp, lp)| (tp.clone(), lp.leader_epoch))
+            .collect();
+        led.iter().any(|(tp, epoch)| {
+            !matches!(self.leadership(&tp.topic, tp.partition),
+                super::Leadership::Leader { epoch: e } if e == *epoch)
+        })
+    }
+
     /// The partitions this broker follows from `leader`: (partition, leader epoch, log).
     fn followed_from(&self, leader: i32) -> Vec<(TopicPartition, i32, Arc<PartitionLog>)> {
         let state = self.metadata.state();
@@ -401,23 +509,14 @@ async fn run_leader(b: Arc<Broker>, lp: Arc<LedPartition>) {
     let mut offsets = lp.log.subscribe();
     let lag = b.config.replica_lag_time_max_ms.max(2);
     let tick = Duration::from_millis((lag / 2).clamp(1, 1000));
-    let mut shutdown = b.shutdown.clone();
+    // It runs until this broker resigns the leadership, shutdown included: a controlled
+    // shutdown moves leaderships only after this broker has settled them (see
+    // `Broker::settle_leaderships`), and acks=all waiters are answered meanwhile.
     loop {
-        if !lp.is_current() || *shutdown.borrow() {
+        if !lp.is_current() {
             return;
         }
-        let ready = {
-            let mut st = lock(&lp.state);
-            let replicas = st.view().replicas.len();
-            st.step(lp.local_end(replicas));
-            let ready = st.ready();
-            st.advance(&ready);
-            ready
-        };
-        if let Some(hw) = ready.high_watermark {
-            lp.log.set_high_watermark(hw);
-        }
-        if let Some(change) = ready.isr_change {
+        if let Some(change) = lp.refresh(true) {
             let req = AlterPartition {
                 broker_id: b.config.node_id,
                 broker_epoch: broker_epoch(&b),
@@ -498,7 +597,6 @@ async fn run_leader(b: Arc<Broker>, lp: Arc<LedPartition>) {
         tokio::select! {
             r = offsets.changed() => if r.is_err() { return },
             _ = lp.wake.notified() => {}
-            _ = shutdown.changed() => {}
             _ = tokio::time::sleep(tick) => {
                 let now = b.env.clock.now_ms();
                 lock(&lp.state).tick(now);

@@ -56,6 +56,8 @@ pub struct MemDisk {
     state: Arc<Mutex<State>>,
     /// Bumped by every crash; handles opened before it fail afterwards.
     generation: Arc<AtomicU64>,
+    /// File syncs under this directory wait until it is cleared ([`MemDisk::hold_syncs`]).
+    held: Arc<tokio::sync::watch::Sender<Option<PathBuf>>>,
 }
 
 impl MemDisk {
@@ -116,6 +118,13 @@ impl MemDisk {
         self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Holds every file sync under `dir` until called again with `None` (or another
+    /// directory): for tests of what a slow sync lets happen meanwhile. A held sync makes
+    /// durable what the file holds when it is released.
+    pub fn hold_syncs(&self, dir: Option<PathBuf>) {
+        self.held.send_replace(dir);
+    }
+
     /// How many file and directory syncs have run.
     pub fn sync_count(&self) -> u64 {
         self.lock().syncs
@@ -166,6 +175,7 @@ fn apply_write(buf: &mut Vec<u8>, pos: u64, data: &[u8]) {
 /// An open file on a [`MemDisk`].
 struct MemFile {
     inode: Arc<Mutex<Inode>>,
+    path: PathBuf,
     disk: MemDisk,
     /// The disk generation this handle was opened in.
     generation: u64,
@@ -230,14 +240,28 @@ impl DiskFile for MemFile {
     }
 
     fn sync(self: Arc<Self>) -> BoxFuture<'static, io::Result<()>> {
-        let result = self.inode().map(|mut ino| {
-            ino.durable = ino.live.clone();
-            ino.unsynced.clear();
-        });
-        if result.is_ok() {
-            self.disk.lock().syncs += 1;
+        let mut held = self.disk.held.subscribe();
+        let path = self.path.clone();
+        let sync = move || {
+            let result = self.inode().map(|mut ino| {
+                ino.durable = ino.live.clone();
+                ino.unsynced.clear();
+            });
+            if result.is_ok() {
+                self.disk.lock().syncs += 1;
+            }
+            result
+        };
+        let holds = move |h: &Option<PathBuf>| h.as_ref().is_some_and(|d| path.starts_with(d));
+        if !holds(&held.borrow()) {
+            let result = sync();
+            return Box::pin(async move { result });
         }
-        Box::pin(async move { result })
+        Box::pin(async move {
+            // The sender lives as long as the disk, which this file's handle keeps alive.
+            let _ = held.wait_for(|h| !holds(h)).await;
+            sync()
+        })
     }
 }
 
@@ -267,6 +291,7 @@ impl Disk for MemDisk {
         };
         Ok(Arc::new(MemFile {
             inode,
+            path: path.to_path_buf(),
             disk: self.clone(),
             generation: self.generation.load(Ordering::SeqCst),
             writable: mode != FileMode::Read,

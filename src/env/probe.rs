@@ -242,8 +242,10 @@ pub struct PlantedBugs {
     pub rf1_hw_from_log_end: bool,
     /// A broker's fetchers follow a partition the metadata moved away from it while it still
     /// leads it in the old epoch, and it resigns that leadership only some time after the
-    /// change (`follow-before-resign`, seed 80275's bug): acks=all waiters of the old epoch
-    /// are answered by the high watermark the follower learns.
+    /// change (`follow-before-resign`, seed 80275's bug), and its acks=all waiters watch the
+    /// log's high watermark rather than their leadership's (as they did when the seed
+    /// failed): waiters of the old epoch are answered by the high watermark the follower
+    /// learns. Either half alone is now caught by the other's guard.
     pub follow_before_resign: bool,
     /// The group coordinator serves (answers from memory, expires members, writes) whatever
     /// its controller session lease says, so a coordinator cut off from the controller goes
