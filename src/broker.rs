@@ -46,8 +46,14 @@ pub struct Broker {
     pub logs: Arc<LogManager>,
     /// The cluster metadata.
     pub metadata: Arc<MetadataLog>,
-    /// Flips to true when the broker starts shutting down.
+    /// Flips to true when the broker starts shutting down: a broker then settles its
+    /// leaderships and asks for a controlled shutdown, still serving meanwhile.
     pub shutdown: watch::Receiver<bool>,
+    /// Flips to true once the broker stops serving (after its controlled shutdown): the
+    /// listeners stop accepting, connections stop reading and are drained, fetchers and
+    /// long polls end.
+    pub stop_serving: watch::Receiver<bool>,
+    stop_serving_tx: watch::Sender<bool>,
     /// Serialises topic creation, deletion and growth.
     pub admin: tokio::sync::Mutex<()>,
     /// Producer ids for idempotent producers.
@@ -162,12 +168,15 @@ impl Broker {
             logs.clone(),
             config.group.clone(),
         ));
+        let (stop_serving_tx, stop_serving) = watch::channel(false);
         let broker = Arc::new(Broker {
             env,
             config: Arc::new(config),
             logs,
             metadata,
             shutdown,
+            stop_serving,
+            stop_serving_tx,
             admin: tokio::sync::Mutex::new(()),
             producer_ids: producer_ids::ProducerIds::default(),
             groups,
@@ -592,18 +601,29 @@ pub async fn start(env: Env, mut config: BrokerConfig) -> Result<RunningBroker, 
         } else {
             server::ListenerRole::Client
         };
-        match controller {
-            Some(c) => {
-                tokio::join!(
-                    server::serve(b.clone(), listener, main_role),
-                    server::serve(b.clone(), c, server::ListenerRole::Controller)
-                );
+        let serving = async {
+            match controller {
+                Some(c) => {
+                    tokio::join!(
+                        server::serve(b.clone(), listener, main_role),
+                        server::serve(b.clone(), c, server::ListenerRole::Controller)
+                    );
+                }
+                None => server::serve(b.clone(), listener, main_role).await,
             }
-            None => server::serve(b.clone(), listener, main_role).await,
-        }
-        if let Some(l) = lifecycle {
-            let _ = l.await;
-        }
+        };
+        // Kafka's order: the controlled shutdown first, while this node still serves (its
+        // followers fetch, and a combined node's controller listener carries the quorum that
+        // commits the leaderships moving away); only then do the listeners stop.
+        let stopping = async {
+            let mut shutdown = b.shutdown.clone();
+            let _ = shutdown.wait_for(|s| *s).await;
+            if let Some(l) = lifecycle {
+                let _ = l.await;
+            }
+            b.stop_serving_tx.send_replace(true);
+        };
+        tokio::join!(serving, stopping);
         if let Some(t) = controller_ticks {
             t.abort();
         }

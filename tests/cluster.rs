@@ -2,7 +2,8 @@
 //! and spread leaders; kill -9 of the active controller elects another and topic admin keeps
 //! working; kill -9 of a broker moves the leadership of its partitions to other replicas; and
 //! kill -9 of a partition's leader in the middle of acks=all writes loses no acknowledged
-//! record (data replication).
+//! record (data replication); SIGTERM of the quorum's leader mid-write is a controlled
+//! shutdown that finishes.
 
 mod support;
 
@@ -319,6 +320,26 @@ fn a_controller_only_node_and_two_broker_only_nodes() {
     }
 }
 
+/// Creates `topic` with three partitions, replication factor 3 and min.insync.replicas=2.
+fn create_replicated(servers: &str, topic: &str) {
+    check(
+        "runnel topic create",
+        &runnel(&[
+            "topic",
+            "create",
+            topic,
+            "--partitions",
+            "3",
+            "--replication-factor",
+            "3",
+            "--config",
+            "min.insync.replicas=2",
+            "--bootstrap-server",
+            servers,
+        ]),
+    );
+}
+
 /// Data replication, the README's example: a topic with replication factor 3 and
 /// min.insync.replicas=2; confluent-kafka (and kcat, to a sibling topic) produce with acks=all
 /// and idempotence while the leader of a partition is killed with kill -9 and later restarted. Every acknowledged record
@@ -335,22 +356,7 @@ fn kill_9_of_a_leader_mid_write_loses_no_acknowledged_record() {
     // the same kill: every broker leads one partition of each, so the victim leads one of
     // its partitions too.
     for topic in ["replicated", "replicated-kcat"] {
-        check(
-            "runnel topic create",
-            &runnel(&[
-                "topic",
-                "create",
-                topic,
-                "--partitions",
-                "3",
-                "--replication-factor",
-                "3",
-                "--config",
-                "min.insync.replicas=2",
-                "--bootstrap-server",
-                &servers,
-            ]),
-        );
+        create_replicated(&servers, topic);
     }
     let kcat_records = 3000u64;
     let mut kcat_producer = Command::new(kcat())
@@ -497,4 +503,58 @@ fn kill_9_of_a_leader_mid_write_loses_no_acknowledged_record() {
         asked > 0 && answered > 0,
         "librdkafka never validated its position with OffsetForLeaderEpoch after the leader changed"
     );
+}
+
+/// A clean shutdown (SIGTERM) of the node that leads the metadata quorum, mid-write: its
+/// controlled shutdown finishes, because the node keeps serving until its leaderships have
+/// moved (its followers fetch, and its controller listener carries the quorum that commits the
+/// change; when SIGTERM stopped the listeners first, the change could not commit and the
+/// broker gave up after its session). Every record acknowledged to an idempotent acks=all
+/// producer is read back exactly once, in order.
+#[test]
+fn sigterm_of_the_quorum_leader_mid_write_is_a_controlled_shutdown() {
+    let mut nodes = start_cluster(FAST);
+    let all: Vec<&BrokerProcess> = nodes.iter().collect();
+    let servers = bootstrap(&all);
+    create_replicated(&servers, "rolled");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("produce.log");
+    let records = 3000;
+    let mut producer = support::spawn_producer(
+        "confluent",
+        &servers,
+        "rolled",
+        records,
+        &out,
+        "idempotent",
+        "all",
+    );
+    support::wait_for_acks(&out, 300, &mut producer);
+    let (victim, _) = quorum_leader(&servers).expect("a quorum leader");
+    let led = leaders(&servers, "rolled")
+        .values()
+        .filter(|(l, _)| *l == Some(victim))
+        .count();
+    eprintln!(
+        "stopping node {victim}, the quorum's leader and leader of {led} partitions, with SIGTERM"
+    );
+    let node = &mut nodes[(victim - 1) as usize];
+    node.restart_clean();
+    // The controlled shutdown finished while the node still led the quorum: its leaderships
+    // moved through its own controller, not through a new one elected once its followers
+    // could no longer fetch from it.
+    let log = node.log();
+    let stopping = &log[log.find("shutting down").expect("no shutdown in the log")..];
+    let done = stopping.find("controlled shutdown done");
+    let quorum_moved = stopping.find("the metadata quorum changed state");
+    assert!(
+        done.is_some_and(|d| quorum_moved.is_none_or(|q| d < q)),
+        "node {victim}'s controlled shutdown did not finish while it led the quorum:\n{stopping}"
+    );
+    let before = support::read_produce_log(&out).acked.len();
+    support::wait_for_acks(&out, (before + 300).min(records as usize), &mut producer);
+    let log = support::finish_producer(&out, producer);
+    let survivor = nodes[(victim % 3) as usize].addr.clone();
+    let consumed = support::consume_all(&survivor, "rolled");
+    support::check_exactly_once(&log, &consumed, records, true);
 }

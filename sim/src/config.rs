@@ -109,6 +109,16 @@ pub enum Fault {
     PowerLoss {
         host: String,
     },
+    /// Stop a node cleanly, as an operator's SIGTERM does (a broker's controlled shutdown
+    /// moves its leaderships first); its process exits and stays down until `Start`.
+    Stop {
+        host: String,
+    },
+    /// Start a stopped node again; one still stopping is killed first, as a supervisor whose
+    /// stop timeout ran out does.
+    Start {
+        host: String,
+    },
     /// Freeze a broker (SIGSTOP, a long GC pause): it runs nothing and messages to it wait.
     Pause {
         host: String,
@@ -161,6 +171,8 @@ impl fmt::Display for Fault {
             Fault::Slow { max_latency_ms } => write!(f, "max message latency {max_latency_ms} ms"),
             Fault::Restart { host } => write!(f, "restart {host}"),
             Fault::PowerLoss { host } => write!(f, "power loss on {host}"),
+            Fault::Stop { host } => write!(f, "stop {host} cleanly (SIGTERM)"),
+            Fault::Start { host } => write!(f, "start {host} again"),
             Fault::Pause { host } => write!(f, "pause {host}"),
             Fault::Resume { host } => write!(f, "resume {host}"),
             Fault::IoErrors { host, per_mille } => {
@@ -623,6 +635,12 @@ impl SimConfig {
             faults.extend(draw_bridge(&mut r, &hosts, fault_phase));
             faults.sort_by_key(|(t, _)| *t);
         }
+        // Clean restarts (a rolling restart's SIGTERM), from a stream of their own too.
+        let mut r = stream(seed, "sigterm");
+        if r.random_bool(0.35) {
+            faults.extend(draw_clean_restarts(&mut r, &hosts, fault_phase));
+            faults.sort_by_key(|(t, _)| *t);
+        }
         SimConfig {
             seed,
             nodes,
@@ -653,6 +671,25 @@ fn ordinal(n: u32) -> String {
         _ => "th",
     };
     format!("{n}{suffix}")
+}
+
+/// One to three clean restarts: a node stopped as SIGTERM stops it, started again 0.3 to 6 s
+/// later (a node still stopping then is killed).
+fn draw_clean_restarts(
+    r: &mut StdRng,
+    hosts: &[String],
+    phase: Duration,
+) -> Vec<(Duration, Fault)> {
+    let phase_ms = phase.as_millis() as u64;
+    let mut out = Vec::new();
+    for _ in 0..r.random_range(1..=3) {
+        let host = pick(r, hosts);
+        let at = Duration::from_millis(r.random_range(200..phase_ms.max(201)));
+        let down = Duration::from_millis(r.random_range(300..6_000));
+        out.push((at, Fault::Stop { host: host.clone() }));
+        out.push((at + down, Fault::Start { host }));
+    }
+    out
 }
 
 /// The fault schedule: faults of the enabled kinds (drawn by weight) at random times during

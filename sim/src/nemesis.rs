@@ -25,6 +25,8 @@ pub struct Nemesis {
     isolated: Option<usize>,
     /// Paused brokers.
     paused: Vec<String>,
+    /// Nodes asked to stop cleanly whose process has not exited yet.
+    stopping: Vec<usize>,
     /// Per broker: whether its armed crash point cuts the power.
     armed_power: Vec<bool>,
     /// Per broker: the stream (`crash/<name>`) that decides which unsynced writes a power
@@ -47,6 +49,7 @@ impl Nemesis {
             cut: Vec::new(),
             held: Vec::new(),
             paused: Vec::new(),
+            stopping: Vec::new(),
             isolated: None,
             armed_power: vec![false; cfg.nodes.len()],
             crash_rngs: cfg
@@ -122,6 +125,19 @@ impl Nemesis {
             Fault::PowerLoss { host } => {
                 if let Some(i) = index(host) {
                     self.power_loss(sim, i, brokers, journal, checker, at);
+                }
+            }
+            Fault::Stop { host } => match index(host) {
+                Some(i) if *brokers[i].control.run.borrow() => {
+                    brokers[i].control.run.send_replace(false);
+                    self.stopping.push(i);
+                }
+                Some(_) => note = " (skipped: stopped already)".into(),
+                None => {}
+            },
+            Fault::Start { host } => {
+                if let Some(i) = index(host) {
+                    note = self.start(sim, i, brokers, checker);
                 }
             }
             Fault::Pause { host } => {
@@ -216,6 +232,8 @@ impl Nemesis {
         let name = brokers[i].name.as_str();
         checker.restarting(i, sim.fs_image(name, true));
         self.resume_if_paused(sim, name);
+        self.stopping.retain(|s| *s != i);
+        brokers[i].control.stopped.store(false, Ordering::SeqCst);
         sim.bounce(name);
         brokers[i].switches.tripped.store(false, Ordering::SeqCst);
     }
@@ -235,6 +253,8 @@ impl Nemesis {
         checker.power_loss(i, &sim.fs_image(name, false), at);
         sim.crash_with_rng(name, &mut self.crash_rngs[i]);
         checker.restarting(i, sim.fs_image(name, false));
+        self.stopping.retain(|s| *s != i);
+        brokers[i].control.stopped.store(false, Ordering::SeqCst);
         journal.lock().record(
             at,
             Event::PowerLoss {
@@ -244,6 +264,56 @@ impl Nemesis {
         self.resume_if_paused(sim, name);
         sim.bounce(name);
         brokers[i].switches.tripped.store(false, Ordering::SeqCst);
+    }
+
+    /// Starts node `i` again if it was stopped: one still stopping is killed first (its
+    /// controlled shutdown outlasted the supervisor's patience). Returns a note for the
+    /// journal.
+    fn start(
+        &mut self,
+        sim: &mut turmoil::Sim<'_>,
+        i: usize,
+        brokers: &[Broker],
+        checker: &mut StateChecker,
+    ) -> String {
+        let control = &brokers[i].control;
+        if *control.run.borrow() {
+            return " (skipped: running)".into();
+        }
+        control.run.send_replace(true);
+        if self.stopping.contains(&i) {
+            self.restart(sim, i, brokers, checker);
+            " (it was still stopping: killed first)".into()
+        } else {
+            String::new()
+        }
+    }
+
+    /// Ends the process of every node that has stopped cleanly since the last step, as its
+    /// exit does: the state checker learns the image its next process recovers from, and the
+    /// host restarts into a process that waits to be started.
+    pub fn exit_if_stopped(
+        &mut self,
+        sim: &mut turmoil::Sim<'_>,
+        brokers: &[Broker],
+        journal: &JournalRef,
+        checker: &mut StateChecker,
+    ) {
+        let stopping = std::mem::take(&mut self.stopping);
+        for i in stopping {
+            if !brokers[i].control.stopped.load(Ordering::SeqCst) {
+                self.stopping.push(i);
+                continue;
+            }
+            let at = sim.elapsed().as_micros() as Micros;
+            self.restart(sim, i, brokers, checker);
+            journal.lock().record(
+                at,
+                Event::Fault {
+                    description: format!("{} stopped cleanly; its process exited", brokers[i].name),
+                },
+            );
+        }
     }
 
     /// A restarted machine is no longer paused.
@@ -294,8 +364,17 @@ impl Nemesis {
 
     /// Ends every fault: networks repaired, holds released, brokers resumed, latency back to
     /// the seed's, disk faults off, armed crashes disarmed.
-    pub fn heal(&mut self, sim: &mut turmoil::Sim<'_>, cfg: &SimConfig, brokers: &[Broker]) {
+    pub fn heal(
+        &mut self,
+        sim: &mut turmoil::Sim<'_>,
+        cfg: &SimConfig,
+        brokers: &[Broker],
+        checker: &mut StateChecker,
+    ) {
         self.isolated = None;
+        for i in 0..brokers.len() {
+            self.start(sim, i, brokers, checker);
+        }
         for (a, b) in self.partitioned.drain(..) {
             sim.repair(a.as_str(), b.as_str());
         }

@@ -365,6 +365,8 @@ fn one_node(cfg: &mut SimConfig) {
         | Fault::Restore { from: a, to: b } => ok(a) && ok(b),
         Fault::Restart { host }
         | Fault::PowerLoss { host }
+        | Fault::Stop { host }
+        | Fault::Start { host }
         | Fault::Pause { host }
         | Fault::Resume { host }
         | Fault::IoErrors { host, .. }
@@ -1148,6 +1150,7 @@ fn drive(
             last_success = t;
         }
         nemesis.crash_if_tripped(sim, brokers, journal, checker);
+        nemesis.exit_if_stopped(sim, brokers, journal, checker);
         while let Some((at, _)) = faults.front() {
             if *at > t || healed {
                 break;
@@ -1161,7 +1164,7 @@ fn drive(
             continue;
         }
         if !healed && t >= cfg.fault_phase {
-            nemesis.heal(sim, cfg, brokers);
+            nemesis.heal(sim, cfg, brokers, checker);
             journal
                 .lock()
                 .record(t.as_micros() as Micros, Event::Healed);

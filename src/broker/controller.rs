@@ -712,9 +712,21 @@ async fn controlled_shutdown(b: &Broker, link: &mut Link) {
     let Lifecycle::Registered { epoch, .. } = *b.lifecycle.borrow() else {
         return;
     };
-    b.settle_leaderships().await;
-    let deadline =
-        b.env.clock.now_ms() + i64::try_from(b.config.broker_session_timeout_ms).unwrap_or(9000);
+    tracing::info!(
+        "controlled shutdown: syncing what this broker leads, then asking the controller to move it"
+    );
+    let session = i64::try_from(b.config.broker_session_timeout_ms).unwrap_or(9000);
+    let deadline = b.env.clock.now_ms() + session;
+    // Nothing heartbeats meanwhile, so the settling gets a third of the session at most.
+    let settle = Duration::from_millis(u64::try_from(session / 3).unwrap_or(0));
+    if tokio::time::timeout(settle, b.settle_leaderships())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "the partitions this broker leads were not all synced in time; moving them anyway"
+        );
+    }
     while b.env.clock.now_ms() < deadline {
         match link.heartbeat(b, heartbeat(b, epoch, true)).await {
             Ok(r) if r.should_shutdown => {

@@ -282,19 +282,22 @@ impl Broker {
     /// resignation answers it NOT_LEADER_OR_FOLLOWER, which tells the producer the records
     /// were not written, and one without idempotence writes them again: a partition's only
     /// replica, whose high watermark is its own synced end, failed every append its last sync
-    /// had not yet covered. The broker owns this policy; it asks each log to sync.
+    /// had not yet covered. The broker owns this policy; it asks each log to sync (a log under
+    /// write caching counts its log end, so it is only published). With followers, the high
+    /// watermark moves as far as the synced ends they have reported.
     pub async fn settle_leaderships(&self) {
         let led: Vec<Arc<LedPartition>> = lock(&self.replicas.led).values().cloned().collect();
-        for lp in led {
+        let settle = |lp: Arc<LedPartition>| async move {
             if !lp.log.config().write_caching {
                 let end = lp.log.log_end_offset();
                 if let Err(e) = lp.log.sync_to(end).await {
                     tracing::warn!(partition = %lp.tp, error = %e, "could not sync a led partition before the controlled shutdown");
-                    continue;
+                    return;
                 }
             }
             lp.refresh(false);
-        }
+        };
+        futures_util::future::join_all(led.into_iter().map(settle)).await;
     }
 }
 
@@ -409,6 +412,7 @@ impl Broker {
                 });
                 leader.step(Event::Ineligible(ineligible.clone()));
                 tracing::info!(partition = %tp, leader_epoch = m.leader_epoch, isr = ?m.isr, high_watermark = leader.high_watermark(), "leading a partition");
+                let initial_hw = leader.high_watermark();
                 let lp = Arc::new(LedPartition {
                     tp: tp.clone(),
                     topic_id: t.id,
@@ -417,7 +421,7 @@ impl Broker {
                     state: Mutex::new(leader),
                     wake: Notify::new(),
                     resigned: watch::Sender::new(false),
-                    published: watch::Sender::new(hw),
+                    published: watch::Sender::new(initial_hw),
                     task: Mutex::new(None),
                 });
                 {
@@ -612,14 +616,14 @@ async fn run_fetcher(b: Arc<Broker>, leader: i32) {
     let mut conn: Option<BrokerConnection> = None;
     // Whether the leader on `conn` has shown it counts the synced end a fetch carries.
     let mut counts_synced_end = false;
-    let mut shutdown = b.shutdown.clone();
+    let mut stop = b.stop_serving.clone();
     // Partitions the leader refused (not its leader yet, another epoch): left out until then,
     // as Kafka's fetcher delays a failed partition without stopping the others.
     let mut delayed: BTreeMap<TopicPartition, tokio::time::Instant> = BTreeMap::new();
     // The leader epoch each partition was last fetched in (for a planted bug only).
     let mut started: BTreeMap<TopicPartition, i32> = BTreeMap::new();
     loop {
-        if *shutdown.borrow() {
+        if *stop.borrow() {
             return;
         }
         let mut parts = b.followed_from(leader);
@@ -633,7 +637,7 @@ async fn run_fetcher(b: Arc<Broker>, leader: i32) {
             let until = delayed.values().min().copied().unwrap_or(now + backoff);
             tokio::select! {
                 _ = tokio::time::sleep_until(until) => {}
-                _ = shutdown.changed() => {}
+                _ = stop.changed() => {}
             }
             continue;
         }
@@ -652,7 +656,7 @@ async fn run_fetcher(b: Arc<Broker>, leader: i32) {
                 conn = None;
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
-                    _ = shutdown.changed() => {}
+                    _ = stop.changed() => {}
                 }
             }
         }

@@ -240,9 +240,15 @@ impl Throttled {
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-/// Accepts connections until shutdown, then waits for every connection to finish.
+/// How long a stopping listener waits for its connections to send the answers they owe (a
+/// JoinGroup, say, may wait a whole rebalance); then it closes them, as Kafka closes its
+/// connections at shutdown without completing what waits in purgatory.
+const DRAIN_MAX: Duration = Duration::from_secs(2);
+
+/// Accepts connections until the broker stops serving, then waits for every connection to
+/// finish (at most [`DRAIN_MAX`]).
 pub async fn serve(broker: Arc<Broker>, mut listener: Box<dyn Listener>, role: ListenerRole) {
-    let mut shutdown = broker.shutdown.clone();
+    let mut stop = broker.stop_serving.clone();
     let mut connections = JoinSet::new();
     let (host, port) = broker.advertised();
     tracing::info!(advertised = %format!("{host}:{port}"), "accepting connections");
@@ -267,7 +273,7 @@ pub async fn serve(broker: Arc<Broker>, mut listener: Box<dyn Listener>, role: L
             loop {
                 tokio::select! {
                     biased;
-                    _ = shutdown.changed() => break 'accepting,
+                    _ = stop.changed() => break 'accepting,
                     Some(_) = connections.join_next(), if !connections.is_empty() => {}
                     _ = i.freed.notified() => {}
                     r = metadata.changed() => if r.is_err() { break 'accepting },
@@ -279,7 +285,7 @@ pub async fn serve(broker: Arc<Broker>, mut listener: Box<dyn Listener>, role: L
         }
         let accepted = tokio::select! {
             biased;
-            _ = shutdown.changed() => break,
+            _ = stop.changed() => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             accepted = listener.accept() => accepted,
         };
@@ -319,7 +325,7 @@ pub async fn serve(broker: Arc<Broker>, mut listener: Box<dyn Listener>, role: L
                 }
                 tokio::select! {
                     biased;
-                    _ = shutdown.changed() => break,
+                    _ = stop.changed() => break,
                     _ = tokio::time::sleep(backoff) => {}
                 }
                 backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
@@ -327,7 +333,17 @@ pub async fn serve(broker: Arc<Broker>, mut listener: Box<dyn Listener>, role: L
         }
     }
     drop(listener);
-    while connections.join_next().await.is_some() {}
+    let drained = tokio::time::timeout(DRAIN_MAX, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::info!(
+            connections = connections.len(),
+            "closing connections whose answers still wait"
+        );
+        connections.shutdown().await;
+    }
 }
 
 /// Serves one connection until the peer closes it, it misbehaves, or the broker shuts down.
@@ -364,7 +380,7 @@ async fn serve_connection(
     };
     let max = usize::try_from(broker.config.socket_request_max_bytes).unwrap_or(usize::MAX);
     let idle = Duration::from_millis(broker.config.connections_max_idle_ms);
-    let mut shutdown = broker.shutdown.clone();
+    let mut stop = broker.stop_serving.clone();
     let reader = async move {
         loop {
             // A client that does not read its answers is not read either; once the writer
@@ -372,7 +388,7 @@ async fn serve_connection(
             // down, so stop too.
             tokio::select! {
                 biased;
-                _ = shutdown.changed() => break,
+                _ = stop.changed() => break,
                 _ = tx.closed() => break,
                 _ = owed.room() => {}
             }
@@ -380,7 +396,7 @@ async fn serve_connection(
             // closed (the answers already owed are still sent).
             let frame = tokio::select! {
                 biased;
-                _ = shutdown.changed() => break,
+                _ = stop.changed() => break,
                 f = tokio::time::timeout(idle, read_frame(&mut rd, max)) => match f {
                     Ok(f) => f,
                     Err(_) => {
@@ -413,7 +429,7 @@ async fn serve_connection(
             let fetch_permit = if request.api_key == ApiKey::Fetch {
                 let permit = tokio::select! {
                     biased;
-                    _ = shutdown.changed() => break,
+                    _ = stop.changed() => break,
                     p = fetch_gate.clone().acquire_owned() => p,
                 };
                 let Ok(permit) = permit else { break };

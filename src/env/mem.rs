@@ -120,7 +120,8 @@ impl MemDisk {
 
     /// Holds every file sync under `dir` until called again with `None` (or another
     /// directory): for tests of what a slow sync lets happen meanwhile. A held sync makes
-    /// durable what the file holds when it is released.
+    /// durable what the file holds when it is released. A file is matched by the path it was
+    /// opened at (a directory renamed since is not followed).
     pub fn hold_syncs(&self, dir: Option<PathBuf>) {
         self.held.send_replace(dir);
     }

@@ -245,7 +245,8 @@ pub struct PlantedBugs {
     /// change (`follow-before-resign`, seed 80275's bug), and its acks=all waiters watch the
     /// log's high watermark rather than their leadership's (as they did when the seed
     /// failed): waiters of the old epoch are answered by the high watermark the follower
-    /// learns. Either half alone is now caught by the other's guard.
+    /// learns. runnel now guards against each half, so either alone would be prevented by
+    /// the other guard.
     pub follow_before_resign: bool,
     /// The group coordinator serves (answers from memory, expires members, writes) whatever
     /// its controller session lease says, so a coordinator cut off from the controller goes

@@ -237,7 +237,7 @@ pub fn handle(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
     }
     let reply_to = ReplyTo::of(req);
     let wait = Duration::from_millis(r.max_wait_ms as u64);
-    let mut shutdown = broker.shutdown.clone();
+    let mut stop = broker.stop_serving.clone();
     Reply::Later(Box::pin(async move {
         let deadline = crate::env::monotonic_now() + wait;
         loop {
@@ -252,7 +252,7 @@ pub fn handle(broker: &Arc<Broker>, req: &RequestFrame) -> Reply {
             };
             let timed_out = tokio::select! {
                 biased;
-                _ = shutdown.changed() => true,
+                _ = stop.changed() => true,
                 _ = tokio::time::sleep_until(deadline) => true,
                 closed = changed => {
                     if let Some(i) = closed {

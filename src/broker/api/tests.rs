@@ -831,7 +831,7 @@ async fn a_clean_shutdown_answers_acks_all_whose_sync_was_under_way() {
     );
     let produce = {
         let b = b.clone();
-        tokio::spawn(async move { produce_batch(&b, "t", -1, batch).await })
+        tokio::spawn(async move { produce_batch_within(&b, "t", -1, batch, 60_000).await })
     };
     while log.offsets().log_end == 0 {
         tokio::task::yield_now().await;
@@ -847,7 +847,10 @@ async fn a_clean_shutdown_answers_acks_all_whose_sync_was_under_way() {
     disk.hold_syncs(None);
     let p = produce.await.unwrap();
     assert_eq!((p.error_code, p.base_offset), (0, 0), "{p:?}");
-    lifecycle.await.unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(60), lifecycle)
+        .await
+        .expect("the controlled shutdown never finished")
+        .unwrap();
     assert!(
         !matches!(
             b.leadership("t", 0),
@@ -898,9 +901,20 @@ async fn produce_batch(
     acks: i16,
     batch: Vec<u8>,
 ) -> produce_response::PartitionProduceResponse {
+    produce_batch_within(b, name, acks, batch, 1000).await
+}
+
+/// [`produce_batch`] with the request's `timeout_ms`.
+async fn produce_batch_within(
+    b: &Arc<Broker>,
+    name: &'static str,
+    acks: i16,
+    batch: Vec<u8>,
+    timeout_ms: i32,
+) -> produce_response::PartitionProduceResponse {
     let req = ProduceRequest::default()
         .with_acks(acks)
-        .with_timeout_ms(1000)
+        .with_timeout_ms(timeout_ms)
         .with_topic_data(vec![
             produce_request::TopicProduceData::default()
                 .with_name(topic(name))
