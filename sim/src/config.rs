@@ -983,10 +983,10 @@ mod tests {
         }
         // partition, repair, cut, restore, hold, release, max (latency), restart, power, pause,
         // resume, disk (io/full x2), arm (crash points), isolate and reconnect (the quorum's
-        // leader; killing it shares restart and power).
+        // leader; killing it shares restart and power), stop and start (a clean restart).
         assert_eq!(
             seen.len(),
-            15,
+            17,
             "every kind of fault appears in 300 seeds: {seen:?}"
         );
     }
