@@ -168,11 +168,6 @@ impl LedPartition {
         lock(&self.state).enough_replicas_after_append()
     }
 
-    /// The high watermark.
-    pub fn high_watermark(&self) -> i64 {
-        lock(&self.state).high_watermark()
-    }
-
     /// A follower fetched from `fetch_offset` with everything below `synced_end` synced:
     /// counts it and publishes the high watermark at once. Refused for a broker that holds
     /// no replica.
@@ -424,11 +419,7 @@ impl Broker {
                     published: watch::Sender::new(initial_hw),
                     task: Mutex::new(None),
                 });
-                {
-                    let st = lock(&lp.state);
-                    let hw = st.high_watermark();
-                    lp.publish(&st, hw);
-                }
+                lp.publish(&lock(&lp.state), initial_hw);
                 // What it fetched as a follower last may not be synced yet; its high watermark
                 // counts its synced end.
                 super::sync_soon(&log);

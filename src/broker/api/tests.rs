@@ -62,14 +62,7 @@ fn request(api: ApiKey, version: i16, correlation_id: i32) -> bytes::Bytes {
         .with_request_api_version(version)
         .with_correlation_id(correlation_id)
         .with_client_id(Some(StrBytes::from_static_str("test")));
-    let batch = crate::record::batch::encode_batch(
-        &[crate::record::batch::NewRecord {
-            timestamp: 5,
-            value: Some(b"v".to_vec()),
-            ..Default::default()
-        }],
-        crate::record::batch::ProducerFields::NONE,
-    );
+    let batch = one_record_batch();
     let frame = match api {
         ApiKey::Produce => encode_request(
             &header,
@@ -436,14 +429,7 @@ async fn unknown_api_versions_get_the_kip_511_answer() {
 #[tokio::test]
 async fn a_batch_refused_whole_has_no_record_errors() {
     let b = broker().await;
-    let mut batch = crate::record::batch::encode_batch(
-        &[crate::record::batch::NewRecord {
-            timestamp: 5,
-            value: Some(b"v".to_vec()),
-            ..Default::default()
-        }],
-        crate::record::batch::ProducerFields::NONE,
-    );
+    let mut batch = one_record_batch();
     let last = batch.len() - 1;
     batch[last] ^= 0xff;
     let produce = ProduceRequest::default()
@@ -488,14 +474,7 @@ async fn offset_for_leader_epoch_answers_where_an_epoch_ends() {
         .await;
         tokio::task::yield_now().await;
     };
-    let mut batch = crate::record::batch::encode_batch(
-        &[crate::record::batch::NewRecord {
-            timestamp: 5,
-            value: Some(b"v".to_vec()),
-            ..Default::default()
-        }],
-        crate::record::batch::ProducerFields::NONE,
-    );
+    let mut batch = one_record_batch();
     log.append(&mut batch, 0).unwrap();
     let end = log.log_end_offset();
     let ask = |current: i32, epoch: i32| {
@@ -786,20 +765,10 @@ async fn acks_all_to_a_single_replica_below_min_insync_is_refused() {
     use kafka_protocol::error::ResponseError as E;
     let b = broker().await;
     create_with(&b, "strict", &[("min.insync.replicas", "2")]).await;
-    let batch = || {
-        crate::record::batch::encode_batch(
-            &[crate::record::batch::NewRecord {
-                timestamp: 5,
-                value: Some(b"v".to_vec()),
-                ..Default::default()
-            }],
-            crate::record::batch::ProducerFields::NONE,
-        )
-    };
-    let p = produce_batch(&b, "strict", -1, batch()).await;
+    let p = produce_batch(&b, "strict", -1, one_record_batch()).await;
     assert_eq!(p.error_code, E::NotEnoughReplicas.code(), "{p:?}");
     assert_eq!(b.partition("strict", 0).unwrap().offsets().log_end, 0);
-    let p = produce_batch(&b, "strict", 1, batch()).await;
+    let p = produce_batch(&b, "strict", 1, one_record_batch()).await;
     assert_eq!((p.error_code, p.base_offset), (0, 0), "{p:?}");
 }
 
@@ -821,14 +790,7 @@ async fn a_clean_shutdown_answers_acks_all_whose_sync_was_under_way() {
     }
     let log = b.partition("t", 0).unwrap();
     disk.hold_syncs(Some(log.dir().to_path_buf()));
-    let batch = crate::record::batch::encode_batch(
-        &[crate::record::batch::NewRecord {
-            timestamp: 5,
-            value: Some(b"v".to_vec()),
-            ..Default::default()
-        }],
-        crate::record::batch::ProducerFields::NONE,
-    );
+    let batch = one_record_batch();
     let produce = {
         let b = b.clone();
         tokio::spawn(async move { produce_batch_within(&b, "t", -1, batch, 60_000).await })
@@ -858,6 +820,18 @@ async fn a_clean_shutdown_answers_acks_all_whose_sync_was_under_way() {
         ),
         "the controlled shutdown moved no leadership"
     );
+}
+
+/// A batch of one record (value "v", timestamp 5), without producer fields.
+fn one_record_batch() -> Vec<u8> {
+    crate::record::batch::encode_batch(
+        &[crate::record::batch::NewRecord {
+            timestamp: 5,
+            value: Some(b"v".to_vec()),
+            ..Default::default()
+        }],
+        crate::record::batch::ProducerFields::NONE,
+    )
 }
 
 /// Creates topic `name` (one partition, one replica) with `configs`, and waits for its log.
